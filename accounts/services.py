@@ -1,0 +1,29 @@
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiToken
+from accounts.selectors import get_api_token_for_user
+from accounts.tokens import token_generate, token_hash
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+    """Create a token and return it with its plaintext, which is shown once and never stored."""
+    plaintext = token_generate()
+    token = ApiToken.objects.create(
+        owner=user, name=name.strip() or "API token", prefix=plaintext[:12], key_hash=token_hash(plaintext)
+    )
+    return token, plaintext
+
+
+def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
+    with transaction.atomic():
+        token = get_api_token_for_user(user, token_id)
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+    return token
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())

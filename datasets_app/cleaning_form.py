@@ -1,0 +1,82 @@
+"""The cleaning settings form: every rule can be switched and tuned, with a line of help."""
+
+from __future__ import annotations
+
+from django import forms
+
+from models_app.models import BaseModel
+
+DEFAULT_RULES = {
+    "exact_dedup": True,
+    "exact_normalize": True,
+    "near_dedup": True,
+    "near_threshold": 0.85,
+    "garbled": True,
+    "ads": True,
+    "min_chars": 1,
+    "max_chars": None,
+    "length_mode": "drop",
+    "max_seq_len": 2048,
+    "pii_mask": False,
+}
+
+
+class CleaningForm(forms.Form):
+    exact_dedup = forms.BooleanField(required=False, label="Remove exact duplicates")
+    exact_normalize = forms.BooleanField(
+        required=False, label="…ignoring spaces and upper/lower case", help_text="'Hello  World' = 'hello world'."
+    )
+    near_dedup = forms.BooleanField(required=False, label="Remove near duplicates")
+    near_threshold = forms.FloatField(
+        min_value=0.5,
+        max_value=0.99,
+        label="Near-duplicate similarity",
+        help_text="0.85 removes rows that share about 85% of their wording. Lower removes more.",
+    )
+    garbled = forms.BooleanField(
+        required=False, label="Remove garbled text", help_text="Broken characters (�, 锟斤拷, Ã©) and control codes."
+    )
+    ads = forms.BooleanField(
+        required=False,
+        label="Remove ads and spam",
+        help_text="Links, phone numbers, 'contact me'/加微信 and long runs of one repeated character.",
+    )
+    min_chars = forms.IntegerField(min_value=0, required=False, label="Shortest row (characters)")
+    max_chars = forms.IntegerField(min_value=1, required=False, label="Longest row (characters)")
+    length_mode = forms.ChoiceField(
+        choices=[
+            ("off", "Keep long rows"),
+            ("drop", "Drop rows that are too long"),
+            ("truncate", "Shorten the last answer to fit"),
+            ("split", "Split long conversations into parts"),
+        ],
+        label="Rows longer than the limit",
+    )
+    max_seq_len = forms.IntegerField(
+        min_value=16,
+        max_value=131072,
+        label="Length limit (tokens)",
+        help_text="The guide trains with 2,048 tokens; longer rows cost memory and may not fit.",
+    )
+    base_model = forms.ModelChoiceField(
+        queryset=BaseModel.objects.none(),
+        required=False,
+        label="Count tokens with",
+        help_text="Each model splits text into tokens its own way.",
+    )
+    pii_mask = forms.BooleanField(
+        required=False, label="Mask personal data", help_text="Emails, phone numbers and ID numbers become [EMAIL]…"
+    )
+
+    def __init__(self, *args, initial_rules: dict | None = None, base_models=None, **kwargs):
+        kwargs.setdefault("initial", {**DEFAULT_RULES, **(initial_rules or {})})
+        super().__init__(*args, **kwargs)
+        if base_models is not None:
+            self.fields["base_model"].queryset = base_models
+            self.fields["base_model"].initial = base_models.first()
+
+    def rules(self) -> dict:
+        data = self.cleaned_data
+        return {name: data.get(name) for name in DEFAULT_RULES} | {
+            "min_chars": data.get("min_chars") or 0,
+        }

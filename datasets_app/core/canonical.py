@@ -1,0 +1,57 @@
+"""The canonical conversation row that every dataset is normalised to.
+
+Training, cleaning and statistics read only this shape, whatever the user
+uploaded (alpaca, OpenAI messages, ShareGPT, prompt/completion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal, NotRequired, TypedDict
+
+import orjson
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+
+FORMATS: tuple[str, ...] = ("alpaca", "messages", "sharegpt", "prompt_completion")
+
+
+class Message(TypedDict):
+    role: Role
+    content: str
+    name: NotRequired[str]
+    tool_calls: NotRequired[list]
+    tool_call_id: NotRequired[str]
+
+
+class CanonicalRow(TypedDict):
+    messages: list[Message]
+    source_line: int
+
+
+def row_text(row: CanonicalRow) -> str:
+    """All message contents joined: what duplicate and quality checks look at."""
+    return "\n".join(message["content"] for message in row["messages"])
+
+
+def read_rows(path: str | Path) -> Iterator[CanonicalRow]:
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def write_rows(path: str | Path, rows: Iterable[CanonicalRow]) -> int:
+    count = 0
+    with open(path, "wb") as handle:
+        for row in rows:
+            handle.write(orjson.dumps(row))
+            handle.write(b"\n")
+            count += 1
+    return count
+
+
+def dumps_row(row: CanonicalRow) -> bytes:
+    return orjson.dumps(row) + b"\n"

@@ -1,0 +1,36 @@
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, QuerySet
+from django.shortcuts import get_object_or_404
+
+from datasets_app.models import Dataset, DatasetFile, DatasetVersion, FileRole
+from jobs.models import Job
+
+
+def dataset_list_for_user(user: AbstractBaseUser) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(owner_id=user.pk).annotate(version_count=Count("versions", distinct=True))
+
+
+def get_dataset_for_user(user: AbstractBaseUser, dataset_id: int) -> Dataset:
+    return get_object_or_404(Dataset, pk=dataset_id, owner_id=user.pk)
+
+
+def get_dataset_file_for_user(user: AbstractBaseUser, file_id: int) -> DatasetFile:
+    return get_object_or_404(DatasetFile.objects.select_related("dataset", "blob"), pk=file_id, dataset__owner_id=user.pk)
+
+
+def get_dataset_version_for_user(user: AbstractBaseUser, version_id: int) -> DatasetVersion:
+    return get_object_or_404(
+        DatasetVersion.objects.select_related("dataset", "parent"), pk=version_id, dataset__owner_id=user.pk
+    )
+
+
+def validation_files_for_dataset(dataset: Dataset) -> QuerySet[DatasetFile]:
+    return dataset.files.filter(role=FileRole.VALIDATION, valid_rows__gt=0)
+
+
+def version_jobs(version: DatasetVersion) -> QuerySet[Job]:
+    return Job.objects.filter(subject_type="dataset_version", subject_id=version.pk)
+
+
+def latest_preview_job(version: DatasetVersion) -> Job | None:
+    return version_jobs(version).filter(kind="clean_preview").order_by("-created_at").first()

@@ -1,0 +1,42 @@
+"""The shapes of messages sent to browsers over websockets (and the events API)."""
+
+from typing import Literal, NotRequired, TypedDict
+
+
+class JobSnapshot(TypedDict):
+    id: int
+    kind: str
+    state: str
+    progress: float
+    progress_message: str
+    eta_seconds: float | None
+    error: dict | None
+    result_ready: bool
+
+
+class ProgressPayload(TypedDict):
+    done: int
+    total: int
+    fraction: float
+    eta_seconds: float | None
+    message: str
+
+
+class StatePayload(TypedDict):
+    state: str
+    error: NotRequired[dict | None]
+
+
+class LogPayload(TypedDict):
+    level: Literal["info", "warning", "error"]
+    message: str
+
+
+class EventMessage(TypedDict):
+    """What a websocket client receives for each event."""
+
+    type: Literal["event"]
+    seq: int | None  # None for progress ticks, which are not stored
+    kind: str
+    payload: dict
+    at: str

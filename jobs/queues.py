@@ -1,0 +1,27 @@
+"""Queue names and routes, in one place.
+
+Data work (validation, cleaning, statistics) runs on CPU workers. Training and
+serving go to GPU queues: "gpu" for any GPU, "gpu.<host>.<index>" for one card.
+A laptop runs one worker that consumes every queue.
+"""
+
+from jobs.states import JobKind
+
+QUEUE_DATA = "data"
+QUEUE_GPU_ANY = "gpu"
+
+KIND_QUEUES: dict[str, str] = {
+    JobKind.VALIDATE: QUEUE_DATA,
+    JobKind.STATS: QUEUE_DATA,
+    JobKind.CLEAN_PREVIEW: QUEUE_DATA,
+    JobKind.CLEAN_APPLY: QUEUE_DATA,
+}
+
+ALL_QUEUES = (QUEUE_DATA, QUEUE_GPU_ANY)
+
+
+def queue_for_job(kind: str, target: str | None = None) -> str:
+    """The queue a job of this kind goes to; `target` pins it to one GPU queue."""
+    if target:
+        return target
+    return KIND_QUEUES.get(kind, QUEUE_DATA)

@@ -1,0 +1,28 @@
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from jobs.models import Job, JobEvent
+
+
+def get_job_for_user(user: AbstractBaseUser, job_id: int) -> Job:
+    return get_object_or_404(Job, pk=job_id, owner_id=user.pk)
+
+
+def job_find_for_user(user: AbstractBaseUser, job_id: int) -> Job | None:
+    """Like get_job_for_user, for callers that must not raise (websocket consumers)."""
+    if not user.is_authenticated:
+        return None
+    return Job.objects.filter(pk=job_id, owner_id=user.pk).first()
+
+
+def job_list_for_user(user: AbstractBaseUser) -> QuerySet[Job]:
+    return Job.objects.filter(owner_id=user.pk)
+
+
+def job_list_for_subject(user: AbstractBaseUser, subject_type: str, subject_id: int) -> QuerySet[Job]:
+    return Job.objects.filter(owner_id=user.pk, subject_type=subject_type, subject_id=subject_id)
+
+
+def job_events_after(job: Job, after: int = 0, limit: int = 5000) -> QuerySet[JobEvent]:
+    return job.events.filter(pk__gt=after).order_by("pk")[:limit]

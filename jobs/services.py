@@ -1,0 +1,139 @@
+"""Job life cycle: create and enqueue, claim, run, finish, cancel."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from jobs.events import job_event_emit
+from jobs.models import Job
+from jobs.queues import queue_for_job
+from jobs.registry import JobCancelled, JobFailure, runner_for
+from jobs.reporter import JobReporter
+from jobs.states import JobState
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15
+# A running job whose heartbeat is older than this belongs to a dead worker.
+STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 4)
+
+
+def job_create(
+    *,
+    owner: AbstractBaseUser,
+    kind: str,
+    params: dict | None = None,
+    subject_type: str = "",
+    subject_id: int | None = None,
+    target_queue: str | None = None,
+) -> Job:
+    """Create a job and enqueue it once the surrounding transaction commits."""
+    job = Job.objects.create(
+        owner=owner,
+        kind=kind,
+        params=params or {},
+        subject_type=subject_type,
+        subject_id=subject_id,
+        queue=queue_for_job(kind, target_queue),
+    )
+    job_event_emit(job.pk, "state", {"state": JobState.QUEUED})
+    transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
+    return job
+
+
+def job_enqueue(*, job_id: int, queue: str) -> None:
+    from jobs.tasks import run_job
+
+    run_job.apply_async(args=[job_id], queue=queue)
+
+
+def job_claim(*, job_id: int, worker: str) -> bool:
+    """Move a job to RUNNING for this worker, unless a live worker already has it.
+
+    A conditional update is the lock: of two workers handed the same message,
+    only one sees a row count of 1.
+    """
+    now = timezone.now()
+    claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+    updated = (
+        Job.objects.filter(claimable, pk=job_id)
+        .update(
+            state=JobState.RUNNING,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            progress=0.0,
+        )
+    )
+    return updated == 1
+
+
+def _heartbeat(job_id: int, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def _finish(job_id: int, state: str, *, result: dict | None = None, error: dict | None = None) -> None:
+    Job.objects.filter(pk=job_id).exclude(state__in=[JobState.CANCELLED]).update(
+        state=state,
+        result=result,
+        error=error,
+        finished_at=timezone.now(),
+        progress=1.0 if state == JobState.SUCCEEDED else F("progress"),
+        eta_seconds=None,
+    )
+    job_event_emit(job_id, "state", {"state": state, "error": error})
+
+
+def job_execute(*, job_id: int, worker: str) -> None:
+    """Run a job to its end. Safe to call twice for the same id."""
+    if not job_claim(job_id=job_id, worker=worker):
+        logger.info("job %s is not claimable (finished, cancelled, deleted or running elsewhere)", job_id)
+        return
+    job = Job.objects.get(pk=job_id)
+    job_event_emit(job_id, "state", {"state": JobState.RUNNING})
+    reporter = JobReporter(job_id)
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(job_id, stop), daemon=True)
+    beat.start()
+    try:
+        result = runner_for(job.kind)(job, reporter)
+    except JobCancelled:
+        job_event_emit(job_id, "log", {"level": "warning", "message": "Stopped: the job was cancelled."})
+    except JobFailure as failure:
+        _finish(job_id, JobState.FAILED, error=failure.as_dict())
+    except Exception as exc:  # the full trace goes to the log; the user gets words
+        logger.exception("job %s crashed", job_id)
+        job_event_emit(job_id, "log", {"level": "error", "message": traceback.format_exc()[-4000:]})
+        _finish(
+            job_id,
+            JobState.FAILED,
+            error={
+                "code": "internal_error",
+                "message": f"Something went wrong inside Lathe ({type(exc).__name__}).",
+                "hint": "Try again. If it happens again, download the log and send it to your administrator.",
+            },
+        )
+    else:
+        _finish(job_id, JobState.SUCCEEDED, result=result)
+    finally:
+        stop.set()
+
+
+def job_cancel(*, job: Job) -> bool:
+    """Ask a job to stop. A queued job never starts; a running one stops at its next progress report."""
+    updated = Job.objects.filter(pk=job.pk, state__in=[JobState.QUEUED, JobState.RUNNING]).update(
+        state=JobState.CANCELLED, finished_at=timezone.now()
+    )
+    if updated:
+        job_event_emit(job.pk, "state", {"state": JobState.CANCELLED})
+    return updated == 1

@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from jobs.services import job_execute
+
+
+@shared_task(name="jobs.run_job", bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_job(self, job_id: int) -> None:
+    job_execute(job_id=job_id, worker=self.request.hostname or "worker")

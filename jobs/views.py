@@ -1,0 +1,58 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts.auth import token_required
+from jobs.events import event_message, job_snapshot
+from jobs.selectors import get_job_for_user, job_events_after, job_list_for_user
+from jobs.services import job_cancel
+
+
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/job_list.html", {"jobs": job_list_for_user(request.user)[:200]})
+
+
+@login_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request.user, job_id)
+    return render(request, "jobs/job_detail.html", {"job": job})
+
+
+@login_required
+@require_POST
+def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request.user, job_id)
+    if job_cancel(job=job):
+        messages.info(request, "The job is cancelled.")
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("job_detail", job_id=job.pk)
+
+
+def _events_payload(request: HttpRequest, job_id: int) -> JsonResponse:
+    job = get_job_for_user(request.user, job_id)
+    after = int(request.GET.get("after") or 0)
+    events = [event_message(event) for event in job_events_after(job, after)]
+    return JsonResponse({"job": job_snapshot(job), "events": events})
+
+
+@login_required
+def job_events(request: HttpRequest, job_id: int) -> JsonResponse:
+    """The stored history as JSON: the page's fallback when websockets are blocked."""
+    return _events_payload(request, job_id)
+
+
+@token_required
+def api_job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
+    job = get_job_for_user(request.user, job_id)
+    return JsonResponse({**job_snapshot(job), "result": job.result})
+
+
+@token_required
+def api_job_events(request: HttpRequest, job_id: int) -> JsonResponse:
+    return _events_payload(request, job_id)

@@ -1,0 +1,44 @@
+"""The test environment, fixed before Django reads its settings.
+
+Loaded as a pytest plugin (`-p tests.environment` in pyproject.toml), so it runs
+before pytest-django imports webapp.settings. Tests get their own data
+directory and their own Redis database; where no Redis answers (a fresh laptop)
+the embedded one is started for the session.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DATA_DIR = REPO / ".data" / "test"
+
+os.environ["LATHE_DATA_DIR"] = str(TEST_DATA_DIR)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["LATHE_ALLOWED_HOSTS"] = "localhost,127.0.0.1,testserver"
+TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _resolve_redis() -> str:
+    from webapp.embedded_redis import redis_answers, start_embedded_redis
+
+    configured = os.environ.get("LATHE_TEST_REDIS_URL")
+    if configured:
+        return configured
+    # Database 15 keeps test queues apart from a developer's running site.
+    if redis_answers("redis://127.0.0.1:6379/15"):
+        return "redis://127.0.0.1:6379/15"
+    process, url = start_embedded_redis(TEST_DATA_DIR / "redis")
+    atexit.register(process.terminate)
+    return url
+
+
+os.environ["REDIS_URL"] = _resolve_redis()
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls the
+# tests make around it are still plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -1,0 +1,83 @@
+"""The job websocket: history replay, live events, and owners only."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from jobs.events import job_event_emit
+from jobs.models import Job
+from webapp.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _connect(user, path: str) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def _job(owner) -> Job:
+    return Job.objects.create(owner=owner, kind="validate", queue="data")
+
+
+async def _receive_all(communicator, count):
+    return [json.loads(await communicator.receive_from(timeout=5)) for _ in range(count)]
+
+
+def test_it_replays_history_then_streams_live_events_to_the_owner(alice):
+    job = _job(alice)
+    job_event_emit(job.pk, "log", {"level": "info", "message": "first"})
+    job_event_emit(job.pk, "log", {"level": "info", "message": "second"})
+
+    async def scenario():
+        communicator = _connect(alice, f"/ws/jobs/{job.pk}/")
+        connected, _ = await communicator.connect()
+        assert connected
+        snapshot, first, second = await _receive_all(communicator, 3)
+        assert snapshot["type"] == "snapshot" and snapshot["job"]["state"] == "queued"
+        assert [first["payload"]["message"], second["payload"]["message"]] == ["first", "second"]
+        await sync_to_async(job_event_emit)(job.pk, "log", {"level": "info", "message": "live"})
+        (live,) = await _receive_all(communicator, 1)
+        assert live["payload"]["message"] == "live" and live["seq"] > second["seq"]
+        await communicator.disconnect()
+
+        # A reconnect asks only for what it has not seen.
+        again = _connect(alice, f"/ws/jobs/{job.pk}/?after={second['seq']}")
+        await again.connect()
+        snapshot, replayed = await _receive_all(again, 2)
+        assert replayed["payload"]["message"] == "live"
+        assert await again.receive_nothing(timeout=0.3)
+        await again.disconnect()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("who", ["bob", "anonymous"])
+def test_it_refuses_anyone_but_the_owner(alice, bob, who):
+    job = _job(alice)
+    user = bob if who == "bob" else None
+
+    async def scenario():
+        communicator = _connect(user, f"/ws/jobs/{job.pk}/")
+        connected, code = await communicator.connect()
+        assert not connected
+        assert code == 4404
+
+    asyncio.run(scenario())
+
+
+def test_it_gives_a_missing_job_the_same_answer_as_someone_elses(alice):
+    async def scenario():
+        communicator = _connect(alice, "/ws/jobs/999999/")
+        connected, code = await communicator.connect()
+        assert (connected, code) == (False, 4404)
+
+    asyncio.run(scenario())

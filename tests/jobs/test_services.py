@@ -1,0 +1,79 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.registry import JobFailure, register_runner
+from jobs.services import STALE_AFTER, job_cancel, job_claim, job_execute
+from jobs.states import JobState
+
+pytestmark = pytest.mark.django_db
+
+
+@register_runner("test_echo")
+def _echo(job, reporter):
+    if job.params.get("fail"):
+        raise JobFailure("bad_input", "The input is bad.", "Fix it.")
+    if job.params.get("crash"):
+        raise RuntimeError("boom")
+    reporter.progress(1, 2, force=True)
+    return {"echo": job.params.get("value")}
+
+
+def _job(owner, **params) -> Job:
+    return Job.objects.create(owner=owner, kind="test_echo", queue="data", params=params)
+
+
+def test_it_lets_only_one_worker_claim_a_job(alice):
+    job = _job(alice)
+    assert job_claim(job_id=job.pk, worker="a") is True
+    assert job_claim(job_id=job.pk, worker="b") is False
+    job.refresh_from_db()
+    assert (job.state, job.worker, job.attempts) == (JobState.RUNNING, "a", 1)
+
+
+def test_it_reclaims_a_job_whose_worker_stopped_beating(alice):
+    job = _job(alice)
+    job_claim(job_id=job.pk, worker="dead")
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - STALE_AFTER - timedelta(seconds=1))
+    assert job_claim(job_id=job.pk, worker="alive") is True
+    job.refresh_from_db()
+    assert (job.worker, job.attempts) == ("alive", 2)
+
+
+def test_it_runs_a_job_once_even_when_delivered_twice(alice):
+    job = _job(alice, value=7)
+    job_execute(job_id=job.pk, worker="a")
+    job_execute(job_id=job.pk, worker="b")
+    job.refresh_from_db()
+    assert (job.state, job.result, job.attempts) == (JobState.SUCCEEDED, {"echo": 7}, 1)
+    assert list(job.events.values_list("payload__state", flat=True).filter(kind="state")) == [
+        "running",
+        "succeeded",
+    ]
+
+
+def test_it_records_a_failure_in_words_the_user_understands(alice):
+    job = _job(alice, fail=True)
+    job_execute(job_id=job.pk, worker="a")
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.error == {"code": "bad_input", "message": "The input is bad.", "hint": "Fix it."}
+
+
+def test_it_hides_a_crash_behind_a_plain_message_and_keeps_the_trace_in_the_log(alice):
+    job = _job(alice, crash=True)
+    job_execute(job_id=job.pk, worker="a")
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.error["code"] == "internal_error"
+    assert "boom" not in job.error["message"]
+    assert job.events.filter(kind="log", payload__message__contains="RuntimeError: boom").exists()
+
+
+def test_it_never_starts_a_job_cancelled_while_queued(alice):
+    job = _job(alice)
+    assert job_cancel(job=job) is True
+    job_execute(job_id=job.pk, worker="a")
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED and job.attempts == 0

@@ -1,0 +1,82 @@
+"""Real processes for tests: a Celery worker and the ASGI server, on the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.db import connection
+
+from jobs.queues import ALL_QUEUES
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL for the database pytest-django created, so child processes share it."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or ""
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{settings['PORT']}" if settings.get("PORT") else ""
+    return f"postgres://{auth}{settings.get('HOST') or '127.0.0.1'}{port}/{settings['NAME']}"
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1"}
+
+
+def start_worker(log_path: Path, *, name: str = "test-worker") -> subprocess.Popen:
+    log = open(log_path, "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--queues", ",".join(ALL_QUEUES),
+         "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO", "--hostname", f"{name}@%h",
+         "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def wait_for_worker(process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("The Celery worker exited:\n" + log_path.read_text()[-3000:])
+        if b"ready." in log_path.read_bytes():
+            return
+        time.sleep(0.2)
+    raise RuntimeError("The Celery worker did not start:\n" + log_path.read_text()[-3000:])
+
+
+def start_server(port: int, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--ws", "websockets", "--log-level", "warning"],
+        cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("The web server exited:\n" + log_path.read_text()[-3000:])
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)  # noqa: S310
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("The web server did not start:\n" + log_path.read_text()[-3000:])
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

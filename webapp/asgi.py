@@ -1,0 +1,28 @@
+"""ASGI entry point: HTTP through Django, websockets through Channels."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_http = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from jobs.routing import websocket_urlpatterns  # noqa: E402
+from webapp.limits import UploadSizeLimit  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        # One self-hosted process serves its own static files; a proxy in front
+        # may serve /static/ itself instead.
+        "http": UploadSizeLimit(ASGIStaticFilesHandler(django_http)),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -1,0 +1,107 @@
+"""`manage.py dev`: the whole site on one machine, started and stopped together.
+
+Migrates, creates the admin account, installs the demo model, finds or starts
+Redis, then runs the ASGI server (uvicorn) and a Celery worker for every queue.
+Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from jobs.queues import ALL_QUEUES
+from webapp.bootstrap import admin_ensure
+from webapp.embedded_redis import redis_answers, start_embedded_redis
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+class Command(BaseCommand):
+    help = "Run the web server, a Celery worker and (when needed) an embedded Redis."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=os.environ.get("LATHE_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("LATHE_PORT", "8000")))
+        parser.add_argument("--skip-demo-model", action="store_true", help="Don't install the demo model.")
+
+    def handle(self, *args, host: str, port: int, skip_demo_model: bool, **options) -> None:
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        signal.signal(signal.SIGTERM, lambda *_: self._stop_all(exit_code=0))
+        try:
+            self._run(host, port, skip_demo_model)
+        except KeyboardInterrupt:
+            self._stop_all(exit_code=0)
+
+    def _run(self, host: str, port: int, skip_demo_model: bool) -> None:
+        self.stdout.write("Preparing the database…")
+        call_command("migrate", interactive=False, verbosity=0)
+        username, password = admin_ensure()
+        if not skip_demo_model:
+            self.stdout.write("Preparing the demo model (the first run converts it, about a minute)…")
+            call_command("install_demo_model")
+        env = {**os.environ, "REDIS_URL": self._redis_url()}
+        python = sys.executable
+        self._spawn(
+            "web",
+            [python, "-m", "uvicorn", "webapp.asgi:application", "--host", host, "--port", str(port),
+             "--log-level", "warning", "--ws", "websockets"],
+            env,
+        )
+        self._spawn(
+            "worker",
+            [python, "-m", "celery", "-A", "webapp", "worker", "--queues", ",".join(ALL_QUEUES),
+             "--concurrency", "2", "--prefetch-multiplier", "1", "--loglevel", "INFO",
+             "--hostname", "cpu@%h"],
+            env,
+        )
+        url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"
+        self.stdout.write(self.style.SUCCESS(f"\nLathe is running at {url}"))
+        if password:
+            self.stdout.write(f"Log in as '{username}' with password '{password}'")
+            self.stdout.write(f"(kept in {settings.DATA_DIR / 'admin_password'})")
+        else:
+            self.stdout.write(f"Log in as '{username}' (password set earlier; reset with `manage.py changepassword`)")
+        self.stdout.write("Press Ctrl-C to stop.\n")
+        while True:
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    self.stderr.write(f"The {name} process stopped (exit code {process.returncode}); stopping all.")
+                    self._stop_all(exit_code=1)
+            time.sleep(1)
+
+    def _redis_url(self) -> str:
+        if os.environ.get("REDIS_URL"):
+            return os.environ["REDIS_URL"]
+        if redis_answers(DEFAULT_REDIS):
+            self.stdout.write("Using the Redis that answers on 127.0.0.1:6379.")
+            return DEFAULT_REDIS
+        process, url = start_embedded_redis(settings.DATA_DIR / "redis")
+        self.processes.append(("redis", process))
+        self.stdout.write(f"Started the embedded Redis at {url} (data in {settings.DATA_DIR / 'redis'}).")
+        return url
+
+    def _spawn(self, name: str, command: list[str], env: dict) -> None:
+        # Own session: Ctrl-C reaches only this launcher, which stops the rest in order.
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        self.processes.append((name, process))
+
+    def _stop_all(self, exit_code: int) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 15
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.stdout.write("Stopped.")
+        sys.exit(exit_code)

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from webapp import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("datasets/", include("datasets_app.urls")),
+    path("jobs/", include("jobs.urls")),
+    path("api/", include("datasets_app.api_urls")),
+    path("api/", include("jobs.api_urls")),
+]
