@@ -3,7 +3,7 @@
 import hashlib
 import secrets
 
-TOKEN_PREFIX = "lathe_"
+TOKEN_PREFIX = "lathe_"  # noqa: S105 (a prefix, not a secret)
 
 
 def token_generate() -> str:

@@ -19,6 +19,7 @@ GPU (about 2-3 min; configs that would end past 390 s are skipped), each config 
 appended to $OUT/train_gpu.jsonl:  PYTHONUNBUFFERED=1 python3 bench/train_gpu.py --budget-seconds 390
 CPU test:  .venv/bin/python bench/train_gpu.py --tiny
 """
+
 import argparse
 import gc
 import json
@@ -38,10 +39,12 @@ from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import AutoModelForCausalLM, Qwen2Config  # noqa: E402
 
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
-FORMULA = ("model_flops = 6*N*T_real + 12*n_layers*d_model*sum(len_i^2); N = all weights but the input "
-           "embedding table (lm_head included), T_real = non-padding tokens, attention term as in PaLM (not "
-           "halved for causality). One formula for all configs, so MFU ratios = tokens/s ratios. A frozen "
-           "base under LoRA does ~4*N*T (no weight grads), +2*N*T when checkpointing recomputes the forward.")
+FORMULA = (
+    "model_flops = 6*N*T_real + 12*n_layers*d_model*sum(len_i^2); N = all weights but the input "
+    "embedding table (lm_head included), T_real = non-padding tokens, attention term as in PaLM (not "
+    "halved for causality). One formula for all configs, so MFU ratios = tokens/s ratios. A frozen "
+    "base under LoRA does ~4*N*T (no weight grads), +2*N*T when checkpointing recomputes the forward."
+)
 
 
 def emit(rec):
@@ -84,7 +87,7 @@ def steps_for(layout, seqs, per_step, cap, dev):
         seqs = sorted(seqs, key=lambda s: -len(s[0]))
     steps = []
     for k in range(0, len(seqs), per_step):
-        chunk, mbs = seqs[k:k + per_step], []
+        chunk, mbs = seqs[k : k + per_step], []
         if layout == "single":
             mbs = [dict(ids=i[None], labels=lab[None], lens=[len(i)]) for i, lab in chunk]
         elif layout == "grouped":  # right-pad each group to its first (longest) sequence
@@ -92,15 +95,20 @@ def steps_for(layout, seqs, per_step, cap, dev):
                 ids = torch.zeros(len(g), len(g[0][0]), dtype=torch.long)
                 labels = torch.full_like(ids, -100)
                 for r, (i, lab) in enumerate(g):
-                    ids[r, :len(i)], labels[r, :len(lab)] = i, lab
+                    ids[r, : len(i)], labels[r, : len(lab)] = i, lab
                 mbs.append(dict(ids=ids, labels=labels, lens=[len(i) for i, _ in g]))
         else:  # packed, greedily in the original order
             for g in split(chunk, lambda g: sum(len(i) for i, _ in g) > cap):
                 lens = [len(i) for i, _ in g]
-                mbs.append(dict(ids=torch.cat([i for i, _ in g])[None],
-                                labels=torch.cat([lab for _, lab in g])[None],
-                                pos=torch.cat([torch.arange(n) for n in lens])[None],
-                                seg=torch.cat([torch.full((n,), j) for j, n in enumerate(lens)]), lens=lens))
+                mbs.append(
+                    dict(
+                        ids=torch.cat([i for i, _ in g])[None],
+                        labels=torch.cat([lab for _, lab in g])[None],
+                        pos=torch.cat([torch.arange(n) for n in lens])[None],
+                        seg=torch.cat([torch.full((n,), j) for j, n in enumerate(lens)]),
+                        lens=lens,
+                    )
+                )
         for mb in mbs:
             mb["n_lab"] = int((mb["labels"][:, 1:] != -100).sum())
             mb.update({key: v.to(dev) for key, v in mb.items() if isinstance(v, torch.Tensor)})
@@ -117,8 +125,9 @@ def forward_loss(lm, mb, loss_mode, n_micro, n_labels):
     if loss_mode == "hf":  # the seed: transformers computes every logit and a mean loss
         return lm(input_ids=mb["ids"], labels=mb["labels"], use_cache=False).loss / n_micro
     mask = block_mask(mb["seg"]) if "seg" in mb else None
-    h = lm.model(input_ids=mb["ids"], position_ids=mb.get("pos"), attention_mask=mask,
-                 use_cache=False).last_hidden_state
+    h = lm.model(
+        input_ids=mb["ids"], position_ids=mb.get("pos"), attention_mask=mask, use_cache=False
+    ).last_hidden_state
     tgt = mb["labels"][:, 1:]
     keep = tgt != -100
     return F.cross_entropy(lm.lm_head(h[:, :-1][keep]).float(), tgt[keep], reduction="sum") / n_labels
@@ -141,8 +150,7 @@ def run_config(c, lm, params, lora_init, warm_seqs, timed_seqs, args, dev, info,
     if c.get("pre"):
         c["pre"](lm)
     plist = [p for _, p in params]
-    # fused=None is torch's default (foreach on CUDA), which is what Trainer's optim="adamw_torch" gets
-    opt = torch.optim.AdamW(plist, lr=2e-4, weight_decay=0.0, fused=c["fused"])
+    opt = torch.optim.AdamW(plist, lr=2e-4, weight_decay=0.0, fused=c["fused"])  # None: as adamw_torch
     warm = steps_for(c["layout"], warm_seqs, args.per_step, c["cap"], dev)
     timed = steps_for(c["layout"], timed_seqs, args.per_step, c["cap"], dev)
 
@@ -177,13 +185,20 @@ def run_config(c, lm, params, lora_init, warm_seqs, timed_seqs, args, dev, info,
     t_real, t_padded, secs = sum(lens), sum(mb["ids"].numel() for mbs in done for mb in mbs), sum(times)
     attention = 12 * info["layers"] * info["hidden"] * sum(n * n for n in lens)
     flops = 6 * info["n_matmul"] * t_real + attention
-    rec = dict(status="ok" if len(times) == len(timed) else "partial", timed_steps=len(times),
-               real_tokens=t_real, padded_tokens=t_padded, padding_frac=round(1 - t_real / t_padded, 4),
-               micro_batches_per_step=round(sum(len(m) for m in done) / len(done), 2),
-               real_tokens_per_s=round(t_real / secs, 1), step_s_mean=round(secs / len(times), 4),
-               step_s_all=[round(x, 3) for x in times],
-               model_tflops_per_s=round(flops / secs / 1e12, 1),
-               loss_first=round(losses[0], 4), loss_last=round(losses[-1], 4))
+    rec = dict(
+        status="ok" if len(times) == len(timed) else "partial",
+        timed_steps=len(times),
+        real_tokens=t_real,
+        padded_tokens=t_padded,
+        padding_frac=round(1 - t_real / t_padded, 4),
+        micro_batches_per_step=round(sum(len(m) for m in done) / len(done), 2),
+        real_tokens_per_s=round(t_real / secs, 1),
+        step_s_mean=round(secs / len(times), 4),
+        step_s_all=[round(x, 3) for x in times],
+        model_tflops_per_s=round(flops / secs / 1e12, 1),
+        loss_first=round(losses[0], 4),
+        loss_last=round(losses[-1], 4),
+    )
     if info.get("peak"):  # datasheet dense bf16; KINDS.md measured ~790 TFLOP/s for 8192^3 on H100/H200
         rec["mfu_vs_peak"] = round(flops / secs / info["peak"], 4)
     if dev.type == "cuda":
@@ -212,41 +227,83 @@ def check_packing(lm, dev, vocab, la, lb):
     ids = torch.cat([a, b])[None].to(dev)
     pos = torch.cat([torch.arange(la), torch.arange(lb)])[None].to(dev)
     mask = block_mask((torch.arange(la + lb) >= la).long().to(dev))
-    variants = {"explicit_block_mask (used by packed)": dict(position_ids=pos, attention_mask=mask),
-                "position_ids_only (transformers detects packing)": dict(position_ids=pos),
-                "no_boundary (contaminated, for contrast)": dict()}
+    variants = {
+        "explicit_block_mask (used by packed)": dict(position_ids=pos, attention_mask=mask),
+        "position_ids_only (transformers detects packing)": dict(position_ids=pos),
+        "no_boundary (contaminated, for contrast)": dict(),
+    }
     with torch.autocast(dev.type, dtype=torch.bfloat16):
         ref = lm.model(input_ids=b[None].to(dev), use_cache=False).last_hidden_state[0].float()
-        hs = {k: lm.model(input_ids=ids, use_cache=False, **kw).last_hidden_state[0, la:].float()
-              for k, kw in variants.items()}
+        hs = {
+            k: lm.model(input_ids=ids, use_cache=False, **kw).last_hidden_state[0, la:].float()
+            for k, kw in variants.items()
+        }
     lm.train()
     return {k: round(((h - ref).norm() / ref.norm()).item(), 5) for k, h in hs.items()}
 
 
 def build(args, dev, peak):
     if args.tiny:
-        seq, cfg = 256, Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                    num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
+        seq, cfg = (
+            256,
+            Qwen2Config(
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                vocab_size=1000,
+            ),
+        )
     else:
-        seq, cfg = 2048, Qwen2Config(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-                                     max_position_embeddings=32768, tie_word_embeddings=False,
-                                     rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+        seq, cfg = (
+            2048,
+            Qwen2Config(
+                hidden_size=3584,
+                intermediate_size=18944,
+                num_hidden_layers=28,
+                num_attention_heads=28,
+                num_key_value_heads=4,
+                vocab_size=152064,
+                max_position_embeddings=32768,
+                tie_word_embeddings=False,
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+            ),
+        )
     cfg.use_cache = False
     t = time.time()
     with torch.device(dev):  # random init straight on the GPU
         base = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
     sync(dev)
     n_total = sum(p.numel() for p in base.parameters())
-    info = dict(peak=peak, layers=cfg.num_hidden_layers, hidden=cfg.hidden_size, vocab=cfg.vocab_size,
-                n_matmul=n_total - base.get_input_embeddings().weight.numel())
-    model = get_peft_model(base, LoraConfig(r=64, lora_alpha=16, lora_dropout=0.1, bias="none",
-                                            task_type="CAUSAL_LM",
-                                            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    info = dict(
+        peak=peak,
+        layers=cfg.num_hidden_layers,
+        hidden=cfg.hidden_size,
+        vocab=cfg.vocab_size,
+        n_matmul=n_total - base.get_input_embeddings().weight.numel(),
+    )
+    model = get_peft_model(
+        base,
+        LoraConfig(
+            r=64,
+            lora_alpha=16,
+            lora_dropout=0.1,
+            bias="none",
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        ),
+    )
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    rec = dict(kind="build", build_s=round(time.time() - t, 1), params_total=n_total,
-               params_matmul=info["n_matmul"], lora_params=sum(p.numel() for _, p in params),
-               lora_dtype=str(params[0][1].dtype), attn_implementation=base.config._attn_implementation)
+    rec = dict(
+        kind="build",
+        build_s=round(time.time() - t, 1),
+        params_total=n_total,
+        params_matmul=info["n_matmul"],
+        lora_params=sum(p.numel() for _, p in params),
+        lora_dtype=str(params[0][1].dtype),
+        attn_implementation=base.config._attn_implementation,
+    )
     return seq, model.get_base_model(), params, info, rec
 
 
@@ -257,20 +314,36 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="warm-up optimizer steps per config")
     ap.add_argument("--steps", type=int, default=10, help="timed optimizer steps per config")
     ap.add_argument("--per-step", type=int, default=8, help="sequences per optimizer step (seed: 1 x 8)")
-    ap.add_argument("--cap", type=int, default=0, help="tokens per micro-batch, ours without checkpointing "
-                    "(0 = auto: 4*seq on GPUs over 100 GiB, else 2*seq; halved once on OOM)")
+    ap.add_argument(
+        "--cap",
+        type=int,
+        default=0,
+        help="tokens per micro-batch, ours without checkpointing "
+        "(0 = auto: 4*seq on GPUs over 100 GiB, else 2*seq; halved once on OOM)",
+    )
     ap.add_argument("--only", default="", help="comma-separated config names to run")
     args = ap.parse_args()
     budget_end = T0 + args.budget_seconds
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    env = dict(kind="env", python=sys.version.split()[0], torch=torch.__version__, device=str(dev),
-               transformers=transformers.__version__, peft=peft.__version__, formula=FORMULA)
+    env = dict(
+        kind="env",
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        device=str(dev),
+        transformers=transformers.__version__,
+        peft=peft.__version__,
+        formula=FORMULA,
+    )
     peak, big = None, False
     if dev.type == "cuda":
         name, total = torch.cuda.get_device_name(0), torch.cuda.get_device_properties(0).total_memory
         peak, big = next((v for k, v in PEAK_BF16.items() if k in name), None), total > 100 * 2**30
-        env.update(gpu=name, gpu_mem_gib=round(total / 2**30, 1), cuda=torch.version.cuda,
-                   peak_bf16_tflops_assumed=peak and peak / 1e12)
+        env.update(
+            gpu=name,
+            gpu_mem_gib=round(total / 2**30, 1),
+            cuda=torch.version.cuda,
+            peak_bf16_tflops_assumed=peak and peak / 1e12,
+        )
     emit(env)
 
     seq, lm, params, info, built = build(args, dev, peak)
@@ -288,25 +361,70 @@ def main():
     timed_seqs = make_seqs(args.steps * args.per_step, seq // 8, seq, info["vocab"], seed=2)
     seed, ours = dict(fused=None, loss="hf"), dict(fused=True, loss="sel")
     configs = [  # "ours" = no checkpointing, fused AdamW, lm_head on labelled positions only
-        dict(name="A_seed", layout="single", ckpt=True, cap=seq, **seed,
-             what="bs1 x ga8, checkpointing (use_reentrant=False), sdpa, torch-default AdamW, HF loss"),
-        dict(name="B_ours_grouped", layout="grouped", ckpt=False, cap=cap, **ours,
-             what="ours, length-grouped right-padded micro-batches"),
-        dict(name="B_ours_packed", layout="packed", ckpt=False, cap=cap, **ours,
-             what="ours, packed rows: position_ids + block-diagonal mask (sdpa masked kernel)"),
-        dict(name="C_ours_grouped_ckpt", layout="grouped", ckpt=True, cap=8 * seq, **ours,
-             what="B_ours_grouped with checkpointing, all 8 sequences in one micro-batch"),
-        dict(name="A_seed_no_ckpt", layout="single", ckpt=False, cap=seq, **seed,
-             what="A_seed with checkpointing off (the checkpointing cost alone)"),
-        dict(name="B_ours_single", layout="single", ckpt=False, cap=seq, **ours,
-             what="ours at bs1 x ga8: A_seed_no_ckpt + fused AdamW + labelled-only lm_head"),
+        dict(
+            name="A_seed",
+            layout="single",
+            ckpt=True,
+            cap=seq,
+            **seed,
+            what="bs1 x ga8, checkpointing (use_reentrant=False), sdpa, torch-default AdamW, HF loss",
+        ),
+        dict(
+            name="B_ours_grouped",
+            layout="grouped",
+            ckpt=False,
+            cap=cap,
+            **ours,
+            what="ours, length-grouped right-padded micro-batches",
+        ),
+        dict(
+            name="B_ours_packed",
+            layout="packed",
+            ckpt=False,
+            cap=cap,
+            **ours,
+            what="ours, packed rows: position_ids + block-diagonal mask (sdpa masked kernel)",
+        ),
+        dict(
+            name="C_ours_grouped_ckpt",
+            layout="grouped",
+            ckpt=True,
+            cap=8 * seq,
+            **ours,
+            what="B_ours_grouped with checkpointing, all 8 sequences in one micro-batch",
+        ),
+        dict(
+            name="A_seed_no_ckpt",
+            layout="single",
+            ckpt=False,
+            cap=seq,
+            **seed,
+            what="A_seed, checkpointing off: the seed's code as written (its TrainingArguments keep "
+            "gradient_checkpointing=False through SFTTrainer's conversion to SFTConfig)",
+        ),
+        dict(
+            name="B_ours_single",
+            layout="single",
+            ckpt=False,
+            cap=seq,
+            **ours,
+            what="ours at bs1 x ga8: A_seed_no_ckpt + fused AdamW + labelled-only lm_head",
+        ),
     ]
     try:  # Liger patches the model for good, so its config runs last
         from liger_kernel.transformers import apply_liger_kernel_to_qwen2 as liger  # rope, rms_norm, swiglu
 
-        configs.append(dict(name="B_ours_grouped_liger", layout="grouped", ckpt=False, cap=cap, **ours,
-                            what="B_ours_grouped + Liger rope/rms_norm/swiglu kernels", pre=lambda m: liger(
-                                cross_entropy=False, fused_linear_cross_entropy=False, model=m)))
+        configs.append(
+            dict(
+                name="B_ours_grouped_liger",
+                layout="grouped",
+                ckpt=False,
+                cap=cap,
+                **ours,
+                what="B_ours_grouped + Liger rope/rms_norm/swiglu kernels",
+                pre=lambda m: liger(cross_entropy=False, fused_linear_cross_entropy=False, model=m),
+            )
+        )
     except Exception as e:
         emit(dict(kind="note", liger="not importable, skipped: " + repr(e)[:120]))
     if args.only:
@@ -316,16 +434,28 @@ def main():
     ctx = (lm, params, lora_init, warm_seqs, timed_seqs, args, dev, info, budget_end)
     for c in configs:
         est = 1.0 if args.tiny else max(45.0, 1.3 * longest)
-        rec = dict(kind="config", name=c["name"], layout=c["layout"], checkpointing=c["ckpt"],
-                   adamw="fused" if c["fused"] else "torch default (foreach)", loss=c["loss"],
-                   cap_tokens=c["cap"], what=c["what"])
+        rec = dict(
+            kind="config",
+            name=c["name"],
+            layout=c["layout"],
+            checkpointing=c["ckpt"],
+            adamw="fused" if c["fused"] else "torch default (foreach)",
+            loss=c["loss"],
+            cap_tokens=c["cap"],
+            what=c["what"],
+        )
         if time.time() + est > budget_end:
             rec.update(status="skipped", why=f"budget: {budget_end - time.time():.0f}s left, need {est:.0f}s")
         else:
             t = time.time()
             res = attempt(c, *ctx)
-            if (res["status"] == "oom" and not c["ckpt"] and c["layout"] != "single" and c["cap"] >= 2 * seq
-                    and time.time() + est < budget_end):  # retry once at half the cap
+            if (
+                res["status"] == "oom"
+                and not c["ckpt"]
+                and c["layout"] != "single"
+                and c["cap"] >= 2 * seq
+                and time.time() + est < budget_end
+            ):  # retry once at half the cap
                 rec["oom_at_cap"], c["cap"] = c["cap"], c["cap"] // 2
                 rec["cap_tokens"] = c["cap"]
                 res = attempt(c, *ctx)
@@ -335,13 +465,17 @@ def main():
         results.append(rec)
 
     base = next((r.get("real_tokens_per_s") for r in results if r["name"] == "A_seed"), None)
-    print(f"\n{'config':22} {'status':8} {'cap':>6} {'tok/s':>9} {'x seed':>7} {'step s':>7} {'MFU':>6} "
-          f"{'peakGiB':>8} pad")
+    print(
+        f"\n{'config':22} {'status':8} {'cap':>6} {'tok/s':>9} {'x seed':>7} {'step s':>7} {'MFU':>6} "
+        f"{'peakGiB':>8} pad"
+    )
     for r in results:
         tps, step, mfu = r.get("real_tokens_per_s"), r.get("step_s_mean", "-"), r.get("mfu_vs_peak", "-")
         ratio = f"{tps / base:.2f}" if tps and base else "-"
-        print(f"{r['name']:22} {r['status']:8} {r['cap_tokens']:>6} {tps or '-':>9} {ratio:>7} {step:>7} "
-              f"{mfu:>6} {r.get('peak_mem_alloc_gib', '-'):>8} {r.get('padding_frac', '-')}")
+        print(
+            f"{r['name']:22} {r['status']:8} {r['cap_tokens']:>6} {tps or '-':>9} {ratio:>7} {step:>7} "
+            f"{mfu:>6} {r.get('peak_mem_alloc_gib', '-'):>8} {r.get('padding_frac', '-')}"
+        )
     print(f"total {time.time() - T0:.0f}s. MFU: {FORMULA.split(';')[0]}", flush=True)
 
 

@@ -24,7 +24,9 @@ DEFAULT_RULES = {
 class CleaningForm(forms.Form):
     exact_dedup = forms.BooleanField(required=False, label="Remove exact duplicates")
     exact_normalize = forms.BooleanField(
-        required=False, label="…ignoring spaces and upper/lower case", help_text="'Hello  World' = 'hello world'."
+        required=False,
+        label="…ignoring spaces and upper/lower case",
+        help_text="'Hello  World' = 'hello world'.",
     )
     near_dedup = forms.BooleanField(required=False, label="Remove near duplicates")
     near_threshold = forms.FloatField(
@@ -34,7 +36,9 @@ class CleaningForm(forms.Form):
         help_text="0.85 removes rows that share about 85% of their wording. Lower removes more.",
     )
     garbled = forms.BooleanField(
-        required=False, label="Remove garbled text", help_text="Broken characters (�, 锟斤拷, Ã©) and control codes."
+        required=False,
+        label="Remove garbled text",
+        help_text="Broken characters (�, 锟斤拷, Ã©) and control codes.",
     )
     ads = forms.BooleanField(
         required=False,
@@ -65,7 +69,9 @@ class CleaningForm(forms.Form):
         help_text="Each model splits text into tokens its own way.",
     )
     pii_mask = forms.BooleanField(
-        required=False, label="Mask personal data", help_text="Emails, phone numbers and ID numbers become [EMAIL]…"
+        required=False,
+        label="Mask personal data",
+        help_text="Emails, phone numbers and ID numbers become [EMAIL]…",
     )
 
     def __init__(self, *args, initial_rules: dict | None = None, base_models=None, **kwargs):

@@ -30,7 +30,10 @@ class FieldMappingForm(forms.Form):
         self.keys = keys
         for index, key in enumerate(keys):
             self.fields[f"map_{index}"] = forms.ChoiceField(
-                label=key, choices=MAPPING_TARGETS, required=False, initial=(initial_mapping or {}).get(key, "")
+                label=key,
+                choices=MAPPING_TARGETS,
+                required=False,
+                initial=(initial_mapping or {}).get(key, ""),
             )
 
     def mapping(self) -> dict[str, str]:

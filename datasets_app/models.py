@@ -56,7 +56,9 @@ class DatasetFile(models.Model):
     valid_rows = models.BigIntegerField(default=0)
     errors_key = models.CharField(max_length=200, blank=True)
     canonical_key = models.CharField(max_length=200, blank=True)
-    validation_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    validation_job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,9 +77,15 @@ class DatasetVersion(models.Model):
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
-    source_file = models.ForeignKey(DatasetFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    rules = models.JSONField(null=True, blank=True, help_text="The cleaning rules that made it from its parent.")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    source_file = models.ForeignKey(
+        DatasetFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rules = models.JSONField(
+        null=True, blank=True, help_text="The cleaning rules that made it from its parent."
+    )
     cleaning_summary = models.JSONField(null=True, blank=True)
     data_key = models.CharField(max_length=200)
     rows = models.BigIntegerField(default=0)

@@ -15,7 +15,9 @@ def get_dataset_for_user(user: AbstractBaseUser, dataset_id: int) -> Dataset:
 
 
 def get_dataset_file_for_user(user: AbstractBaseUser, file_id: int) -> DatasetFile:
-    return get_object_or_404(DatasetFile.objects.select_related("dataset", "blob"), pk=file_id, dataset__owner_id=user.pk)
+    return get_object_or_404(
+        DatasetFile.objects.select_related("dataset", "blob"), pk=file_id, dataset__owner_id=user.pk
+    )
 
 
 def get_dataset_version_for_user(user: AbstractBaseUser, version_id: int) -> DatasetVersion:

@@ -39,7 +39,9 @@ def blob_store_upload(*, uploaded_file: HashedUploadedFile) -> Blob:
 
 
 def dataset_create(*, owner: AbstractBaseUser, name: str, description: str = "") -> Dataset:
-    return Dataset.objects.create(owner=owner, name=name.strip()[:200] or "Untitled dataset", description=description)
+    return Dataset.objects.create(
+        owner=owner, name=name.strip()[:200] or "Untitled dataset", description=description
+    )
 
 
 def dataset_upload(

@@ -58,7 +58,9 @@ def dataset_upload_view(request: HttpRequest) -> HttpResponse:
     if getattr(request, "upload_too_large", False):
         error = upload_too_large_message()
     elif not form.is_valid():
-        error = " ".join(str(e) for errors in form.errors.values() for e in errors) or "Choose a file to upload."
+        error = (
+            " ".join(str(e) for errors in form.errors.values() for e in errors) or "Choose a file to upload."
+        )
     else:
         dataset_file = dataset_upload(
             owner=request.user,
@@ -104,7 +106,9 @@ def dataset_file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
             "report": report,
             "job": dataset_file.validation_job,
             "mapping_form": mapping_form,
-            "split_form": ValidationSplitForm(validation_files=validation_files_for_dataset(dataset_file.dataset)),
+            "split_form": ValidationSplitForm(
+                validation_files=validation_files_for_dataset(dataset_file.dataset)
+            ),
             "versions": dataset_file.dataset.versions.filter(source_file=dataset_file),
             "is_checking": dataset_file.status == FileStatus.VALIDATING,
         },
@@ -128,7 +132,9 @@ def dataset_file_remap(request: HttpRequest, file_id: int) -> HttpResponse:
 def dataset_file_continue(request: HttpRequest, file_id: int) -> HttpResponse:
     """Make a version from the file's good rows, leaving the bad lines out."""
     dataset_file = get_dataset_file_for_user(request.user, file_id)
-    form = ValidationSplitForm(request.POST, validation_files=validation_files_for_dataset(dataset_file.dataset))
+    form = ValidationSplitForm(
+        request.POST, validation_files=validation_files_for_dataset(dataset_file.dataset)
+    )
     if dataset_file.valid_rows == 0:
         messages.error(request, "This file has no usable rows. Fix it and upload it again.")
         return redirect("dataset_file_detail", file_id=dataset_file.pk)
@@ -142,7 +148,9 @@ def dataset_file_continue(request: HttpRequest, file_id: int) -> HttpResponse:
 def _download(key: str, filename: str, content_type: str = "application/x-ndjson") -> FileResponse:
     if not key or not artifact_store().exists(key):
         raise Http404("This file is not available yet.")
-    return FileResponse(artifact_store().open(key), as_attachment=True, filename=filename, content_type=content_type)
+    return FileResponse(
+        artifact_store().open(key), as_attachment=True, filename=filename, content_type=content_type
+    )
 
 
 @login_required
@@ -195,7 +203,9 @@ def dataset_version_clean(request: HttpRequest, version_id: int) -> HttpResponse
     version = get_dataset_version_for_user(request.user, version_id)
     base_models = base_model_list_for_user(request.user).exclude(local_dir="")
     form = CleaningForm(request.POST, base_models=base_models)
-    split_form = ValidationSplitForm(request.POST, validation_files=validation_files_for_dataset(version.dataset))
+    split_form = ValidationSplitForm(
+        request.POST, validation_files=validation_files_for_dataset(version.dataset)
+    )
     if not form.is_valid():
         messages.error(request, "Check the cleaning settings: " + form.errors.as_text())
         return redirect("dataset_version_detail", version_id=version.pk)
@@ -206,7 +216,10 @@ def dataset_version_clean(request: HttpRequest, version_id: int) -> HttpResponse
             messages.error(request, "Check the validation settings: " + split_form.errors.as_text())
             return redirect("dataset_version_detail", version_id=version.pk)
         cleaning_apply_start(
-            version=version, rules=form.rules(), base_model_id=base_model_id, validation=split_form.validation()
+            version=version,
+            rules=form.rules(),
+            base_model_id=base_model_id,
+            validation=split_form.validation(),
         )
         messages.info(request, "Cleaning started. The new version appears when it is done.")
     else:

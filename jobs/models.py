@@ -55,3 +55,6 @@ class JobEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} event {self.pk} of job {self.job_id}"

@@ -5,10 +5,15 @@ serving go to GPU queues: "gpu" for any GPU, "gpu.<host>.<index>" for one card.
 A laptop runs one worker that consumes every queue.
 """
 
+from django.conf import settings
+
 from jobs.states import JobKind
 
-QUEUE_DATA = "data"
-QUEUE_GPU_ANY = "gpu"
+# A namespace lets several installations (or test runs) share one Redis.
+_NS = settings.LATHE_REDIS_NAMESPACE
+
+QUEUE_DATA = f"{_NS}data"
+QUEUE_GPU_ANY = f"{_NS}gpu"
 
 KIND_QUEUES: dict[str, str] = {
     JobKind.VALIDATE: QUEUE_DATA,

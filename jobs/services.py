@@ -63,16 +63,13 @@ def job_claim(*, job_id: int, worker: str) -> bool:
     """
     now = timezone.now()
     claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
-    updated = (
-        Job.objects.filter(claimable, pk=job_id)
-        .update(
-            state=JobState.RUNNING,
-            worker=worker,
-            started_at=now,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            progress=0.0,
-        )
+    updated = Job.objects.filter(claimable, pk=job_id).update(
+        state=JobState.RUNNING,
+        worker=worker,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        progress=0.0,
     )
     return updated == 1
 

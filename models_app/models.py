@@ -10,7 +10,9 @@ class BaseModel(models.Model):
     )
     hf_id = models.CharField(max_length=200, help_text="Hugging Face id, e.g. Qwen/Qwen2.5-7B-Instruct.")
     display_name = models.CharField(max_length=200)
-    local_dir = models.CharField(max_length=500, blank=True, help_text="Folder holding the weights, once present.")
+    local_dir = models.CharField(
+        max_length=500, blank=True, help_text="Folder holding the weights, once present."
+    )
     is_demo = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -13,6 +13,10 @@ def demo_model_install(*, target_dir: Path | None = None, progress=None) -> Base
     model, _ = BaseModel.objects.update_or_create(
         owner=None,
         hf_id=DEMO_MODEL_ID,
-        defaults={"display_name": "SmolLM2 135M Instruct (demo, runs on a CPU)", "local_dir": str(target), "is_demo": True},
+        defaults={
+            "display_name": "SmolLM2 135M Instruct (demo, runs on a CPU)",
+            "local_dir": str(target),
+            "is_demo": True,
+        },
     )
     return model

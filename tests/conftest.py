@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-import redis
 from django.conf import settings
 
 from tests import processes
@@ -45,13 +46,18 @@ def logs_dir():
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, logs_dir):
     """One real Celery worker process for the session, consuming the test Redis."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # stale messages from an earlier run
     log_path = logs_dir / "worker.log"
     log_path.write_bytes(b"")
     process = processes.start_worker(log_path)
     processes.wait_for_worker(process, log_path)
     yield process
     processes.stop(process)
+    # This run's queues and channel groups carry its own prefix: drop them.
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=f"*{settings.LATHE_REDIS_NAMESPACE}*"):
+        client.delete(key)
 
 
 @pytest.fixture(scope="session")
@@ -67,20 +73,32 @@ def live_site(django_db_setup, celery_worker, logs_dir):
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """Debian's Chromium driven by Playwright (never `playwright install`)."""
+    """Debian's Chromium driven by Playwright (never `playwright install`).
+
+    Module scope: Playwright's sync API keeps an event loop running in the
+    test thread while it is open, which async tests of other modules can't share.
+    """
     import os
 
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
-        pytest.fail("Browser tests need Debian's Chromium at /usr/bin/chromium: run `make test` (it installs it).")
+        pytest.fail(
+            "Browser tests need Debian's Chromium at /usr/bin/chromium: run `make test` (it installs it)."
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
@@ -97,7 +115,7 @@ def browser_page(chromium):
 
 
 @pytest.fixture
-def demo_base_model(demo_model_dir, db):
+def demo_base_model(demo_model_dir, transactional_db):
     """The demo model registered for every user, as `make dev` does."""
     from models_app.ml.demo_model import DEMO_MODEL_ID
     from models_app.models import BaseModel
@@ -108,3 +126,25 @@ def demo_base_model(demo_model_dir, db):
         defaults={"display_name": "SmolLM2 135M (demo)", "local_dir": str(demo_model_dir), "is_demo": True},
     )
     return model
+
+
+# --- Demo model and its tokenizer --------------------------------------------
+# Plain Python, no database: used by the Django-free core tests in
+# tests/datasets_app/test_cleaning_*.py, test_stats.py, test_tokens.py and
+# tests/models_app/test_demo_model.py. The conversion (about 20 s) is kept in
+# .data/test-cache across runs; delete that folder to redo it.
+DEMO_MODEL_CACHE = Path(__file__).resolve().parent.parent / ".data" / "test-cache" / "demo-model"
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir() -> Path:
+    from models_app.ml.demo_model import ensure_demo_model
+
+    return ensure_demo_model(DEMO_MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def demo_token_counter(demo_model_dir):
+    from datasets_app.core.tokens import HfTokenCounter
+
+    return HfTokenCounter.from_dir(demo_model_dir)

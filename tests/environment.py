@@ -19,6 +19,9 @@ os.environ["LATHE_DATA_DIR"] = str(TEST_DATA_DIR)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One SQLite file per run, so two runs on one machine never share a database.
+os.environ["LATHE_TEST_DB_NAME"] = f"test-lathe-{os.getpid()}.sqlite3"
+os.environ["LATHE_REDIS_NAMESPACE"] = f"test{os.getpid()}-"
 os.environ["LATHE_ALLOWED_HOSTS"] = "localhost,127.0.0.1,testserver"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 

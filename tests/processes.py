@@ -35,10 +35,31 @@ def child_env() -> dict[str, str]:
 def start_worker(log_path: Path, *, name: str = "test-worker") -> subprocess.Popen:
     log = open(log_path, "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--queues", ",".join(ALL_QUEUES),
-         "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO", "--hostname", f"{name}@%h",
-         "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "webapp",
+            "worker",
+            "--queues",
+            ",".join(ALL_QUEUES),
+            "--concurrency",
+            "1",
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -56,9 +77,25 @@ def wait_for_worker(process: subprocess.Popen, log_path: Path, timeout: float = 
 def start_server(port: int, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--ws", "websockets", "--log-level", "warning"],
-        cwd=REPO, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "webapp.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ws",
+            "websockets",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -21,8 +21,6 @@ application = ProtocolTypeRouter(
         # One self-hosted process serves its own static files; a proxy in front
         # may serve /static/ itself instead.
         "http": UploadSizeLimit(ASGIStaticFilesHandler(django_http)),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

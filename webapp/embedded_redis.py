@@ -46,13 +46,20 @@ def start_embedded_redis(data_dir: Path, port: int | None = None) -> tuple[subpr
     process = subprocess.Popen(
         [
             str(redis_server_binary()),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(data_dir),
-            "--appendonly", "yes",  # the job queue survives a restart
-            "--save", "",
-            "--protected-mode", "yes",
-            "--logfile", str(data_dir / "redis.log"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",  # the job queue survives a restart
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(data_dir / "redis.log"),
         ],
         stdin=subprocess.DEVNULL,
         start_new_session=True,

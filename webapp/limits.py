@@ -34,7 +34,9 @@ class UploadSizeLimit:
             headers = dict(scope.get("headers") or [])
             length = headers.get(b"content-length")
             if length and length.isdigit() and int(length) > settings.LATHE_MAX_UPLOAD_BYTES + _ENVELOPE:
-                body = json.dumps({"error": {"code": "file_too_large", "message": upload_too_large_message()}})
+                body = json.dumps(
+                    {"error": {"code": "file_too_large", "message": upload_too_large_message()}}
+                )
                 await send(
                     {
                         "type": "http.response.start",

@@ -113,7 +113,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # Tests share the database with a real worker process, so it must be a file.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-lathe.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(DATA_DIR / os.environ.get("LATHE_TEST_DB_NAME", "test-lathe.sqlite3"))
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -137,10 +139,13 @@ STATIC_ROOT = DATA_DIR / "collected-static"
 
 # --- Redis, Celery, Channels -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Prefix for queue names and channel groups, so installations can share a Redis.
+LATHE_REDIS_NAMESPACE = os.environ.get("LATHE_REDIS_NAMESPACE", "")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = f"{LATHE_REDIS_NAMESPACE}data"
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in the database, not in a result backend
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -155,7 +160,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "capacity": 1000,
+            "expiry": 60,
+            "prefix": f"{LATHE_REDIS_NAMESPACE}asgi",
+        },
     }
 }
 

@@ -46,10 +46,7 @@ CATEGORIES: dict[str, Category] = _categories(
     ("corrupt_archive", "Damaged compressed file", "file"),
 )
 
-_ONE_OBJECT = (
-    "Each line must be one complete JSON object, like "
-    '{{"instruction": "...", "output": "..."}}.'
-)
+_ONE_OBJECT = 'Each line must be one complete JSON object, like {{"instruction": "...", "output": "..."}}.'
 
 # problem -> (category, message template)
 PROBLEMS: dict[str, tuple[str, str]] = {
@@ -84,8 +81,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     # --- JSON syntax
     "json_ends_early": (
         "invalid_json",
-        "{where} is not valid JSON: it seems to end early (a closing }} or \" is "
-        "missing). " + _ONE_OBJECT,
+        '{where} is not valid JSON: it seems to end early (a closing }} or " is missing). ' + _ONE_OBJECT,
     ),
     "json_single_quotes": (
         "invalid_json",
@@ -108,10 +104,15 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "several lines. Save the file with one row per line (JSON Lines), or as one "
         "list [ ... ] of rows in a .json file.",
     ),
+    "json_control_character": (
+        "invalid_json",
+        "{where} is not valid JSON: some text holds a raw tab or other invisible "
+        "control character. Inside quotes, write a tab as \\t and a line break as "
+        "\\n. " + _ONE_OBJECT,
+    ),
     "json_invalid": (
         "invalid_json",
-        "{where} is not valid JSON (the problem is near character {column}: "
-        "{detail}). " + _ONE_OBJECT,
+        "{where} is not valid JSON (the problem is near character {column}: {detail}). " + _ONE_OBJECT,
     ),
     "array_missing_comma": (
         "invalid_json",
@@ -137,8 +138,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     # --- row shape
     "not_object": (
         "not_object",
-        "{where} is valid JSON but it is {kind}, not an object in curly braces "
-        "{{ }}. " + _ONE_OBJECT,
+        "{where} is valid JSON but it is {kind}, not an object in curly braces {{ }}. " + _ONE_OBJECT,
     ),
     "unknown_format": (
         "unknown_format",
@@ -162,18 +162,15 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     ),
     "wrong_type": (
         "wrong_type",
-        '{where}: "{field}" should be {expected}, but it is {actual}. '
-        "Change it to {expected}.",
+        '{where}: "{field}" should be {expected}, but it is {actual}. Change it to {expected}.',
     ),
     "empty_content": (
         "empty_content",
-        '{where}: "{field}" is empty. A training example needs text there: fill it '
-        "in, or remove this row.",
+        '{where}: "{field}" is empty. A training example needs text there: fill it in, or remove this row.',
     ),
     "unknown_role": (
         "unknown_role",
-        '{where} has the role "{role}", which Lathe does not know. Use one of: '
-        "{allowed}.",
+        '{where} has the role "{role}", which Lathe does not know. Use one of: {allowed}.',
     ),
     "no_assistant_turn": (
         "no_assistant_turn",

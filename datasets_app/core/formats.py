@@ -137,10 +137,28 @@ def _optional_text(value: object, field: str, index: int | None = None) -> str:
 
 
 def _alpaca(row: dict) -> list[Message]:
-    if "instruction" not in row:
-        raise RowError("missing_field", field="instruction", format="alpaca")
-    if "output" not in row:
-        raise RowError("missing_field", field="output", format="alpaca")
+    # The most common format, on the hot path: no work for absent options.
+    try:
+        instruction, output = row["instruction"], row["output"]
+    except KeyError as error:
+        raise RowError("missing_field", field=error.args[0], format="alpaca") from None
+    extra = row.get("input")
+    if extra is not None and extra != "":
+        extra = _optional_text(extra, "input")
+        if not extra.isspace():
+            instruction = _optional_text(instruction, "instruction")
+            instruction = f"{instruction}\n\n{extra}" if instruction else extra
+    turns: list[Message] = [
+        {"role": "user", "content": _text(instruction, "instruction")},
+        {"role": "assistant", "content": _text(output, "output")},
+    ]
+    if "system" in row or "history" in row:
+        return _alpaca_context(row) + turns
+    return turns
+
+
+def _alpaca_context(row: dict) -> list[Message]:
+    """The optional system prompt and earlier turns that precede the last one."""
     messages: list[Message] = []
     system = _optional_text(row.get("system"), "system")
     if system and not system.isspace():
@@ -148,12 +166,6 @@ def _alpaca(row: dict) -> list[Message]:
     history = row.get("history")
     if history:
         messages.extend(_alpaca_history(history))
-    instruction = _optional_text(row["instruction"], "instruction")
-    extra = _optional_text(row.get("input"), "input")
-    if extra and not extra.isspace():
-        instruction = f"{instruction}\n\n{extra}" if instruction else extra
-    messages.append({"role": "user", "content": _text(instruction, "instruction")})
-    messages.append({"role": "assistant", "content": _text(row["output"], "output")})
     return messages
 
 
@@ -174,8 +186,7 @@ def _alpaca_history(history: object) -> list[Message]:
 
 def _messages(row: dict) -> list[Message]:
     messages = [
-        _chat_message(item, index)
-        for index, item in enumerate(_message_list(row["messages"], "messages"), 1)
+        _chat_message(item, index) for index, item in enumerate(_message_list(row["messages"], "messages"), 1)
     ]
     _check_turns(messages)
     return messages
@@ -183,7 +194,9 @@ def _messages(row: dict) -> list[Message]:
 
 def _message_list(value: object, field: str) -> list:
     if type(value) is not list:
-        raise RowError("wrong_type", field=field, expected="a list [ ... ] of messages", actual=kind_of(value))
+        raise RowError(
+            "wrong_type", field=field, expected="a list [ ... ] of messages", actual=kind_of(value)
+        )
     if not value:
         raise RowError("empty_content", field=field)
     return value
@@ -233,7 +246,11 @@ def _join_parts(parts: list, index: int) -> str:
             texts.append(part["text"])
         else:
             expected = 'text, or a list of {"type": "text", "text": "..."} parts'
-            actual = f"a list holding a {part.get('type')!r} part" if type(part) is dict else "a list holding " + kind_of(part)
+            actual = (
+                f"a list holding a {part.get('type')!r} part"
+                if type(part) is dict
+                else "a list holding " + kind_of(part)
+            )
             raise RowError("wrong_type", field="content", index=index, expected=expected, actual=actual)
     return "\n".join(texts)
 
@@ -247,7 +264,9 @@ def _sharegpt(row: dict) -> list[Message]:
     for index, item in enumerate(_message_list(row["conversations"], "conversations"), 1):
         if type(item) is not dict:
             expected = 'an object like {"from": "human", "value": "..."}'
-            raise RowError("wrong_type", field="conversations", index=index, expected=expected, actual=kind_of(item))
+            raise RowError(
+                "wrong_type", field="conversations", index=index, expected=expected, actual=kind_of(item)
+            )
         speaker = item.get("from", item.get("role"))
         if speaker is None:
             raise RowError("missing_field", field="from", index=index, format="sharegpt")

@@ -29,9 +29,7 @@ _INSIDE_STRING = re.compile(r'["\\]')
 _raw_decode = json.JSONDecoder().raw_decode
 
 
-def iter_array(
-    stream: BinaryIO, max_chars: int
-) -> Iterator[tuple[int, str, str | None]]:
+def iter_array(stream: BinaryIO, max_chars: int) -> Iterator[tuple[int, str, str | None]]:
     """Yield ``(line, element_text, problem)`` for each element of the array."""
     yield from _ArrayElements(stream, max_chars).elements()
 
@@ -56,7 +54,7 @@ class _ArrayElements:
         if self.eof:
             return False
         self.discard_before(self.pos)
-        chunk = self.stream.read(CHUNK_BYTES)
+        chunk = self.stream.read1(CHUNK_BYTES)  # one read: a damaged gzip loses little
         self.eof = not chunk
         self.buf += self.decoder.decode(chunk, final=self.eof)
         return True
@@ -122,8 +120,10 @@ class _ArrayElements:
                 # A number cut by the chunk boundary would parse as a shorter one.
                 if end < len(self.buf) or self.eof:
                     self.pos = end
+                    if end - start > self.max_chars:
+                        return self.buf[start : start + SNIPPET_CHARS], "line_too_long"
                     return self.buf[start:end], None
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # [[[[... nests too deep for json
                 end, _, _ = scan_to_separator(self.buf, start, (0, False))
                 if end is not None:
                     # Complete but not valid JSON: hand it on, the validator

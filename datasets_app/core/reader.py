@@ -43,7 +43,8 @@ from datasets_app.core.json_array import iter_array
 
 DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
 SAMPLE_BYTES = 1024 * 1024
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 256 * 1024
+SKIP_BYTES = 64 * 1024  # small: readline(n) briefly needs about 2n bytes
 
 PhysicalLine = tuple[int, "bytes | str", "str | None"]
 
@@ -113,9 +114,7 @@ def _looks_like_gb18030(sample: bytes) -> bool:
     cjk = sum(
         1
         for char in non_ascii
-        if "\u4e00" <= char <= "\u9fff"
-        or "\u3000" <= char <= "\u303f"
-        or "\uff00" <= char <= "\uffef"
+        if "\u4e00" <= char <= "\u9fff" or "\u3000" <= char <= "\u303f" or "\uff00" <= char <= "\uffef"
     )
     return len(non_ascii) >= 2 and cjk * 5 >= len(non_ascii) * 4
 
@@ -134,7 +133,8 @@ class _RecodeToUtf8(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         while not self._pending and not self._eof:
-            chunk = self._source.read(CHUNK_BYTES)
+            # read1: one read of the source, so a damaged gzip loses little.
+            chunk = self._source.read1(CHUNK_BYTES)
             self._eof = not chunk
             text = self._decoder.decode(chunk, final=self._eof)
             self._pending = text.encode("utf-8", "surrogateescape")
@@ -157,7 +157,7 @@ class DatasetReader:
         self.total_bytes = os.path.getsize(self.path)
         self.blank_lines = 0
         self.damaged = False
-        self._raw = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self.compression = "gzip" if self._raw.read(2) == _GZIP_MAGIC else None
         self._raw.seek(0)
         sample = self._sample()
@@ -195,12 +195,17 @@ class DatasetReader:
             return self.total_bytes
 
     def _utf8_stream(self) -> BinaryIO:
-        stream: BinaryIO = self._raw
+        """A buffered stream of UTF-8 bytes, BOM removed."""
+        stream: BinaryIO
         if self.compression == "gzip":
+            # GzipFile is buffered already; read straight from it so that a
+            # truncated archive loses only the line it was cut in.
             stream = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
+        else:
+            stream = io.BufferedReader(self._raw, CHUNK_BYTES)  # type: ignore[arg-type]
         stream.read(self._bom_length)
         if self.encoding in ("utf-8", "utf-8-sig"):
-            return io.BufferedReader(stream, CHUNK_BYTES)  # type: ignore[arg-type]
+            return stream
         return io.BufferedReader(_RecodeToUtf8(stream, self.encoding), CHUNK_BYTES)
 
     def __iter__(self) -> Iterator[PhysicalLine]:
@@ -234,6 +239,6 @@ class DatasetReader:
     @staticmethod
     def _skip_rest_of_line(readline) -> None:
         while True:
-            chunk = readline(CHUNK_BYTES)
+            chunk = readline(SKIP_BYTES)
             if not chunk or chunk[-1] == 10:
                 return

@@ -1,7 +1,8 @@
-"""What is wrong with a row that is not valid JSON, and how to show a row.
+"""How to show a row (snippets), and what is wrong with one that is not JSON.
 
-Only rows that fail to parse come here, so this may be slow and thorough: it
-turns orjson's terse errors into one of the ``json_*`` problems of
+Snippets are taken for every row, so they are cheap. :func:`json_problem` runs
+only for rows that failed to parse, so it may be slow and thorough: it turns
+orjson's terse errors into one of the ``json_*`` problems of
 :mod:`datasets_app.core.categories`, which say what to do about it.
 """
 
@@ -27,11 +28,41 @@ def snippet_of(raw: bytes | str, chars: int) -> str:
     return text[:chars].rstrip("\r\n")
 
 
+def mark_of(raw: bytes | str, chars: int) -> bytes:
+    """A valid row's snippet as cheaply as possible, for a spill-file record.
+
+    Valid rows are JSON objects, so a JSON Lines row starts with "{" (or
+    blanks) and its raw bytes, which hold no newline, can be stored as they are:
+    no decoding on the hot path. Array rows may span lines, so they are stored
+    as a JSON string, which starts with a quote: that tells the two apart.
+    """
+    if type(raw) is bytes:
+        head = raw[:chars]
+        if not head.isascii():  # up to 4 bytes a character
+            head = raw[: chars * 4]
+        return head.rstrip(b"\r\n")
+    return orjson.dumps(snippet_of(raw, chars))
+
+
+def snippet_of_mark(mark: bytes, chars: int) -> str:
+    """The snippet kept by :func:`mark_of`."""
+    mark = mark.rstrip(b"\n")
+    if mark[:1] == b'"':
+        return orjson.loads(mark)
+    return snippet_of(mark, chars)
+
+
 def json_problem(raw: bytes | str, error: orjson.JSONDecodeError, encoding: str) -> tuple[str, dict]:
     """``(problem, params)`` for a row orjson could not parse."""
     if not is_valid_text(raw):
         return "encoding", {"encoding": encoding}
-    data = raw if type(raw) is bytes else raw.encode("utf-8")
+    data = (raw if type(raw) is bytes else raw.encode("utf-8")).rstrip(b"\r\n")
+    try:
+        # Parse again without the newline: a line cut inside a string would
+        # otherwise be blamed on the newline ("control character").
+        orjson.loads(data)
+    except orjson.JSONDecodeError as bare_error:
+        error = bare_error
     message = error.msg
     if _PRETTY_FRAGMENT.match(data):
         return "json_pretty_printed", {}
@@ -43,4 +74,6 @@ def json_problem(raw: bytes | str, error: orjson.JSONDecodeError, encoding: str)
         return "json_extra_text", {}
     if data[error.pos : error.pos + 1] == b"'" or data.lstrip()[:2] == b"{'":
         return "json_single_quotes", {}
+    if "control character" in message:
+        return "json_control_character", {}
     return "json_invalid", {"column": error.pos + 1, "detail": message}

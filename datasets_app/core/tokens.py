@@ -8,7 +8,6 @@ its message contents plus the chat template's framing (``<|im_start|>user\\n``
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -56,7 +55,9 @@ class WhitespaceTokenCounter:
         return text
 
     def conversation_tokens(self, messages: Sequence[Mapping]) -> int:
-        return sum(self.count_many([m["content"] for m in messages])) + self.per_message_overhead * len(messages)
+        return sum(self.count_many([m["content"] for m in messages])) + self.per_message_overhead * len(
+            messages
+        )
 
 
 class HfTokenCounter:
@@ -69,7 +70,9 @@ class HfTokenCounter:
     message (SmolLM2 and Qwen2.5 insert a default system prompt).
     """
 
-    def __init__(self, backend, *, name: str, role_overhead: dict[str, int], implicit_system_tokens: int) -> None:
+    def __init__(
+        self, backend, *, name: str, role_overhead: dict[str, int], implicit_system_tokens: int
+    ) -> None:
         self._backend = backend  # a tokenizers.Tokenizer
         self.name = name
         self.role_overhead = role_overhead
@@ -78,8 +81,9 @@ class HfTokenCounter:
 
     @classmethod
     def from_dir(cls, path: str | Path, *, name: str | None = None) -> HfTokenCounter:
-        # Loading a tokenizer from a folder must never reach for the Hub.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # local_files_only: loading from a folder must never reach for the Hub.
+        # (Setting HF_HUB_OFFLINE here instead would switch the whole worker
+        # process offline, including later base-model downloads.)
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -90,7 +94,9 @@ class HfTokenCounter:
         if tokenizer.chat_template:
             counter.role_overhead, counter.implicit_system_tokens = _measure_template(tokenizer, counter)
         else:
-            counter.role_overhead = dict.fromkeys(("system", "user", "assistant", "tool"), FALLBACK_MESSAGE_OVERHEAD)
+            counter.role_overhead = dict.fromkeys(
+                ("system", "user", "assistant", "tool"), FALLBACK_MESSAGE_OVERHEAD
+            )
         counter.per_message_overhead = max(counter.role_overhead.values())
         return counter
 
@@ -102,7 +108,10 @@ class HfTokenCounter:
         # offsets that count() does not need.
         if not texts:
             return []
-        return [len(encoding) for encoding in self._backend.encode_batch_fast(list(texts), add_special_tokens=False)]
+        return [
+            len(encoding)
+            for encoding in self._backend.encode_batch_fast(list(texts), add_special_tokens=False)
+        ]
 
     def truncate(self, text: str, max_tokens: int) -> str:
         if max_tokens <= 0:
@@ -150,9 +159,7 @@ def conversation_tokens_many(counter: TokenCounter, conversations: Iterable[Sequ
     position = 0
     for messages in conversations:
         size = len(messages)
-        overhead = (
-            framing([m["role"] for m in messages]) if framing else counter.per_message_overhead * size
-        )
+        overhead = framing([m["role"] for m in messages]) if framing else counter.per_message_overhead * size
         totals.append(sum(counts[position : position + size]) + overhead)
         position += size
     return totals

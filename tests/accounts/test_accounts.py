@@ -12,7 +12,12 @@ pytestmark = pytest.mark.django_db
 def test_it_signs_up_and_logs_in_a_new_user(client):
     response = client.post(
         reverse("signup"),
-        {"username": "carol", "email": "", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"},
+        {
+            "username": "carol",
+            "email": "",
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
     )
     assert response.status_code == 302
     assert client.get(reverse("dataset_list")).status_code == 200

@@ -39,7 +39,9 @@ def test_it_reports_three_bad_lines_and_cleans_the_rest(
         "rows => rows.map(r => [r.dataset.category, r.querySelector('.count').textContent.trim()])"
     )
     assert sorted(categories) == [["invalid_json", "1"], ["unknown_format", "1"], ["wrong_type", "1"]]
-    reported_lines = page.locator("#report-counts .example").evaluate_all("els => els.map(e => e.dataset.line)")
+    reported_lines = page.locator("#report-counts .example").evaluate_all(
+        "els => els.map(e => e.dataset.line)"
+    )
     assert sorted(reported_lines, key=int) == ["3", "10", "31"]
     assert page.text_content("#report-valid-rows").strip() == "38"
 

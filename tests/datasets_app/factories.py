@@ -11,7 +11,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from datasets_app.models import Blob, Dataset, DatasetFile, DatasetVersion, FileStatus
 from webapp.storage import artifact_store
 
-
 WORDS = (
     "heart lung kidney liver blood pressure dose tablet fever cough rash allergy insulin glucose scan "
     "contract tenant lease court appeal clause damages witness verdict statute invoice revenue margin "
@@ -30,7 +29,11 @@ def alpaca_lines(count: int, *, start: int = 0) -> list[str]:
     """Distinct rows (no two are near duplicates), so only planted duplicates are found."""
     return [
         json.dumps(
-            {"instruction": f"Explain {_sentence(i, 8)}?", "input": "", "output": f"{i}: {_sentence(10_000 + i, 14)}."}
+            {
+                "instruction": f"Explain {_sentence(i, 8)}?",
+                "input": "",
+                "output": f"{i}: {_sentence(10_000 + i, 14)}.",
+            }
         )
         for i in range(start, start + count)
     ]
@@ -68,11 +71,26 @@ def dataset_with_version(owner, *, rows: int = 20) -> tuple[Dataset, DatasetFile
     errors_key = store_rows(f"tests/{dataset.pk}/errors.jsonl", [])
     blob, _ = Blob.objects.get_or_create(sha256=f"{dataset.pk:064d}", defaults={"size": 1, "key": key})
     dataset_file = DatasetFile.objects.create(
-        dataset=dataset, original_name="data.jsonl", blob=blob, status=FileStatus.VALID, rows=rows,
-        valid_rows=rows, canonical_key=key, errors_key=errors_key, format="alpaca", report={"rows": rows},
+        dataset=dataset,
+        original_name="data.jsonl",
+        blob=blob,
+        status=FileStatus.VALID,
+        rows=rows,
+        valid_rows=rows,
+        canonical_key=key,
+        errors_key=errors_key,
+        format="alpaca",
+        report={"rows": rows},
     )
     version = DatasetVersion.objects.create(
-        dataset=dataset, number=1, source_file=dataset_file, data_key=key, rows=rows,
-        train_key=key, validation_key=key, ready=True, stats={"rows": rows},
+        dataset=dataset,
+        number=1,
+        source_file=dataset_file,
+        data_key=key,
+        rows=rows,
+        train_key=key,
+        validation_key=key,
+        ready=True,
+        stats={"rows": rows},
     )
     return dataset, dataset_file, version

@@ -20,7 +20,9 @@ BAD_LINES = ['{"instruction": "broken', '["not", "an", "object"]', '{"instructio
 
 def _finished(job_id: int) -> Job:
     return wait_until(
-        lambda: (job := Job.objects.get(pk=job_id)).state in FINISHED_STATES and job, timeout=120, message="job"
+        lambda: (job := Job.objects.get(pk=job_id)).state in FINISHED_STATES and job,
+        timeout=120,
+        message="job",
     )
 
 
@@ -33,8 +35,10 @@ def _file_with_three_bad_lines() -> list[str]:
     return lines
 
 
-def test_it_validates_continues_cleans_and_makes_a_new_version(alice_client, celery_worker):
-    response = alice_client.post(reverse("dataset_upload"), {"file": jsonl_upload(_file_with_three_bad_lines())})
+def test_it_validates_continues_cleans_and_makes_a_new_version(alice_client, celery_worker, demo_base_model):
+    response = alice_client.post(
+        reverse("dataset_upload"), {"file": jsonl_upload(_file_with_three_bad_lines())}
+    )
     dataset_file = DatasetFile.objects.get()
     assert response["Location"] == reverse("dataset_file_detail", args=[dataset_file.pk])
 
@@ -61,16 +65,27 @@ def test_it_validates_continues_cleans_and_makes_a_new_version(alice_client, cel
     assert version.ready and version.rows == 29
     assert (version.train_rows, version.validation_rows) == (26, 3)
     assert version.stats["rows"] == 29
-    assert sum(version.stats["token_length_histogram"]["counts"]) + version.stats["token_length_histogram"].get(
-        "over_max", 0
-    ) == 29
+    assert (
+        sum(version.stats["token_length_histogram"]["counts"])
+        + version.stats["token_length_histogram"].get("over_max", 0)
+        == 29
+    )
     page = alice_client.get(reverse("dataset_version_detail", args=[version.pk])).content.decode()
     assert 'id="histogram"' in page
 
     rules = {
-        "exact_dedup": "on", "exact_normalize": "on", "near_dedup": "on", "near_threshold": "0.7",
-        "garbled": "on", "ads": "on", "min_chars": "1", "length_mode": "off", "max_seq_len": "2048",
-        "validation_mode": "split", "validation_share": "0.1", "split_seed": "42",
+        "exact_dedup": "on",
+        "exact_normalize": "on",
+        "near_dedup": "on",
+        "near_threshold": "0.7",
+        "garbled": "on",
+        "ads": "on",
+        "min_chars": "1",
+        "length_mode": "off",
+        "max_seq_len": "2048",
+        "validation_mode": "split",
+        "validation_share": "0.1",
+        "split_seed": "42",
     }
     alice_client.post(reverse("dataset_version_clean", args=[version.pk]), {**rules, "action": "preview"})
     preview_job = _finished(Job.objects.get(kind="clean_preview").pk)
@@ -93,7 +108,9 @@ def test_it_validates_continues_cleans_and_makes_a_new_version(alice_client, cel
 def test_it_accepts_uploads_from_scripts_with_a_token(alice, celery_worker):
     _, plaintext = api_token_create(user=alice, name="script")
     api = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
-    response = api.post(reverse("api_dataset_upload"), {"file": jsonl_upload(alpaca_lines(12)), "name": "via api"})
+    response = api.post(
+        reverse("api_dataset_upload"), {"file": jsonl_upload(alpaca_lines(12)), "name": "via api"}
+    )
     assert response.status_code == 201
     body = response.json()
     assert _finished(body["validation_job_id"]).state == "succeeded"
@@ -113,3 +130,28 @@ def test_it_reports_a_file_with_no_valid_rows_in_plain_words(alice_client, celer
     assert [error["category"] for error in dataset_file.report["file_errors"]] == ["no_valid_rows"]
     page = alice_client.get(reverse("dataset_file_detail", args=[dataset_file.pk])).content.decode()
     assert "no_valid_rows" in page and "Continue with" not in page
+
+
+def test_it_lets_the_user_map_other_field_names_onto_a_format(alice_client, celery_worker):
+    lines = [json.dumps({"question": f"Q{i} {word}?", "answer": f"A{i}."}) for i, word in enumerate("abcdef")]
+    alice_client.post(reverse("dataset_upload"), {"file": jsonl_upload(lines)})
+    dataset_file = DatasetFile.objects.get()
+    _finished(dataset_file.validation_job_id)
+    dataset_file.refresh_from_db()
+    assert dataset_file.status == FileStatus.INVALID
+    assert {"question", "answer"} <= set(dataset_file.report["keys_seen"])
+    keys = dataset_file.report["keys_seen"]
+    form = {
+        f"map_{i}": {"question": "instruction", "answer": "output"}.get(key, "") for i, key in enumerate(keys)
+    }
+    alice_client.post(reverse("dataset_file_remap", args=[dataset_file.pk]), form)
+    dataset_file.refresh_from_db()
+    assert dataset_file.field_mapping == {"question": "instruction", "answer": "output"}
+    _finished(dataset_file.validation_job_id)
+    dataset_file.refresh_from_db()
+    assert (dataset_file.status, dataset_file.format, dataset_file.valid_rows) == (
+        FileStatus.VALID,
+        "alpaca",
+        6,
+    )
+    assert dataset_file.dataset.versions.count() == 1

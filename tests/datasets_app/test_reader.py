@@ -65,7 +65,9 @@ def test_it_marks_a_truncated_gzip_as_damaged_after_yielding_what_it_could(tmp_p
 
 def test_it_streams_a_json_array_with_the_line_each_element_starts_on(tmp_path):
     path = tmp_path / "rows.json"
-    path.write_text('[\n  {"instruction": "a",\n   "output": "b"},\n  {"instruction": "c", "output": "d"}\n]\n')
+    path.write_text(
+        '[\n  {"instruction": "a",\n   "output": "b"},\n  {"instruction": "c", "output": "d"}\n]\n'
+    )
     reader, lines = read_all(path)
     assert reader.container == "json_array"
     assert [(number, orjson.loads(raw)["instruction"]) for number, raw, _ in lines] == [(2, "a"), (4, "c")]
@@ -85,14 +87,22 @@ def test_it_reports_a_missing_comma_in_an_array_and_carries_on(tmp_path):
     path = tmp_path / "rows.json"
     path.write_text('[{"a": 1}\n{"b": 2},\n{"c": 3}]')
     _, lines = read_all(path)
-    assert [(number, problem) for number, _, problem in lines] == [(1, None), (2, "array_missing_comma"), (3, None)]
+    assert [(number, problem) for number, _, problem in lines] == [
+        (1, None),
+        (2, "array_missing_comma"),
+        (3, None),
+    ]
 
 
 def test_it_hands_on_a_broken_array_element_and_resumes_after_it(tmp_path):
     path = tmp_path / "rows.json"
     path.write_text('[{"a": 1},\n{"b": tru},\n{"c": 3}]')
     _, lines = read_all(path)
-    assert [(number, raw) for number, raw, _ in lines] == [(1, '{"a": 1}'), (2, '{"b": tru}'), (3, '{"c": 3}')]
+    assert [(number, raw) for number, raw, _ in lines] == [
+        (1, '{"a": 1}'),
+        (2, '{"b": tru}'),
+        (3, '{"c": 3}'),
+    ]
 
 
 def test_it_reports_an_array_cut_off_in_the_middle_of_a_row(tmp_path):
@@ -120,7 +130,12 @@ def test_it_reads_a_gb18030_file(tmp_path):
 
 
 def test_it_reads_utf16_with_and_without_a_bom(tmp_path):
-    text = orjson.dumps(ROW).decode() + "\n" + orjson.dumps({"instruction": "é中", "output": "x"}).decode() + "\n"
+    text = (
+        orjson.dumps(ROW).decode()
+        + "\n"
+        + orjson.dumps({"instruction": "é中", "output": "x"}).decode()
+        + "\n"
+    )
     for name, data, expected in [
         ("bom.jsonl", text.encode("utf-16"), "utf-16-le"),
         ("le.jsonl", text.encode("utf-16-le"), "utf-16-le"),
@@ -152,7 +167,7 @@ def test_it_flags_a_huge_line_without_holding_it_in_memory(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert [(number, problem) for number, _, problem in lines] == [(1, None), (2, "line_too_long"), (3, None)]
-    assert peak < 4 * 1024 * 1024
+    assert peak < 4 * 1024 * 1024  # about twice the limit, not the line
 
 
 def test_it_survives_binary_garbage(tmp_path):

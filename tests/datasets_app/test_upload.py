@@ -35,7 +35,9 @@ def test_it_stores_the_same_file_once_when_uploaded_twice(alice_client, bob_clie
 
 
 def test_it_never_uses_the_uploaded_name_as_a_path(alice_client):
-    alice_client.post(reverse("dataset_upload"), {"file": jsonl_upload(alpaca_lines(2), "../../../etc/evil.jsonl")})
+    alice_client.post(
+        reverse("dataset_upload"), {"file": jsonl_upload(alpaca_lines(2), "../../../etc/evil.jsonl")}
+    )
     dataset_file = DatasetFile.objects.get()
     assert "evil" not in dataset_file.blob.key and ".." not in dataset_file.blob.key
     assert artifact_store().exists(dataset_file.blob.key)

@@ -1,10 +1,9 @@
 """The job websocket: history replay, live events, and owners only."""
 
-import asyncio
 import json
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -57,7 +56,7 @@ def test_it_replays_history_then_streams_live_events_to_the_owner(alice):
         assert await again.receive_nothing(timeout=0.3)
         await again.disconnect()
 
-    asyncio.run(scenario())
+    async_to_sync(scenario)()
 
 
 @pytest.mark.parametrize("who", ["bob", "anonymous"])
@@ -71,7 +70,7 @@ def test_it_refuses_anyone_but_the_owner(alice, bob, who):
         assert not connected
         assert code == 4404
 
-    asyncio.run(scenario())
+    async_to_sync(scenario)()
 
 
 def test_it_gives_a_missing_job_the_same_answer_as_someone_elses(alice):
@@ -80,4 +79,4 @@ def test_it_gives_a_missing_job_the_same_answer_as_someone_elses(alice):
         connected, code = await communicator.connect()
         assert (connected, code) == (False, 4404)
 
-    asyncio.run(scenario())
+    async_to_sync(scenario)()

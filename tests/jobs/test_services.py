@@ -68,7 +68,8 @@ def test_it_hides_a_crash_behind_a_plain_message_and_keeps_the_trace_in_the_log(
     job.refresh_from_db()
     assert job.state == JobState.FAILED and job.error["code"] == "internal_error"
     assert "boom" not in job.error["message"]
-    assert job.events.filter(kind="log", payload__message__contains="RuntimeError: boom").exists()
+    logs = [event.payload["message"] for event in job.events.filter(kind="log")]
+    assert any("RuntimeError: boom" in message for message in logs)
 
 
 def test_it_never_starts_a_job_cancelled_while_queued(alice):

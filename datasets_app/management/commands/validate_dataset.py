@@ -38,17 +38,18 @@ class Command(BaseCommand):
         path: Path = options["path"]
         if not path.is_file():
             raise CommandError(f"No file at {path}.")
-        options_ = ValidationOptions(
+        validation_options = ValidationOptions(
             max_line_bytes=options["max_line_bytes"],
             field_mapping=_parse_mapping(options["map"]),
         )
-        with tempfile.TemporaryDirectory(prefix="lathe-validate-") as workdir:
-            errors_path = Path(workdir) / "errors.jsonl"
-            report = validate_file(path, errors_out=errors_path, options=options_)
-            if options["json"]:
+        if options["json"]:
+            with tempfile.TemporaryDirectory(prefix="lathe-validate-") as workdir:
+                errors_path = Path(workdir) / "errors.jsonl"
+                report = validate_file(path, errors_out=errors_path, options=validation_options)
                 self._print_json(report, errors_path)
-            else:
-                self._print_summary(path, report)
+        else:
+            report = validate_file(path, options=validation_options)
+            self._print_summary(path, report)
         if report.valid_rows == 0:
             raise CommandError("No usable rows.", returncode=1)
 
@@ -74,8 +75,8 @@ class Command(BaseCommand):
         stored = ", ".join(filter(None, [report.encoding, report.container, report.compression]))
         write(f"{path}: {report.format or 'no recognised format'} ({stored})")
         write(
-            f"{report.rows:,} rows: {report.valid_rows:,} usable, "
-            f"{report.error_rows:,} with problems; {report.blank_lines:,} blank lines skipped"
+            f"{_count(report.rows, 'row')}: {report.valid_rows:,} usable, "
+            f"{report.error_rows:,} with problems; {_count(report.blank_lines, 'blank line')} skipped"
         )
         if report.format_counts:
             formats = ", ".join(f"{name} {count:,}" for name, count in report.format_counts.items())
@@ -84,10 +85,14 @@ class Command(BaseCommand):
             write(self.style.ERROR(error.message))
         for category, count in report.counts.items():
             write("")
-            write(self.style.WARNING(f"{CATEGORIES[category].title} ({category}): {count:,} rows"))
+            write(self.style.WARNING(f"{CATEGORIES[category].title} ({category}): {_count(count, 'row')}"))
             for example in report.examples.get(category, []):
                 write(f"  {example.message}")
                 write(f"    {example.snippet[:120]}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
 
 
 def _parse_mapping(pairs: list[str]) -> dict[str, str]:

@@ -51,29 +51,60 @@ class Command(BaseCommand):
         python = sys.executable
         self._spawn(
             "web",
-            [python, "-m", "uvicorn", "webapp.asgi:application", "--host", host, "--port", str(port),
-             "--log-level", "warning", "--ws", "websockets"],
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "webapp.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--ws",
+                "websockets",
+            ],
             env,
         )
         self._spawn(
             "worker",
-            [python, "-m", "celery", "-A", "webapp", "worker", "--queues", ",".join(ALL_QUEUES),
-             "--concurrency", "2", "--prefetch-multiplier", "1", "--loglevel", "INFO",
-             "--hostname", "cpu@%h"],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "webapp",
+                "worker",
+                "--queues",
+                ",".join(ALL_QUEUES),
+                "--concurrency",
+                "2",
+                "--prefetch-multiplier",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                "cpu@%h",
+            ],
             env,
         )
-        url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"
+        url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"  # noqa: S104
         self.stdout.write(self.style.SUCCESS(f"\nLathe is running at {url}"))
         if password:
             self.stdout.write(f"Log in as '{username}' with password '{password}'")
             self.stdout.write(f"(kept in {settings.DATA_DIR / 'admin_password'})")
         else:
-            self.stdout.write(f"Log in as '{username}' (password set earlier; reset with `manage.py changepassword`)")
+            self.stdout.write(
+                f"Log in as '{username}' (password set earlier; reset with `manage.py changepassword`)"
+            )
         self.stdout.write("Press Ctrl-C to stop.\n")
         while True:
             for name, process in self.processes:
                 if process.poll() is not None:
-                    self.stderr.write(f"The {name} process stopped (exit code {process.returncode}); stopping all.")
+                    self.stderr.write(
+                        f"The {name} process stopped (exit code {process.returncode}); stopping all."
+                    )
                     self._stop_all(exit_code=1)
             time.sleep(1)
 

@@ -1,0 +1,127 @@
+"""Conversations longer than the training sequence length, in the model's tokens.
+
+Modes (the guide: "avoid inputs beyond the context limit; truncate or split
+where needed"):
+    drop      remove the conversation
+    truncate  shorten the last assistant message until the whole fits
+    split     cut a multi-turn conversation into consecutive chunks of whole
+              user/assistant exchanges, each repeating the system message
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from datasets_app.core.canonical import CanonicalRow, Message
+from datasets_app.core.cleaning.result import RuleOutcome
+from datasets_app.core.tokens import TokenCounter
+
+
+class TokenLengthStep:
+    rule = "token_length"
+
+    def __init__(self, counter: TokenCounter, max_seq_len: int, mode: str) -> None:
+        self.counter = counter
+        self.max_seq_len = max_seq_len
+        self.mode = mode
+
+    def apply(self, rows: list[CanonicalRow], outcome: RuleOutcome) -> list[CanonicalRow]:
+        # Count every message of the chunk in one batched tokenizer call.
+        contents = [message["content"] for row in rows for message in row["messages"]]
+        counts = self.counter.count_many(contents)
+        kept: list[CanonicalRow] = []
+        position = 0
+        for row in rows:
+            size = len(row["messages"])
+            message_tokens = counts[position : position + size]
+            position += size
+            total = sum(message_tokens) + self._framing(row["messages"])
+            if total <= self.max_seq_len:
+                kept.append(row)
+            elif self.mode == "drop":
+                outcome.record_removed(row, f"{total:,} tokens; the limit is {self.max_seq_len:,}")
+            elif self.mode == "truncate":
+                kept.extend(self._truncate(row, message_tokens, total, outcome))
+            else:
+                kept.extend(self._split(row, message_tokens, total, outcome))
+        return kept
+
+    def _framing(self, messages: Sequence[Message]) -> int:
+        roles = [message["role"] for message in messages]
+        framing = getattr(self.counter, "framing_tokens", None)
+        return framing(roles) if framing else self.counter.per_message_overhead * len(roles)
+
+    def _truncate(
+        self, row: CanonicalRow, message_tokens: list[int], total: int, outcome: RuleOutcome
+    ) -> list[CanonicalRow]:
+        messages = row["messages"]
+        last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
+        if last is None:
+            outcome.record_removed(row, f"{total:,} tokens and no assistant message to shorten")
+            return []
+        budget = message_tokens[last] - (total - self.max_seq_len)
+        shortened = self.counter.truncate(messages[last]["content"], budget) if budget > 0 else ""
+        if not shortened.strip():
+            outcome.record_removed(
+                row,
+                f"{total:,} tokens; even without its last answer it would not fit in {self.max_seq_len:,}",
+            )
+            return []
+        new_messages = [dict(message) for message in messages]
+        new_messages[last]["content"] = shortened
+        new_row = {**row, "messages": new_messages}
+        # Re-tokenising the cut text can differ at the edge; check the real total.
+        if self.counter.conversation_tokens(new_messages) > self.max_seq_len:
+            outcome.record_removed(row, f"{total:,} tokens; shortening the last answer was not enough")
+            return []
+        outcome.record_changed(row, [new_row])
+        return [new_row]
+
+    def _split(
+        self, row: CanonicalRow, message_tokens: list[int], total: int, outcome: RuleOutcome
+    ) -> list[CanonicalRow]:
+        messages = row["messages"]
+        head = 0
+        while head < len(messages) and messages[head]["role"] == "system":
+            head += 1
+        exchanges = _exchanges(messages, head)
+        chunks: list[list[int]] = []
+        current: list[int] = []
+        for exchange in exchanges:
+            if not any(messages[i]["role"] == "assistant" for i in exchange):
+                continue  # a trailing question without an answer teaches nothing
+            if self._fits(messages, message_tokens, head, current + exchange):
+                current = current + exchange
+                continue
+            if current:
+                chunks.append(current)
+            current = exchange if self._fits(messages, message_tokens, head, exchange) else []
+        if current:
+            chunks.append(current)
+        if not chunks:
+            outcome.record_removed(
+                row, f"{total:,} tokens; no single exchange fits in {self.max_seq_len:,} tokens"
+            )
+            return []
+        system = [dict(message) for message in messages[:head]]
+        new_rows = [{**row, "messages": system + [dict(messages[i]) for i in chunk]} for chunk in chunks]
+        outcome.record_changed(row, new_rows)
+        return new_rows
+
+    def _fits(
+        self, messages: Sequence[Message], message_tokens: list[int], head: int, indices: list[int]
+    ) -> bool:
+        chosen = list(range(head)) + indices
+        tokens = sum(message_tokens[i] for i in chosen)
+        return tokens + self._framing([messages[i] for i in chosen]) <= self.max_seq_len
+
+
+def _exchanges(messages: Sequence[Message], start: int) -> list[list[int]]:
+    """Message indices grouped into exchanges: a user message and the replies that follow it."""
+    exchanges: list[list[int]] = []
+    for index in range(start, len(messages)):
+        if messages[index]["role"] == "user" or not exchanges:
+            exchanges.append([index])
+        else:
+            exchanges[-1].append(index)
+    return exchanges
