@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from django import forms
 
+from datasets_app.core.cleaning import CleaningRules
 from models_app.models import BaseModel
 
-DEFAULT_RULES = {
-    "exact_dedup": True,
-    "exact_normalize": True,
-    "near_dedup": True,
-    "near_threshold": 0.85,
-    "garbled": True,
-    "ads": True,
-    "min_chars": 1,
-    "max_chars": None,
-    "length_mode": "drop",
-    "max_seq_len": 2048,
-    "pii_mask": False,
-}
+# The defaults live with the rules themselves (one source of truth).
+DEFAULT_RULES = CleaningRules().to_dict()
+FORM_RULES = (
+    "exact_dedup",
+    "exact_normalize",
+    "near_dedup",
+    "near_threshold",
+    "garbled",
+    "ads",
+    "repeated_char_run",
+    "min_chars",
+    "max_chars",
+    "length_mode",
+    "max_seq_len",
+    "pii_mask",
+)
 
 
 class CleaningForm(forms.Form):
@@ -44,6 +48,12 @@ class CleaningForm(forms.Form):
         required=False,
         label="Remove ads and spam",
         help_text="Links, phone numbers, 'contact me'/加微信 and long runs of one repeated character.",
+    )
+    repeated_char_run = forms.IntegerField(
+        min_value=3,
+        max_value=10000,
+        label="…or one character repeated this many times",
+        help_text="'哈哈哈哈哈哈哈哈哈哈' or '!!!!!!!!!!' counts as spam from 10 in a row.",
     )
     min_chars = forms.IntegerField(min_value=0, required=False, label="Shortest row (characters)")
     max_chars = forms.IntegerField(min_value=1, required=False, label="Longest row (characters)")
@@ -83,6 +93,4 @@ class CleaningForm(forms.Form):
 
     def rules(self) -> dict:
         data = self.cleaned_data
-        return {name: data.get(name) for name in DEFAULT_RULES} | {
-            "min_chars": data.get("min_chars") or 0,
-        }
+        return {name: data.get(name) for name in FORM_RULES} | {"min_chars": data.get("min_chars") or 0}

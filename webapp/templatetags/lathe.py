@@ -17,3 +17,10 @@ def percent(value, digits: int = 0) -> str:
         return f"{float(value) * 100:.{int(digits)}f}%"
     except (TypeError, ValueError):
         return ""
+
+
+@register.filter
+def rule_label(rule: str) -> str:
+    from datasets_app.core.cleaning.rules import RULE_LABELS
+
+    return RULE_LABELS.get(rule, rule)
