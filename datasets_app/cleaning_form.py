@@ -34,6 +34,7 @@ class CleaningForm(forms.Form):
     )
     near_dedup = forms.BooleanField(required=False, label="Remove near duplicates")
     near_threshold = forms.FloatField(
+        required=False,
         min_value=0.5,
         max_value=0.99,
         label="Near-duplicate similarity",
@@ -50,6 +51,7 @@ class CleaningForm(forms.Form):
         help_text="Links, phone numbers, 'contact me'/加微信 and long runs of one repeated character.",
     )
     repeated_char_run = forms.IntegerField(
+        required=False,
         min_value=3,
         max_value=10000,
         label="…or one character repeated this many times",
@@ -67,6 +69,7 @@ class CleaningForm(forms.Form):
         label="Rows longer than the limit",
     )
     max_seq_len = forms.IntegerField(
+        required=False,
         min_value=16,
         max_value=131072,
         label="Length limit (tokens)",
@@ -93,4 +96,9 @@ class CleaningForm(forms.Form):
 
     def rules(self) -> dict:
         data = self.cleaned_data
-        return {name: data.get(name) for name in FORM_RULES} | {"min_chars": data.get("min_chars") or 0}
+        rules = {name: data.get(name) for name in FORM_RULES}
+        # A number left blank means "the default", except max_chars where blank means "no limit".
+        for name in ("near_threshold", "repeated_char_run", "max_seq_len"):
+            if rules[name] is None:
+                rules[name] = DEFAULT_RULES[name]
+        return rules | {"min_chars": data.get("min_chars") or 0}
