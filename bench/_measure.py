@@ -3,7 +3,7 @@
 The parent starts ``python <script> --worker ...``, polls the child's RSS (and its descendants') with
 psutil, and kills it on timeout or when the machine runs low on memory (other work may share it). The
 child does the work and ends with :func:`child_report`, one ``RESULT {json}`` line on stdout that adds
-its own ``ru_maxrss`` (the kernel's high-water mark for that process) and CPU seconds, so a short spike
+its own VmHWM (the kernel's high-water mark of its RSS) and CPU seconds, so a short spike
 between two polls is not missed.
 """
 
@@ -16,11 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
+REPO = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024  # MiB: every "MB" the benchmarks print is 2**20 bytes
 LOW_MEMORY_BYTES = 1536 * MB
 
@@ -37,11 +39,24 @@ class Measured:
 
     @property
     def peak_rss_mb(self) -> float:
-        return max(self.peak_polled_mb, self.result.get("ru_maxrss_mb", 0.0))
+        return max(self.peak_polled_mb, self.result.get("hwm_mb", 0.0))
+
+    def as_dict(self) -> dict:
+        """Flat, for a JSON line: the child's fields plus the parent's measurements."""
+        return {
+            **self.result,
+            "ok": self.ok,
+            "error": self.error,
+            "peak_rss_mb": self.peak_rss_mb,
+            "peak_polled_mb": self.peak_polled_mb,
+            "process_wall_s": self.process_wall_s,
+            "load": [self.load_before, self.load_after],
+        }
 
 
-def run_child(script: str | Path, args: list[str], *, timeout_s: float, poll_s: float = 0.05,
-              env: dict | None = None) -> Measured:
+def run_child(
+    script: str | Path, args: list[str], *, timeout_s: float, poll_s: float = 0.05, env: dict | None = None
+) -> Measured:
     command = [sys.executable, str(script), *args]
     measured = Measured(ok=False, load_before=os.getloadavg()[0])
     started = time.perf_counter()
@@ -60,7 +75,7 @@ def run_child(script: str | Path, args: list[str], *, timeout_s: float, poll_s: 
     measured.load_after = os.getloadavg()[0]
     for line in stdout.decode(errors="replace").splitlines():
         if line.startswith("RESULT "):
-            measured.result = json.loads(line[len("RESULT "):])
+            measured.result = json.loads(line[len("RESULT ") :])
     if poller.low_memory:
         measured.error = "killed: the machine ran low on memory"
     elif not measured.error and child.returncode != 0:
@@ -107,11 +122,50 @@ class RssPoller(threading.Thread):
         self.join()
 
 
-def child_report(**fields: object) -> None:
-    """The child's last word: its results plus its own peak RSS and CPU time."""
+class Stopwatch:
+    """``with Stopwatch() as watch:``, then ``watch.wall_s`` and ``watch.cpu_s`` (all threads)."""
+
+    def __enter__(self) -> Stopwatch:
+        self.wall_s, self.cpu_s = -time.perf_counter(), -_cpu_seconds()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.wall_s += time.perf_counter()
+        self.cpu_s += _cpu_seconds()
+
+
+def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    fields.update(ru_maxrss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child_report(**fields: object) -> None:
+    """The child's last word: its results plus its own peak RSS.
+
+    The peak is VmHWM from /proc, not ``ru_maxrss``: Linux carries ``ru_maxrss`` over ``execve``, so a
+    child started from a large parent would report the parent's size.
+    """
+    status = Path("/proc/self/status").read_text()
+    hwm_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    fields["hwm_mb"] = hwm_kb / 1024
     print("RESULT " + json.dumps(fields), flush=True)
+
+
+def run_work(work: Callable[[dict], None]) -> None:
+    """In the child: time ``work(found)``, which fills ``found`` (rows...), and report.
+
+    An exception is a result too (say, a library refusing a bad line): it is reported, not raised.
+    Call this after the imports, so that they are neither timed nor counted in "RSS after imports".
+    """
+    found: dict = {"base_rss_mb": rss_mb()}
+    watch = Stopwatch()
+    try:
+        with watch:
+            work(found)
+    except Exception as error:  # noqa: BLE001 - the failure is the result
+        text = str(error).strip().splitlines()
+        found["error"] = f"{type(error).__name__}: {text[0][:160] if text else ''}".replace("|", "/")
+    child_report(wall_s=watch.wall_s, cpu_s=watch.cpu_s, **found)
 
 
 def rss_mb() -> float:
@@ -120,12 +174,20 @@ def rss_mb() -> float:
 
 def machine() -> str:
     """One line about the machine, for the top of a results table."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown CPU")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     memory = psutil.virtual_memory()
-    return (f"{os.cpu_count()} cores ({model}), {memory.total / 1024**3:.1f} GiB RAM "
-            f"({memory.available / 1024**3:.1f} available), Python {sys.version.split()[0]}, "
-            f"load average {os.getloadavg()[0]:.2f}")
+    return (
+        f"{os.cpu_count()} cores ({model}), {memory.total / 1024**3:.1f} GiB RAM "
+        f"({memory.available / 1024**3:.1f} available), Python {sys.version.split()[0]}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

@@ -39,12 +39,15 @@ class Corpus:
     """Pools of sentences to build row texts from (all from one seeded RNG)."""
 
     def __init__(self, rng: random.Random, pool_size: int = 40_000) -> None:
-        words = [rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES) + rng.choice(("", "s", "ed", "ing", "er"))
-                 for _ in range(6000)] + _COMMON * 40
+        words = [
+            rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES) + rng.choice(("", "s", "ed", "ing", "er"))
+            for _ in range(6000)
+        ] + _COMMON * 40
         cjk = [chr(0x4E00 + rng.randrange(0x1E00)) for _ in range(2500)]
         self.english = [self._english(rng, words) for _ in range(pool_size)]
-        self.chinese = ["".join(rng.choices(cjk, k=rng.randint(8, 30))) + rng.choice("。！？，")
-                        for _ in range(pool_size)]
+        self.chinese = [
+            "".join(rng.choices(cjk, k=rng.randint(8, 30))) + rng.choice("。！？，") for _ in range(pool_size)
+        ]
 
     @staticmethod
     def _english(rng: random.Random, words: list[str]) -> str:
@@ -73,8 +76,12 @@ def ensure(size_mb: int, *, clean: bool, seed: int = 20240601, force: bool = Fal
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     counts = generate(path, size_mb * 1024 * 1024, clean=clean, seed=seed)
-    manifest = {**wanted, **counts, "bytes": path.stat().st_size,
-                "seconds": round(time.perf_counter() - started, 1)}
+    manifest = {
+        **wanted,
+        **counts,
+        "bytes": path.stat().st_size,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
 

@@ -108,10 +108,8 @@ class HfTokenCounter:
         # offsets that count() does not need.
         if not texts:
             return []
-        return [
-            len(encoding)
-            for encoding in self._backend.encode_batch_fast(list(texts), add_special_tokens=False)
-        ]
+        encode = getattr(self._backend, "encode_batch_fast", self._backend.encode_batch)
+        return [len(encoding) for encoding in encode(list(texts), add_special_tokens=False)]
 
     def truncate(self, text: str, max_tokens: int) -> str:
         if max_tokens <= 0:
@@ -149,18 +147,22 @@ class HfTokenCounter:
         return sum(contents) + self.framing_tokens([message["role"] for message in messages])
 
 
+def framing_for(counter: TokenCounter, roles: Sequence[str]) -> int:
+    """Template tokens around messages with these roles: exact where the counter knows them."""
+    framing = getattr(counter, "framing_tokens", None)
+    return framing(roles) if framing else counter.per_message_overhead * len(roles)
+
+
 def conversation_tokens_many(counter: TokenCounter, conversations: Iterable[Sequence[Mapping]]) -> list[int]:
     """Token counts of many conversations with one batched tokenizer call."""
     conversations = list(conversations)
-    texts = [message["content"] for messages in conversations for message in messages]
-    counts = counter.count_many(texts)
-    framing = getattr(counter, "framing_tokens", None)
+    counts = counter.count_many([message["content"] for messages in conversations for message in messages])
     totals: list[int] = []
     position = 0
     for messages in conversations:
         size = len(messages)
-        overhead = framing([m["role"] for m in messages]) if framing else counter.per_message_overhead * size
-        totals.append(sum(counts[position : position + size]) + overhead)
+        roles = [message["role"] for message in messages]
+        totals.append(sum(counts[position : position + size]) + framing_for(counter, roles))
         position += size
     return totals
 

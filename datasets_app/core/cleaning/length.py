@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from datasets_app.core.canonical import CanonicalRow, Message
 from datasets_app.core.cleaning.result import RuleOutcome
-from datasets_app.core.tokens import TokenCounter
+from datasets_app.core.tokens import TokenCounter, framing_for
 
 
 class TokenLengthStep:
@@ -47,9 +47,7 @@ class TokenLengthStep:
         return kept
 
     def _framing(self, messages: Sequence[Message]) -> int:
-        roles = [message["role"] for message in messages]
-        framing = getattr(self.counter, "framing_tokens", None)
-        return framing(roles) if framing else self.counter.per_message_overhead * len(roles)
+        return framing_for(self.counter, [message["role"] for message in messages])
 
     def _truncate(
         self, row: CanonicalRow, message_tokens: list[int], total: int, outcome: RuleOutcome

@@ -50,7 +50,14 @@ def is_phone(match_text: str) -> bool:
     return 8 <= digits <= 15
 
 
+# Every phone and ID pattern has two digits in a row; most text can skip the
+# (slow, lookbehind-heavy) full patterns after this cheap scan.
+DIGIT_PAIR = re.compile(r"\d\d")
+
+
 def find_phone(text: str) -> re.Match | None:
+    if not DIGIT_PAIR.search(text):
+        return None
     for match in PHONE.finditer(text):
         if is_phone(match.group()):
             return match

@@ -18,6 +18,8 @@ def _mask_phone(match: re.Match) -> str:
 
 
 def mask_pii(text: str) -> str:
+    if "@" not in text and not patterns.DIGIT_PAIR.search(text):
+        return text
     # ID numbers first: an 18-digit ID must not be half-eaten by the phone pattern.
     text = patterns.ID_NUMBER.sub(ID_MASK, text)
     text = patterns.EMAIL.sub(EMAIL_MASK, text)

@@ -83,6 +83,8 @@ def _contact_email(text: str) -> str | None:
     A bare address in an answer ("set user.email to ...") is not; the PII rule
     masks those instead.
     """
+    if "@" not in text:
+        return None
     for match in patterns.EMAIL.finditer(text):
         start = max(0, match.start() - patterns.CONTACT_WINDOW)
         around = text[start : match.end() + 20]
