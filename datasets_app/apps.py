@@ -6,4 +6,13 @@ class DatasetsAppConfig(AppConfig):
     verbose_name = "Datasets"
 
     def ready(self) -> None:
-        from datasets_app import runners  # noqa: F401  (registers the job runners)
+        from jobs.registry import register_runner_path
+        from jobs.states import JobKind
+
+        for kind, function in (
+            (JobKind.VALIDATE, "run_validation"),
+            (JobKind.STATS, "run_version_prepare"),
+            (JobKind.CLEAN_PREVIEW, "run_cleaning_preview"),
+            (JobKind.CLEAN_APPLY, "run_cleaning_apply"),
+        ):
+            register_runner_path(kind, f"datasets_app.runners.{function}")

@@ -22,9 +22,8 @@ from datasets_app.core.validate import ValidationOptions, validate_file
 from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatus
 from datasets_app.services import dataset_version_create, dataset_version_from_file
 from jobs.models import Job
-from jobs.registry import JobFailure, register_runner
+from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
-from jobs.states import JobKind
 from models_app.models import BaseModel
 from models_app.selectors import default_tokenizer_model
 from models_app.tokenizers import token_counter_for
@@ -48,7 +47,6 @@ def _file_status(report: dict) -> str:
     return FileStatus.VALID
 
 
-@register_runner(JobKind.VALIDATE)
 def run_validation(job: Job, reporter: JobReporter) -> dict:
     dataset_file = DatasetFile.objects.select_related("blob", "dataset").filter(pk=job.subject_id).first()
     if dataset_file is None:
@@ -101,7 +99,6 @@ def _token_counter(base_model_id: int | None, job: Job):
     return (token_counter_for(model), model.hf_id) if model else (None, "")
 
 
-@register_runner(JobKind.STATS)
 def run_version_prepare(job: Job, reporter: JobReporter) -> dict:
     """Split a new version into train/validation and compute its statistics."""
     version = DatasetVersion.objects.select_related("validation_file").filter(pk=job.subject_id).first()
@@ -173,13 +170,11 @@ def _clean(job: Job, reporter: JobReporter, out_path: Path | None):
     return version, rules, result, tokenizer_name
 
 
-@register_runner(JobKind.CLEAN_PREVIEW)
 def run_cleaning_preview(job: Job, reporter: JobReporter) -> dict:
     _, _, result, tokenizer_name = _clean(job, reporter, None)
     return {**result.to_dict(), "tokenizer": tokenizer_name}
 
 
-@register_runner(JobKind.CLEAN_APPLY)
 def run_cleaning_apply(job: Job, reporter: JobReporter) -> dict:
     with _workdir() as work:
         out = work / "data.jsonl"

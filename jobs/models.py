@@ -58,3 +58,36 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} event {self.pk} of job {self.job_id}"
+
+
+class Checkpoint(models.Model):
+    """A training checkpoint on the worker's disk, listed so the user can resume from it."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    path = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint(fields=["job", "step"], name="unique_checkpoint_step")]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.step} of job {self.job_id}"
+
+
+class WorkerStatus(models.Model):
+    """What each Celery worker last reported about itself: its queues, GPUs (or CPU) and load."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    queues = models.JSONField(default=list)
+    gpus = models.JSONField(default=list)  # [{"index", "name", "memory_total_mb", ...}]
+    cpu = models.JSONField(default=dict)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hostname"]
+        verbose_name_plural = "worker statuses"
+
+    def __str__(self) -> str:
+        return self.hostname

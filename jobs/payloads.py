@@ -40,3 +40,18 @@ class EventMessage(TypedDict):
     kind: str
     payload: dict
     at: str
+
+
+class MetricPayload(TypedDict):
+    """One logged training step, as charts draw it. Missing values are null."""
+
+    step: int
+    max_steps: int | None
+    epoch: float | None
+    loss: float | None
+    eval_loss: float | None
+    learning_rate: float | None
+    grad_norm: float | None
+    tokens_per_second: float | None
+    token_accuracy: float | None
+    gpu_memory_mb: float | None

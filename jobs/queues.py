@@ -20,9 +20,15 @@ KIND_QUEUES: dict[str, str] = {
     JobKind.STATS: QUEUE_DATA,
     JobKind.CLEAN_PREVIEW: QUEUE_DATA,
     JobKind.CLEAN_APPLY: QUEUE_DATA,
+    JobKind.TRAIN: QUEUE_GPU_ANY,
 }
 
 ALL_QUEUES = (QUEUE_DATA, QUEUE_GPU_ANY)
+
+
+def gpu_queue(host: str, index: int) -> str:
+    """The queue of one card: its worker consumes it besides the shared GPU queue."""
+    return f"{_NS}gpu.{host}.{index}"
 
 
 def queue_for_job(kind: str, target: str | None = None) -> str:

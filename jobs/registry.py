@@ -6,6 +6,7 @@ A runner is `runner(job, reporter) -> dict` (the job's result). It raises
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,19 +17,26 @@ if TYPE_CHECKING:
 Runner = Callable[["Job", "JobReporter"], dict]
 
 _RUNNERS: dict[str, Runner] = {}
+# Runners named by module path are imported on first use, so the web process
+# never loads the heavy libraries (torch, numpy...) that only workers need.
+_RUNNER_PATHS: dict[str, str] = {}
 
 
 class JobFailure(Exception):
     """A failure explained to the user: what went wrong and what to do next."""
 
-    def __init__(self, code: str, message: str, hint: str = "") -> None:
+    def __init__(self, code: str, message: str, hint: str = "", details: dict | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.hint = hint
+        self.details = details
 
     def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+        error = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.details:
+            error["details"] = self.details
+        return error
 
 
 class JobCancelled(Exception):
@@ -43,5 +51,13 @@ def register_runner(kind: str) -> Callable[[Runner], Runner]:
     return decorator
 
 
+def register_runner_path(kind: str, dotted_path: str) -> None:
+    """Name the runner of `kind` as "package.module.function", imported when first needed."""
+    _RUNNER_PATHS[kind] = dotted_path
+
+
 def runner_for(kind: str) -> Runner:
+    if kind not in _RUNNERS and kind in _RUNNER_PATHS:
+        module_name, _, function_name = _RUNNER_PATHS[kind].rpartition(".")
+        _RUNNERS[kind] = getattr(importlib.import_module(module_name), function_name)
     return _RUNNERS[kind]

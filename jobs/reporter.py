@@ -29,7 +29,7 @@ class JobReporter:
         self.log(message)
         self.progress(0, 1, force=True)
 
-    def progress(self, done: int, total: int, *, force: bool = False) -> None:
+    def progress(self, done: int, total: int, *, force: bool = False, raise_on_cancel: bool = True) -> None:
         now = time.monotonic()
         if not force and now - self._last_sent < self.min_interval and done < total:
             return
@@ -45,7 +45,9 @@ class JobReporter:
         )
         if updated == 0:
             # The row left RUNNING: cancelled by the user (or deleted meanwhile).
-            raise JobCancelled()
+            if raise_on_cancel:
+                raise JobCancelled()
+            return
         payload: ProgressPayload = {
             "done": done,
             "total": total,
@@ -61,3 +63,7 @@ class JobReporter:
 
     def log(self, message: str, level: str = "info") -> None:
         job_event_emit(self.job_id, "log", {"level": level, "message": message})
+
+    def cancelled(self) -> bool:
+        """Whether the user asked this job to stop (for code that stops on its own terms)."""
+        return not Job.objects.filter(pk=self.job_id, state=JobState.RUNNING).exists()

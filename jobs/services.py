@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
 from datetime import timedelta
@@ -21,7 +22,7 @@ from jobs.states import JobState
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 15
+HEARTBEAT_SECONDS = float(os.environ.get("LATHE_HEARTBEAT_SECONDS", "15"))
 # A running job whose heartbeat is older than this belongs to a dead worker.
 STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 4)
 
@@ -134,3 +135,33 @@ def job_cancel(*, job: Job) -> bool:
     if updated:
         job_event_emit(job.pk, "state", {"state": JobState.CANCELLED})
     return updated == 1
+
+
+def job_requeue_stale() -> list[int]:
+    """Put back in the queue every running job whose worker stopped heartbeating (killed, machine lost).
+
+    Every worker calls this now and then; the conditional update makes sure only
+    one of them re-enqueues a given job. The job resumes from its last checkpoint.
+    """
+    cutoff = timezone.now() - STALE_AFTER
+    requeued = []
+    for job in Job.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).only("pk", "queue", "worker"):
+        with transaction.atomic():
+            claimed = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, heartbeat_at__lt=cutoff).update(
+                state=JobState.QUEUED
+            )
+            if claimed != 1:
+                continue
+            job_event_emit(
+                job.pk,
+                "log",
+                {
+                    "level": "warning",
+                    "message": f"The worker {job.worker} stopped answering; the job goes back to the queue "
+                    "and continues from its last checkpoint.",
+                },
+            )
+            job_event_emit(job.pk, "state", {"state": JobState.QUEUED})
+            transaction.on_commit(lambda job=job: job_enqueue(job_id=job.pk, queue=job.queue))
+        requeued.append(job.pk)
+    return requeued

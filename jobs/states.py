@@ -19,3 +19,4 @@ class JobKind(models.TextChoices):
     STATS = "stats", "Compute statistics"
     CLEAN_PREVIEW = "clean_preview", "Preview cleaning"
     CLEAN_APPLY = "clean_apply", "Apply cleaning"
+    TRAIN = "train", "Fine-tune"

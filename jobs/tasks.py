@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from jobs import worker_status  # noqa: F401  (connects the worker's status reports)
 from jobs.services import job_execute
 
 

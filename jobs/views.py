@@ -9,6 +9,8 @@ from accounts.auth import token_required
 from jobs.events import event_message, job_snapshot
 from jobs.selectors import get_job_for_user, job_events_after, job_list_for_user
 from jobs.services import job_cancel
+from jobs.states import JobKind
+from jobs.worker_status import live_workers
 
 
 @login_required
@@ -17,9 +19,20 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def gpu_list(request: HttpRequest) -> HttpResponse:
+    """Every GPU of every worker (or the CPU worker on a machine without one), as last reported."""
+    return render(request, "jobs/gpu_list.html", {"workers": live_workers()})
+
+
+@login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_job_for_user(request.user, job_id)
-    return render(request, "jobs/job_detail.html", {"job": job})
+    context = {"job": job}
+    if job.kind == JobKind.TRAIN:
+        from jobs.training.views import training_context
+
+        context.update(training_context(job))
+    return render(request, "jobs/job_detail.html", context)
 
 
 @login_required

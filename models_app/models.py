@@ -26,3 +26,24 @@ class BaseModel(models.Model):
     @property
     def is_available(self) -> bool:
         return bool(self.local_dir)
+
+
+class Adapter(models.Model):
+    """A trained LoRA (or IA³) adapter: safetensors plus adapter_config.json in `path`."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="adapters")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
+    job = models.OneToOneField(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="adapter"
+    )
+    name = models.CharField(max_length=200)
+    path = models.CharField(max_length=500)
+    method = models.CharField(max_length=16, default="lora")
+    rank = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name

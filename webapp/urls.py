@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("datasets/", include("datasets_app.urls")),
     path("jobs/", include("jobs.urls")),
+    path("train/", include("jobs.training.urls")),
     path("api/", include("datasets_app.api_urls")),
     path("api/", include("jobs.api_urls")),
 ]

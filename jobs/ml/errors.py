@@ -11,17 +11,25 @@ from typing import Any
 
 
 class TrainingError(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
+    """``remedies``: recipe changes worth retrying with (field -> value), empty when none apply."""
+
+    def __init__(self, message: str, hint: str = "", *, remedies: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.remedies = dict(remedies or {})
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form for a job's error field or an event."""
-        return {"kind": type(self).__name__, "message": self.message, "hint": self.hint}
+        return {
+            "kind": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            "remedies": self.remedies,
+        }
 
 
 class TrainingModelMissing(TrainingError):
@@ -39,8 +47,10 @@ class TrainingNotRunnable(TrainingError):
 class TrainingDiverged(TrainingError):
     """The loss became NaN/infinite or kept rising: the run was stopped."""
 
-    def __init__(self, message: str, hint: str = "", *, step: int | None = None) -> None:
-        super().__init__(message, hint)
+    def __init__(
+        self, message: str, hint: str = "", *, remedies: dict[str, Any] | None = None, step: int | None = None
+    ) -> None:
+        super().__init__(message, hint, remedies=remedies)
         self.step = step
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,11 +58,4 @@ class TrainingDiverged(TrainingError):
 
 
 class TrainingOutOfMemory(TrainingError):
-    """The GPU ran out of memory. ``remedies`` are recipe changes to retry with."""
-
-    def __init__(self, message: str, hint: str = "", *, remedies: dict[str, Any] | None = None) -> None:
-        super().__init__(message, hint)
-        self.remedies = dict(remedies or {})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "remedies": self.remedies}
+    """The GPU ran out of memory; ``remedies`` shorten sequences, checkpoint and shrink the batch."""

@@ -1,0 +1,305 @@
+"""How much GPU memory a fine-tuning run needs, and how long it takes, before it is started.
+
+All sizes are in GiB (2**30 bytes), the unit in which a "24 GB" or "80 GB" card is sold and
+nvidia-smi counts (an RTX 4090 reports 24,564 MiB). Every estimate assumes each sequence is
+padded to ``max_seq_len``: the worst case, which is what decides whether a run dies of
+out-of-memory halfway through.
+
+The model of a training step (bf16 base, peft adapters in fp32, sdpa attention, the Hugging Face
+loss), with the constants marked *calibrated* fitted to peak memory measured with
+``torch.cuda.max_memory_allocated`` on an H200 for Qwen2.5-7B-, 14B-, 0.5B- and SmolLM2-shaped
+models (random weights, 2,048-token sequences, LoRA r=64):
+
+- base weights: 2 bytes a parameter in bf16/fp16, 4 in fp32; QLoRA keeps the decoder layers'
+  projections in 4-bit NF4 at about 0.55 bytes a parameter (the quantisation constants
+  included) and everything else (embeddings, output head, norms) in 16 bits.
+- adapters: LoRA adds r * (in + out) parameters per targeted projection per layer, IA3 one
+  vector per projection. peft keeps them in fp32; with their gradients and AdamW's two moments
+  that is 16 bytes a trainable parameter (10 with an 8-bit optimizer).
+- activations, per token per layer, without gradient checkpointing: what autograd keeps for the
+  backward pass. The frozen projections keep nothing (they need no weight gradient), but each
+  RMSNorm keeps its input upcast to fp32 (4h bytes each, two per layer); sdpa keeps q, k, v
+  and its output (2 * (2h + 2kv) bytes) and an fp32 log-sum-exp per head, and never the
+  seq x seq score matrix (the flash and memory-efficient kernels don't form it); the SwiGLU
+  MLP keeps the gate output, its SiLU and the up output (3 * 2i bytes); each adapted
+  projection keeps its own bf16 copy of its input for the adapter's gradient (2 * in bytes)
+  plus a one-byte dropout mask when lora_dropout > 0. For Qwen2.5-7B with the seed's recipe
+  (q/k/v/o, dropout 0.1) that is 24h + 4kv + 6i = 202 KB; a colleague measured about 230 KB.
+- activations with gradient checkpointing: each layer's input (2h bytes a token a layer), plus
+  one layer's full activations while that layer is recomputed during the backward pass.
+- logits: batch * seq * vocab entries; the loss upcasts them to fp32 and keeps the
+  log-softmax for the backward pass, LOGITS_BYTES_PER_ENTRY in all at the peak.
+- overhead: the CUDA context, cuBLAS workspaces and what the caching allocator holds but
+  doesn't use: OVERHEAD_GB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models_app.presets import ArchShape
+
+GIB = 2**30
+
+METHODS = ("lora", "qlora", "ia3")
+PRECISION_WEIGHT_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# fp32 adapter weight + fp32 gradient, before the optimizer's own state.
+ADAPTER_BYTES_PER_PARAM = 8
+OPTIMIZER_STATE_BYTES = {"adamw": 8, "adamw_8bit": 2, "paged_adamw_8bit": 2}
+NF4_BYTES_PER_PARAM = 0.55
+LOGITS_BYTES_PER_ENTRY = 8.0  # calibrated
+OVERHEAD_GB = 1.5  # calibrated
+SMALLEST_SUGGESTED_SEQ_LEN = 512
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights_gb: float
+    adapter_and_optimizer_gb: float
+    activations_gb: float
+    logits_gb: float
+    overhead_gb: float
+    total_gb: float
+    trainable_params: int
+    breakdown: dict[str, float] = field(default_factory=dict)
+
+
+def estimate_training_memory(
+    shape: ArchShape,
+    *,
+    method: str,
+    lora_r: int,
+    target_modules: Sequence[str],
+    max_seq_len: int,
+    batch_size: int,
+    gradient_checkpointing: bool,
+    precision: str,
+    optimizer: str = "adamw",
+    lora_dropout: float = 0.1,
+) -> MemoryEstimate:
+    """Peak GPU memory of one training step (see the module docstring for the model)."""
+    _check_choice("method", method, METHODS)
+    _check_choice("precision", precision, PRECISION_WEIGHT_BYTES)
+    _check_choice("optimizer", optimizer, OPTIMIZER_STATE_BYTES)
+    targets = _known_targets(shape, target_modules)
+    element = PRECISION_WEIGHT_BYTES[precision]
+    tokens = batch_size * max_seq_len
+    layers = shape.num_hidden_layers
+
+    weights = _weight_bytes(shape, method, element)
+    trainable = trainable_parameters(shape, method=method, lora_r=lora_r, target_modules=targets)
+    adapter = trainable * ADAPTER_BYTES_PER_PARAM
+    optimizer_state = trainable * OPTIMIZER_STATE_BYTES[optimizer]
+
+    per_layer = activation_bytes_per_token_per_layer(
+        shape, method=method, target_modules=targets, lora_dropout=lora_dropout, precision=precision
+    )
+    if gradient_checkpointing:
+        stored = tokens * layers * element * shape.hidden_size
+        recomputed = tokens * per_layer
+    else:
+        stored = tokens * layers * per_layer
+        recomputed = 0
+    logits = tokens * shape.vocab_size * LOGITS_BYTES_PER_ENTRY
+    overhead = OVERHEAD_GB * GIB
+
+    breakdown = {
+        "base_weights": weights,
+        "adapter_weights_and_gradients": adapter,
+        "optimizer_states": optimizer_state,
+        "stored_activations": stored,
+        "recomputed_layer": recomputed,
+        "logits_and_loss": logits,
+        "cuda_context_and_allocator": overhead,
+    }
+    total = sum(breakdown.values())
+    return MemoryEstimate(
+        weights_gb=_gib(weights),
+        adapter_and_optimizer_gb=_gib(adapter + optimizer_state),
+        activations_gb=_gib(stored + recomputed),
+        logits_gb=_gib(logits),
+        overhead_gb=_gib(overhead),
+        total_gb=_gib(total),
+        trainable_params=trainable,
+        breakdown={name: _gib(value) for name, value in breakdown.items()},
+    )
+
+
+def trainable_parameters(shape: ArchShape, *, method: str, lora_r: int, target_modules: Iterable[str]) -> int:
+    shapes = shape.linear_shapes()
+    if method == "ia3":
+        # One scaling vector per projection: over the output, or the input for down_proj
+        # (peft scales the feed-forward projection's input).
+        per_layer = sum(
+            shapes[name][0] if name == "down_proj" else shapes[name][1] for name in target_modules
+        )
+    else:
+        per_layer = sum(lora_r * (shapes[name][0] + shapes[name][1]) for name in target_modules)
+    return per_layer * shape.num_hidden_layers
+
+
+def activation_bytes_per_token_per_layer(
+    shape: ArchShape,
+    *,
+    method: str,
+    target_modules: Iterable[str],
+    lora_dropout: float,
+    precision: str,
+) -> float:
+    """Bytes autograd keeps per token in one decoder layer when nothing is recomputed."""
+    element = PRECISION_WEIGHT_BYTES[precision]
+    h, i = shape.hidden_size, shape.intermediate_size
+    norms = 2 * 4 * h
+    attention = element * (2 * shape.q_size + 2 * shape.kv_size) + 4 * shape.num_attention_heads
+    mlp = 3 * element * i
+    shapes = shape.linear_shapes()
+    mask = 1 if (lora_dropout > 0 and method != "ia3") else 0
+    adapters = sum((element + mask) * shapes[name][0] for name in target_modules)
+    return norms + attention + mlp + adapters
+
+
+def fits(estimate: MemoryEstimate, gpu_memory_gb: float, headroom: float = 0.9) -> bool:
+    """Whether the estimate fits a GPU of ``gpu_memory_gb`` GiB, keeping 1 - headroom spare."""
+    return estimate.total_gb <= gpu_memory_gb * headroom
+
+
+def suggest_fitting_settings(
+    shape: ArchShape,
+    *,
+    method: str,
+    lora_r: int,
+    target_modules: Sequence[str],
+    max_seq_len: int,
+    batch_size: int,
+    gradient_checkpointing: bool,
+    precision: str,
+    optimizer: str = "adamw",
+    lora_dropout: float = 0.1,
+    gpu_memory_gb: float,
+    cuda: bool = True,
+    headroom: float = 0.9,
+) -> dict[str, Any] | None:
+    """The settings, changed as little as the seed's out-of-memory remedies allow, that fit; or None.
+
+    Remedies are tried in this order and each kept once taken: gradient checkpointing on; batch
+    size 1 (raise gradient accumulation to keep the effective batch); ``max_seq_len`` halved, down
+    to 512; then, on a CUDA GPU, QLoRA, again from the original length halved down to 512. The
+    returned dict has the same keys as :func:`estimate_training_memory` takes (unchanged settings
+    included), or is None when nothing fits.
+    """
+    settings: dict[str, Any] = {
+        "method": method,
+        "lora_r": lora_r,
+        "target_modules": list(target_modules),
+        "max_seq_len": max_seq_len,
+        "batch_size": batch_size,
+        "gradient_checkpointing": gradient_checkpointing,
+        "precision": precision,
+        "optimizer": optimizer,
+        "lora_dropout": lora_dropout,
+    }
+    candidates = [settings, {**settings, "gradient_checkpointing": True}]
+    candidates.append({**candidates[-1], "batch_size": 1})
+    candidates += _halved_lengths(candidates[-1])
+    if cuda and method == "lora":
+        quantized = {**candidates[2], "method": "qlora"}
+        candidates += [quantized, *_halved_lengths(quantized)]
+    for candidate in candidates:
+        if fits(estimate_training_memory(shape, **candidate), gpu_memory_gb, headroom):
+            return candidate
+    return None
+
+
+# bf16 dense tensor throughput (no sparsity), TFLOP/s; fp16 for the cards without bf16.
+# Checked against NVIDIA names as NVML reports them, most specific first.
+GPU_BF16_TFLOPS: dict[str, float] = {
+    "H200": 989.0,
+    "H100 PCIE": 756.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "RTX 4090 D": 147.0,
+    "RTX 4090": 165.0,
+    "A10G": 70.0,
+    "A10": 125.0,
+    "L4": 121.0,
+    "T4": 65.0,
+    "V100": 125.0,
+}
+
+# The demo model (135M) with LoRA trained at about 140 tokens/s on 2 cores (PLATFORM.md).
+CPU_TOKENS_PER_SECOND = 140.0
+CPU_REFERENCE_PARAMS = 134_515_008
+CPU_REFERENCE_CORES = 2
+
+
+def gpu_tflops(gpu_name: str) -> float | None:
+    """Dense bf16 TFLOP/s for a GPU name such as NVML reports ('NVIDIA H100 80GB HBM3'), or None."""
+    name = " ".join(gpu_name.upper().split())
+    for model, tflops in GPU_BF16_TFLOPS.items():
+        if model in name:
+            return tflops
+    return None
+
+
+def training_flops(shape: ArchShape, *, tokens: int, gradient_checkpointing: bool = True) -> float:
+    """Arithmetic of a LoRA run: 2N a token forward, 2N backward, 2N more to recompute with checkpointing.
+
+    N counts the weights each token is multiplied through (``ArchShape.matmul_params``). The base
+    is frozen, so the backward pass computes input gradients only (2N, not the 4N of full
+    fine-tuning); with checkpointing the forward runs twice, which makes the familiar 6N. The
+    adapters and attention scores add a few percent, which the utilisation figure absorbs.
+    """
+    passes = 6 if gradient_checkpointing else 4
+    return passes * shape.matmul_params() * tokens
+
+
+def estimate_training_time(
+    shape: ArchShape, *, tokens: int, tflops: float, mfu: float = 0.35, gradient_checkpointing: bool = True
+) -> float:
+    """Seconds to train on ``tokens`` tokens on a GPU doing ``tflops`` dense TFLOP/s at ``mfu`` use."""
+    flops = training_flops(shape, tokens=tokens, gradient_checkpointing=gradient_checkpointing)
+    return flops / (tflops * 1e12 * mfu)
+
+
+def estimate_cpu_training_time(shape: ArchShape, *, tokens: int, cores: int = CPU_REFERENCE_CORES) -> float:
+    """Seconds on CPU cores: the demo model's measured rate, scaled by size and (linearly) by cores."""
+    rate = CPU_TOKENS_PER_SECOND * (CPU_REFERENCE_PARAMS / shape.parameter_count())
+    rate *= cores / CPU_REFERENCE_CORES
+    return tokens / rate
+
+
+def _halved_lengths(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    halved, length = [], settings["max_seq_len"]
+    while length // 2 >= SMALLEST_SUGGESTED_SEQ_LEN:
+        length //= 2
+        halved.append({**settings, "max_seq_len": length})
+    return halved
+
+
+def _weight_bytes(shape: ArchShape, method: str, element: int) -> float:
+    if method != "qlora":
+        return shape.parameter_count() * element
+    quantized = shape.num_hidden_layers * shape.layer_linear_params()
+    # bitsandbytes dequantizes one projection at a time into a 16-bit buffer.
+    largest = max(fan_in * fan_out for fan_in, fan_out in shape.linear_shapes().values())
+    return quantized * NF4_BYTES_PER_PARAM + (shape.parameter_count() - quantized + largest) * element
+
+
+def _known_targets(shape: ArchShape, target_modules: Sequence[str]) -> list[str]:
+    known = shape.linear_shapes()
+    unknown = [name for name in target_modules if name not in known]
+    if unknown:
+        raise ValueError(f"Unknown target modules {unknown}; expected some of {sorted(known)}.")
+    return list(target_modules)
+
+
+def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, not {value!r}.")
+
+
+def _gib(value: float) -> float:
+    return value / GIB

@@ -1,0 +1,144 @@
+"""Before launch: will this recipe fit the chosen GPU, and how long will it take?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jobs.ml.memory import (
+    estimate_cpu_training_time,
+    estimate_training_memory,
+    estimate_training_time,
+    fits,
+    gpu_tflops,
+    suggest_fitting_settings,
+)
+from jobs.ml.recipe import Recipe
+from jobs.queues import gpu_queue
+from jobs.worker_status import live_workers
+from models_app.models import BaseModel
+from models_app.presets import ArchShape, UnsupportedConfig, preset_for
+
+
+def model_shape(base_model: BaseModel) -> ArchShape | None:
+    preset = preset_for(base_model.hf_id)
+    if preset is not None:
+        return preset.shape
+    config = Path(base_model.local_dir or "-") / "config.json"
+    if config.is_file():
+        try:
+            return ArchShape.from_config_dict(json.loads(config.read_text()))
+        except (UnsupportedConfig, ValueError):
+            return None
+    return None
+
+
+def launch_targets() -> list[tuple[str, str]]:
+    """The GPUs workers have reported, as (queue, label) choices."""
+    targets = []
+    for worker in live_workers():
+        host = worker.hostname.split("@")[-1]
+        for gpu in worker.gpus:
+            memory = gpu["memory_total_mb"] / 1024
+            label = f"{worker.hostname} · GPU {gpu['index']} · {gpu['name']} ({memory:.0f} GB)"
+            targets.append((gpu_queue(host, gpu["index"]), label))
+    return targets
+
+
+def _target_gpu(target: str) -> dict | None:
+    """The GPU a job would run on: the chosen card, else the largest one any worker has."""
+    gpus = []
+    for worker in live_workers():
+        host = worker.hostname.split("@")[-1]
+        for gpu in worker.gpus:
+            if target and gpu_queue(host, gpu["index"]) != target:
+                continue
+            gpus.append(gpu)
+    return max(gpus, key=lambda gpu: gpu["memory_total_mb"], default=None)
+
+
+def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "", tokens: int = 0) -> dict:
+    """JSON-safe verdict: fits, why, settings that would fit, whether checkpointing is needed, time."""
+    shape = model_shape(base_model)
+    gpu = _target_gpu(target)
+    if shape is None:
+        return {
+            "fits": True,
+            "checkpointing_needed": recipe.gradient_checkpointing == "on",
+            "verdict": "No memory estimate for this model (its configuration is unknown).",
+            "time_seconds": None,
+        }
+    device = "cuda" if gpu else "cpu"
+    precision = recipe.resolve_precision(device, bf16_supported=(gpu or {}).get("bf16_supported", True))
+    settings = {
+        "method": recipe.method,
+        "lora_r": recipe.lora_r,
+        "target_modules": recipe.target_module_list,
+        "max_seq_len": recipe.max_seq_len,
+        "batch_size": recipe.batch_size,
+        "precision": precision,
+        "lora_dropout": recipe.lora_dropout,
+    }
+    checkpointing = recipe.gradient_checkpointing == "on"
+    estimate = estimate_training_memory(shape, gradient_checkpointing=checkpointing, **settings)
+    total_tokens = int(tokens * recipe.num_epochs) if tokens else 0
+    if gpu is None:
+        seconds = estimate_cpu_training_time(shape, tokens=total_tokens) if total_tokens else None
+        return {
+            "fits": True,
+            "checkpointing_needed": False,
+            "memory_gb": estimate.total_gb,
+            "device": "cpu",
+            "verdict": "No GPU worker is connected: this runs on the CPU worker "
+            f"(about {estimate.total_gb:.1f} GB of RAM).",
+            "time_seconds": seconds,
+        }
+    memory_gb = gpu["memory_total_mb"] / 1024
+    checkpointing_needed = checkpointing
+    if not fits(estimate, memory_gb) and recipe.gradient_checkpointing == "auto":
+        with_checkpointing = estimate_training_memory(shape, gradient_checkpointing=True, **settings)
+        if fits(with_checkpointing, memory_gb):
+            estimate, checkpointing_needed = with_checkpointing, True
+    tflops = gpu_tflops(gpu["name"])
+    seconds = (
+        estimate_training_time(
+            shape, tokens=total_tokens, tflops=tflops, gradient_checkpointing=checkpointing_needed
+        )
+        if tflops and total_tokens
+        else None
+    )
+    result = {
+        "fits": fits(estimate, memory_gb),
+        "checkpointing_needed": checkpointing_needed,
+        "memory_gb": estimate.total_gb,
+        "breakdown": estimate.breakdown,
+        "device": gpu["name"],
+        "gpu_memory_gb": memory_gb,
+        "time_seconds": seconds,
+    }
+    if result["fits"]:
+        result["verdict"] = (
+            f"Needs about {estimate.total_gb:.1f} GB of the {memory_gb:.0f} GB on {gpu['name']}."
+        )
+        return result
+    suggestion = suggest_fitting_settings(
+        shape, gradient_checkpointing=checkpointing_needed, gpu_memory_gb=memory_gb, **settings
+    )
+    result["suggestion"] = _as_recipe_changes(suggestion, recipe) if suggestion else None
+    result["verdict"] = (
+        f"This needs about {estimate.total_gb:.1f} GB but {gpu['name']} has {memory_gb:.0f} GB. "
+        + ("Change the settings shown below to fit." if suggestion else "No setting makes it fit this GPU.")
+    )
+    return result
+
+
+def _as_recipe_changes(suggestion: dict, recipe: Recipe) -> dict:
+    changes = {}
+    if suggestion["gradient_checkpointing"] and recipe.gradient_checkpointing != "on":
+        changes["gradient_checkpointing"] = "on"
+    for key in ("method", "max_seq_len", "batch_size"):
+        if suggestion[key] != getattr(recipe, key):
+            changes[key] = suggestion[key]
+    if "batch_size" in changes:
+        changes["grad_accum"] = recipe.grad_accum * recipe.batch_size
+    return changes

@@ -1,0 +1,169 @@
+"""The worker side of a fine-tuning job: load by id, call the Django-free trainer, record what it reports."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from datasets_app.models import DatasetVersion
+from jobs.events import job_event_emit
+from jobs.ml.errors import (
+    TrainingDataError,
+    TrainingDiverged,
+    TrainingError,
+    TrainingModelMissing,
+    TrainingNotRunnable,
+    TrainingOutOfMemory,
+)
+from jobs.ml.recipe import Recipe
+from jobs.models import Checkpoint, Job
+from jobs.registry import JobFailure
+from jobs.reporter import JobReporter
+from models_app.ml.hub import ModelUnavailable, model_download
+from models_app.models import Adapter, BaseModel
+from webapp.storage import artifact_store
+
+METRIC_KEYS = (
+    "step",
+    "max_steps",
+    "epoch",
+    "loss",
+    "eval_loss",
+    "learning_rate",
+    "grad_norm",
+    "tokens_per_second",
+    "token_accuracy",
+    "gpu_memory_mb",
+)
+
+
+ERROR_CODES = {
+    TrainingDataError: "bad_training_data",
+    TrainingDiverged: "diverged",
+    TrainingModelMissing: "model_missing",
+    TrainingNotRunnable: "not_runnable",
+}
+
+
+def training_output_dir(job_id: int) -> Path:
+    return settings.DATA_DIR / "training" / f"job-{job_id}"
+
+
+def _model_dir(base_model: BaseModel, reporter: JobReporter) -> Path:
+    if base_model.local_dir and Path(base_model.local_dir).exists():
+        return Path(base_model.local_dir)
+    target = settings.LATHE_MODELS_DIR / base_model.hf_id.replace("/", "--")
+    reporter.stage(f"Downloading {base_model.hf_id}")
+    try:
+        model_download(base_model.hf_id, target, reporter.callback())
+    except ModelUnavailable as exc:
+        raise JobFailure("model_unavailable", exc.message, exc.hint) from exc
+    BaseModel.objects.filter(pk=base_model.pk).update(local_dir=str(target))
+    return target
+
+
+def _resume_path(job: Job) -> str | None:
+    """An explicit checkpoint chosen by the user, else the newest one when the job is restarted."""
+    step = job.params.get("resume_from_step")
+    checkpoints = job.checkpoints.order_by("-step")
+    if step is not None:
+        chosen = checkpoints.filter(step=step).first()
+        if chosen is None or not Path(chosen.path).exists():
+            raise JobFailure(
+                "checkpoint_missing", f"Checkpoint {step} is no longer on disk.", "Pick another one."
+            )
+        return chosen.path
+    if job.attempts > 1:  # a worker died mid-run: carry on from the last checkpoint
+        latest = next((c for c in checkpoints if Path(c.path).exists()), None)
+        return latest.path if latest else None
+    return None
+
+
+class _EventSink:
+    """Turns trainer events into stored metrics, checkpoints, progress and log lines."""
+
+    def __init__(self, job: Job, reporter: JobReporter) -> None:
+        self.job = job
+        self.reporter = reporter
+        self._last_cancel_check = 0.0
+        self._cancelled = False
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind == "metrics":
+            payload = {key: event.get(key) for key in METRIC_KEYS}
+            job_event_emit(self.job.pk, "metric", payload)
+        elif kind == "progress":
+            self.reporter.progress(event["step"], event.get("max_steps") or 0, raise_on_cancel=False)
+        elif kind == "checkpoint":
+            Checkpoint.objects.update_or_create(
+                job=self.job, step=event["step"], defaults={"path": event["path"]}
+            )
+            self.reporter.log(f"Saved checkpoint at step {event['step']}.")
+        elif kind == "log":
+            self.reporter.log(event.get("message", ""), event.get("level", "info"))
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_cancel_check > 1.0:
+            self._last_cancel_check = now
+            self._cancelled = self.reporter.cancelled()
+        return self._cancelled
+
+
+def run_training(job: Job, reporter: JobReporter) -> dict:
+    version = DatasetVersion.objects.filter(pk=job.params.get("dataset_version_id")).first()
+    base_model = BaseModel.objects.filter(pk=job.params.get("base_model_id")).first()
+    if version is None or base_model is None:
+        raise JobFailure("deleted", "The dataset version or base model was deleted before training started.")
+    if not version.ready:
+        raise JobFailure(
+            "not_ready", "The dataset version is still being prepared.", "Start again in a minute."
+        )
+    recipe = Recipe.from_dict(job.params["recipe"])
+    model_dir = _model_dir(base_model, reporter)
+    store = artifact_store()
+    resume = _resume_path(job)
+    reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
+    sink = _EventSink(job, reporter)
+    from jobs.ml.train import train  # torch and friends load on the worker only
+
+    try:
+        result = train(
+            base_model_dir=model_dir,
+            train_path=store.local_path(version.train_key),
+            validation_path=store.local_path(version.validation_key) if version.validation_rows else None,
+            output_dir=training_output_dir(job.pk),
+            recipe=recipe,
+            on_event=sink,
+            should_stop=sink.should_stop,
+            resume_from_checkpoint=resume,
+            checkpointing_needed=bool(job.params.get("checkpointing_needed")),
+        )
+    except TrainingOutOfMemory as exc:
+        raise JobFailure(
+            "out_of_memory", exc.message, exc.hint, details={"retry_with": exc.remedies}
+        ) from exc
+    except TrainingError as exc:
+        raise JobFailure(ERROR_CODES.get(type(exc), "training_error"), exc.message, exc.hint) from exc
+    if result.stopped:
+        return {"stopped_at_step": result.final_step}
+    adapter, _ = Adapter.objects.update_or_create(
+        job=job,
+        defaults={
+            "owner": job.owner,
+            "base_model": base_model,
+            "name": f"{version.dataset.name} v{version.number} · {base_model.display_name} · job {job.pk}",
+            "path": str(result.adapter_dir),
+            "method": recipe.method,
+            "rank": recipe.lora_r if recipe.method != "ia3" else None,
+        },
+    )
+    return {
+        "adapter_id": adapter.pk,
+        "final_step": result.final_step,
+        "train_loss": result.train_loss,
+        "dropped_rows": result.dropped_rows,
+    }

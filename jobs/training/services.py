@@ -1,0 +1,140 @@
+"""Starting, resuming and retrying fine-tuning jobs."""
+
+from __future__ import annotations
+
+import yaml
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from datasets_app.models import DatasetVersion
+from jobs.events import job_event_emit
+from jobs.ml.recipe import Recipe
+from jobs.models import Checkpoint, Job
+from jobs.services import job_create, job_enqueue
+from jobs.states import JobKind, JobState
+from models_app.models import BaseModel
+from models_app.selectors import base_model_list_for_user
+from webapp import __version__
+
+SUBJECT_VERSION = "dataset_version"
+# The guide: "先小规模试训：用100条数据跑通全流程" (a trial with 100 rows first).
+TRIAL_ROWS = 100
+TRIAL_STEPS = 5
+
+
+class TrainingRefused(Exception):
+    """The launch can't work as asked; `message` says why and `suggestion` what would."""
+
+    def __init__(self, message: str, suggestion: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.suggestion = suggestion
+
+
+def training_start(
+    *,
+    owner: AbstractBaseUser,
+    dataset_version: DatasetVersion,
+    base_model: BaseModel,
+    recipe: Recipe,
+    trial: bool = False,
+    target_queue: str | None = None,
+    checkpointing_needed: bool = False,
+) -> Job:
+    if not dataset_version.ready:
+        raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
+    if trial:
+        recipe = recipe.replace(trial_rows=TRIAL_ROWS, max_steps=TRIAL_STEPS, save_steps=TRIAL_STEPS)
+    with transaction.atomic():
+        return job_create(
+            owner=owner,
+            kind=JobKind.TRAIN,
+            params={
+                "dataset_version_id": dataset_version.pk,
+                "base_model_id": base_model.pk,
+                "base_model_hf_id": base_model.hf_id,
+                "recipe": recipe.to_dict(),
+                "trial": trial,
+                "checkpointing_needed": checkpointing_needed,
+                "lathe_version": __version__,
+            },
+            subject_type=SUBJECT_VERSION,
+            subject_id=dataset_version.pk,
+            target_queue=target_queue,
+        )
+
+
+def training_resume(*, job: Job, checkpoint: Checkpoint) -> Job:
+    """Put a stopped job back in the queue, to continue from one of its checkpoints."""
+    with transaction.atomic():
+        updated = Job.objects.filter(
+            pk=job.pk, state__in=[JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED]
+        ).update(
+            state=JobState.QUEUED,
+            params={**job.params, "resume_from_step": checkpoint.step},
+            error=None,
+            finished_at=None,
+            created_at=timezone.now(),
+        )
+        if not updated:
+            raise TrainingRefused("This job is still queued or running; cancel it first to resume elsewhere.")
+        job_event_emit(
+            job.pk, "log", {"level": "info", "message": f"Resuming from checkpoint {checkpoint.step}."}
+        )
+        job_event_emit(job.pk, "state", {"state": JobState.QUEUED})
+        transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
+    job.refresh_from_db()
+    return job
+
+
+def training_retry_with(*, job: Job, changes: dict) -> Job:
+    """A new job with the same data and model and the recipe changed as given (e.g. OOM remedies)."""
+    recipe = Recipe.from_dict({**job.params["recipe"], **changes})
+    return training_start(
+        owner=job.owner,
+        dataset_version=DatasetVersion.objects.get(pk=job.params["dataset_version_id"]),
+        base_model=BaseModel.objects.get(pk=job.params["base_model_id"]),
+        recipe=recipe,
+        trial=bool(job.params.get("trial")),
+        target_queue=job.queue,
+        checkpointing_needed=True,
+    )
+
+
+def recipe_export(job: Job) -> str:
+    """A YAML file that re-creates the job: data, model, settings and the Lathe version."""
+    recipe_lines = Recipe.from_dict(job.params["recipe"]).to_yaml().splitlines()[1:]
+    head = yaml.safe_dump(
+        {
+            "lathe_version": job.params.get("lathe_version", __version__),
+            "dataset_version_id": job.params["dataset_version_id"],
+            "base_model": job.params.get("base_model_hf_id", ""),
+            "trial": bool(job.params.get("trial")),
+        },
+        sort_keys=False,
+    )
+    body = "\n".join("  " + line for line in recipe_lines)
+    return f"# Lathe fine-tuning recipe exported from job {job.pk}.\n{head}recipe:\n{body}\n"
+
+
+def recipe_import(*, owner: AbstractBaseUser, text: str, dataset_version: DatasetVersion) -> Job:
+    """Start a job from an exported recipe (on the given dataset version, which the caller checked)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TrainingRefused(f"This is not a valid recipe file ({exc}).") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("recipe"), dict):
+        raise TrainingRefused(
+            "This file has no 'recipe' section. Export a recipe from a job page and use that."
+        )
+    base_model = base_model_list_for_user(owner).filter(hf_id=data.get("base_model")).first()
+    if base_model is None:
+        raise TrainingRefused(f"The base model {data.get('base_model')!r} is not registered on this site.")
+    return training_start(
+        owner=owner,
+        dataset_version=dataset_version,
+        base_model=base_model,
+        recipe=Recipe.from_dict(data["recipe"]),
+        trial=bool(data.get("trial")),
+    )

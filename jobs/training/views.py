@@ -1,0 +1,171 @@
+"""Pages for fine-tuning: the recipe form, the live job page's extras, checkpoints and exports."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from datasets_app.selectors import get_dataset_version_for_user
+from jobs.ml.recipe import Recipe, RecipeError
+from jobs.selectors import get_job_for_user
+from jobs.training.estimate import estimate_for_launch, launch_targets
+from jobs.training.forms import TrainingForm
+from jobs.training.services import (
+    TrainingRefused,
+    recipe_export,
+    training_resume,
+    training_retry_with,
+    training_start,
+)
+from models_app.selectors import base_model_list_for_user, get_base_model_for_user
+
+
+def _form(request: HttpRequest, data=None) -> TrainingForm:
+    return TrainingForm(data, base_models=base_model_list_for_user(request.user), targets=launch_targets())
+
+
+@login_required
+def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = get_dataset_version_for_user(request.user, version_id)
+    form = _form(request, request.POST or None)
+    refusal = None
+    if request.method == "POST" and form.is_valid():
+        base_model = form.cleaned_data["base_model"]
+        tokens = ((version.stats or {}).get("tokens") or {}).get("total") or 0
+        estimate = estimate_for_launch(base_model, form.recipe, form.cleaned_data.get("target") or "", tokens)
+        try:
+            if not estimate["fits"]:
+                raise TrainingRefused(estimate["verdict"], estimate.get("suggestion"))
+            job = training_start(
+                owner=request.user,
+                dataset_version=version,
+                base_model=base_model,
+                recipe=form.recipe,
+                trial=request.POST.get("action") == "trial",
+                target_queue=form.cleaned_data.get("target") or None,
+                checkpointing_needed=estimate["checkpointing_needed"],
+            )
+        except TrainingRefused as exc:
+            refusal = exc
+        else:
+            return redirect("job_detail", job_id=job.pk)
+    return render(
+        request,
+        "jobs/training_new.html",
+        {"version": version, "dataset": version.dataset, "form": form, "refusal": refusal},
+    )
+
+
+@login_required
+def training_estimate(request: HttpRequest) -> JsonResponse:
+    """Memory and time estimate for the form, recomputed as the user changes settings."""
+    base_model = get_base_model_for_user(request.user, int(request.GET.get("base_model") or 0))
+    values = {
+        key: value for key, value in request.GET.items() if key not in {"base_model", "target", "tokens"}
+    }
+    try:
+        recipe = Recipe.from_dict(_coerce(values))
+    except RecipeError as error:
+        return JsonResponse({"error": error.errors}, status=400)
+    tokens = int(request.GET.get("tokens") or 0)
+    return JsonResponse(estimate_for_launch(base_model, recipe, request.GET.get("target", ""), tokens))
+
+
+def _coerce(values: dict[str, str]) -> dict:
+    """Query-string values to the types the recipe expects (the Recipe validates them)."""
+    defaults = Recipe().to_dict()
+    coerced: dict = {}
+    for key, raw in values.items():
+        if key not in defaults:
+            continue
+        default = defaults[key]
+        if raw == "":
+            coerced[key] = None if default is None else default
+        elif isinstance(default, bool):
+            coerced[key] = raw in {"on", "true", "1"}
+        elif isinstance(default, int) and not isinstance(default, bool) or default is None:
+            coerced[key] = int(float(raw)) if raw.replace(".", "", 1).lstrip("-").isdigit() else raw
+        elif isinstance(default, float):
+            try:
+                coerced[key] = float(raw)
+            except ValueError:
+                coerced[key] = raw
+        else:
+            coerced[key] = raw
+    return coerced
+
+
+@login_required
+@require_POST
+def training_resume_view(request: HttpRequest, job_id: int, step: int) -> HttpResponse:
+    job = get_job_for_user(request.user, job_id)
+    checkpoint = get_object_or_404(job.checkpoints, step=step)
+    try:
+        training_resume(job=job, checkpoint=checkpoint)
+    except TrainingRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("job_detail", job_id=job.pk)
+
+
+@login_required
+@require_POST
+def training_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One click after an out-of-memory failure: the same job with the guide's remedies applied."""
+    job = get_job_for_user(request.user, job_id)
+    changes = ((job.error or {}).get("details") or {}).get("retry_with") or {}
+    if not changes:
+        raise Http404("This job has no suggested settings to retry with.")
+    new_job = training_retry_with(job=job, changes=changes)
+    messages.info(request, "Retrying with: " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
+    return redirect("job_detail", job_id=new_job.pk)
+
+
+@login_required
+def training_recipe_yaml(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request.user, job_id)
+    response = HttpResponse(recipe_export(job), content_type="application/x-yaml")
+    response["Content-Disposition"] = f'attachment; filename="lathe-recipe-job-{job.pk}.yaml"'
+    return response
+
+
+def _zip_folder(folder: Path, filename: str) -> FileResponse:
+    if not folder.is_dir():
+        raise Http404("These files are no longer on disk.")
+    scratch = Path(tempfile.mkdtemp())
+    archive = shutil.make_archive(str(scratch / "bundle"), "zip", root_dir=folder)
+    response = FileResponse(open(archive, "rb"), as_attachment=True, filename=filename)
+    shutil.rmtree(scratch, ignore_errors=True)  # the open handle keeps the bytes readable
+    return response
+
+
+@login_required
+def training_checkpoint_download(request: HttpRequest, job_id: int, step: int) -> FileResponse:
+    job = get_job_for_user(request.user, job_id)
+    checkpoint = get_object_or_404(job.checkpoints, step=step)
+    return _zip_folder(Path(checkpoint.path), f"job-{job.pk}-checkpoint-{step}.zip")
+
+
+@login_required
+def training_adapter_download(request: HttpRequest, job_id: int) -> FileResponse:
+    job = get_job_for_user(request.user, job_id)
+    adapter = getattr(job, "adapter", None)
+    if adapter is None:
+        raise Http404("This job has no adapter yet.")
+    return _zip_folder(Path(adapter.path), f"job-{job.pk}-adapter.zip")
+
+
+def training_context(job) -> dict:
+    """What the job page shows for a fine-tuning job (used by jobs.views.job_detail)."""
+    return {
+        "checkpoints": job.checkpoints.all(),
+        "adapter": getattr(job, "adapter", None),
+        "recipe": job.params.get("recipe", {}),
+        "retry_with": ((job.error or {}).get("details") or {}).get("retry_with"),
+    }
