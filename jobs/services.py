@@ -81,15 +81,21 @@ def _heartbeat(job_id: int, stop: threading.Event) -> None:
 
 
 def _finish(job_id: int, state: str, *, result: dict | None = None, error: dict | None = None) -> None:
-    Job.objects.filter(pk=job_id).exclude(state__in=[JobState.CANCELLED]).update(
-        state=state,
-        result=result,
-        error=error,
-        finished_at=timezone.now(),
-        progress=1.0 if state == JobState.SUCCEEDED else F("progress"),
-        eta_seconds=None,
+    # A job cancelled meanwhile stays cancelled, whatever its runner returned.
+    updated = (
+        Job.objects.filter(pk=job_id)
+        .exclude(state__in=[JobState.CANCELLED])
+        .update(
+            state=state,
+            result=result,
+            error=error,
+            finished_at=timezone.now(),
+            progress=1.0 if state == JobState.SUCCEEDED else F("progress"),
+            eta_seconds=None,
+        )
     )
-    job_event_emit(job_id, "state", {"state": state, "error": error})
+    if updated:
+        job_event_emit(job_id, "state", {"state": state, "error": error})
 
 
 def job_execute(*, job_id: int, worker: str) -> None:
@@ -145,7 +151,8 @@ def job_requeue_stale() -> list[int]:
     """
     cutoff = timezone.now() - STALE_AFTER
     requeued = []
-    for job in Job.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).only("pk", "queue", "worker"):
+    stale = Job.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).only("pk", "queue", "worker")
+    for job in stale:
         with transaction.atomic():
             claimed = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, heartbeat_at__lt=cutoff).update(
                 state=JobState.QUEUED

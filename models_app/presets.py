@@ -107,7 +107,8 @@ class ArchShape:
         missing = [key for key in _REQUIRED_KEYS if not config.get(key)]
         if missing:
             raise UnsupportedConfig(
-                f"config.json has no {', '.join(missing)}: Lathe can estimate only llama-style decoder models."
+                f"config.json has no {', '.join(missing)}: "
+                "Lathe can estimate only llama-style decoder models."
             )
         heads = int(config["num_attention_heads"])
         model_type = config.get("model_type") or config_json.get("model_type") or ""

@@ -22,6 +22,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One SQLite file per run, so two runs on one machine never share a database.
 os.environ["LATHE_TEST_DB_NAME"] = f"test-lathe-{os.getpid()}.sqlite3"
 os.environ["LATHE_REDIS_NAMESPACE"] = f"test{os.getpid()}-"
+# Fast heartbeats, so a killed worker's job is noticed in seconds, not minutes.
+os.environ.setdefault("LATHE_HEARTBEAT_SECONDS", "2")
+os.environ.setdefault("LATHE_WORKER_REPORT_SECONDS", "2")
 os.environ["LATHE_ALLOWED_HOSTS"] = "localhost,127.0.0.1,testserver"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 

@@ -32,7 +32,9 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1"}
 
 
-def start_worker(log_path: Path, *, name: str = "test-worker") -> subprocess.Popen:
+def start_worker(
+    log_path: Path, *, name: str = "test-worker", queues: tuple[str, ...] = ALL_QUEUES
+) -> subprocess.Popen:
     log = open(log_path, "ab")
     return subprocess.Popen(
         [
@@ -43,7 +45,7 @@ def start_worker(log_path: Path, *, name: str = "test-worker") -> subprocess.Pop
             "webapp",
             "worker",
             "--queues",
-            ",".join(ALL_QUEUES),
+            ",".join(queues),
             "--concurrency",
             "1",
             "--prefetch-multiplier",

@@ -161,7 +161,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 times out socket reads after 5 s by default, which kills
+            # the channel layer's blocking receive on every idle websocket
+            # (django/channels_redis#422): no read timeout here.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
             "capacity": 1000,
             "expiry": 60,
             "prefix": f"{LATHE_REDIS_NAMESPACE}asgi",
@@ -181,9 +184,10 @@ LATHE_SIGNUP_ENABLED = env_bool("LATHE_SIGNUP_ENABLED", True)
 LATHE_MODELS_DIR = DATA_DIR / "models"
 
 # Uploads stream to disk in chunks through our hashing handler; nothing is
-# kept in memory beyond one chunk.
+# kept in memory beyond one chunk. The raw request body itself spills to disk
+# after 1 MiB (0 would mean "never", keeping whole uploads in memory).
 FILE_UPLOAD_HANDLERS = ["datasets_app.uploads.HashingUploadHandler"]
-FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 (DATA_DIR / "tmp").mkdir(exist_ok=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024**2

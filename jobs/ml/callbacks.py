@@ -74,6 +74,13 @@ class DivergenceDetector:
         return None
 
 
+def _reset_gpu_memory_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
 def _gpu_memory_mb() -> int | None:
     import torch
 
@@ -103,6 +110,7 @@ class EventCallback(TrainerCallback):
         self._interval_tokens = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
+        _reset_gpu_memory_peak()  # a worker trains job after job: report this run's peak only
         self._interval_start = time.monotonic()
         self._interval_tokens = 0.0  # trl's token count starts again with each trainer
         # The step to start from (not 0 on a resumed run) and the total, before the first step ends.

@@ -1,36 +1,47 @@
 """How much GPU memory a fine-tuning run needs, and how long it takes, before it is started.
 
 All sizes are in GiB (2**30 bytes), the unit in which a "24 GB" or "80 GB" card is sold and
-nvidia-smi counts (an RTX 4090 reports 24,564 MiB). Every estimate assumes each sequence is
-padded to ``max_seq_len``: the worst case, which is what decides whether a run dies of
-out-of-memory halfway through.
+NVML counts (an RTX 4090 reports 24,564 MiB). Every estimate assumes each sequence is padded to
+``max_seq_len``: the worst case, which is what decides whether a run dies halfway through.
 
-The model of a training step (bf16 base, peft adapters in fp32, sdpa attention, the Hugging Face
-loss), with the constants marked *calibrated* fitted to peak memory measured with
-``torch.cuda.max_memory_allocated`` on an H200 for Qwen2.5-7B-, 14B-, 0.5B- and SmolLM2-shaped
-models (random weights, 2,048-token sequences, LoRA r=64):
+The model of one training step (frozen 16-bit base, peft adapters in fp32, sdpa attention, the
+Hugging Face model's own loss), per part:
 
-- base weights: 2 bytes a parameter in bf16/fp16, 4 in fp32; QLoRA keeps the decoder layers'
-  projections in 4-bit NF4 at about 0.55 bytes a parameter (the quantisation constants
-  included) and everything else (embeddings, output head, norms) in 16 bits.
+- base weights: 2 bytes a parameter in bf16/fp16, 4 in fp32. QLoRA keeps the decoder layers'
+  projections in 4-bit NF4 at about 0.55 bytes a parameter (quantisation constants included),
+  everything else (embeddings, output head, norms) in 16 bits, and one projection at a time
+  dequantised.
 - adapters: LoRA adds r * (in + out) parameters per targeted projection per layer, IA3 one
   vector per projection. peft keeps them in fp32; with their gradients and AdamW's two moments
   that is 16 bytes a trainable parameter (10 with an 8-bit optimizer).
-- activations, per token per layer, without gradient checkpointing: what autograd keeps for the
-  backward pass. The frozen projections keep nothing (they need no weight gradient), but each
-  RMSNorm keeps its input upcast to fp32 (4h bytes each, two per layer); sdpa keeps q, k, v
-  and its output (2 * (2h + 2kv) bytes) and an fp32 log-sum-exp per head, and never the
-  seq x seq score matrix (the flash and memory-efficient kernels don't form it); the SwiGLU
-  MLP keeps the gate output, its SiLU and the up output (3 * 2i bytes); each adapted
-  projection keeps its own bf16 copy of its input for the adapter's gradient (2 * in bytes)
-  plus a one-byte dropout mask when lora_dropout > 0. For Qwen2.5-7B with the seed's recipe
-  (q/k/v/o, dropout 0.1) that is 24h + 4kv + 6i = 202 KB; a colleague measured about 230 KB.
-- activations with gradient checkpointing: each layer's input (2h bytes a token a layer), plus
-  one layer's full activations while that layer is recomputed during the backward pass.
-- logits: batch * seq * vocab entries; the loss upcasts them to fp32 and keeps the
-  log-softmax for the backward pass, LOGITS_BYTES_PER_ENTRY in all at the peak.
-- overhead: the CUDA context, cuBLAS workspaces and what the caching allocator holds but
-  doesn't use: OVERHEAD_GB.
+- activations per token per layer, without gradient checkpointing (what autograd keeps for the
+  backward pass): the frozen projections keep nothing, as they need no weight gradient; each
+  RMSNorm keeps its input upcast to fp32 (4h bytes, two norms a layer); sdpa keeps q, k, v and
+  its output (2 * (2h + 2kv) bytes) and an fp32 log-sum-exp per head, never the seq x seq
+  scores (its flash and memory-efficient kernels don't form them); the SwiGLU MLP keeps the gate
+  output, its SiLU and the up output (3 * 2i bytes); each adapted projection keeps a bf16 copy
+  of its input for the adapter's gradient (2 * in bytes), a one-byte dropout mask when
+  lora_dropout > 0, and the r-wide output of its A matrix. For Qwen2.5-7B with the seed's
+  recipe (q/k/v/o, dropout 0.1) that is 24h + 4kv + 6i + 8r + 4 * heads = 202 KB.
+- with gradient checkpointing: each layer's input (2h bytes a token a layer); the backward pass
+  then recomputes one layer at a time, after the logits are gone, so that layer counts only for
+  what it needs beyond the logits' peak.
+- logits: batch * seq * vocab entries. The loss upcasts them to fp32 and keeps the
+  log-softmax; at the start of the backward pass that is 12 bytes an entry.
+- overhead: 1.5 GiB for the CUDA context, cuBLAS workspaces and what the driver reserves
+  (NVML's used minus torch's reserved was 1.35 GiB), plus what the caching allocator holds but
+  can't reuse: 3% of the rest and a fifth of the logits.
+
+Measured on an H200 (torch 2.11, transformers 5.17, peft; random weights, LoRA r=64, alpha 16,
+bf16 autocast, 3 AdamW steps; peak torch allocation, and NVML's used memory for the total).
+Activations a token a layer, measured / this model, KB: Qwen2.5-7B with q/k/v/o and dropout 0.1
+203.5 / 202.4, without dropout 190.3 / 188.0, on all seven projections 287.6 / 281.1; 14B
+212.3 / 210.6; 0.5B 54.2 / 51.8; SmolLM2-135M 25.4 / 24.4. Logits 12.0 bytes an entry at the
+peak. Whole steps at 2,048 tokens, measured / estimated, GiB: 7B checkpointing on 21.4 / 21.4,
+off 31.7 / 32.1; 7B on all projections, on 22.6 / 23.3, off 38.4 / 38.3; 7B at 4,096 tokens, on
+26.2 / 26.1, off 46.6 / 47.6; 14B on 36.4 / 36.6, off 54.4 / 55.5; 0.5B on 6.8 / 6.9, off
+9.1 / 9.3; SmolLM2 on 3.2 / 3.3, off 4.5 / 4.7. QLoRA and IA3 could not be measured there (no
+bitsandbytes; IA3 not tried): their activations are taken to be LoRA's.
 """
 
 from __future__ import annotations
@@ -49,8 +60,12 @@ PRECISION_WEIGHT_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 ADAPTER_BYTES_PER_PARAM = 8
 OPTIMIZER_STATE_BYTES = {"adamw": 8, "adamw_8bit": 2, "paged_adamw_8bit": 2}
 NF4_BYTES_PER_PARAM = 0.55
-LOGITS_BYTES_PER_ENTRY = 8.0  # calibrated
-OVERHEAD_GB = 1.5  # calibrated
+LOGITS_BYTES_PER_ENTRY = 12.0
+OVERHEAD_GB = 1.5
+# The caching allocator holds freed blocks it can't reuse for other sizes: measured 0.2 to 2.3 GiB
+# above peak allocation, most after the large logits tensors come and go.
+ALLOCATOR_SLACK = 0.03
+LOGITS_SLACK = 0.2
 SMALLEST_SUGGESTED_SEQ_LEN = 512
 
 
@@ -94,26 +109,31 @@ def estimate_training_memory(
     optimizer_state = trainable * OPTIMIZER_STATE_BYTES[optimizer]
 
     per_layer = activation_bytes_per_token_per_layer(
-        shape, method=method, target_modules=targets, lora_dropout=lora_dropout, precision=precision
+        shape,
+        method=method,
+        lora_r=lora_r,
+        target_modules=targets,
+        lora_dropout=lora_dropout,
+        precision=precision,
     )
+    logits = tokens * shape.vocab_size * LOGITS_BYTES_PER_ENTRY
     if gradient_checkpointing:
         stored = tokens * layers * element * shape.hidden_size
-        recomputed = tokens * per_layer
+        recomputed = max(0.0, tokens * per_layer - logits)
     else:
         stored = tokens * layers * per_layer
-        recomputed = 0
-    logits = tokens * shape.vocab_size * LOGITS_BYTES_PER_ENTRY
-    overhead = OVERHEAD_GB * GIB
+        recomputed = 0.0
 
     breakdown = {
         "base_weights": weights,
         "adapter_weights_and_gradients": adapter,
         "optimizer_states": optimizer_state,
         "stored_activations": stored,
-        "recomputed_layer": recomputed,
+        "recomputed_layer_beyond_logits": recomputed,
         "logits_and_loss": logits,
-        "cuda_context_and_allocator": overhead,
     }
+    overhead = OVERHEAD_GB * GIB + ALLOCATOR_SLACK * sum(breakdown.values()) + LOGITS_SLACK * logits
+    breakdown["cuda_context_and_allocator"] = overhead
     total = sum(breakdown.values())
     return MemoryEstimate(
         weights_gb=_gib(weights),
@@ -144,6 +164,7 @@ def activation_bytes_per_token_per_layer(
     shape: ArchShape,
     *,
     method: str,
+    lora_r: int,
     target_modules: Iterable[str],
     lora_dropout: float,
     precision: str,
@@ -155,8 +176,11 @@ def activation_bytes_per_token_per_layer(
     attention = element * (2 * shape.q_size + 2 * shape.kv_size) + 4 * shape.num_attention_heads
     mlp = 3 * element * i
     shapes = shape.linear_shapes()
-    mask = 1 if (lora_dropout > 0 and method != "ia3") else 0
-    adapters = sum((element + mask) * shapes[name][0] for name in target_modules)
+    if method == "ia3":
+        adapters = sum(element * shapes[name][0] for name in target_modules)
+    else:
+        mask = 1 if lora_dropout > 0 else 0
+        adapters = sum((element + mask) * shapes[name][0] + element * lora_r for name in target_modules)
     return norms + attention + mlp + adapters
 
 
@@ -244,28 +268,58 @@ def gpu_tflops(gpu_name: str) -> float | None:
     return None
 
 
-def training_flops(shape: ArchShape, *, tokens: int, gradient_checkpointing: bool = True) -> float:
-    """Arithmetic of a LoRA run: 2N a token forward, 2N backward, 2N more to recompute with checkpointing.
+# Turning checkpointing off made 7B steps 1.24x faster on the H200 (1.28x for the demo model on
+# the CPU, PLATFORM.md), not the 1.5x that 4N against 6N suggests: attention, norms, the adapters
+# and the optimizer don't shrink with it.
+CHECKPOINTING_SLOWDOWN = 1.25
+# No step is quicker than launching its kernels from Python: about 9 ms a layer with
+# checkpointing and 4.5 ms without, measured on the H200's host for SmolLM2-135M and Qwen2.5-0.5B
+# at batch 1 (eager torch, peft, autocast). Small models are bound by this, not by arithmetic.
+LAUNCH_SECONDS_PER_LAYER = {True: 0.009, False: 0.0045}
 
-    N counts the weights each token is multiplied through (``ArchShape.matmul_params``). The base
-    is frozen, so the backward pass computes input gradients only (2N, not the 4N of full
-    fine-tuning); with checkpointing the forward runs twice, which makes the familiar 6N. The
-    adapters and attention scores add a few percent, which the utilisation figure absorbs.
+
+def training_flops(shape: ArchShape, *, tokens: int) -> float:
+    """6 * N * tokens: the arithmetic of a LoRA step with gradient checkpointing.
+
+    N counts the weights each token is multiplied through (``ArchShape.matmul_params``: the
+    output head, not the embedding lookup). The base is frozen, so the backward pass computes
+    input gradients only, 2N a token rather than the 4N of full fine-tuning; with the forward
+    pass (2N) and its recomputation under checkpointing (2N) that makes the familiar 6N. The
+    adapters and the attention scores add a few percent, which the utilisation figure absorbs.
     """
-    passes = 6 if gradient_checkpointing else 4
-    return passes * shape.matmul_params() * tokens
+    return 6 * shape.matmul_params() * tokens
 
 
 def estimate_training_time(
-    shape: ArchShape, *, tokens: int, tflops: float, mfu: float = 0.35, gradient_checkpointing: bool = True
+    shape: ArchShape,
+    *,
+    tokens: int,
+    tflops: float,
+    mfu: float = 0.35,
+    gradient_checkpointing: bool = True,
+    micro_batches: int | None = None,
 ) -> float:
-    """Seconds to train on ``tokens`` tokens on a GPU doing ``tflops`` dense TFLOP/s at ``mfu`` use."""
-    flops = training_flops(shape, tokens=tokens, gradient_checkpointing=gradient_checkpointing)
-    return flops / (tflops * 1e12 * mfu)
+    """Seconds to train on ``tokens`` tokens on a GPU of ``tflops`` dense TFLOP/s used at ``mfu``.
+
+    On the H200, Qwen2.5-7B and 14B at batch 1 and 2,048 tokens reached 0.41 of the 989 TFLOP/s
+    by this count, so the default is a little pessimistic there. Pass ``micro_batches`` (forward
+    passes in the run) to bound small models by kernel launches as well.
+    """
+    seconds = training_flops(shape, tokens=tokens) / (tflops * 1e12 * mfu)
+    if not gradient_checkpointing:
+        seconds /= CHECKPOINTING_SLOWDOWN
+    if micro_batches:
+        launches = micro_batches * shape.num_hidden_layers * LAUNCH_SECONDS_PER_LAYER[gradient_checkpointing]
+        seconds = max(seconds, launches)
+    return seconds
 
 
 def estimate_cpu_training_time(shape: ArchShape, *, tokens: int, cores: int = CPU_REFERENCE_CORES) -> float:
-    """Seconds on CPU cores: the demo model's measured rate, scaled by size and (linearly) by cores."""
+    """Seconds on CPU cores: the demo model's measured rate, scaled by size and (linearly) by cores.
+
+    The rate was 125 tokens/s with gradient checkpointing and 159 without in another
+    measurement; 140 sits between.
+    """
     rate = CPU_TOKENS_PER_SECOND * (CPU_REFERENCE_PARAMS / shape.parameter_count())
     rate *= cores / CPU_REFERENCE_CORES
     return tokens / rate

@@ -149,6 +149,7 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
     except TrainingError as exc:
         raise JobFailure(ERROR_CODES.get(type(exc), "training_error"), exc.message, exc.hint) from exc
     if result.stopped:
+        reporter.log(f"Training stopped at step {result.final_step}; its checkpoint is kept.", "warning")
         return {"stopped_at_step": result.final_step}
     adapter, _ = Adapter.objects.update_or_create(
         job=job,

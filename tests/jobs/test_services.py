@@ -78,3 +78,18 @@ def test_it_never_starts_a_job_cancelled_while_queued(alice):
     job_execute(job_id=job.pk, worker="a")
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED and job.attempts == 0
+
+
+def test_it_puts_back_a_running_job_whose_worker_went_silent(alice):
+    from jobs.services import job_requeue_stale
+
+    silent, alive = _job(alice), _job(alice)
+    for job in (silent, alive):
+        job_claim(job_id=job.pk, worker="w")
+    Job.objects.filter(pk=silent.pk).update(heartbeat_at=timezone.now() - STALE_AFTER - timedelta(seconds=1))
+    assert job_requeue_stale() == [silent.pk]
+    silent.refresh_from_db()
+    alive.refresh_from_db()
+    assert (silent.state, alive.state) == (JobState.QUEUED, JobState.RUNNING)
+    assert silent.events.filter(kind="log", payload__level="warning").exists()
+    assert job_requeue_stale() == []  # a second reaper finds nothing to do

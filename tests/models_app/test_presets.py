@@ -63,7 +63,9 @@ def test_it_counts_parameters_as_transformers_builds_the_model():
     torch = pytest.importorskip("torch")
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    tiny = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=300)
+    tiny = dict(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=300
+    )
     configs = [
         Qwen2Config(**tiny, num_key_value_heads=2, tie_word_embeddings=False),
         Qwen2Config(**tiny, num_key_value_heads=2, tie_word_embeddings=True),

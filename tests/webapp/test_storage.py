@@ -28,7 +28,7 @@ def s3_credentials(monkeypatch):
 
 def _roundtrip(store, tmp_path: Path) -> None:
     source = tmp_path / "upload"
-    source.write_bytes(b"\xef\xbb\xbf{\"instruction\": \"hi\"}\r\n" * 1000)
+    source.write_bytes(b'\xef\xbb\xbf{"instruction": "hi"}\r\n' * 1000)
     store.put(source, "blobs/ab/abcdef", move=False)
     assert store.exists("blobs/ab/abcdef")
     assert not store.exists("blobs/ab/missing")

@@ -1,0 +1,110 @@
+"""The recipe: defaults from the guide, readable validation errors, YAML export."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.ml.errors import TrainingNotRunnable
+from jobs.ml.recipe import RECIPE_HELP, Recipe, RecipeError
+
+
+def test_it_defaults_to_the_guides_lora_recipe():
+    recipe = Recipe()
+    assert (recipe.method, recipe.lora_r, recipe.lora_alpha, recipe.lora_dropout) == ("lora", 64, 16, 0.1)
+    assert recipe.target_module_list == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert (recipe.learning_rate, recipe.num_epochs, recipe.batch_size, recipe.grad_accum) == (2e-4, 3, 1, 8)
+    assert (recipe.max_seq_len, recipe.warmup_ratio, recipe.logging_steps) == (2048, 0.1, 1)
+    assert recipe.max_steps is None and recipe.trial_rows is None
+
+
+def test_it_explains_every_setting():
+    assert set(RECIPE_HELP) == set(Recipe().to_dict())
+    assert all(text.strip() for text in RECIPE_HELP.values())
+
+
+def test_it_round_trips_through_yaml():
+    recipe = Recipe(method="ia3", target_modules="q_proj, v_proj,down_proj", max_steps=10, learning_rate=3e-5)
+    text = recipe.to_yaml()
+    assert "# " + RECIPE_HELP["lora_r"] in text
+    assert Recipe.from_yaml(text) == recipe
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+
+
+def test_it_expands_target_module_presets():
+    assert Recipe(target_modules="all_linear").target_module_list == [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ]
+    assert Recipe(target_modules=["q_proj", "v_proj"]).target_modules == "q_proj,v_proj"
+
+
+def test_it_accepts_form_strings():
+    recipe = Recipe.from_dict({"learning_rate": "5e-5", "lora_r": "16", "use_dora": "true", "max_steps": ""})
+    assert (recipe.learning_rate, recipe.lora_r, recipe.use_dora, recipe.max_steps) == (5e-5, 16, True, None)
+
+
+def test_it_gives_readable_errors_for_invalid_values():
+    with pytest.raises(RecipeError) as caught:
+        Recipe.from_dict(
+            {
+                "method": "full",
+                "lora_r": 0,
+                "learning_rate": "fast",
+                "lora_dropout": 1.5,
+                "batch_size": 2.5,
+                "target_modules": "q_proj; rm -rf",
+            }
+        )
+    errors = caught.value.errors
+    assert errors["method"] == "must be one of lora, qlora, ia3; got 'full'."
+    assert errors["lora_r"] == "must be between 1 and 512; got 0."
+    assert errors["learning_rate"] == "must be a number (like 0.1 or 2e-4), not 'fast'."
+    assert errors["lora_dropout"] == "must be at least 0 and less than 1; got 1.5."
+    assert errors["batch_size"] == "must be a whole number, not 2.5."
+    assert "q_proj; rm -rf" in errors["target_modules"]
+    assert isinstance(caught.value, ValueError) and "lora_r: must be between 1 and 512" in str(caught.value)
+
+
+def test_it_names_unknown_settings():
+    with pytest.raises(RecipeError) as caught:
+        Recipe.from_dict({"colour": "blue", "lora_r": 8})
+    assert caught.value.errors == {"colour": "is not a setting Lathe knows."}
+
+
+def test_it_refuses_lora_options_with_ia3():
+    with pytest.raises(RecipeError, match="DoRA and rsLoRA are LoRA options"):
+        Recipe(method="ia3", use_dora=True)
+
+
+def test_it_resolves_auto_settings_for_the_device():
+    recipe = Recipe()
+    assert recipe.resolve_precision("cpu") == "fp32"
+    assert recipe.resolve_precision("cuda", bf16_supported=True) == "bf16"
+    assert recipe.resolve_precision("cuda:0", bf16_supported=False) == "fp16"
+    assert recipe.resolve_gradient_checkpointing("cpu", checkpointing_needed=True) is False
+    assert recipe.resolve_gradient_checkpointing("cuda", checkpointing_needed=True) is True
+    assert recipe.resolve_gradient_checkpointing("cuda", checkpointing_needed=False) is False
+    assert Recipe(gradient_checkpointing="on").resolve_gradient_checkpointing(
+        "cpu", checkpointing_needed=False
+    )
+
+
+def test_it_refuses_qlora_and_half_precision_without_a_gpu():
+    with pytest.raises(TrainingNotRunnable, match="QLoRA needs an NVIDIA GPU") as caught:
+        Recipe(method="qlora").check_runnable("cpu")
+    assert "Choose LoRA" in caught.value.hint
+    with pytest.raises(TrainingNotRunnable, match="needs a GPU"):
+        Recipe(precision="bf16").check_runnable("cpu")
+    Recipe().check_runnable("cpu")
+
+
+def test_it_replaces_settings_with_validation():
+    recipe = Recipe().replace(max_seq_len=1024, gradient_checkpointing="on")
+    assert (recipe.max_seq_len, recipe.gradient_checkpointing) == (1024, "on")
+    with pytest.raises(RecipeError):
+        Recipe().replace(max_seq_len=1)
