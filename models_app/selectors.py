@@ -2,7 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from models_app.models import BaseModel
+from models_app.models import Adapter, BaseModel
 
 
 def base_model_list_for_user(user: AbstractBaseUser) -> QuerySet[BaseModel]:
@@ -16,3 +16,7 @@ def get_base_model_for_user(user: AbstractBaseUser, base_model_id: int) -> BaseM
 def default_tokenizer_model() -> BaseModel | None:
     """The model whose tokenizer counts tokens when the user has not picked one."""
     return BaseModel.objects.filter(owner__isnull=True, is_demo=True).exclude(local_dir="").first()
+
+
+def adapter_list_for_user(user: AbstractBaseUser) -> QuerySet[Adapter]:
+    return Adapter.objects.filter(owner_id=user.pk)

@@ -59,30 +59,6 @@ TINY_RECIPE = Recipe(
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(demo_model_dir, tmp_path_factory) -> Path:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
-
-    target = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir, local_files_only=True)
-    config = Qwen2Config(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    AutoModelForCausalLM.from_config(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
-
-
-@pytest.fixture(scope="session")
 def canonical_files(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("canonical")
     train = write_jsonl(folder / "train.jsonl", [conversation(index) for index in range(16)])

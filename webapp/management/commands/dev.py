@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from jobs.queues import ALL_QUEUES
+from models_app.services import base_model_presets_sync
 from webapp.bootstrap import admin_ensure
 from webapp.embedded_redis import redis_answers, start_embedded_redis
 
@@ -44,6 +45,7 @@ class Command(BaseCommand):
         self.stdout.write("Preparing the database…")
         call_command("migrate", interactive=False, verbosity=0)
         username, password = admin_ensure()
+        base_model_presets_sync()
         if not skip_demo_model:
             self.stdout.write("Preparing the demo model (the first run converts it, about a minute)…")
             call_command("install_demo_model")
