@@ -26,6 +26,11 @@ KIND_QUEUES: dict[str, str] = {
 ALL_QUEUES = (QUEUE_DATA, QUEUE_GPU_ANY)
 
 
+def machine_queue(host: str) -> str:
+    """The queue of one machine: every GPU worker there consumes it."""
+    return f"{_NS}gpu.{host}"
+
+
 def gpu_queue(host: str, index: int) -> str:
     """The queue of one card: its worker consumes it besides the shared GPU queue."""
     return f"{_NS}gpu.{host}.{index}"

@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from jobs.models import Job, JobEvent
+from jobs.states import JobState
 
 
 def get_job_for_user(user: AbstractBaseUser, job_id: int) -> Job:
@@ -26,3 +27,10 @@ def job_list_for_subject(user: AbstractBaseUser, subject_type: str, subject_id: 
 
 def job_events_after(job: Job, after: int = 0, limit: int = 5000) -> QuerySet[JobEvent]:
     return job.events.filter(pk__gt=after).order_by("pk")[:limit]
+
+
+def job_queue_position(job: Job) -> int | None:
+    """How many queued jobs of the same queue are ahead of this one (None unless it is queued)."""
+    if job.state != JobState.QUEUED:
+        return None
+    return Job.objects.filter(queue=job.queue, state=JobState.QUEUED, created_at__lt=job.created_at).count()

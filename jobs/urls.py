@@ -8,4 +8,5 @@ urlpatterns = [
     path("<int:job_id>/", views.job_detail, name="job_detail"),
     path("<int:job_id>/cancel/", views.job_cancel_view, name="job_cancel"),
     path("<int:job_id>/events/", views.job_events, name="job_events"),
+    path("<int:job_id>/log.txt", views.job_log, name="job_log"),
 ]

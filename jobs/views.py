@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.auth import token_required
 from jobs.events import event_message, job_snapshot
-from jobs.selectors import get_job_for_user, job_events_after, job_list_for_user
+from jobs.selectors import get_job_for_user, job_events_after, job_list_for_user, job_queue_position
 from jobs.services import job_cancel
 from jobs.states import JobKind
 from jobs.worker_status import live_workers
@@ -27,7 +27,7 @@ def gpu_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_job_for_user(request.user, job_id)
-    context = {"job": job}
+    context = {"job": job, "queue_position": job_queue_position(job)}
     if job.kind == JobKind.TRAIN:
         from jobs.training.views import training_context
 
@@ -45,6 +45,21 @@ def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
     if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         return redirect(next_url)
     return redirect("job_detail", job_id=job.pk)
+
+
+@login_required
+def job_log(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The whole event log as plain text, to keep or to send to an administrator."""
+    job = get_job_for_user(request.user, job_id)
+    lines = [f"Lathe job {job.pk} ({job.get_kind_display()}), state {job.state}"]
+    for event in job.events.exclude(kind="metric").order_by("pk").iterator():
+        detail = event.payload.get("message") or event.payload.get("state") or ""
+        lines.append(f"{event.created_at.isoformat()} {event.kind:>6} {detail}")
+    if job.error:
+        lines.append(f"error: {job.error.get('message', '')} {job.error.get('hint', '')}")
+    response = HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="job-{job.pk}.log"'
+    return response
 
 
 def _events_payload(request: HttpRequest, job_id: int) -> JsonResponse:

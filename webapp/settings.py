@@ -151,10 +151,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A message not acknowledged within this time is handed out again; jobs are
-# claimed with a heartbeat, so a redelivery never runs a live job twice.
+# Redis hands an unacknowledged message out again after this time. Training runs
+# for days, so it is long (a week): recovery from a lost worker does not wait
+# for it, because workers re-queue any running job whose heartbeat stopped
+# (jobs.services.job_requeue_stale), and a redelivery never runs a live job twice
+# (jobs are claimed with a conditional update plus a heartbeat).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("LATHE_VISIBILITY_TIMEOUT", 3600),
+    "visibility_timeout": env_int("LATHE_VISIBILITY_TIMEOUT", 7 * 24 * 3600),
 }
 
 CHANNEL_LAYERS = {

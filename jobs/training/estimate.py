@@ -14,7 +14,7 @@ from jobs.ml.memory import (
     suggest_fitting_settings,
 )
 from jobs.ml.recipe import Recipe
-from jobs.queues import gpu_queue
+from jobs.queues import gpu_queue, machine_queue
 from jobs.worker_status import live_workers
 from models_app.models import BaseModel
 from models_app.presets import ArchShape, UnsupportedConfig, preset_for
@@ -34,10 +34,14 @@ def model_shape(base_model: BaseModel) -> ArchShape | None:
 
 
 def launch_targets() -> list[tuple[str, str]]:
-    """The GPUs workers have reported, as (queue, label) choices."""
+    """The machines and GPUs workers have reported, as (queue, label) choices."""
     targets = []
+    machines = set()
     for worker in live_workers():
         host = worker.hostname.split("@")[-1]
+        if worker.gpus and host not in machines:
+            machines.add(host)
+            targets.append((machine_queue(host), f"Any GPU of machine {host}"))
         for gpu in worker.gpus:
             memory = gpu["memory_total_mb"] / 1024
             label = f"{worker.hostname} · GPU {gpu['index']} · {gpu['name']} ({memory:.0f} GB)"
@@ -51,7 +55,7 @@ def _target_gpu(target: str) -> dict | None:
     for worker in live_workers():
         host = worker.hostname.split("@")[-1]
         for gpu in worker.gpus:
-            if target and gpu_queue(host, gpu["index"]) != target:
+            if target and target not in (gpu_queue(host, gpu["index"]), machine_queue(host)):
                 continue
             gpus.append(gpu)
     return max(gpus, key=lambda gpu: gpu["memory_total_mb"], default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from jobs.ml.recipe import Recipe
 from jobs.models import Checkpoint, Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
-from models_app.ml.hub import ModelUnavailable, model_download
+from models_app.ml.hub import ModelUnavailable, model_download, model_fingerprint
 from models_app.models import Adapter, BaseModel
 from webapp.storage import artifact_store
 
@@ -124,6 +125,8 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         )
     recipe = Recipe.from_dict(job.params["recipe"])
     model_dir = _model_dir(base_model, reporter)
+    revision = model_fingerprint(model_dir)
+    reporter.log(f"Base model {base_model.hf_id}, weights fingerprint {revision}.")
     store = artifact_store()
     resume = _resume_path(job)
     reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
@@ -148,6 +151,15 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         ) from exc
     except TrainingError as exc:
         raise JobFailure(ERROR_CODES.get(type(exc), "training_error"), exc.message, exc.hint) from exc
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise JobFailure(
+            "disk_full",
+            "The worker's disk is full, so training could not save its files.",
+            "Free some space (old checkpoints under the data folder's training/ directory can go), then "
+            "resume from the last checkpoint.",
+        ) from exc
     if result.stopped:
         reporter.log(f"Training stopped at step {result.final_step}; its checkpoint is kept.", "warning")
         return {"stopped_at_step": result.final_step}
@@ -165,6 +177,7 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
     return {
         "adapter_id": adapter.pk,
         "final_step": result.final_step,
+        "base_model_revision": revision,
         "train_loss": result.train_loss,
         "dropped_rows": result.dropped_rows,
     }

@@ -4,6 +4,7 @@ from jobs.training import views
 
 urlpatterns = [
     path("new/<int:version_id>/", views.training_new, name="training_new"),
+    path("new/<int:version_id>/import/", views.training_import, name="training_import"),
     path("estimate/", views.training_estimate, name="training_estimate"),
     path("<int:job_id>/resume/<int:step>/", views.training_resume_view, name="training_resume"),
     path("<int:job_id>/retry/", views.training_retry_view, name="training_retry"),

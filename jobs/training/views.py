@@ -20,6 +20,7 @@ from jobs.training.forms import TrainingForm
 from jobs.training.services import (
     TrainingRefused,
     recipe_export,
+    recipe_import,
     training_resume,
     training_retry_with,
     training_start,
@@ -61,6 +62,25 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
         "jobs/training_new.html",
         {"version": version, "dataset": version.dataset, "form": form, "refusal": refusal},
     )
+
+
+@login_required
+@require_POST
+def training_import(request: HttpRequest, version_id: int) -> HttpResponse:
+    """Re-create a run from an exported recipe file, on this dataset version."""
+    version = get_dataset_version_for_user(request.user, version_id)
+    upload = request.FILES.get("recipe_file")
+    if upload is None or upload.size > 256 * 1024:
+        messages.error(request, "Choose a recipe file (.yaml) exported from a job page.")
+        return redirect("training_new", version_id=version.pk)
+    try:
+        job = recipe_import(
+            owner=request.user, text=upload.read().decode("utf-8", "replace"), dataset_version=version
+        )
+    except (TrainingRefused, RecipeError) as exc:
+        messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("training_new", version_id=version.pk)
+    return redirect("job_detail", job_id=job.pk)
 
 
 @login_required

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def model_download(hf_id: str, target_dir: Path, progress: Callable[[int, int], 
             repo_id=hf_id,
             local_dir=str(target_dir),
             allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"],
+            tqdm_class=_progress_bar(progress) if progress else None,
         )
     except (OfflineModeIsEnabled, LocalEntryNotFoundError, OSError) as exc:
         raise ModelUnavailable(
@@ -37,3 +39,28 @@ def model_download(hf_id: str, target_dir: Path, progress: Callable[[int, int], 
             "Check the model id. Gated models need an access token (HF_TOKEN) on the workers.",
         ) from exc
     return target_dir
+
+
+def _progress_bar(progress: Callable[[int, int], None]):
+    """A tqdm class that forwards the Hub's file progress to `progress(done, total)`."""
+    from tqdm.auto import tqdm
+
+    class Forwarding(tqdm):
+        def update(self, n=1):
+            result = super().update(n)
+            if self.total:
+                progress(int(self.n), int(self.total))
+            return result
+
+    return Forwarding
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A short hash of config.json and the weight files' names and sizes: which weights a job used."""
+    digest = hashlib.sha256()
+    config = model_dir / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()[:16]

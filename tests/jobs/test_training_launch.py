@@ -117,3 +117,70 @@ def _recipe_form(**changes) -> dict:
         elif value is not None:
             form[key] = str(value)
     return form
+
+
+def test_it_recreates_a_run_from_its_exported_recipe(alice_client, alice):
+    _, _, version = dataset_with_version(alice)
+    model = _model("Qwen/Qwen2.5-0.5B-Instruct")
+    alice_client.post(
+        reverse("training_new", args=[version.pk]),
+        {"base_model": model.pk, "action": "start", **_recipe_form(lora_r=16, learning_rate=5e-5)},
+    )
+    first = Job.objects.get(kind="train")
+    exported = alice_client.get(reverse("training_recipe_yaml", args=[first.pk])).content
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = alice_client.post(
+        reverse("training_import", args=[version.pk]), {"recipe_file": SimpleUploadedFile("r.yaml", exported)}
+    )
+    second = Job.objects.filter(kind="train").exclude(pk=first.pk).get()
+    assert response["Location"] == reverse("job_detail", args=[second.pk])
+    assert second.params["recipe"] == first.params["recipe"]
+    assert second.params["base_model_id"] == model.pk
+
+
+def test_it_retries_an_out_of_memory_failure_with_the_guides_remedies(alice_client, alice):
+    _, _, version = dataset_with_version(alice)
+    model = _model("Qwen/Qwen2.5-7B-Instruct")
+    from jobs.ml.recipe import Recipe
+
+    failed = Job.objects.create(
+        owner=alice,
+        kind="train",
+        queue="gpu",
+        state="failed",
+        params={"dataset_version_id": version.pk, "base_model_id": model.pk, "recipe": Recipe().to_dict()},
+        error={
+            "code": "out_of_memory",
+            "message": "The GPU ran out of memory.",
+            "hint": "",
+            "details": {"retry_with": {"max_seq_len": 1024, "gradient_checkpointing": "on", "batch_size": 1}},
+        },
+    )
+    page = alice_client.get(reverse("job_detail", args=[failed.pk])).content.decode()
+    assert "Retry with these settings" in page and "max_seq_len = 1024" in page
+    response = alice_client.post(reverse("training_retry", args=[failed.pk]))
+    retry = Job.objects.exclude(pk=failed.pk).get()
+    assert response["Location"] == reverse("job_detail", args=[retry.pk])
+    assert retry.params["recipe"]["max_seq_len"] == 1024
+    assert retry.params["recipe"]["gradient_checkpointing"] == "on"
+
+
+def test_it_shows_the_place_in_the_queue_and_offers_the_full_log(alice_client, alice):
+    jobs = [Job.objects.create(owner=alice, kind="train", queue="gpu") for _ in range(3)]
+    page = alice_client.get(reverse("job_detail", args=[jobs[2].pk])).content.decode()
+    assert "2 jobs ahead" in page
+    from jobs.events import job_event_emit
+
+    job_event_emit(jobs[0].pk, "log", {"level": "info", "message": "Saved checkpoint at step 100."})
+    log = alice_client.get(reverse("job_log", args=[jobs[0].pk])).content.decode()
+    assert "Saved checkpoint at step 100." in log
+
+
+def test_it_keeps_redelivery_safe_for_runs_of_days():
+    from webapp.celery import app
+
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.broker_transport_options["visibility_timeout"] >= 24 * 3600
+    assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]

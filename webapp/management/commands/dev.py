@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from jobs.queues import ALL_QUEUES
+from jobs.ml.gpus import list_gpus
+from jobs.queues import ALL_QUEUES, gpu_queue, machine_queue
 from models_app.services import base_model_presets_sync
 from webapp.bootstrap import admin_ensure
 from webapp.embedded_redis import redis_answers, start_embedded_redis
@@ -69,6 +71,10 @@ class Command(BaseCommand):
             ],
             env,
         )
+        machine = socket.gethostname()
+        # This machine's own queues too, so jobs pinned to one of its GPUs find a worker.
+        local_gpus = [gpu_queue(machine, gpu.index) for gpu in list_gpus()]
+        queues = [*ALL_QUEUES, machine_queue(machine), *local_gpus]
         self._spawn(
             "worker",
             [
@@ -79,7 +85,7 @@ class Command(BaseCommand):
                 "webapp",
                 "worker",
                 "--queues",
-                ",".join(ALL_QUEUES),
+                ",".join(queues),
                 "--concurrency",
                 "2",
                 "--prefetch-multiplier",
@@ -87,7 +93,7 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
                 "--hostname",
-                "cpu@%h",
+                f"lathe@{machine}",
             ],
             env,
         )
