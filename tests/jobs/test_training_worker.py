@@ -188,3 +188,13 @@ def test_it_resumes_from_the_last_checkpoint_after_the_worker_is_killed(
     assert any("stopped answering" in message for message in logs)
     assert killed_at < 24
     assert _metric_steps(job) == list(range(1, 25))  # the curve continues where it stopped
+
+
+def test_it_fails_in_plain_words_when_a_model_cannot_be_downloaded(alice, version, celery_worker):
+    # No network here (and HF_HUB_OFFLINE=1): the worker's download must fail cleanly.
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="Qwen2.5 0.5B")
+    job = _finished(_start(alice, version, model).pk, timeout=60)
+    assert job.state == JobState.FAILED
+    assert job.error["code"] == "model_unavailable"
+    assert "cannot reach the Hugging Face Hub" in job.error["message"]
+    assert "Traceback" not in job.error["message"] + job.error["hint"]
