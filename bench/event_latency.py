@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
 sys.path.insert(0, str(REPO))
 REDIS_URL = "redis://127.0.0.1:6379/13"
+HEADER = "| path | received / expected | dups | p50 ms | p95 ms | p99 ms | max ms | emit call p50 / p95 ms |"
+HEADER += " cores busy: machine of N (ours) | load 1-min |"
 
 
 def configure(data_dir: Path) -> None:
@@ -79,42 +81,37 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=REPO, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
     for _ in range(300):
-        if process.poll() is not None:
-            raise RuntimeError("uvicorn exited:\n" + log_path.read_text()[-3000:])
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)  # noqa: S310
             return process
         except OSError:
+            if process.poll() is not None:
+                break
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError("uvicorn did not start:\n" + log_path.read_text()[-3000:])
+    raise RuntimeError("uvicorn did not start or exited:\n" + log_path.read_text()[-3000:])
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+def usage_start(pids: dict[str, int]) -> dict:
+    """CPU over one phase: the whole machine, each of our processes, and redis-server (shared) if readable."""
+    processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+    processes |= {
+        f"redis-server {p.pid}": p for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"
+    }
+    psutil.cpu_percent(None)
+    cpu = {name: sum(process.cpu_times()[:2]) for name, process in processes.items()}
+    return {"processes": processes, "cpu": cpu, "load": os.getloadavg()[0], "wall": time.monotonic()}
 
 
-class Usage:
-    """CPU over one phase: the whole machine, and each of our processes (plus redis-server if readable)."""
-
-    def __init__(self, pids: dict[str, int]):
-        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-        for process in psutil.process_iter(["name"]):
-            if process.info["name"] == "redis-server":
-                self.processes["redis-server (shared)"] = process
-        self.start = {name: cpu_seconds(p) for name, p in self.processes.items()}
-        self.load_start, self.wall_start = os.getloadavg()[0], time.monotonic()
-        psutil.cpu_percent(None)
-
-    def stop(self, emitter_cpu_s: float) -> dict:
-        used = {name: cpu_seconds(p) - self.start[name] for name, p in self.processes.items()}
-        wall = time.monotonic() - self.wall_start
-        cores = {
-            name: round(seconds / wall, 3) for name, seconds in {**used, "emitter": emitter_cpu_s}.items()
-        }
-        machine = psutil.cpu_percent(None) / 100 * psutil.cpu_count()
-        return {"wall_s": wall, "machine_cores_busy": machine, "cores": cores, "load": [self.load_start]}
+def usage_stop(start: dict, emitter_cpu_s: float) -> dict:
+    wall = time.monotonic() - start["wall"]
+    used = {
+        name: sum(process.cpu_times()[:2]) - start["cpu"][name]
+        for name, process in start["processes"].items()
+    }
+    cores = {name: round(seconds / wall, 3) for name, seconds in (used | {"emitter": emitter_cpu_s}).items()}
+    machine = psutil.cpu_percent(None) / 100 * psutil.cpu_count()
+    return {"wall_s": wall, "machine_cores_busy": machine, "cores": cores, "load": [start["load"]]}
 
 
 def observed(message: dict, received: float) -> tuple[int, int, float]:
@@ -141,14 +138,14 @@ async def run_phase(job_id: int, args, records: list[list[tuple]], pids: dict[st
     emitter = await asyncio.create_subprocess_exec(sys.executable, __file__, *command, stdout=-1, cwd=REPO)
     if (await emitter.stdout.readline()).strip() != b"READY":
         raise RuntimeError("the emitter did not start")
-    usage = Usage({**pids, "clients (this process)": os.getpid()})
+    usage = usage_start({**pids, "clients (this process)": os.getpid()})
     worker = json.loads(await emitter.stdout.readline())
     await emitter.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(len({r[1] for r in rec}) < args.events for rec in records):
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)  # let duplicates, if any, arrive
-    result = summarize(records, args.events) | usage.stop(worker["cpu_s"])
+    result = summarize(records, args.events) | usage_stop(usage, worker["cpu_s"])
     emit_s = sorted(worker["emit_s"])
     result["emit_call_ms"] = {"p50": 1000 * percentile(emit_s, 50), "p95": 1000 * percentile(emit_s, 95)}
     result["load"].append(os.getloadavg()[0])
@@ -172,9 +169,8 @@ async def baseline(job_id: int, args) -> dict:
 
     tasks = [asyncio.create_task(receive(c, r)) for c, r in zip(channels, records, strict=True)]
     result = await run_phase(job_id, args, records, {})
-    for task in tasks:
+    for task, channel in zip(tasks, channels, strict=True):
         task.cancel()
-    for channel in channels:
         await layer.group_discard(job_group_name(job_id), channel)
     await layer.close_pools()
     return result
@@ -184,10 +180,10 @@ async def watch(url: str, cookie: str, origin: str, record: list | None, until: 
     """One browser: snapshot, history, then live events into `record`; or replay `until` events and return."""
     from websockets.asyncio.client import connect
 
+    started, replayed = time.monotonic(), []
     async with connect(url, origin=origin, additional_headers={"Cookie": cookie}, max_queue=None) as ws:
         if json.loads(await ws.recv())["type"] != "snapshot":
             raise RuntimeError("the first message is not the snapshot")
-        started, replayed = time.monotonic(), []
         while record is None and len(replayed) < until:
             replayed.append(observed(json.loads(await asyncio.wait_for(ws.recv(), 10)), time.time()))
         if record is None:
@@ -219,10 +215,10 @@ async def websockets_phase(job_id: int, port: int, cookie: str, args, server_pid
 
 
 def row(name: str, result: dict) -> str:
-    share = ", ".join(f"{name} {cores:.2f}" for name, cores in result["cores"].items())
+    share = ", ".join(f"{process} {cores:.2f}" for process, cores in result["cores"].items())
     return (
         f"| {name} | {result['received']:,} / {result['expected']:,} | {result['duplicates']} "
-        + "".join(f"| {result[f'{name}_ms']:.1f} " for name in ("p50", "p95", "p99", "max"))
+        + "".join(f"| {result[f'{pct}_ms']:.1f} " for pct in ("p50", "p95", "p99", "max"))
         + f"| {result['emit_call_ms']['p50']:.1f} / {result['emit_call_ms']['p95']:.1f} "
         + f"| {result['machine_cores_busy']:.2f} of {psutil.cpu_count()}: {share} "
         f"| {result['load'][0]:.2f} → {result['load'][1]:.2f} |"
@@ -262,11 +258,7 @@ def main() -> None:
     ok = live["received"] == live["expected"] and not live["duplicates"] and replay["complete_in_order"]
     ok = ok and replay["events"] == args.events and live["p95_ms"] < 500
     print(f"{args.clients} clients, {args.events} events at {args.rate:g}/s; data in {data_dir}\n")
-    print(
-        "| path | received / expected | dups | p50 ms | p95 ms | p99 ms | max ms | emit call p50 / p95 ms ",
-        end="",
-    )
-    print("| cores busy (machine of N: ours) | load 1-min |\n|" + "---|" * 10)
+    print(HEADER + "\n|" + "---|" * 10)
     print(row("channel layer only (baseline)", base))
     print(row("websocket via uvicorn (ours)", live))
     print(f"\nreplay ?after=0: {replay}")

@@ -29,6 +29,7 @@ from jobs.ml.components import (
 from jobs.ml.data import PreparedData, prepare_data
 from jobs.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from jobs.ml.recipe import Recipe
+from jobs.ml.samples import SampleCallback, load_sample_prompts
 
 ADAPTER_DIRNAME = "adapter"
 CHECKPOINTS_DIRNAME = "checkpoints"
@@ -113,6 +114,7 @@ def train(
     (output_dir / RECIPE_FILENAME).write_text(recipe.to_yaml(), encoding="utf-8")
 
     callback = EventCallback(on_event, should_stop)
+    samples = SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)
     trainer = None
     out_of_memory = False
     try:
@@ -122,7 +124,7 @@ def train(
                 recipe,
                 data,
                 tokenizer,
-                callback,
+                [callback, samples],
                 checkpoints_dir=output_dir / CHECKPOINTS_DIRNAME,
                 device=device,
                 precision=precision,
@@ -190,7 +192,7 @@ def _build_trainer(
     recipe: Recipe,
     data: PreparedData,
     tokenizer: Any,
-    callback: EventCallback,
+    callbacks: list,
     *,
     checkpoints_dir: Path,
     device: str,
@@ -216,7 +218,7 @@ def _build_trainer(
             eval_dataset=data.validation,
             processing_class=tokenizer,
             peft_config=peft_config(recipe),
-            callbacks=[callback],
+            callbacks=callbacks,
         )
     except ValueError as error:
         if "Target module" not in str(error):

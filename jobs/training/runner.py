@@ -103,6 +103,8 @@ class _EventSink:
                 job=self.job, step=event["step"], defaults={"path": event["path"]}
             )
             self.reporter.log(f"Saved checkpoint at step {event['step']}.")
+        elif kind == "samples":
+            job_event_emit(self.job.pk, "samples", {"step": event["step"], "samples": event["samples"]})
         elif kind == "log":
             self.reporter.log(event.get("message", ""), event.get("level", "info"))
 

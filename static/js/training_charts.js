@@ -54,6 +54,21 @@
     });
   }
 
+  function showSamples(payload) {
+    const body = document.getElementById("samples-body");
+    if (!body) return;
+    body.replaceChildren(...payload.samples.map((sample) => {
+      const row = document.createElement("tr");
+      [sample.prompt, sample.reference, sample.answer].forEach((text) => {
+        const cell = document.createElement("td");
+        cell.textContent = text;  // model output is text, never HTML
+        row.appendChild(cell);
+      });
+      return row;
+    }));
+    document.getElementById("samples-step").textContent = "at step " + payload.step;
+  }
+
   let pending = false;
   function schedule() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; redraw(); }); } }
 
@@ -63,6 +78,7 @@
     build();
     watch.addEventListener("lathe:event", (e) => {
       if (e.detail.kind === "metric") { addPoint(e.detail.payload); schedule(); }
+      if (e.detail.kind === "samples") showSamples(e.detail.payload);
     });
   });
 })();

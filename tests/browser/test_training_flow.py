@@ -71,3 +71,4 @@ def test_it_starts_a_job_and_watches_the_loss_chart_grow(
     other.goto(page.url)
     other.wait_for_function("Number(document.getElementById('chart-loss').dataset.points || 0) >= 40")
     assert other.is_visible("#adapter-download")
+    other.wait_for_function("document.querySelectorAll('#samples-body tr td').length === 9")

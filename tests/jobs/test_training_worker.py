@@ -48,8 +48,6 @@ def tiny_base_model(tiny_model_dir, transactional_db) -> BaseModel:
 @pytest.fixture
 def version(alice):
     _, _, version = dataset_with_version(alice, rows=24)
-    version.validation_rows = 24
-    version.save(update_fields=["validation_rows"])
     return version
 
 
@@ -130,6 +128,12 @@ def test_it_trains_streams_live_metrics_and_saves_the_adapter(alice, version, ti
     assert json.loads((Path(adapter.path) / "adapter_config.json").read_text())["r"] == 4
     assert list(job.checkpoints.values_list("step", flat=True)) == [3, 6]
     assert job.result["final_step"] == 6
+    assert job.result["base_model_revision"]
+    samples = list(job.events.filter(kind="samples").order_by("pk"))
+    assert [event.payload["step"] for event in samples] == [3, 6]  # one set per evaluation
+    first = samples[0].payload["samples"]
+    assert len(first) == 3 and all(isinstance(sample["answer"], str) for sample in first)
+    assert first[0]["prompt"].startswith("Explain") and first[0]["reference"]
 
 
 def test_it_stops_at_the_next_step_when_cancelled_and_resumes_from_a_checkpoint(
