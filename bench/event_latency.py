@@ -2,14 +2,12 @@
 
     .venv/bin/python bench/event_latency.py            # --clients 20 --events 200 --rate 10
 
-One run: a fresh LATHE_DATA_DIR under bench/out/, `manage.py migrate`, a user with two `train` jobs and a
-session, uvicorn (`--ws websockets-sansio`) as a subprocess, Redis DB 13 with namespace `bench-` (flushed
-at the end). An emitter process (Django set up as a Celery worker is, nothing else) calls
-`job_event_emit(job, "metric", {"step", "t_sent", ...})` at a steady rate. Latency is the receive time
-minus `t_sent`, stamped just before the call (same clock), so the database insert counts.
-Baseline first: the channel-layer path alone (N receivers on the job's group in this process, no
-uvicorn, consumer or websocket). Then N websocket clients (session cookie, Origin) on the other job.
-Last, one more client with ?after=0 must get every event from history.
+A fresh LATHE_DATA_DIR under bench/out/, migrated; a user, two `train` jobs, a session; uvicorn
+(`--ws websockets-sansio`); Redis DB 13, namespace `bench-`, flushed at the end. An emitter process (Django
+set up, as in a Celery worker) calls `job_event_emit(job, "metric", {"step", "t_sent", ...})` at a steady
+rate; latency = receive time - `t_sent` (same clock; the database insert counts). Baseline: N channel-layer
+receivers on the job's group in this process (no uvicorn, consumer or websocket). Then N websocket clients
+(session cookie, Origin) on the other job, and one more with ?after=0 that must get every event from history.
 Prints a Markdown table; appends a JSON line to bench/out/event_latency.jsonl.
 """
 
@@ -26,7 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import django
 import psutil
+import redis
+from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -36,16 +37,8 @@ HEADER = "| path | received / expected | dups | p50 ms | p95 ms | p99 ms | max m
 HEADER += " cores busy: machine of N (ours) | load 1-min |"
 
 
-def configure(data_dir: Path) -> None:
-    os.environ.pop("DATABASE_URL", None)  # SQLite in the fresh data folder, as on a laptop
-    os.environ.update(DJANGO_SETTINGS_MODULE="webapp.settings", LATHE_DATA_DIR=str(data_dir))
-    os.environ.update(REDIS_URL=REDIS_URL, LATHE_REDIS_NAMESPACE="bench-", LATHE_LOG_LEVEL="WARNING")
-
-
 def emit(job_id: int, count: int, rate: float) -> None:
     """The worker's side: one process, Django set up, events at a steady rate."""
-    import django
-
     django.setup()
     from jobs.events import job_event_emit
 
@@ -92,28 +85,6 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
     raise RuntimeError("uvicorn did not start or exited:\n" + log_path.read_text()[-3000:])
 
 
-def usage_start(pids: dict[str, int]) -> dict:
-    """CPU over one phase: the whole machine, each of our processes, and redis-server (shared) if readable."""
-    processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-    processes |= {
-        f"redis-server {p.pid}": p for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"
-    }
-    psutil.cpu_percent(None)
-    cpu = {name: sum(process.cpu_times()[:2]) for name, process in processes.items()}
-    return {"processes": processes, "cpu": cpu, "load": os.getloadavg()[0], "wall": time.monotonic()}
-
-
-def usage_stop(start: dict, emitter_cpu_s: float) -> dict:
-    wall = time.monotonic() - start["wall"]
-    used = {
-        name: sum(process.cpu_times()[:2]) - start["cpu"][name]
-        for name, process in start["processes"].items()
-    }
-    cores = {name: round(seconds / wall, 3) for name, seconds in (used | {"emitter": emitter_cpu_s}).items()}
-    machine = psutil.cpu_percent(None) / 100 * psutil.cpu_count()
-    return {"wall_s": wall, "machine_cores_busy": machine, "cores": cores, "load": [start["load"]]}
-
-
 def observed(message: dict, received: float) -> tuple[int, int, float]:
     return message["seq"], message["payload"]["step"], received - message["payload"]["t_sent"]
 
@@ -138,18 +109,26 @@ async def run_phase(job_id: int, args, records: list[list[tuple]], pids: dict[st
     emitter = await asyncio.create_subprocess_exec(sys.executable, __file__, *command, stdout=-1, cwd=REPO)
     if (await emitter.stdout.readline()).strip() != b"READY":
         raise RuntimeError("the emitter did not start")
-    usage = usage_start({**pids, "clients (this process)": os.getpid()})
+    # CPU over the phase: the whole machine, each of our processes, and redis-server (shared) if readable.
+    processes = {name: psutil.Process(pid) for name, pid in (pids | {"clients": os.getpid()}).items()}
+    redis_servers = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"]
+    processes |= {f"redis-server {p.pid}": p for p in redis_servers}
+    cpu_start = {name: sum(process.cpu_times()[:2]) for name, process in processes.items()}
+    load, wall_start, _ = os.getloadavg()[0], time.monotonic(), psutil.cpu_percent(None)
     worker = json.loads(await emitter.stdout.readline())
     await emitter.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(len({r[1] for r in rec}) < args.events for rec in records):
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)  # let duplicates, if any, arrive
-    result = summarize(records, args.events) | usage_stop(usage, worker["cpu_s"])
+    wall = time.monotonic() - wall_start
+    cpu = {name: sum(p.cpu_times()[:2]) - cpu_start[name] for name, p in processes.items()}
+    cores = {name: round(seconds / wall, 3) for name, seconds in (cpu | {"emitter": worker["cpu_s"]}).items()}
+    machine = psutil.cpu_percent(None) / 100 * psutil.cpu_count()
     emit_s = sorted(worker["emit_s"])
-    result["emit_call_ms"] = {"p50": 1000 * percentile(emit_s, 50), "p95": 1000 * percentile(emit_s, 95)}
-    result["load"].append(os.getloadavg()[0])
-    return result
+    emit_ms = {"p50": 1000 * percentile(emit_s, 50), "p95": 1000 * percentile(emit_s, 95)}
+    usage = dict(wall_s=wall, machine_cores_busy=machine, cores=cores, load=[load, os.getloadavg()[0]])
+    return summarize(records, args.events) | usage | {"emit_call_ms": emit_ms}
 
 
 async def baseline(job_id: int, args) -> dict:
@@ -178,8 +157,6 @@ async def baseline(job_id: int, args) -> dict:
 
 async def watch(url: str, cookie: str, origin: str, record: list | None, until: int = 0) -> dict:
     """One browser: snapshot, history, then live events into `record`; or replay `until` events and return."""
-    from websockets.asyncio.client import connect
-
     started, replayed = time.monotonic(), []
     async with connect(url, origin=origin, additional_headers={"Cookie": cookie}, max_queue=None) as ws:
         if json.loads(await ws.recv())["type"] != "snapshot":
@@ -235,10 +212,10 @@ def main() -> None:
     if args.emit:
         return emit(args.emit, args.events, args.rate)
     data_dir = OUT / f"event-latency-{time.strftime('%Y%m%d-%H%M%S')}"
-    configure(data_dir)
+    os.environ.pop("DATABASE_URL", None)  # SQLite in the fresh data folder, as on a laptop
+    os.environ.update(DJANGO_SETTINGS_MODULE="webapp.settings", LATHE_DATA_DIR=str(data_dir))
+    os.environ.update(REDIS_URL=REDIS_URL, LATHE_REDIS_NAMESPACE="bench-", LATHE_LOG_LEVEL="WARNING")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, check=True)
-    import django
-
     django.setup()
     from webapp.embedded_redis import free_port
 
@@ -252,11 +229,9 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=15)
-        import redis
-
         redis.Redis.from_url(REDIS_URL).flushdb()
-    ok = live["received"] == live["expected"] and not live["duplicates"] and replay["complete_in_order"]
-    ok = ok and replay["events"] == args.events and live["p95_ms"] < 500
+    ok = live["received"] == live["expected"] and not live["duplicates"] and live["p95_ms"] < 500
+    ok = ok and replay["complete_in_order"] and replay["events"] == args.events
     print(f"{args.clients} clients, {args.events} events at {args.rate:g}/s; data in {data_dir}\n")
     print(HEADER + "\n|" + "---|" * 10)
     print(row("channel layer only (baseline)", base))
