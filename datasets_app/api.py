@@ -6,7 +6,6 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import api_error, token_required
-from datasets_app.forms import UploadForm
 from datasets_app.models import Dataset, DatasetFile, DatasetVersion
 from datasets_app.selectors import (
     dataset_list_for_user,
@@ -14,8 +13,7 @@ from datasets_app.selectors import (
     get_dataset_for_user,
     get_dataset_version_for_user,
 )
-from datasets_app.services import dataset_upload
-from webapp.limits import upload_too_large_message
+from datasets_app.upload_request import upload_from_request
 
 
 def file_json(dataset_file: DatasetFile) -> dict:
@@ -61,22 +59,10 @@ def dataset_json(dataset: Dataset, *, full: bool = False) -> dict:
 @token_required
 @require_POST
 def api_dataset_upload(request: HttpRequest) -> JsonResponse:
-    dataset = None
-    if request.POST.get("dataset_id"):
-        dataset = get_dataset_for_user(request.user, int(request.POST["dataset_id"]))
-    form = UploadForm(request.POST, request.FILES)
-    if getattr(request, "upload_too_large", False):
-        return api_error(413, upload_too_large_message(), "file_too_large")
-    if not form.is_valid():
-        return api_error(400, "Send the file as multipart form field 'file'.", "invalid_request")
-    dataset_file = dataset_upload(
-        owner=request.user,
-        uploaded_file=form.cleaned_data["file"],
-        name=form.cleaned_data["name"],
-        dataset=dataset,
-        role=form.cleaned_data["role"] or "train",
-    )
-    return JsonResponse(file_json(dataset_file), status=201)
+    outcome = upload_from_request(request)
+    if outcome.dataset_file is None:
+        return api_error(outcome.status, outcome.error, outcome.error_code)
+    return JsonResponse(file_json(outcome.dataset_file), status=201)
 
 
 @token_required

@@ -26,11 +26,10 @@ from datasets_app.services import (
     cleaning_apply_start,
     cleaning_preview_start,
     dataset_file_validate,
-    dataset_upload,
     dataset_version_from_file,
 )
+from datasets_app.upload_request import upload_from_request
 from models_app.selectors import base_model_list_for_user
-from webapp.limits import upload_too_large_message
 from webapp.storage import artifact_store
 
 
@@ -51,29 +50,14 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def dataset_upload_view(request: HttpRequest) -> HttpResponse:
     """Receive a browser upload (streamed to disk by the upload handler)."""
-    dataset = None
-    if request.POST.get("dataset_id"):
-        dataset = get_dataset_for_user(request.user, int(request.POST["dataset_id"]))
-    form = UploadForm(request.POST, request.FILES)
-    if getattr(request, "upload_too_large", False):
-        error = upload_too_large_message()
-    elif not form.is_valid():
-        error = (
-            " ".join(str(e) for errors in form.errors.values() for e in errors) or "Choose a file to upload."
-        )
-    else:
-        dataset_file = dataset_upload(
-            owner=request.user,
-            uploaded_file=form.cleaned_data["file"],
-            name=form.cleaned_data["name"],
-            dataset=dataset,
-            role=form.cleaned_data["role"] or "train",
-        )
-        url = reverse("dataset_file_detail", args=[dataset_file.pk])
+    outcome = upload_from_request(request)
+    if outcome.dataset_file is not None:
+        url = reverse("dataset_file_detail", args=[outcome.dataset_file.pk])
         return JsonResponse({"redirect": url}) if _wants_json(request) else redirect(url)
     if _wants_json(request):
-        return JsonResponse({"error": {"message": error}}, status=400)
-    messages.error(request, error)
+        # 400 for both: the page shows the message either way.
+        return JsonResponse({"error": {"message": outcome.error}}, status=400)
+    messages.error(request, outcome.error)
     return redirect("dataset_list")
 
 

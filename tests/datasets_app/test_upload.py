@@ -85,3 +85,17 @@ def test_it_refuses_an_oversized_request_before_reading_its_body(settings):
 def test_it_asks_for_a_file_when_none_is_sent(alice_client):
     response = alice_client.post(reverse("dataset_upload"), {}, HTTP_X_REQUESTED_WITH="XMLHttpRequest")
     assert response.status_code == 400
+
+
+def test_it_answers_scripts_413_for_a_file_over_the_limit(alice, settings):
+    from django.test import Client
+
+    from accounts.services import api_token_create
+
+    settings.LATHE_MAX_UPLOAD_BYTES = 100
+    _, plaintext = api_token_create(user=alice, name="script")
+    response = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}").post(
+        reverse("api_dataset_upload"), {"file": jsonl_upload(alpaca_lines(50))}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "file_too_large"
