@@ -24,6 +24,7 @@ from jobs.ml.components import (
     load_tokenizer,
     out_of_memory_remedies,
     peft_config,
+    score_labelled_positions_only,
     sft_config,
 )
 from jobs.ml.data import PreparedData, prepare_data
@@ -202,6 +203,8 @@ def _build_trainer(
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
+    if device == "cpu":
+        score_labelled_positions_only()
     model = load_model(base_model_dir, recipe, precision=precision)
     try:
         trainer = SFTTrainer(
