@@ -20,18 +20,15 @@ from typing import Any
 import yaml
 
 from jobs.ml.errors import TrainingNotRunnable
+from models_app.presets import ATTENTION_MODULES, LORA_TARGET_PRESETS, MLP_MODULES  # noqa: F401
 
 METHODS = ("lora", "qlora", "ia3")
 CHECKPOINTING_CHOICES = ("auto", "on", "off")
 PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
 REPORT_TO_CHOICES = ("none", "mlflow", "wandb")
 
-ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
-TARGET_PRESETS: dict[str, tuple[str, ...]] = {
-    "attention": ATTENTION_MODULES,
-    "all_linear": ATTENTION_MODULES + MLP_MODULES,
-}
+# The module names live with the model presets (one source of truth).
+TARGET_PRESETS = LORA_TARGET_PRESETS
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 # Shown next to each field in the form, and as comments in the YAML export.
