@@ -20,3 +20,5 @@ class JobKind(models.TextChoices):
     CLEAN_PREVIEW = "clean_preview", "Preview cleaning"
     CLEAN_APPLY = "clean_apply", "Apply cleaning"
     TRAIN = "train", "Fine-tune"
+    MERGE = "merge", "Merge adapter into its base"
+    SERVE = "serve", "Serve a model with vLLM"

@@ -14,6 +14,10 @@ class BaseModel(models.Model):
         max_length=500, blank=True, help_text="Folder holding the weights, once present."
     )
     is_demo = models.BooleanField(default=False)
+    # Set on a standalone model made by merging this adapter into its base.
+    merged_from = models.OneToOneField(
+        "Adapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_model"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -40,6 +44,8 @@ class Adapter(models.Model):
     path = models.CharField(max_length=500)
     method = models.CharField(max_length=16, default="lora")
     rank = models.PositiveIntegerField(null=True, blank=True)
+    # The user's word for it in served model ids (OpenAI's `suffix`), e.g. "support-bot".
+    suffix = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -47,3 +53,81 @@ class Adapter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def served_name(self) -> str:
+        """The model id clients send, shaped like OpenAI's: ft:<base>:<suffix>:<id>."""
+        return f"ft:{self.base_model.hf_id}:{self.suffix or 'lathe'}:{self.pk}"
+
+
+class ServerState(models.TextChoices):
+    STARTING = "starting", "Starting"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    STOPPED = "stopped", "Stopped"
+
+
+LIVE_SERVER_STATES = (ServerState.STARTING, ServerState.READY)
+
+
+class ModelServer(models.Model):
+    """One vLLM process serving one model (a base or a merged model) and, at run time, its adapters.
+
+    Infrastructure, not a user's object: users reach it only through their Endpoints.
+    The serving job that supervises the process is `job`; while it runs, the server runs.
+    """
+
+    model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="servers")
+    state = models.CharField(max_length=16, choices=ServerState.choices, default=ServerState.STARTING)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    host = models.CharField(max_length=200, blank=True, help_text="Address the gateway reaches vLLM at.")
+    port = models.PositiveIntegerField(null=True, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    # vLLM's own API key: only the gateway and the supervisor know it.
+    secret = models.CharField(max_length=64)
+    max_lora_rank = models.PositiveIntegerField(default=16)
+    restarts = models.PositiveIntegerField(default=0)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"vLLM server {self.pk} ({self.model}, {self.state})"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def served_model_name(self) -> str:
+        return self.model.hf_id
+
+
+class Endpoint(models.Model):
+    """A user's deployed model: an adapter loaded into its base's server, or a merged model's server."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="endpoints")
+    server = models.ForeignKey(ModelServer, on_delete=models.CASCADE, related_name="endpoints")
+    adapter = models.ForeignKey(
+        Adapter, null=True, blank=True, on_delete=models.CASCADE, related_name="endpoints"
+    )
+    served_name = models.CharField(max_length=300)
+    state = models.CharField(max_length=16, choices=ServerState.choices, default=ServerState.STARTING)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.served_name
+
+    @property
+    def model_label(self) -> str:
+        return self.adapter.name if self.adapter_id else self.server.model.display_name

@@ -2,7 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from models_app.models import Adapter, BaseModel
+from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer
 
 
 def base_model_list_for_user(user: AbstractBaseUser) -> QuerySet[BaseModel]:
@@ -20,3 +20,20 @@ def default_tokenizer_model() -> BaseModel | None:
 
 def adapter_list_for_user(user: AbstractBaseUser) -> QuerySet[Adapter]:
     return Adapter.objects.filter(owner_id=user.pk)
+
+
+def get_adapter_for_user(user: AbstractBaseUser, adapter_id: int) -> Adapter:
+    return get_object_or_404(adapter_list_for_user(user).select_related("base_model"), pk=adapter_id)
+
+
+def endpoint_list_for_user(user: AbstractBaseUser) -> QuerySet[Endpoint]:
+    return Endpoint.objects.filter(owner_id=user.pk).select_related("server__model", "adapter__base_model")
+
+
+def get_endpoint_for_user(user: AbstractBaseUser, endpoint_id: int) -> Endpoint:
+    return get_object_or_404(endpoint_list_for_user(user), pk=endpoint_id)
+
+
+def live_server_for_model(model: BaseModel) -> ModelServer | None:
+    """The running (or starting) vLLM server of a model, which new adapters of that base join."""
+    return ModelServer.objects.filter(model=model, state__in=LIVE_SERVER_STATES).order_by("-pk").first()
