@@ -9,3 +9,4 @@ class JobsConfig(AppConfig):
         from jobs.states import JobKind
 
         register_runner_path(JobKind.TRAIN, "jobs.training.runner.run_training")
+        register_runner_path(JobKind.MERGE, "jobs.merging.runner.run_merge")

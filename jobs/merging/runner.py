@@ -1,0 +1,80 @@
+"""The worker side of a merge job: load by id, check memory, merge (no Django there), register the model."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+from django.conf import settings
+
+from jobs.merging.services import merged_model_register
+from jobs.models import Job
+from jobs.registry import JobFailure
+from jobs.reporter import JobReporter
+from jobs.training.runner import model_dir_for
+from models_app.models import Adapter
+
+
+def merged_model_dir(adapter_id: int) -> Path:
+    return settings.LATHE_MODELS_DIR / f"merged-{adapter_id}"
+
+
+def run_merge(job: Job, reporter: JobReporter) -> dict:
+    adapter = Adapter.objects.select_related("base_model").filter(pk=job.params.get("adapter_id")).first()
+    if adapter is None:
+        raise JobFailure("deleted", "The adapter was deleted before merging started.")
+    adapter_dir = Path(adapter.path)
+    if not adapter_dir.is_dir():
+        raise JobFailure(
+            "adapter_missing",
+            "The adapter's files are no longer on this worker's disk.",
+            "Merge on the machine that trained it, or train the adapter again.",
+        )
+    # torch, transformers and peft load on the worker only
+    from models_app.ml.merge import (
+        MergeError,
+        human_bytes,
+        human_count,
+        merge_adapter,
+        merge_device,
+        merge_memory_check,
+        merged_output_matches,
+    )
+
+    output_dir = merged_model_dir(adapter.pk)
+    if merged_output_matches(output_dir, adapter_dir):
+        reporter.log("This adapter was merged before (a worker stopped before recording it); keeping that.")
+    else:
+        base_dir = model_dir_for(adapter.base_model, reporter)
+        device = merge_device(base_dir)
+        try:
+            estimate = merge_memory_check(base_dir, device=device)
+        except MergeError as exc:
+            raise JobFailure(exc.code, exc.message, exc.hint) from exc
+        reporter.log(
+            f"{human_count(estimate.parameters)} parameters in {estimate.dtype} on {device}: "
+            f"needs about {human_bytes(estimate.needed_bytes)} of memory."
+        )
+        reporter.stage(f"Merging {adapter.name} into {adapter.base_model.display_name}")
+        try:
+            merge_adapter(
+                base_dir=base_dir,
+                adapter_dir=adapter_dir,
+                output_dir=output_dir,
+                device=device,
+                progress=reporter.callback(),
+                log=reporter.log,
+            )
+        except MergeError as exc:
+            raise JobFailure(exc.code, exc.message, exc.hint) from exc
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise JobFailure(
+                "disk_full",
+                "The worker's disk is full, so the merged model could not be saved.",
+                "Free some space (the merged model takes about as much as its base), then merge again.",
+            ) from exc
+    model = merged_model_register(adapter=adapter, local_dir=output_dir)
+    reporter.log(f"Saved as {model.display_name}: it can be downloaded, fine-tuned and deployed.")
+    return {"model_id": model.pk, "local_dir": str(output_dir)}
