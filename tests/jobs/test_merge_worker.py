@@ -64,6 +64,8 @@ def test_it_merges_on_the_worker_lists_the_model_and_streams_it_as_a_tar(
     assert merged.hf_id == f"tests/tiny-qwen2-merged-{alice_adapter.pk}"
     progress_messages = [e.payload["message"] for e in job.events.filter(kind="log")]
     assert any("Loading the adapter" in message for message in progress_messages)
+    job_page = alice_client.get(response.url).content.decode()
+    assert "Merge adapter into its base" in job_page
 
     page = alice_client.get(reverse("model_list")).content.decode()
     download_url = reverse("merged_model_download", args=[merged.pk])

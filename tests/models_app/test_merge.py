@@ -167,3 +167,19 @@ def test_it_estimates_a_7b_model_in_half_precision_on_the_cpu(tmp_path):
     assert 15e9 < estimate.needed_bytes < 20e9
     with pytest.raises(MergeRefused, match=r"7\.6B-parameter model needs about 1\d GB .* has 12 GB free"):
         merge_memory_check(tmp_path, available_bytes=12 * 10**9)
+
+
+def test_it_saves_bf16_on_a_gpu_machine(tiny_model_dir, adapter_dir, tmp_path, monkeypatch):
+    """What a GPU worker writes, checked on the CPU: the dtype follows the machine, not the base."""
+    import torch
+
+    from models_app.ml import merge
+
+    monkeypatch.setattr(merge, "_cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    output = merge_adapter(
+        base_dir=tiny_model_dir, adapter_dir=adapter_dir, output_dir=tmp_path / "merged", device="cpu"
+    )
+    assert json.loads((output / "config.json").read_text())["dtype"] == "bfloat16"
+    assert {info["dtype"] for info in merge._safetensors_tensors(output)} == {"BF16"}
+    assert merge_estimate(tiny_model_dir).dtype == "bfloat16"
