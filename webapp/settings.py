@@ -185,6 +185,8 @@ LATHE_MAX_UPLOAD_BYTES = env_int("LATHE_MAX_UPLOAD_BYTES", 2 * 1024**3)
 LATHE_MAX_LINE_BYTES = env_int("LATHE_MAX_LINE_BYTES", 4 * 1024**2)
 LATHE_SIGNUP_ENABLED = env_bool("LATHE_SIGNUP_ENABLED", True)
 LATHE_MODELS_DIR = DATA_DIR / "models"
+# A model fine-tuned through the OpenAI API (/v1/fine_tuning/jobs) is deployed once trained, as on OpenAI.
+LATHE_AUTO_DEPLOY = env_bool("LATHE_AUTO_DEPLOY", True)
 
 # Uploads stream to disk in chunks through our hashing handler; nothing is
 # kept in memory beyond one chunk. The raw request body itself spills to disk

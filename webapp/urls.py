@@ -15,4 +15,6 @@ urlpatterns = [
     path("models/", include("models_app.urls")),
     path("api/", include("datasets_app.api_urls")),
     path("api/", include("jobs.api_urls")),
+    # OpenAI-compatible: files and fine-tuning jobs.
+    path("v1/", include("jobs.training.openai_urls")),
 ]

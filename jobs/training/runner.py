@@ -117,6 +117,10 @@ class _EventSink:
 
 
 def run_training(job: Job, reporter: JobReporter) -> dict:
+    if job.params.get("training_file_id"):  # made through the OpenAI API: its files may still be checked
+        from jobs.training.openai_runner import training_files_prepare
+
+        training_files_prepare(job, reporter)
     version = DatasetVersion.objects.filter(pk=job.params.get("dataset_version_id")).first()
     base_model = BaseModel.objects.filter(pk=job.params.get("base_model_id")).first()
     if version is None or base_model is None:
@@ -174,8 +178,14 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
             "path": str(result.adapter_dir),
             "method": recipe.method,
             "rank": recipe.lora_r if recipe.method != "ia3" else None,
+            "suffix": job.params.get("suffix") or "",
         },
     )
+    reporter.log(f"New fine-tuned model created: {adapter.served_name}.")
+    if job.params.get("auto_deploy"):
+        from jobs.training.openai_runner import adapter_auto_deploy
+
+        adapter_auto_deploy(adapter=adapter, reporter=reporter)
     return {
         "adapter_id": adapter.pk,
         "final_step": result.final_step,

@@ -1,0 +1,145 @@
+"""Fine-tuning jobs asked for the way OpenAI's API asks: uploaded files, a base model id, hyperparameters.
+
+They are ordinary `train` jobs. Their files may still be being checked when the job
+is made, so the job names its files and the training runner turns them into a
+dataset version first (`jobs.training.openai_runner`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+
+from datasets_app.models import DatasetFile, DatasetVersion
+from jobs.ml.recipe import Recipe, RecipeError
+from jobs.models import Job
+from jobs.services import job_create
+from jobs.states import JobKind
+from jobs.training.estimate import estimate_for_launch
+from jobs.training.services import SUBJECT_VERSION
+from models_app.models import BaseModel
+from webapp import __version__
+from webapp.openai_wire import OpenAIRequestError
+
+SUBJECT_FILE = "dataset_file"
+HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+# Recipe settings back to the names the client sent, for error messages.
+_OPENAI_NAMES = {
+    "num_epochs": "hyperparameters.n_epochs",
+    "grad_accum": "hyperparameters.batch_size",
+    "learning_rate": "hyperparameters.learning_rate_multiplier",
+    "seed": "seed",
+}
+# The suffix becomes part of a model id `ft:<base>:<suffix>:<id>`, so no colons or spaces.
+_SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,40}")
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != "auto"
+
+
+def recipe_from_hyperparameters(hyperparameters: dict, seed: int | None = None) -> Recipe:
+    """The guide's recipe with OpenAI's hyperparameters applied; "auto" keeps the recipe's default.
+
+    OpenAI's `batch_size` is the number of examples per weight update. It becomes the
+    gradient accumulation with one example per device batch, which needs no more GPU
+    memory than the default recipe whatever the size asked for.
+    """
+    unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
+    if unknown:
+        raise OpenAIRequestError(
+            f"Unknown hyperparameters: {', '.join(unknown)}. Lathe takes {', '.join(HYPERPARAMETERS)}.",
+            param="hyperparameters",
+        )
+    default = Recipe()
+    changes: dict[str, Any] = {}
+    if _given(hyperparameters.get("n_epochs")):
+        changes["num_epochs"] = hyperparameters["n_epochs"]
+    if _given(hyperparameters.get("batch_size")):
+        changes.update(batch_size=1, grad_accum=hyperparameters["batch_size"])
+    multiplier = hyperparameters.get("learning_rate_multiplier")
+    if _given(multiplier):
+        if isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or multiplier <= 0:
+            raise OpenAIRequestError(
+                f"learning_rate_multiplier must be a number above 0, not {multiplier!r}.",
+                param="hyperparameters.learning_rate_multiplier",
+            )
+        changes["learning_rate"] = default.learning_rate * multiplier
+    if seed is not None:
+        changes["seed"] = seed
+    try:
+        return default.replace(**changes)
+    except RecipeError as error:
+        name, message = next(iter(error.errors.items()))
+        param = _OPENAI_NAMES.get(name, "hyperparameters")
+        raise OpenAIRequestError(f"{param} {message}", param=param) from None
+
+
+def hyperparameters_of(recipe: Recipe) -> dict:
+    """The recipe as OpenAI reports a job's hyperparameters."""
+    return {
+        "n_epochs": recipe.num_epochs,
+        "batch_size": recipe.effective_batch_size,
+        "learning_rate_multiplier": round(recipe.learning_rate / Recipe().learning_rate, 6),
+    }
+
+
+def suffix_check(suffix: str | None) -> str:
+    if not suffix:
+        return ""
+    if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
+        raise OpenAIRequestError("suffix must be 1 to 40 letters, digits, '.', '-' or '_'.", param="suffix")
+    return suffix
+
+
+def ready_version_of(training_file: DatasetFile) -> DatasetVersion | None:
+    """The version a checked training file became by itself (all rows, a held-out share for validation)."""
+    versions = DatasetVersion.objects.filter(source_file=training_file, parent=None, validation_mode="split")
+    return versions.filter(ready=True).order_by("number").first()
+
+
+def fine_tuning_job_create(
+    *,
+    owner: AbstractBaseUser,
+    training_file: DatasetFile,
+    validation_file: DatasetFile | None,
+    base_model: BaseModel,
+    recipe: Recipe,
+    suffix: str = "",
+    metadata: dict | None = None,
+    auto_deploy: bool | None = None,
+) -> Job:
+    """Queue a fine-tuning job; a launch that can't fit the GPUs is refused as in the browser."""
+    estimate = estimate_for_launch(base_model, recipe)
+    if not estimate["fits"]:
+        suggestion = estimate.get("suggestion")
+        raise OpenAIRequestError(
+            estimate["verdict"] + (f" Settings that would fit: {suggestion}." if suggestion else ""),
+            param="model",
+            code="does_not_fit",
+        )
+    version = ready_version_of(training_file) if validation_file is None else None
+    return job_create(
+        owner=owner,
+        kind=JobKind.TRAIN,
+        params={
+            # Empty until the files are checked: the job shows `validating_files` meanwhile.
+            "dataset_version_id": version.pk if version else None,
+            "training_file_id": training_file.pk,
+            "validation_file_id": validation_file.pk if validation_file else None,
+            "base_model_id": base_model.pk,
+            "base_model_hf_id": base_model.hf_id,
+            "recipe": recipe.to_dict(),
+            "trial": False,
+            "checkpointing_needed": estimate["checkpointing_needed"],
+            "lathe_version": __version__,
+            "suffix": suffix,
+            "metadata": metadata,
+            "auto_deploy": settings.LATHE_AUTO_DEPLOY if auto_deploy is None else auto_deploy,
+        },
+        subject_type=SUBJECT_VERSION if version else SUBJECT_FILE,
+        subject_id=version.pk if version else training_file.pk,
+    )

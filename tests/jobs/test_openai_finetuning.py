@@ -1,0 +1,208 @@
+"""OpenAI's fine-tuning API on the live site, end to end with the real `openai` client and worker."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from django.urls import reverse
+
+from accounts.services import api_token_create, api_token_revoke
+from jobs.ml.recipe import Recipe
+from jobs.models import Job
+from jobs.states import FINISHED_STATES, JobKind, JobState
+from jobs.training.openai_objects import job_status
+from jobs.training.services import training_start
+from models_app.models import Adapter, BaseModel
+from tests.datasets_app.factories import dataset_with_version
+from tests.helpers import wait_until
+from tests.openai_client import chat_jsonl, openai_client
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+TINY = "tests/tiny-qwen2"
+# Auto-deploy needs a vLLM server; these tests check training alone.
+NO_DEPLOY = {"auto_deploy": False}
+
+
+@pytest.fixture(autouse=True)
+def _settled():
+    """Jobs started by a test finish before the database is emptied for the next one."""
+    yield
+    wait_until(
+        lambda: not Job.objects.exclude(state__in=FINISHED_STATES).exists(), timeout=120, message="jobs"
+    )
+
+
+@pytest.fixture
+def tiny_base_model(tiny_model_dir, demo_base_model) -> BaseModel:
+    """A two-layer model trains in seconds; the demo model's tokenizer counts the data's tokens."""
+    return BaseModel.objects.create(hf_id=TINY, display_name="Tiny Qwen2", local_dir=str(tiny_model_dir))
+
+
+def _finished(client, job_id: str, timeout: float = 300):
+    return wait_until(
+        lambda: (
+            (job := client.fine_tuning.jobs.retrieve(job_id)).status in ("succeeded", "failed", "cancelled")
+            and job
+        ),
+        timeout=timeout,
+        interval=1,
+        message=f"{job_id} to finish",
+    )
+
+
+def _upload(client, data: bytes, name: str = "train.jsonl") -> str:
+    return client.files.create(file=(name, data), purpose="fine-tune").id
+
+
+def test_it_fine_tunes_from_an_uploaded_file_like_openai(live_site, alice, tiny_base_model):
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, chat_jsonl(20))
+
+    created = client.fine_tuning.jobs.create(
+        training_file=training_file,
+        model=TINY,
+        hyperparameters={"n_epochs": 1, "batch_size": 6},
+        suffix="demo",
+        extra_body=NO_DEPLOY,
+    )
+    assert created.id.startswith("ftjob-") and created.object == "fine_tuning.job"
+    assert created.status in ("validating_files", "queued", "running")
+    assert created.model == TINY and created.training_file == training_file
+    assert created.hyperparameters.n_epochs == 1 and created.hyperparameters.batch_size == 6
+    assert created.fine_tuned_model is None and created.user_provided_suffix == "demo"
+
+    job = _finished(client, created.id)
+    assert job.status == "succeeded", job.error
+    adapter = Adapter.objects.get(job_id=int(created.id.removeprefix("ftjob-")))
+    assert job.fine_tuned_model == adapter.served_name == f"ft:{TINY}:demo:{adapter.pk}"
+    assert job.trained_tokens > 0 and job.finished_at >= job.created_at and job.error is None
+    assert [listed.id for listed in client.fine_tuning.jobs.list()] == [created.id]
+
+    events = client.fine_tuning.jobs.list_events(created.id, limit=100).data
+    ids = [int(event.id.removeprefix("ftevent-")) for event in events]
+    assert ids == sorted(ids, reverse=True)  # newest first, as OpenAI lists them
+    assert events[0].message == "The job has successfully completed."
+    metrics = [event for event in events if event.type == "metrics"]
+    assert metrics and all(event.data["train_loss"] > 0 for event in metrics if event.data["train_loss"])
+    assert any(event.data["valid_loss"] is not None for event in metrics)  # measured each epoch at least
+    messages = [event.message for event in events]
+    assert (
+        "Fine-tuning job started." in messages
+        and f"New fine-tuned model created: {job.fine_tuned_model}." in messages
+    )
+    older = client.fine_tuning.jobs.list_events(created.id, limit=2, after=events[1].id)
+    assert [event.id for event in older.data] == [event.id for event in events[2:4]] and older.has_more
+
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(created.id).data
+    final_step = Job.objects.get(pk=adapter.job_id).result["final_step"]
+    assert [checkpoint.step_number for checkpoint in checkpoints] == [final_step]  # one per epoch
+    assert checkpoints[0].metrics.train_loss > 0
+    assert checkpoints[0].fine_tuned_model_checkpoint.startswith(f"ft:{TINY}:demo:{created.id}:ckpt-step-")
+
+
+def test_it_fails_a_job_whose_file_has_problems_with_invalid_training_file(
+    live_site, alice, alice_client, tiny_base_model
+):
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, chat_jsonl(10, bad_lines=("not json",)))
+
+    created = client.fine_tuning.jobs.create(training_file=training_file, model=TINY, extra_body=NO_DEPLOY)
+    job = _finished(client, created.id, timeout=120)
+
+    assert job.status == "failed" and job.fine_tuned_model is None
+    assert job.error.code == "invalid_training_file" and job.error.param == "training_file"
+    assert "1 of 11 lines" in job.error.message and "Line 11 is not valid JSON" in job.error.message
+    assert not Adapter.objects.exists()
+    # The same job on the Jobs page, though it never got a dataset version.
+    page = alice_client.get(reverse("job_detail", args=[int(created.id.removeprefix("ftjob-"))]))
+    assert page.status_code == 200 and "Line 11 is not valid JSON" in page.content.decode()
+
+
+def test_it_cancels_a_running_job(live_site, alice, tiny_base_model):
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, chat_jsonl(30))
+    created = client.fine_tuning.jobs.create(
+        training_file=training_file,
+        model=TINY,
+        hyperparameters={"n_epochs": 50, "batch_size": 1},
+        extra_body=NO_DEPLOY,
+    )
+    wait_until(
+        lambda: any(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(created.id).data),
+        timeout=120,
+        message="training to start",
+    )
+
+    cancelled = client.fine_tuning.jobs.cancel(created.id)
+
+    assert cancelled.status == "cancelled"
+    assert client.fine_tuning.jobs.retrieve(created.id).status == "cancelled"
+    job = Job.objects.get(pk=int(created.id.removeprefix("ftjob-")))
+    wait_until(
+        lambda: job.events.filter(kind="log", payload__message__startswith="Training stopped").exists(),
+        timeout=60,
+        message="the worker to stop",
+    )
+    assert client.fine_tuning.jobs.retrieve(created.id).status == "cancelled"
+
+
+def test_it_answers_404_for_another_users_jobs_and_401_for_a_revoked_key(live_site, alice, bob):
+    alices_client = openai_client(live_site, alice)
+    _, _, version = dataset_with_version(alice, rows=12)
+    model = BaseModel.objects.create(hf_id=TINY, display_name="Tiny", local_dir="/nowhere")
+    job = training_start(owner=alice, dataset_version=version, base_model=model, recipe=Recipe())
+    Job.objects.filter(pk=job.pk).update(state=JobState.CANCELLED)  # nothing to run here
+    job_id = f"ftjob-{job.pk}"
+    training_file = f"file-{version.source_file_id}"
+    # A job started in the browser is a fine-tuning job of the API too.
+    assert alices_client.fine_tuning.jobs.retrieve(job_id).training_file == training_file
+
+    bobs_client = openai_client(live_site, bob)
+    for call in (
+        lambda: bobs_client.fine_tuning.jobs.retrieve(job_id),
+        lambda: bobs_client.fine_tuning.jobs.cancel(job_id),
+        lambda: bobs_client.fine_tuning.jobs.list_events(job_id),
+        lambda: bobs_client.fine_tuning.jobs.checkpoints.list(job_id),
+        lambda: bobs_client.fine_tuning.jobs.create(training_file=training_file, model=TINY),
+        lambda: bobs_client.fine_tuning.jobs.retrieve("ftjob-nonsense"),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            call()
+    assert bobs_client.fine_tuning.jobs.list().data == []
+
+    token, key = api_token_create(user=alice, name="revoked")
+    api_token_revoke(user=alice, token_id=token.pk)
+    with pytest.raises(openai.AuthenticationError):
+        openai_client(live_site, alice, key=key).fine_tuning.jobs.list()
+
+
+def test_it_refuses_what_it_cannot_train_with_the_parameter_at_fault(live_site, alice, tiny_base_model):
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, chat_jsonl(3))
+    for arguments, param in (
+        ({"model": "gpt-4o-mini-2024-07-18"}, "model"),
+        ({"model": TINY, "hyperparameters": {"n_epochs": 0}}, "hyperparameters.n_epochs"),
+        (
+            {"model": TINY, "hyperparameters": {"learning_rate_multiplier": -1}},
+            "hyperparameters.learning_rate_multiplier",
+        ),
+        ({"model": TINY, "hyperparameters": {"warmup": 3}}, "hyperparameters"),
+        ({"model": TINY, "method": {"type": "dpo"}}, "method"),
+        ({"model": TINY, "suffix": "a:b"}, "suffix"),
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.fine_tuning.jobs.create(training_file=training_file, **arguments)
+        assert refused.value.body["param"] == param, refused.value.message
+    assert not Job.objects.filter(kind=JobKind.TRAIN).exists()
+
+
+def test_it_shows_validating_files_until_the_job_has_a_dataset_version():
+    job = Job(kind=JobKind.TRAIN, state=JobState.QUEUED, params={"dataset_version_id": None})
+    assert job_status(job) == "validating_files"
+    job.state = JobState.RUNNING
+    assert job_status(job) == "validating_files"
+    job.params["dataset_version_id"] = 7
+    assert job_status(job) == "running"
+    job.state = JobState.FAILED
+    assert job_status(job) == "failed"

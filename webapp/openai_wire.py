@@ -1,0 +1,121 @@
+"""OpenAI's wire conventions for the /v1 files and fine-tuning views: errors, key auth, ids, pages.
+
+Scripts written for OpenAI read `error.message` and pick the exception class from the
+status code, so every answer under /v1, failures included, is shaped as OpenAI's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.selectors import api_token_find_active
+from accounts.services import api_token_touch
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+
+
+class OpenAIRequestError(Exception):
+    """A request the client must change: answered as OpenAI's `invalid_request_error`."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status = status
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    error_type: str = "invalid_request_error",
+) -> JsonResponse:
+    return JsonResponse(
+        {"error": {"message": message, "type": error_type, "param": param, "code": code}}, status=status
+    )
+
+
+def not_found(kind: str, public_id: str) -> OpenAIRequestError:
+    return OpenAIRequestError(f"No such {kind}: {public_id!r}.", code="not_found", status=404)
+
+
+def openai_key_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """`Authorization: Bearer <API key>`, as the `openai` client sends it; errors in OpenAI's shape."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        scheme, _, plaintext = request.headers.get("Authorization", "").partition(" ")
+        token = api_token_find_active(plaintext.strip()) if scheme.lower() == "bearer" else None
+        if token is None:
+            return openai_error(
+                401,
+                "Missing or revoked API key. Create one on the 'API tokens' page and pass it as "
+                "OpenAI(api_key=...), which sends 'Authorization: Bearer <key>'.",
+                code="invalid_api_key",
+            )
+        api_token_touch(token=token)
+        request.user = token.owner
+        request.api_token = token
+        try:
+            return view(request, *args, **kwargs)
+        except OpenAIRequestError as error:
+            return openai_error(error.status, error.message, param=error.param, code=error.code)
+        except Http404:  # another user's object, or none at all: the same answer
+            return openai_error(404, "Not found.", code="not_found")
+
+    return wrapper
+
+
+def public_id(prefix: str, pk: int) -> str:
+    return f"{prefix}-{pk}"
+
+
+def parse_public_id(prefix: str, value: str, kind: str) -> int:
+    """`file-12` -> 12; anything else is a 404, as an unknown id is on OpenAI."""
+    match = re.fullmatch(rf"{re.escape(prefix)}-(\d{{1,18}})", value or "")
+    if match is None:
+        raise not_found(kind, value)
+    return int(match.group(1))
+
+
+def unix(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment else None
+
+
+def page_limit(request: HttpRequest) -> int:
+    raw = request.GET.get("limit") or str(DEFAULT_PAGE)
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise OpenAIRequestError(f"limit must be a whole number from 1 to {MAX_PAGE}.", param="limit")
+    return int(raw)
+
+
+def page_newest_first(request: HttpRequest, queryset: QuerySet, prefix: str, kind: str) -> tuple[list, bool]:
+    """One page of a list that runs newest first; `after` is the last id the client saw."""
+    limit = page_limit(request)
+    queryset = queryset.order_by("-pk")
+    if request.GET.get("after"):
+        queryset = queryset.filter(pk__lt=parse_public_id(prefix, request.GET["after"], kind))
+    rows = list(queryset[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def list_body(data: list[dict], has_more: bool) -> dict:
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
