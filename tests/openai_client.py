@@ -16,7 +16,7 @@ def openai_client(live_site: str, user, *, key: str | None = None) -> OpenAI:
     return OpenAI(base_url=f"{live_site}/v1", api_key=key, max_retries=0, timeout=60)
 
 
-def chat_jsonl(count: int, *, bad_lines: tuple[str, ...] = ()) -> bytes:
+def chat_jsonl(count: int, *, start: int = 0, bad_lines: tuple[str, ...] = ()) -> bytes:
     """OpenAI's chat fine-tuning format, one distinct conversation a line, then any bad lines."""
     topics = "tides volcanoes glaciers comets deserts rivers forests reefs storms caves".split()
     lines = [
@@ -32,6 +32,6 @@ def chat_jsonl(count: int, *, bad_lines: tuple[str, ...] = ()) -> bytes:
                 ]
             }
         )
-        for i in range(count)
+        for i in range(start, start + count)
     ]
     return ("\n".join([*lines, *bad_lines]) + "\n").encode()

@@ -31,17 +31,17 @@ POLL_SECONDS = 1.0
 FIX_HINT = "Fix these lines (or clean the file in Lathe), upload it again and start a new job."
 
 
-def _run_or_wait(job_id: int, reporter: JobReporter, worker: str) -> Job:
+def _run_or_wait(job_id: int, reporter: JobReporter, worker: str) -> Job | None:
     """Run another job here if it is still queued, else wait for the worker that has it."""
     while True:
-        other = Job.objects.get(pk=job_id)
-        if other.is_finished:
+        other = Job.objects.filter(pk=job_id).first()
+        if other is None or other.is_finished:
             return other
+        if reporter.cancelled():
+            raise JobCancelled()
         if other.state == JobState.QUEUED:
             job_execute(job_id=job_id, worker=worker)
             continue
-        if reporter.cancelled():
-            raise JobCancelled()
         time.sleep(POLL_SECONDS)
 
 
@@ -55,7 +55,7 @@ def _checked_file(job: Job, reporter: JobReporter, param: str) -> DatasetFile:
         check_id = dataset_file.validation_job_id
         check = _run_or_wait(check_id, reporter, job.worker or "worker") if check_id else None
         dataset_file.refresh_from_db()
-        if dataset_file.status == FileStatus.VALIDATING:  # the check itself crashed, or was cancelled
+        if dataset_file.status == FileStatus.VALIDATING:  # the check crashed, was cancelled or deleted
             reason = ((check.error or {}).get("message") if check else None) or "its check did not finish"
             raise JobFailure(code, f"The file could not be checked: {reason}", "Upload it again.")
     if dataset_file.status != FileStatus.VALID:

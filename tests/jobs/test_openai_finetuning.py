@@ -57,10 +57,12 @@ def _upload(client, data: bytes, name: str = "train.jsonl") -> str:
 
 def test_it_fine_tunes_from_an_uploaded_file_like_openai(live_site, alice, tiny_base_model):
     client = openai_client(live_site, alice)
-    training_file = _upload(client, chat_jsonl(20))
+    training_file = _upload(client, chat_jsonl(18))
+    validation_file = _upload(client, chat_jsonl(4, start=100), "held-out.jsonl")
 
     created = client.fine_tuning.jobs.create(
         training_file=training_file,
+        validation_file=validation_file,
         model=TINY,
         hyperparameters={"n_epochs": 1, "batch_size": 6},
         suffix="demo",
@@ -69,6 +71,7 @@ def test_it_fine_tunes_from_an_uploaded_file_like_openai(live_site, alice, tiny_
     assert created.id.startswith("ftjob-") and created.object == "fine_tuning.job"
     assert created.status in ("validating_files", "queued", "running")
     assert created.model == TINY and created.training_file == training_file
+    assert created.validation_file == validation_file
     assert created.hyperparameters.n_epochs == 1 and created.hyperparameters.batch_size == 6
     assert created.fine_tuned_model is None and created.user_provided_suffix == "demo"
 
@@ -85,8 +88,9 @@ def test_it_fine_tunes_from_an_uploaded_file_like_openai(live_site, alice, tiny_
     assert events[0].message == "The job has successfully completed."
     metrics = [event for event in events if event.type == "metrics"]
     assert metrics and all(event.data["train_loss"] > 0 for event in metrics if event.data["train_loss"])
-    assert any(event.data["valid_loss"] is not None for event in metrics)  # measured each epoch at least
+    assert any(event.data["valid_loss"] is not None for event in metrics)  # measured twice an epoch
     messages = [event.message for event in events]
+    assert "18 training conversations and 4 for validation." in messages  # the held-out file, not a split
     assert (
         "Fine-tuning job started." in messages
         and f"New fine-tuned model created: {job.fine_tuned_model}." in messages
