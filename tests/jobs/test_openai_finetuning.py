@@ -210,3 +210,21 @@ def test_it_shows_validating_files_until_the_job_has_a_dataset_version():
     assert job_status(job) == "running"
     job.state = JobState.FAILED
     assert job_status(job) == "failed"
+
+
+def test_it_keeps_the_adapter_and_says_why_when_auto_deploy_is_refused(alice, tiny_model_dir):
+    from jobs.reporter import JobReporter
+    from jobs.training.openai_runner import adapter_auto_deploy
+
+    model = BaseModel.objects.create(hf_id=TINY, display_name="Tiny", local_dir=str(tiny_model_dir))
+    job = Job.objects.create(owner=alice, kind=JobKind.TRAIN, queue="gpu", state=JobState.SUCCEEDED)
+    # vLLM serves LoRA adapters only, so an IA3 one is refused before any server starts.
+    adapter = Adapter.objects.create(
+        owner=alice, base_model=model, job=job, name="ia3", path="/x", method="ia3"
+    )
+
+    adapter_auto_deploy(adapter=adapter, reporter=JobReporter(job.pk))
+
+    warning = job.events.get(kind="log", payload__level="warning").payload["message"]
+    assert "could not be deployed" in warning and "Merge it" in warning
+    assert Adapter.objects.filter(pk=adapter.pk).exists()
