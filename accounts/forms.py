@@ -10,4 +10,10 @@ class SignupForm(UserCreationForm):
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'upload script'.")
+    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. 'upload script'.")
+    rate_limit_per_minute = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Requests per minute",
+        help_text="For calls to deployed models. Empty uses the site's default; 0 means no limit.",
+    )

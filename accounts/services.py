@@ -7,11 +7,17 @@ from accounts.selectors import get_api_token_for_user
 from accounts.tokens import token_generate, token_hash
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+def api_token_create(
+    *, user: AbstractBaseUser, name: str, rate_limit_per_minute: int | None = None
+) -> tuple[ApiToken, str]:
     """Create a token and return it with its plaintext, which is shown once and never stored."""
     plaintext = token_generate()
     token = ApiToken.objects.create(
-        owner=user, name=name.strip() or "API token", prefix=plaintext[:12], key_hash=token_hash(plaintext)
+        owner=user,
+        name=name.strip() or "API key",
+        prefix=plaintext[:12],
+        key_hash=token_hash(plaintext),
+        rate_limit_per_minute=rate_limit_per_minute,
     )
     return token, plaintext
 

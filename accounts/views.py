@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -27,12 +28,21 @@ def token_list(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
     new_token = None
     if request.method == "POST" and form.is_valid():
-        _, new_token = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        _, new_token = api_token_create(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+        )
         form = ApiTokenForm()
     return render(
         request,
         "accounts/tokens.html",
-        {"form": form, "tokens": api_token_list_for_user(request.user), "new_token": new_token},
+        {
+            "form": form,
+            "tokens": api_token_list_for_user(request.user),
+            "new_token": new_token,
+            "default_rate_limit": settings.LATHE_GATEWAY_RATE_LIMIT,
+        },
     )
 
 
@@ -40,5 +50,5 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = api_token_revoke(user=request.user, token_id=token_id)
-    messages.info(request, f"Token '{token.name}' is revoked; scripts using it now get 401.")
+    messages.info(request, f"Key '{token.name}' is revoked; scripts using it now get 401.")
     return redirect("token_list")

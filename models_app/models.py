@@ -73,19 +73,27 @@ LIVE_SERVER_STATES = (ServerState.STARTING, ServerState.READY)
 class ModelServer(models.Model):
     """One vLLM process serving one model (a base or a merged model) and, at run time, its adapters.
 
-    Infrastructure, not a user's object: users reach it only through their Endpoints.
+    Users reach it only through their Endpoints.
     The serving job that supervises the process is `job`; while it runs, the server runs.
     """
 
+    # Each user's adapters share that user's server of their base: logs and GPU use stay theirs.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_servers"
+    )
     model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="servers")
     state = models.CharField(max_length=16, choices=ServerState.choices, default=ServerState.STARTING)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node = models.CharField(max_length=200, blank=True, help_text="Machine the process runs on.")
     host = models.CharField(max_length=200, blank=True, help_text="Address the gateway reaches vLLM at.")
     port = models.PositiveIntegerField(null=True, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
     # vLLM's own API key: only the gateway and the supervisor know it.
     secret = models.CharField(max_length=64)
     max_lora_rank = models.PositiveIntegerField(default=16)
+    # False for a vLLM server run outside Lathe (its own image, another host): Lathe checks its
+    # health and loads adapters into it, but never starts or stops it.
+    managed = models.BooleanField(default=True)
     restarts = models.PositiveIntegerField(default=0)
     error = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -34,6 +34,10 @@ def get_endpoint_for_user(user: AbstractBaseUser, endpoint_id: int) -> Endpoint:
     return get_object_or_404(endpoint_list_for_user(user), pk=endpoint_id)
 
 
-def live_server_for_model(model: BaseModel) -> ModelServer | None:
-    """The running (or starting) vLLM server of a model, which new adapters of that base join."""
-    return ModelServer.objects.filter(model=model, state__in=LIVE_SERVER_STATES).order_by("-pk").first()
+def live_server_for_model(owner: AbstractBaseUser, model: BaseModel) -> ModelServer | None:
+    """The user's running (or starting) vLLM server of a model, which new adapters of that base join."""
+    return (
+        ModelServer.objects.filter(owner_id=owner.pk, model=model, state__in=LIVE_SERVER_STATES)
+        .order_by("-pk")
+        .first()
+    )

@@ -10,6 +10,8 @@ from django.conf import settings
 from tests import processes
 from webapp.embedded_redis import free_port
 
+pytest_plugins = ["tests.serving_fixtures"]
+
 
 @pytest.fixture
 def alice(django_user_model):

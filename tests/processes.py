@@ -46,8 +46,9 @@ def start_worker(
             "worker",
             "--queues",
             ",".join(queues),
+            # Two slots, as `make dev` has: a model server holds one while a job trains in the other.
             "--concurrency",
-            "1",
+            "2",
             "--prefetch-multiplier",
             "1",
             "--loglevel",

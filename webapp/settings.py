@@ -188,6 +188,21 @@ LATHE_MODELS_DIR = DATA_DIR / "models"
 # A model fine-tuned through the OpenAI API (/v1/fine_tuning/jobs) is deployed once trained, as on OpenAI.
 LATHE_AUTO_DEPLOY = env_bool("LATHE_AUTO_DEPLOY", True)
 
+# --- Serving (vLLM behind the /v1 gateway) ------------------------------------
+# The command that starts vLLM's OpenAI server; Lathe appends the model, port and LoRA flags.
+# Production can point it at vLLM's own environment, e.g.
+# "/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server".
+LATHE_VLLM_COMMAND = os.environ.get("LATHE_VLLM_COMMAND", "")
+LATHE_VLLM_EXTRA_ARGS = os.environ.get("LATHE_VLLM_EXTRA_ARGS", "")
+# vLLM listens here (never a public address); the gateway reaches it at the advertised host.
+LATHE_VLLM_BIND_HOST = os.environ.get("LATHE_VLLM_BIND_HOST", "127.0.0.1")
+LATHE_VLLM_ADVERTISE_HOST = os.environ.get("LATHE_VLLM_ADVERTISE_HOST", LATHE_VLLM_BIND_HOST)
+LATHE_VLLM_MAX_MODEL_LEN = env_int("LATHE_VLLM_MAX_MODEL_LEN", 2048)
+LATHE_VLLM_START_TIMEOUT = env_int("LATHE_VLLM_START_TIMEOUT", 900)
+LATHE_VLLM_MAX_RESTARTS = env_int("LATHE_VLLM_MAX_RESTARTS", 3)
+# Requests per minute per API key when the key sets none; 0 means no limit.
+LATHE_GATEWAY_RATE_LIMIT = env_int("LATHE_GATEWAY_RATE_LIMIT", 600)
+
 # Uploads stream to disk in chunks through our hashing handler; nothing is
 # kept in memory beyond one chunk. The raw request body itself spills to disk
 # after 1 MiB (0 would mean "never", keeping whole uploads in memory).

@@ -17,4 +17,6 @@ urlpatterns = [
     path("api/", include("jobs.api_urls")),
     # OpenAI-compatible: files and fine-tuning jobs.
     path("v1/", include("jobs.training.openai_urls")),
+    # OpenAI-compatible: the gateway to deployed models.
+    path("v1/", include("models_app.gateway.urls")),
 ]

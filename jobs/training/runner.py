@@ -52,7 +52,8 @@ def training_output_dir(job_id: int) -> Path:
     return settings.DATA_DIR / "training" / f"job-{job_id}"
 
 
-def _model_dir(base_model: BaseModel, reporter: JobReporter) -> Path:
+def model_dir_for(base_model: BaseModel, reporter: JobReporter) -> Path:
+    """The folder of a model's weights on this worker, downloading them first if needed."""
     if base_model.local_dir and Path(base_model.local_dir).exists():
         return Path(base_model.local_dir)
     target = settings.LATHE_MODELS_DIR / base_model.hf_id.replace("/", "--")
@@ -130,7 +131,7 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
             "not_ready", "The dataset version is still being prepared.", "Start again in a minute."
         )
     recipe = Recipe.from_dict(job.params["recipe"])
-    model_dir = _model_dir(base_model, reporter)
+    model_dir = model_dir_for(base_model, reporter)
     revision = model_fingerprint(model_dir)
     reporter.log(f"Base model {base_model.hf_id}, weights fingerprint {revision}.")
     store = artifact_store()

@@ -133,6 +133,15 @@ class Command(BaseCommand):
         self.processes.append((name, process))
 
     def _stop_all(self, exit_code: int) -> None:
+        # vLLM servers run in their own process groups (so a worker restart keeps them); stop ours first.
+        try:
+            from models_app.endpoints import servers_stop_on_this_machine
+
+            stopped = servers_stop_on_this_machine()
+            if stopped:
+                self.stdout.write(f"Stopped {stopped} model server(s).")
+        except Exception as exc:  # the database may already be gone
+            self.stderr.write(f"Could not stop model servers: {exc}")
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()

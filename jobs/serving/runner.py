@@ -1,0 +1,319 @@
+"""The serving job: start one vLLM server, keep it (and its adapters) as users asked, until undeployed.
+
+The job stays running while the server runs, so a GPU worker serving a model
+takes no training job; undeploying cancels the job and frees the card. vLLM runs
+in its own process group: if the worker dies, the job is requeued and the next
+run adopts the still-healthy server on this machine instead of starting another.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.registry import JobFailure
+from jobs.reporter import JobReporter
+from jobs.training.runner import model_dir_for
+from models_app.ml.vllm_server import (
+    DEFAULT_COMMAND,
+    VllmClient,
+    VllmError,
+    VllmLaunch,
+    free_port,
+    log_tail,
+    pid_alive,
+    vllm_start,
+    vllm_stop,
+    wait_until_ready,
+)
+from models_app.models import LIVE_SERVER_STATES, Endpoint, ModelServer, ServerState
+
+POLL_SECONDS = 0.5
+# What a start usually takes on a CPU (PLATFORM.md: 50-85 s), for the progress bar's ETA.
+EXPECTED_START_SECONDS = 90.0
+
+
+def server_log_path(server_id: int) -> Path:
+    return settings.DATA_DIR / "serving" / f"server-{server_id}.log"
+
+
+class _LogPump:
+    """Forwards new lines of the vLLM log to the job's event log.
+
+    Every line while the server starts (the user watches the start-up); afterwards
+    only warnings and errors, so a server running for weeks does not fill the database.
+    """
+
+    def __init__(self, reporter: JobReporter, path: Path) -> None:
+        self.reporter = reporter
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.verbose = True
+
+    def pump(self) -> None:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self.offset)
+                chunk = log.read(256 * 1024)
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        self.offset += end + 1
+        for raw in chunk[: end + 1].decode("utf-8", "replace").splitlines():
+            line = raw.rstrip()
+            if not line:
+                continue
+            level = "error" if ("ERROR" in line or "Traceback" in line) else "info"
+            level = "warning" if "WARNING" in line else level
+            if self.verbose or level != "info":
+                self.reporter.log(line[:2000], level)
+
+
+class _Supervisor:
+    def __init__(self, job: Job, server: ModelServer, reporter: JobReporter) -> None:
+        self.job = job
+        self.server = server
+        self.reporter = reporter
+        self.log_path = server_log_path(server.pk)
+        self.pump = _LogPump(reporter, self.log_path)
+        self.process = None
+        self.client: VllmClient | None = None
+        self.loaded: set[str] = set()
+        self.node = socket.gethostname()
+
+    # --- the process ---------------------------------------------------------
+    def _launch(self) -> VllmLaunch:
+        model_dir = model_dir_for(self.server.model, self.reporter)
+        return VllmLaunch(
+            model_dir=model_dir,
+            served_name=self.server.served_model_name,
+            port=free_port(settings.LATHE_VLLM_BIND_HOST),
+            api_key=self.server.secret,
+            host=settings.LATHE_VLLM_BIND_HOST,
+            max_lora_rank=self.server.max_lora_rank,
+            max_model_len=settings.LATHE_VLLM_MAX_MODEL_LEN,
+            command=settings.LATHE_VLLM_COMMAND or DEFAULT_COMMAND,
+            extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
+        )
+
+    def _alive(self) -> bool:
+        if not self.server.managed:
+            return True  # not ours to watch: health decides
+        return pid_alive(self.server.pid)
+
+    def _start(self) -> None:
+        launch = self._launch()
+        self.reporter.stage(f"Starting vLLM for {self.server.model.display_name}")
+        self.reporter.log("Command: " + shlex.join(launch.argv()))
+        self.pump.verbose = True
+        self.process = vllm_start(launch, self.log_path)
+        self.loaded.clear()
+        self.server.pid, self.server.port, self.server.node = self.process.pid, launch.port, self.node
+        self.server.host = settings.LATHE_VLLM_ADVERTISE_HOST
+        ModelServer.objects.filter(pk=self.server.pk).update(
+            pid=self.server.pid, port=launch.port, node=self.node, host=self.server.host, ready_at=None
+        )
+        self._set_state(ServerState.STARTING)
+        self._connect()
+
+    def _connect(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.client = VllmClient(self.server.base_url, self.server.secret)
+
+    def _adopt(self) -> bool:
+        """After a worker restart: keep a healthy server this machine still runs."""
+        if not self.server.managed:
+            self._connect()
+            self.reporter.log(f"Using the vLLM server at {self.server.base_url}, which runs outside Lathe.")
+            self._set_state(ServerState.STARTING)
+            return True
+        if self.server.node != self.node or not self._alive() or not self.server.port:
+            return False
+        self._connect()
+        if not self.client.ready(self.server.served_model_name):
+            vllm_stop(self.server.pid)
+            return False
+        self.reporter.log(f"Found the vLLM server (process {self.server.pid}) still running; keeping it.")
+        self.loaded = self.client.model_names() - {self.server.served_model_name}
+        self._set_ready()
+        return True
+
+    def _wait_ready(self) -> bool:
+        started = time.monotonic()
+
+        def should_stop() -> bool:
+            self.pump.pump()
+            elapsed = time.monotonic() - started
+            self.reporter.progress(
+                int(min(elapsed, EXPECTED_START_SECONDS * 0.95)), int(EXPECTED_START_SECONDS)
+            )
+            return self.reporter.cancelled()
+
+        return wait_until_ready(
+            self.client,
+            self.server.served_model_name,
+            alive=self._alive,
+            timeout=settings.LATHE_VLLM_START_TIMEOUT,
+            should_stop=should_stop,
+        )
+
+    # --- states ---------------------------------------------------------------
+    def _set_state(self, state: str, error: dict | None = None) -> None:
+        self.server.state = state
+        ModelServer.objects.filter(pk=self.server.pk).update(state=state, error=error)
+
+    def _set_ready(self) -> None:
+        now = timezone.now()
+        self.server.state = ServerState.READY
+        ModelServer.objects.filter(pk=self.server.pk).update(
+            state=ServerState.READY, ready_at=now, error=None
+        )
+        Endpoint.objects.filter(server=self.server, adapter__isnull=True, state=ServerState.STARTING).update(
+            state=ServerState.READY, ready_at=now
+        )
+        self.pump.pump()
+        self.pump.verbose = False
+        self.reporter.progress(1, 1, force=True)
+        self.reporter.log(f"Ready: {self.server.model.display_name} answers at the /v1 gateway.")
+
+    def _fail(self, code: str, message: str, hint: str) -> JobFailure:
+        tail = log_tail(self.log_path)
+        error = {"code": code, "message": message, "hint": hint}
+        self._set_state(ServerState.FAILED, error)
+        Endpoint.objects.filter(server=self.server, state__in=LIVE_SERVER_STATES).update(
+            state=ServerState.FAILED, error=error
+        )
+        if self.server.managed:
+            vllm_stop(self.server.pid)
+        return JobFailure(code, message, hint, details={"log_tail": tail[-2000:]})
+
+    # --- adapters -------------------------------------------------------------
+    def _sync_adapters(self) -> bool:
+        """Load wanted adapters, unload stopped ones. False when vLLM must restart for a larger rank."""
+        rank = ModelServer.objects.values_list("max_lora_rank", flat=True).get(pk=self.server.pk)
+        if rank != self.server.max_lora_rank and self.server.managed:
+            self.reporter.log(f"An adapter needs LoRA rank {rank}; restarting vLLM to allow it.")
+            self.server.max_lora_rank = rank
+            return False
+        endpoints = Endpoint.objects.filter(server=self.server, adapter__isnull=False).select_related(
+            "adapter"
+        )
+        wanted = {e.served_name: e for e in endpoints if e.state in LIVE_SERVER_STATES}
+        for name, endpoint in wanted.items():
+            if name in self.loaded and endpoint.state == ServerState.READY:
+                continue
+            started = time.monotonic()
+            try:
+                self.client.adapter_load(name, Path(endpoint.adapter.path))
+            except (VllmError, OSError) as exc:
+                error = {
+                    "code": "adapter_load_failed",
+                    "message": str(exc),
+                    "hint": "Check the adapter files.",
+                }
+                Endpoint.objects.filter(pk=endpoint.pk).update(state=ServerState.FAILED, error=error)
+                self.reporter.log(f"Could not load {name}: {exc}", "error")
+                continue
+            self.loaded.add(name)
+            Endpoint.objects.filter(pk=endpoint.pk).update(state=ServerState.READY, ready_at=timezone.now())
+            self.reporter.log(f"Loaded adapter {name} in {time.monotonic() - started:.1f} s.")
+        for name in sorted(self.loaded - set(wanted)):
+            try:
+                self.client.adapter_unload(name)
+            except (VllmError, OSError) as exc:
+                self.reporter.log(f"Could not unload {name}: {exc}", "warning")
+            self.loaded.discard(name)
+            self.reporter.log(f"Unloaded adapter {name}.")
+        return True
+
+    # --- the loop -------------------------------------------------------------
+    def run(self) -> dict:
+        if not self._adopt():
+            self._start()
+        while True:
+            close_old_connections()
+            if self.reporter.cancelled():
+                return self._shutdown()
+            self.pump.pump()
+            if not self._alive():
+                self._restart_after_crash()
+                continue
+            if self.server.state == ServerState.STARTING:
+                if not self._wait_ready():
+                    if self.reporter.cancelled():
+                        return self._shutdown()
+                    if self._alive():  # timed out while running
+                        raise self._fail(
+                            "start_timeout",
+                            "vLLM did not become ready in time.",
+                            "Read the log below; a larger model may need LATHE_VLLM_START_TIMEOUT raised.",
+                        )
+                    continue  # it died while starting: the crash branch decides
+                self._set_ready()
+            if not self._sync_adapters():
+                vllm_stop(self.server.pid)
+                self._start()
+                continue
+            time.sleep(POLL_SECONDS)
+
+    def _restart_after_crash(self) -> None:
+        restarts = self.server.restarts + 1
+        if restarts > settings.LATHE_VLLM_MAX_RESTARTS:
+            raise self._fail(
+                "server_crashed",
+                f"vLLM stopped {restarts} times and was not restarted again.",
+                "Read the end of its log below. Out of memory is the usual cause: deploy a smaller model or "
+                "free the GPU, then deploy again.",
+            )
+        self.server.restarts = restarts
+        ModelServer.objects.filter(pk=self.server.pk).update(restarts=restarts)
+        Endpoint.objects.filter(server=self.server, state=ServerState.READY).update(
+            state=ServerState.STARTING
+        )
+        self.pump.pump()
+        self.reporter.log(
+            f"vLLM stopped unexpectedly; restarting it ({restarts} of {settings.LATHE_VLLM_MAX_RESTARTS}).",
+            "warning",
+        )
+        self._start()
+
+    def _shutdown(self) -> dict:
+        if not self.server.managed:
+            for name in sorted(self.loaded):
+                try:
+                    self.client.adapter_unload(name)
+                except (VllmError, OSError):
+                    pass
+            return {"stopped": True}
+        vllm_stop(self.server.pid)
+        ModelServer.objects.filter(pk=self.server.pk).update(
+            state=ServerState.STOPPED, stopped_at=timezone.now(), pid=None
+        )
+        Endpoint.objects.filter(server=self.server, state__in=LIVE_SERVER_STATES).update(
+            state=ServerState.STOPPED, stopped_at=timezone.now()
+        )
+        self.reporter.log("Undeployed: the vLLM server stopped and its memory is free.")
+        return {"stopped": True}
+
+
+def run_serving(job: Job, reporter: JobReporter) -> dict:
+    server = ModelServer.objects.select_related("model").filter(pk=job.subject_id).first()
+    if server is None or server.state not in LIVE_SERVER_STATES:
+        reporter.log("Nothing to serve: the endpoint was undeployed before the server started.")
+        return {"stopped": True}
+    supervisor = _Supervisor(job, server, reporter)
+    try:
+        return supervisor.run()
+    finally:
+        if supervisor.client is not None:
+            supervisor.client.close()

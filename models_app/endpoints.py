@@ -1,0 +1,122 @@
+"""Deploying and undeploying models: the writes behind the Deploy and Undeploy buttons.
+
+A user's adapters of one base model share that user's vLLM server of the base
+and are loaded into it at run time; a merged (or plain base) model gets a
+server of its own. The serving job on a worker owns the process; these
+functions only record what the user wants, and the job makes it so.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.services import job_cancel, job_create
+from jobs.states import JobKind
+from models_app.ml.vllm_server import VllmError, lora_rank_ceiling, vllm_stop
+from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer, ServerState
+from models_app.selectors import live_server_for_model
+
+SUBJECT_SERVER = "model_server"
+
+
+class DeployRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _server_start(*, owner: AbstractBaseUser, model: BaseModel, lora_rank: int) -> ModelServer:
+    server = ModelServer.objects.create(
+        owner=owner, model=model, secret=secrets.token_urlsafe(32), max_lora_rank=lora_rank
+    )
+    server.job = job_create(
+        owner=owner, kind=JobKind.SERVE, subject_type=SUBJECT_SERVER, subject_id=server.pk
+    )
+    server.save(update_fields=["job"])
+    return server
+
+
+def endpoint_deploy(
+    *, owner: AbstractBaseUser, adapter: Adapter | None = None, model: BaseModel | None = None
+) -> Endpoint:
+    """Deploy an adapter (on its base's server) or a model (on a server of its own).
+
+    Deploying what is already deployed returns the live endpoint instead of a second one.
+    """
+    if (adapter is None) == (model is None):
+        raise ValueError("Deploy either an adapter or a model.")
+    served_model = adapter.base_model if adapter else model
+    served_name = adapter.served_name if adapter else model.hf_id
+    if not served_model.is_available and not served_model.hf_id:
+        raise DeployRefused("This model has no weights on the server yet.")
+    rank = 16
+    if adapter is not None:
+        if adapter.method not in ("lora", "dora"):
+            raise DeployRefused(
+                f"vLLM serves LoRA adapters; this one was trained with {adapter.method.upper()}. "
+                "Merge it into its base model first, then deploy the merged model."
+            )
+        try:
+            rank = lora_rank_ceiling(adapter.rank or 16)
+        except VllmError as exc:
+            raise DeployRefused(str(exc)) from exc
+    with transaction.atomic():
+        existing = Endpoint.objects.filter(
+            owner_id=owner.pk, served_name=served_name, state__in=LIVE_SERVER_STATES
+        ).first()
+        if existing is not None:
+            return existing
+        server = live_server_for_model(owner, served_model)
+        if server is None:
+            server = _server_start(owner=owner, model=served_model, lora_rank=rank)
+        elif rank > server.max_lora_rank:
+            # The supervisor sees the higher rank and restarts vLLM with it.
+            ModelServer.objects.filter(pk=server.pk).update(max_lora_rank=rank)
+        ready_now = adapter is None and server.state == ServerState.READY
+        return Endpoint.objects.create(
+            owner=owner,
+            server=server,
+            adapter=adapter,
+            served_name=served_name,
+            state=ServerState.READY if ready_now else ServerState.STARTING,
+            ready_at=timezone.now() if ready_now else None,
+        )
+
+
+def endpoint_undeploy(*, endpoint: Endpoint) -> None:
+    """Stop serving this endpoint; the server stops (and frees its GPU) when nothing else uses it."""
+    with transaction.atomic():
+        Endpoint.objects.filter(pk=endpoint.pk).update(state=ServerState.STOPPED, stopped_at=timezone.now())
+        others = Endpoint.objects.filter(server_id=endpoint.server_id, state__in=LIVE_SERVER_STATES)
+        if not others.exists():
+            server_stop(server=endpoint.server)
+
+
+def server_stop(*, server: ModelServer) -> None:
+    """Ask the serving job to stop its vLLM process (cancelling the job is the signal)."""
+    if server.job is not None:
+        job_cancel(job=server.job)
+    ModelServer.objects.filter(pk=server.pk, state__in=LIVE_SERVER_STATES).update(
+        state=ServerState.STOPPED, stopped_at=timezone.now()
+    )
+    Endpoint.objects.filter(server_id=server.pk, state__in=LIVE_SERVER_STATES).update(
+        state=ServerState.STOPPED, stopped_at=timezone.now()
+    )
+
+
+def servers_stop_on_this_machine() -> int:
+    """Stop every vLLM process Lathe started on this machine (`make dev` on Ctrl-C, test teardown)."""
+    servers = ModelServer.objects.filter(
+        managed=True, node=socket.gethostname(), state__in=LIVE_SERVER_STATES
+    )
+    count = 0
+    for server in servers:
+        server_stop(server=server)
+        vllm_stop(server.pid)
+        count += 1
+    return count

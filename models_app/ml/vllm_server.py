@@ -1,0 +1,226 @@
+"""Launching and talking to one vLLM OpenAI-compatible server. Knows nothing of Django or Celery.
+
+The server runs in its own session (process group), so it outlives a worker
+that is killed and can be adopted by the next one. It listens on a private
+address and requires an API key that only Lathe knows: its runtime
+adapter-loading routes are never reachable by users.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+# vLLM accepts only these values for --max-lora-rank.
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+DEFAULT_COMMAND = f"{shlex.quote(sys.executable)} -m vllm.entrypoints.openai.api_server"
+
+
+class VllmError(RuntimeError):
+    pass
+
+
+def lora_rank_ceiling(rank: int) -> int:
+    """The smallest rank vLLM accepts that holds an adapter of rank `rank`."""
+    for allowed in LORA_RANKS:
+        if allowed >= rank:
+            return allowed
+    raise VllmError(f"vLLM serves LoRA adapters up to rank {LORA_RANKS[-1]}; this one has rank {rank}.")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class VllmLaunch:
+    """What one server runs: a model folder, its public name, and how to start vLLM."""
+
+    model_dir: Path
+    served_name: str
+    port: int
+    api_key: str
+    host: str = "127.0.0.1"
+    max_lora_rank: int = 16
+    enable_lora: bool = True
+    max_model_len: int = 2048
+    max_loras: int = 4
+    command: str = DEFAULT_COMMAND
+    extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self) -> list[str]:
+        args = [
+            *shlex.split(self.command),
+            "--model",
+            str(self.model_dir),
+            "--served-model-name",
+            self.served_name,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--max-model-len",
+            str(self.max_model_len),
+            "--disable-uvicorn-access-log",
+        ]
+        if self.enable_lora:
+            args += [
+                "--enable-lora",
+                "--max-lora-rank",
+                str(self.max_lora_rank),
+                "--max-loras",
+                str(self.max_loras),
+            ]
+        return [*args, *self.extra_args]
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            # The key goes in the environment, not the command line, so `ps` does not show it.
+            "VLLM_API_KEY": self.api_key,
+            "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+
+def vllm_start(launch: VllmLaunch, log_path: Path) -> subprocess.Popen:
+    """Start the server in its own process group, its output appended to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            launch.argv(),
+            env=launch.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def vllm_stop(pid: int | None, *, grace_seconds: float = 15.0) -> None:
+    """Stop the server's whole process group: SIGTERM, then SIGKILL after the grace period."""
+    if not pid or not pid_alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+class VllmClient:
+    """The few control calls Lathe makes to its own vLLM servers."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def healthy(self) -> bool:
+        try:
+            return self._client.get("/health", timeout=3.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def model_names(self) -> set[str]:
+        try:
+            response = self._client.get("/v1/models", timeout=5.0)
+        except httpx.HTTPError:
+            return set()
+        if response.status_code != 200:
+            return set()
+        return {entry["id"] for entry in response.json().get("data", [])}
+
+    def ready(self, served_name: str) -> bool:
+        """Ready means /health answers and the model is listed in /v1/models."""
+        return self.healthy() and served_name in self.model_names()
+
+    def adapter_load(self, name: str, path: Path) -> None:
+        response = self._client.post(
+            "/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)}, timeout=120.0
+        )
+        if response.status_code != 200 and "already been loaded" not in response.text:
+            raise VllmError(f"vLLM could not load the adapter: {response.text[:500]}")
+
+    def adapter_unload(self, name: str) -> None:
+        response = self._client.post("/v1/unload_lora_adapter", json={"lora_name": name}, timeout=30.0)
+        if response.status_code not in (200, 404):
+            raise VllmError(f"vLLM could not unload the adapter: {response.text[:500]}")
+
+
+def wait_until_ready(
+    client: VllmClient,
+    served_name: str,
+    *,
+    alive: Callable[[], bool],
+    timeout: float,
+    should_stop: Callable[[], bool] = lambda: False,
+    poll: float = 0.5,
+) -> bool:
+    """Poll until the server is ready; False if the process died, stop was asked, or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if should_stop() or not alive():
+            return False
+        if client.ready(served_name):
+            return True
+        time.sleep(poll)
+    return False
+
+
+def log_tail(log_path: Path, max_bytes: int = 4000) -> str:
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(0, size - max_bytes))
+            return log.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
