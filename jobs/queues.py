@@ -24,6 +24,8 @@ KIND_QUEUES: dict[str, str] = {
     # Merging a large model wants a GPU's memory (or a big CPU box); serving holds its card until undeployed.
     JobKind.MERGE: QUEUE_GPU_ANY,
     JobKind.SERVE: QUEUE_GPU_ANY,
+    # Generation runs through vLLM: the user's running server when there is one, else one of its own.
+    JobKind.EVALUATE: QUEUE_GPU_ANY,
 }
 
 ALL_QUEUES = (QUEUE_DATA, QUEUE_GPU_ANY)

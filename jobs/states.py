@@ -22,3 +22,4 @@ class JobKind(models.TextChoices):
     TRAIN = "train", "Fine-tune"
     MERGE = "merge", "Merge adapter into its base"
     SERVE = "serve", "Serve a model with vLLM"
+    EVALUATE = "evaluate", "Evaluate a model"

@@ -27,6 +27,8 @@ def gpu_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_job_for_user(request.user, job_id)
+    if job.kind == JobKind.EVALUATE and job.subject_id:
+        return redirect("evaluation_detail", job.subject_id)  # its page shows the job and the scores
     context = {"job": job, "queue_position": job_queue_position(job)}
     if job.kind == JobKind.TRAIN:
         from jobs.training.views import training_context

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.selectors import api_token_list_for_user
+from evals_app.selectors import deploy_warning
 from jobs.serving.runner import server_log_path
 from models_app.endpoints import DeployRefused, endpoint_deploy, endpoint_undeploy
 from models_app.gateway.views import openai_error, parse_body, proxy_for_user
@@ -30,18 +31,18 @@ PLAYGROUND_MAX_TOKENS = 512
 def deploy(request: HttpRequest) -> HttpResponse:
     adapter_id, model_id = request.POST.get("adapter_id"), request.POST.get("model_id")
     try:
-        if adapter_id:
-            endpoint = endpoint_deploy(
-                owner=request.user, adapter=get_adapter_for_user(request.user, int(adapter_id))
-            )
-        elif model_id:
-            endpoint = endpoint_deploy(
-                owner=request.user, model=get_base_model_for_user(request.user, int(model_id))
-            )
-        else:
-            raise Http404
+        adapter = get_adapter_for_user(request.user, int(adapter_id)) if adapter_id else None
+        model = get_base_model_for_user(request.user, int(model_id)) if model_id and not adapter else None
     except ValueError as exc:
         raise Http404 from exc
+    if adapter is None and model is None:
+        raise Http404
+    warning = None if request.POST.get("confirm_below_base") else deploy_warning(adapter=adapter, model=model)
+    if warning is not None:
+        context = {**warning, "adapter": adapter, "model": model}
+        return render(request, "models_app/deploy_confirm.html", context)
+    try:
+        endpoint = endpoint_deploy(owner=request.user, adapter=adapter, model=model)
     except DeployRefused as exc:
         messages.error(request, exc.message)
         return redirect("model_list")

@@ -53,6 +53,11 @@ def celery_worker(django_db_setup, django_db_blocker, logs_dir):
     process = processes.start_worker(log_path)
     processes.wait_for_worker(process, log_path)
     yield process
+    # vLLM servers started by serving jobs run in their own process groups: stop any a test left.
+    with django_db_blocker.unblock():
+        from models_app.endpoints import servers_stop_on_this_machine
+
+        servers_stop_on_this_machine()
     processes.stop(process)
     # This run's queues and channel groups carry its own prefix: drop them.
     import redis

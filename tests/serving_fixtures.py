@@ -68,7 +68,7 @@ def vllm_server(demo_model_dir, logs_dir) -> SessionVllm:
         vllm_stop(process.pid)
 
 
-def _distinctive_conversation(index: int) -> dict:
+def distinctive_conversation(index: int) -> dict:
     # A reply no base model gives on its own, so the adapter's effect is plain to see.
     return {
         "messages": [
@@ -88,7 +88,7 @@ def demo_adapter_dir(demo_model_dir, tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("demo-adapter")
     data = folder / "train.jsonl"
-    data.write_bytes(b"".join(orjson.dumps(_distinctive_conversation(i)) + b"\n" for i in range(24)))
+    data.write_bytes(b"".join(orjson.dumps(distinctive_conversation(i)) + b"\n" for i in range(24)))
     recipe = Recipe(
         lora_r=8,
         lora_alpha=16,

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "datasets_app",
     "jobs",
     "models_app",
+    "evals_app",
 ]
 
 MIDDLEWARE = [

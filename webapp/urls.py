@@ -13,6 +13,7 @@ urlpatterns = [
     path("train/", include("jobs.training.urls")),
     path("merge/", include("jobs.merging.urls")),
     path("models/", include("models_app.urls")),
+    path("evaluations/", include("evals_app.urls")),
     path("api/", include("datasets_app.api_urls")),
     path("api/", include("jobs.api_urls")),
     # OpenAI-compatible: files and fine-tuning jobs.

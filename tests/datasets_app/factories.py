@@ -64,10 +64,17 @@ def canonical_rows(count: int) -> list[dict]:
     ]
 
 
-def dataset_with_version(owner, *, rows: int = 20) -> tuple[Dataset, DatasetFile, DatasetVersion]:
-    """A dataset with one checked file and one prepared version, without running jobs."""
+def dataset_with_version(
+    owner, *, rows: int = 20, conversations: list[dict] | None = None
+) -> tuple[Dataset, DatasetFile, DatasetVersion]:
+    """A dataset with one checked file and one prepared version, without running jobs.
+
+    `conversations` (canonical rows) replace the generated ones; every row is also a validation row.
+    """
     dataset = Dataset.objects.create(owner=owner, name=f"{owner.username}'s data")
-    key = store_rows(f"tests/{dataset.pk}/canonical.jsonl", canonical_rows(rows))
+    if conversations is not None:
+        rows = len(conversations)
+    key = store_rows(f"tests/{dataset.pk}/canonical.jsonl", conversations or canonical_rows(rows))
     errors_key = store_rows(f"tests/{dataset.pk}/errors.jsonl", [])
     blob, _ = Blob.objects.get_or_create(sha256=f"{dataset.pk:064d}", defaults={"size": 1, "key": key})
     dataset_file = DatasetFile.objects.create(

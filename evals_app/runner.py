@@ -1,0 +1,260 @@
+"""The worker side of an evaluation: ask each model the prompts through vLLM, score the answers, store them.
+
+Generation and scoring (evals_app/core) know nothing of Django; this module loads the rows, finds
+or starts a vLLM server for each model (evals_app/serving.py), reports progress and records results.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+
+from django.db import close_old_connections
+
+from evals_app.core.rows import load_eval_rows
+from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation
+from evals_app.services import evaluation_forget_secret, evaluation_record
+from evals_app.serving import Contender, served_contenders
+from jobs.models import Job
+from jobs.registry import JobCancelled, JobFailure
+from jobs.reporter import JobReporter
+from webapp.storage import artifact_store
+
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class _Progress:
+    done: int = 0
+    total: int = 0
+
+
+def _in_background(work: Callable[[_Progress, threading.Event], object], reporter: JobReporter, total: int):
+    """Run `work` in a thread while this one reports its progress and watches for cancellation.
+
+    The database is touched only here, never from the thread (which may run an event loop).
+    """
+    progress, stop = _Progress(total=total), threading.Event()
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work(progress, stop)
+        except BaseException as exc:  # re-raised below, in the job's own thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(POLL_SECONDS)
+        close_old_connections()
+        reporter.progress(progress.done, progress.total, raise_on_cancel=False)
+        if reporter.cancelled():
+            stop.set()
+    if "error" in outcome:
+        raise outcome["error"]
+    if stop.is_set():
+        raise JobCancelled()
+    return outcome["value"]
+
+
+def _contenders(evaluation: Evaluation) -> list[Contender]:
+    if evaluation.adapter_id:
+        adapter = evaluation.adapter
+        contenders = [Contender(LABEL_TUNED, adapter.base_model, adapter)]
+        if evaluation.compare_with_base:
+            contenders.append(Contender(LABEL_BASE, adapter.base_model, None))
+        return contenders
+    contenders = [Contender(LABEL_TUNED, evaluation.model, None)]
+    if evaluation.compare_with_base and evaluation.model.merged_from_id:
+        contenders.append(Contender(LABEL_BASE, evaluation.model.merged_from.base_model, None))
+    return contenders
+
+
+def _load_rows(evaluation: Evaluation) -> list[dict]:
+    version = evaluation.dataset_version
+    key = version.validation_key if evaluation.split == EvalSplit.VALIDATION else version.data_key
+    if not key:
+        raise JobFailure(
+            "no_rows", "This dataset version has no rows to evaluate on.", "Pick another version."
+        )
+    rows = load_eval_rows(artifact_store().local_path(key), max_rows=evaluation.settings.get("max_rows"))
+    if not rows:
+        raise JobFailure(
+            "no_prompts",
+            "None of the rows ends with an assistant answer, so there is nothing to compare against.",
+            "Evaluate on data whose conversations end with the answer you expect.",
+        )
+    return rows
+
+
+def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -> tuple[dict, dict, str]:
+    from evals_app.core.generate import GenerationError, GenerationSettings, generate_answers
+
+    settings = GenerationSettings(
+        max_tokens=int(evaluation.settings["max_tokens"]),
+        temperature=float(evaluation.settings["temperature"]),
+        top_p=float(evaluation.settings["top_p"]),
+        seed=evaluation.settings.get("seed"),
+        concurrency=int(evaluation.settings["concurrency"]),
+    )
+    conversations = [row["messages"] for row in rows]
+    answers: dict[str, list[str]] = {}
+    errors: dict[str, list[str | None]] = {}
+    # closing(): a failure in the loop still stops the evaluation's own server and unloads adapters.
+    with closing(served_contenders(evaluation, _contenders(evaluation), reporter)) as targets:
+        for target in targets:
+            reporter.stage(f"Answering {len(rows)} prompts with {target.contender.display_name}")
+
+            def work(progress: _Progress, stop: threading.Event, target=target):
+                def on_progress(done: int, total: int) -> None:
+                    progress.done, progress.total = done, total
+
+                return generate_answers(
+                    base_url=target.base_url,
+                    api_key=target.api_key,
+                    model=target.model_name,
+                    conversations=conversations,
+                    settings=settings,
+                    progress=on_progress,
+                    should_stop=stop.is_set,
+                )
+
+            try:
+                generations = _in_background(work, reporter, len(rows))
+            except GenerationError as exc:
+                raise JobFailure(
+                    "server_not_answering",
+                    f"The model server stopped answering {target.contender.display_name}'s prompts.",
+                    "Try again; if it keeps happening, open the endpoint's log on the Endpoints page.",
+                    details={"reason": str(exc)},
+                ) from exc
+            label = target.contender.label
+            answers[label] = [generation.text for generation in generations]
+            errors[label] = [generation.error for generation in generations]
+            failed = sum(1 for error in errors[label] if error)
+            if failed:
+                reporter.log(
+                    f"{failed} of {len(rows)} prompts got no answer from {label}; they score 0.", "warning"
+                )
+            if failed == len(rows):
+                raise JobFailure(
+                    "no_answers",
+                    f"{target.contender.display_name} answered none of the prompts.",
+                    "Read the job log for the server's reason, then try again.",
+                    details={"first_error": errors[label][0]},
+                )
+    return answers, errors, settings.describe()
+
+
+def _judge(evaluation: Evaluation, rows: list[dict], answers: dict, reporter: JobReporter) -> dict:
+    from evals_app.core.judge import JudgeItem, JudgeSettings, judge_answers
+
+    config = evaluation.settings["judge"]
+    settings = JudgeSettings(
+        base_url=config["base_url"],
+        api_key=evaluation.judge_api_key,
+        model=config["model"],
+        rubric=config["rubric"],
+    )
+    verdicts: dict[str, list] = {}
+    for label, texts in answers.items():
+        reporter.stage(f"Asking the judge ({config['model']}) about the {label} answers")
+        items = [
+            JudgeItem(prompt=row["messages"][-1]["content"], reference=row["reference"], answer=text)
+            for row, text in zip(rows, texts, strict=True)
+        ]
+
+        def work(progress: _Progress, stop: threading.Event, items=items):
+            def on_progress(done: int, total: int) -> None:
+                progress.done, progress.total = done, total
+
+            return judge_answers(settings=settings, items=items, progress=on_progress)
+
+        verdicts[label] = _in_background(work, reporter, len(items))
+    return verdicts
+
+
+def run_evaluation(job: Job, reporter: JobReporter) -> dict:
+    evaluation = (
+        Evaluation.objects.select_related(
+            "adapter__base_model", "model__merged_from__base_model", "dataset_version"
+        )
+        .filter(pk=job.params.get("evaluation_id"))
+        .first()
+    )
+    if evaluation is None:
+        raise JobFailure("deleted", "The evaluation was deleted before it started.")
+    if evaluation.adapter_id is None and evaluation.model_id is None:
+        raise JobFailure("model_deleted", "The model to evaluate was deleted.")
+    try:
+        rows = _load_rows(evaluation)
+        reporter.log(f"{len(rows)} prompts from {evaluation.dataset_version}.")
+        started = time.monotonic()
+        answers, errors, generation_note = _generate(evaluation, rows, reporter)
+        reporter.log(f"Generated every answer in {time.monotonic() - started:.0f} s ({generation_note}).")
+        verdicts = _judge(evaluation, rows, answers, reporter) if evaluation.settings.get("judge") else {}
+        report = _score(rows, answers, reporter)
+    finally:
+        evaluation_forget_secret(evaluation_id=evaluation.pk)
+    examples = []
+    for position, row in enumerate(rows):
+        examples.append(
+            {
+                **row,
+                "answers": {label: texts[position] for label, texts in answers.items()},
+                "errors": {label: errs[position] for label, errs in errors.items() if errs[position]},
+                "judge": {
+                    label: {"score": found[position].score, "reason": found[position].reason}
+                    for label, found in verdicts.items()
+                },
+            }
+        )
+    if verdicts:
+        _add_judge_scores(report, verdicts)
+    evaluation_record(
+        evaluation=evaluation, examples=examples, report=report, generation_note=generation_note
+    )
+    headline = {label: metrics.get("rougeL", {}).get("value") for label, metrics in report["scores"].items()}
+    reporter.log("Scores: " + ", ".join(f"{label} ROUGE-L {value:.1f}" for label, value in headline.items()))
+    return {"evaluation_id": evaluation.pk, "rows": len(rows), "rougeL": headline}
+
+
+def _score(rows: list[dict], answers: dict, reporter: JobReporter) -> dict:
+    from evals_app.core.report import evaluate_answers
+    from evals_app.core.similarity import Embedder, default_embedding_model_dir
+
+    reporter.stage("Scoring the answers (BLEU, chrF, ROUGE, similarity) with confidence intervals")
+    embedder = Embedder() if default_embedding_model_dir() is not None else None
+    if embedder is None:
+        reporter.log("No embedding model is installed, so semantic similarity is left out.", "warning")
+    references = [row["reference"] for row in rows]
+
+    def work(progress: _Progress, stop: threading.Event):
+        def on_progress(done: int, total: int) -> None:
+            progress.done, progress.total = done, total
+
+        return evaluate_answers(
+            references=references, answers=answers, embedder=embedder, progress=on_progress
+        )
+
+    return _in_background(work, reporter, len(rows)).to_dict()
+
+
+def _add_judge_scores(report: dict, verdicts: dict) -> None:
+    """The judge's mean score (1-10) beside the other metrics, over the answers it could score."""
+    from evals_app.core.bootstrap import bootstrap_mean_ci
+
+    for label, found in verdicts.items():
+        scores = [verdict.score for verdict in found if verdict.score is not None]
+        if scores:
+            mean, low, high = bootstrap_mean_ci(scores)
+            report["scores"].setdefault(label, {})["judge"] = {
+                "value": mean,
+                "low": low,
+                "high": high,
+                "scored": len(scores),
+            }
