@@ -127,7 +127,10 @@ def sft_config(
         max_steps=recipe.max_steps or -1,
         # transformers 5 dropped warmup_ratio: a warmup_steps value below 1 is the share of all steps.
         warmup_steps=recipe.warmup_ratio,
-        optim="adamw_torch",
+        # On a GPU: fused AdamW (one kernel for all parameters), and micro-batches of similar lengths so
+        # less padding is computed (bench/RESULTS.md, section 5). A CPU gains from neither.
+        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+        train_sampling_strategy="group_by_length" if device == "cuda" and recipe.batch_size > 1 else "random",
         logging_steps=recipe.logging_steps,
         eval_strategy="steps" if has_validation else "no",
         eval_steps=recipe.eval_steps,

@@ -46,3 +46,24 @@ def test_it_scores_only_labelled_positions_on_the_cpu(fused_model):
     torch.testing.assert_close(after.loss, before.loss)
     torch.testing.assert_close(after.log_probs, before.log_probs)
     assert torch.equal(after.is_top1, before.is_top1)
+
+
+def test_it_uses_fused_adamw_and_length_grouped_batches_only_on_a_gpu(tmp_path):
+    from jobs.ml.components import sft_config
+    from jobs.ml.recipe import Recipe
+
+    def config(device: str, batch_size: int):
+        return sft_config(
+            Recipe(batch_size=batch_size),
+            checkpoints_dir=tmp_path,
+            device=device,
+            precision="fp32",
+            gradient_checkpointing=False,
+            has_validation=False,
+        )
+
+    gpu = config("cuda", 4)
+    assert gpu.optim == "adamw_torch_fused" and gpu.train_sampling_strategy == "group_by_length"
+    assert config("cuda", 1).train_sampling_strategy == "random"  # one row a batch: nothing to group
+    cpu = config("cpu", 4)
+    assert cpu.optim == "adamw_torch" and cpu.train_sampling_strategy == "random"
