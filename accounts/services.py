@@ -5,6 +5,7 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from accounts.selectors import get_api_token_for_user
 from accounts.tokens import token_generate, token_hash
+from models_app.gateway.cache import gateway_epoch_bump
 
 
 def api_token_create(
@@ -28,6 +29,7 @@ def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
+            gateway_epoch_bump()  # the gateway forgets the key at once, in every web process
     return token
 
 

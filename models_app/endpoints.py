@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from jobs.services import job_cancel, job_create
 from jobs.states import JobKind
+from models_app.gateway.cache import gateway_epoch_bump
 from models_app.ml.vllm_server import VllmError, lora_rank_ceiling, vllm_stop
 from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer, ServerState
 from models_app.selectors import live_server_for_model
@@ -78,6 +79,7 @@ def endpoint_deploy(
             # The supervisor sees the higher rank and restarts vLLM with it.
             ModelServer.objects.filter(pk=server.pk).update(max_lora_rank=rank)
         ready_now = adapter is None and server.state == ServerState.READY
+        gateway_epoch_bump()
         return Endpoint.objects.create(
             owner=owner,
             server=server,
@@ -92,6 +94,7 @@ def endpoint_undeploy(*, endpoint: Endpoint) -> None:
     """Stop serving this endpoint; the server stops (and frees its GPU) when nothing else uses it."""
     with transaction.atomic():
         Endpoint.objects.filter(pk=endpoint.pk).update(state=ServerState.STOPPED, stopped_at=timezone.now())
+        gateway_epoch_bump()
         others = Endpoint.objects.filter(server_id=endpoint.server_id, state__in=LIVE_SERVER_STATES)
         if not others.exists():
             server_stop(server=endpoint.server)
@@ -99,6 +102,7 @@ def endpoint_undeploy(*, endpoint: Endpoint) -> None:
 
 def server_stop(*, server: ModelServer) -> None:
     """Ask the serving job to stop its vLLM process (cancelling the job is the signal)."""
+    gateway_epoch_bump()
     if server.job is not None:
         job_cancel(job=server.job)
     ModelServer.objects.filter(pk=server.pk, state__in=LIVE_SERVER_STATES).update(

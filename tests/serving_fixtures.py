@@ -18,6 +18,7 @@ import pytest
 from tests.helpers import wait_until
 
 SESSION_SECRET = secrets.token_urlsafe(16)
+SESSION_MAX_LORA_RANK = 64
 
 
 @dataclass
@@ -52,7 +53,8 @@ def vllm_server(demo_model_dir, logs_dir) -> SessionVllm:
         served_name=DEMO_MODEL_ID,
         port=free_port(),
         api_key=SESSION_SECRET,
-        max_lora_rank=16,
+        # 64: the recipe's default rank, which adapters made through the OpenAI API have.
+        max_lora_rank=SESSION_MAX_LORA_RANK,
     )
     process = vllm_start(launch, log_path)
     client = VllmClient(f"http://127.0.0.1:{launch.port}", SESSION_SECRET)
@@ -148,7 +150,7 @@ def attach_server(vllm_server, demo_base_model, celery_worker):
             host="127.0.0.1",
             port=vllm_server.port,
             secret=vllm_server.secret,
-            max_lora_rank=16,
+            max_lora_rank=SESSION_MAX_LORA_RANK,
         )
         server.job = job_create(
             owner=owner, kind=JobKind.SERVE, subject_type=SUBJECT_SERVER, subject_id=server.pk

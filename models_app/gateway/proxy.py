@@ -55,7 +55,19 @@ def upstream_unreachable() -> HttpResponse:
             "code": "model_server_unavailable",
         }
     }
-    return HttpResponse(orjson.dumps(body), status=503, content_type="application/json")
+    response = HttpResponse(orjson.dumps(body), status=503, content_type="application/json")
+    response.upstream_unreachable = True  # the gateway may look the route up afresh and try once more
+    return response
+
+
+# Usage is written after the answer has gone out: the client never waits for the database.
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def _after_response(work) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _BACKGROUND.add(task)  # a reference, so the task is not collected before it ran
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 async def forward(*, route: Route, path: str, body: dict, on_usage: UsageSink) -> HttpResponse:
@@ -70,9 +82,11 @@ async def forward(*, route: Route, path: str, body: dict, on_usage: UsageSink) -
         return upstream_unreachable()
     if response.status_code == 200:
         try:
-            await on_usage(*_usage_of(orjson.loads(response.content)))
+            usage = _usage_of(orjson.loads(response.content))
         except orjson.JSONDecodeError:
-            pass
+            usage = None
+        if usage is not None:
+            _after_response(on_usage(*usage))
     return HttpResponse(
         response.content,
         status=response.status_code,

@@ -13,7 +13,8 @@ WINDOW_SECONDS = 60
 _clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
 
 
-def _redis() -> redis.Redis:
+def async_redis() -> redis.Redis:
+    """This event loop's Redis client (shared by the rate limit and the gateway cache)."""
     loop = asyncio.get_running_loop()
     if loop not in _clients:
         _clients[loop] = redis.Redis.from_url(settings.REDIS_URL)
@@ -27,7 +28,7 @@ async def rate_limit_hit(*, key_id: int, limit: int) -> int | None:
     window = int(time.time() // WINDOW_SECONDS)
     name = f"{settings.LATHE_REDIS_NAMESPACE}ratelimit:{key_id}:{window}"
     try:
-        pipe = _redis().pipeline()
+        pipe = async_redis().pipeline()
         pipe.incr(name)
         pipe.expire(name, WINDOW_SECONDS * 2)
         count, _ = await pipe.execute()

@@ -228,3 +228,48 @@ def test_it_keeps_the_adapter_and_says_why_when_auto_deploy_is_refused(alice, ti
     warning = job.events.get(kind="log", payload__level="warning").payload["message"]
     assert "could not be deployed" in warning and "Merge it" in warning
     assert Adapter.objects.filter(pk=adapter.pk).exists()
+
+
+def test_it_deploys_the_fine_tuned_model_so_chat_completions_answers_with_it(
+    live_site, alice, demo_base_model, attach_server
+):
+    """As on OpenAI: once the job succeeds, `fine_tuned_model` answers on /v1/chat/completions."""
+    from models_app.endpoints import server_stop
+
+    server = attach_server(alice)  # Alice's running server of the demo model (the session's vLLM)
+    try:
+        _fine_tune_and_chat(live_site, alice, demo_base_model)
+    finally:
+        server_stop(server=server)  # its serving job ends, so the next test starts with no job running
+
+
+def _fine_tune_and_chat(live_site, alice, demo_base_model) -> None:
+    from models_app.models import Endpoint, ServerState
+
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, chat_jsonl(8))
+    created = client.fine_tuning.jobs.create(
+        training_file=training_file,
+        model=demo_base_model.hf_id,
+        hyperparameters={"n_epochs": 1, "batch_size": 4},
+        suffix="deployed",
+    )
+    job = _finished(client, created.id, timeout=600)
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model.startswith(f"ft:{demo_base_model.hf_id}:deployed:")
+    endpoint = wait_until(
+        lambda: Endpoint.objects.filter(served_name=job.fine_tuned_model, state=ServerState.READY).first(),
+        timeout=120,
+        message="the fine-tuned model to be loaded into Alice's server",
+    )
+    assert endpoint.owner == alice
+
+    assert job.fine_tuned_model in {model.id for model in client.models.list()}
+    reply = client.chat.completions.create(
+        model=job.fine_tuned_model,
+        messages=[{"role": "user", "content": "Question 3: what shapes comets number 3?"}],
+        max_tokens=12,
+        temperature=0,
+    )
+    assert reply.model == job.fine_tuned_model and reply.choices[0].message.content
+    assert reply.usage.completion_tokens > 0
