@@ -1,0 +1,112 @@
+"""An evaluation job end to end: a real worker asks the session's real vLLM server, base and fine-tuned."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import orjson
+import pytest
+
+from evals_app.models import Evaluation
+from evals_app.services import evaluation_start
+from jobs.models import Job
+from jobs.states import FINISHED_STATES, JobState
+from models_app.ml.vllm_server import VllmClient
+from tests.datasets_app.factories import dataset_with_version
+from tests.helpers import wait_until
+from tests.serving_fixtures import distinctive_conversation
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+EVAL_ROWS = 8
+
+
+def _finished(job_id: int, timeout: float = 300) -> Job:
+    return wait_until(
+        lambda: (job := Job.objects.get(pk=job_id)).state in FINISHED_STATES and job,
+        timeout=timeout,
+        message=f"evaluation job {job_id} to finish",
+    )
+
+
+@pytest.fixture
+def evaluated(alice, attach_server, make_adapter):
+    """Alice's adapter evaluated against its base on prompts it was not trained on (numbers 30 and up)."""
+    server = attach_server(alice)
+    adapter = make_adapter(alice)
+    conversations = [{**distinctive_conversation(30 + i), "source_line": i + 1} for i in range(EVAL_ROWS)]
+    _, _, version = dataset_with_version(alice, conversations=conversations)
+    evaluation = evaluation_start(
+        owner=alice,
+        dataset_version=version,
+        adapter=adapter,
+        settings={"max_tokens": 24, "max_rows": EVAL_ROWS},
+        judge={
+            "base_url": server.base_url,
+            "model": server.model.hf_id,
+            "rubric": "The answer states the sum correctly.",
+        },
+        judge_api_key=server.secret,
+    )
+    job = _finished(evaluation.job_id)
+    assert job.state == JobState.SUCCEEDED, job.error
+    return server, Evaluation.objects.get(pk=evaluation.pk)
+
+
+def test_it_scores_the_fine_tuned_model_against_its_base_on_the_same_prompts(evaluated):
+    server, evaluation = evaluated
+    examples = list(evaluation.examples.order_by("position"))
+    assert len(examples) == EVAL_ROWS
+    assert examples[0].reference == "Lathe lathe lathe! The answer is 60."
+    assert examples[0].prompt_text == "What is 30 plus 30?"
+    # The adapter learnt to say "Lathe"; the base model never does.
+    assert sum("Lathe" in example.answers["tuned"] for example in examples) >= EVAL_ROWS // 2
+    assert not any("Lathe" in example.answers["base"] for example in examples)
+    tuned, base = evaluation.scores["tuned"], evaluation.scores["base"]
+    assert tuned["rougeL"]["value"] > base["rougeL"]["value"] + 20
+    for metric in ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact_match", "similarity"):
+        assert tuned[metric]["low"] <= tuned[metric]["value"] <= tuned[metric]["high"], metric
+    assert evaluation.differences["rougeL"]["tuned"]["low"] > 0  # better beyond chance
+    assert evaluation.language == "en" and "13a" in evaluation.tokenization
+    assert "greedy" in evaluation.generation_note
+    # Per-example change, for sorting: tuned ROUGE-L minus base ROUGE-L.
+    first = examples[0]
+    assert first.delta == pytest.approx(first.scores["tuned"]["rougeL"] - first.scores["base"]["rougeL"])
+    # The judge answered (a 135M model rarely gives a usable score, so only its presence is checked)
+    # and its key is not kept.
+    assert set(first.judge) == {"tuned", "base"}
+    assert evaluation.judge_api_key == ""
+    # The adapter was loaded under a private name for the evaluation and unloaded afterwards.
+    client = VllmClient(server.base_url, server.secret)
+    try:
+        assert not any(name.startswith(f"eval-{evaluation.pk}-") for name in client.model_names())
+    finally:
+        client.close()
+
+
+def test_it_shows_sorts_and_exports_the_examples(evaluated, alice_client, bob_client):
+    _, evaluation = evaluated
+    page = alice_client.get(f"/evaluations/{evaluation.pk}/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'data-metric="rougeL"' in body and "Walk through the examples" in body
+    assert 'id="below-base"' not in body  # it did better than its base
+
+    worse_first = alice_client.get(f"/evaluations/{evaluation.pk}/examples?sort=worse").context["page"]
+    deltas = [example.delta for example in worse_first]
+    assert deltas == sorted(deltas)
+    better_first = alice_client.get(f"/evaluations/{evaluation.pk}/examples?sort=better").context["page"]
+    assert [example.delta for example in better_first] == sorted(deltas, reverse=True)
+
+    exported = alice_client.get(f"/evaluations/{evaluation.pk}/export.jsonl")
+    lines = [orjson.loads(line) for line in b"".join(exported.streaming_content).splitlines()]
+    assert len(lines) == EVAL_ROWS and lines[0]["reference"] == "Lathe lathe lathe! The answer is 60."
+    assert set(lines[0]["answers"]) == {"tuned", "base"}
+    table = alice_client.get(f"/evaluations/{evaluation.pk}/export.csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(table.streaming_content).decode())))
+    assert len(rows) == EVAL_ROWS and rows[0]["prompt"] == "What is 30 plus 30?"
+    assert float(rows[0]["tuned_rougeL"]) == pytest.approx(lines[0]["scores"]["tuned"]["rougeL"])
+
+    for url in ("/", "/examples", "/export.csv", "/export.jsonl"):
+        assert bob_client.get(f"/evaluations/{evaluation.pk}{url}").status_code == 404
