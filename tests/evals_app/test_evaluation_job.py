@@ -110,3 +110,26 @@ def test_it_shows_sorts_and_exports_the_examples(evaluated, alice_client, bob_cl
 
     for url in ("/", "/examples", "/export.csv", "/export.jsonl"):
         assert bob_client.get(f"/evaluations/{evaluation.pk}{url}").status_code == 404
+
+
+def test_it_starts_a_vllm_of_its_own_when_the_model_is_not_deployed_and_stops_it(alice, demo_base_model):
+    """No Deploy first: the job runs vLLM for itself on the worker and leaves nothing running."""
+    from evals_app.serving import evaluation_log_path
+    from models_app.models import ModelServer
+
+    conversations = [{**distinctive_conversation(50 + i), "source_line": i + 1} for i in range(3)]
+    _, _, version = dataset_with_version(alice, conversations=conversations)
+    evaluation = evaluation_start(
+        owner=alice, dataset_version=version, model=demo_base_model, settings={"max_tokens": 8}
+    )
+    assert not evaluation.compare_with_base  # a base model is its own baseline
+    job = _finished(evaluation.job_id, timeout=600)
+    assert job.state == JobState.SUCCEEDED, job.error
+    evaluation.refresh_from_db()
+    assert evaluation.examples.count() == 3 and set(evaluation.scores) == {"tuned"}
+    assert all(example.answers["tuned"] for example in evaluation.examples.all())
+    messages = [event.payload.get("message", "") for event in job.events.filter(kind="log")]
+    assert any(message.startswith("Starting vLLM for") for message in messages)
+    assert any(message.startswith("Stopped the evaluation's vLLM server") for message in messages)
+    assert not ModelServer.objects.exists()  # nothing was deployed
+    assert evaluation_log_path(evaluation.pk).stat().st_size > 0  # vLLM's own log, kept for the user
