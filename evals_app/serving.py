@@ -26,6 +26,7 @@ from models_app.ml.vllm_server import (
     VllmClient,
     VllmError,
     VllmLaunch,
+    default_dtype,
     free_port,
     log_tail,
     lora_rank_ceiling,
@@ -117,6 +118,7 @@ def _on_own_server(
         max_model_len=settings.LATHE_VLLM_MAX_MODEL_LEN,
         command=settings.LATHE_VLLM_COMMAND or DEFAULT_COMMAND,
         extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
+        dtype=default_dtype(),
     )
     log_path = evaluation_log_path(evaluation.pk)
     reporter.stage(f"Starting vLLM for {model.display_name} (no running server of it to use)")

@@ -39,6 +39,7 @@ def vllm_server(demo_model_dir, logs_dir) -> SessionVllm:
     from models_app.ml.vllm_server import (
         VllmClient,
         VllmLaunch,
+        default_dtype,
         free_port,
         log_tail,
         vllm_start,
@@ -55,6 +56,7 @@ def vllm_server(demo_model_dir, logs_dir) -> SessionVllm:
         api_key=SESSION_SECRET,
         # 64: the recipe's default rank, which adapters made through the OpenAI API have.
         max_lora_rank=SESSION_MAX_LORA_RANK,
+        dtype=default_dtype(),  # as the serving job starts it
     )
     process = vllm_start(launch, log_path)
     client = VllmClient(f"http://127.0.0.1:{launch.port}", SESSION_SECRET)

@@ -26,6 +26,7 @@ from models_app.ml.vllm_server import (
     VllmClient,
     VllmError,
     VllmLaunch,
+    default_dtype,
     free_port,
     log_tail,
     pid_alive,
@@ -103,6 +104,7 @@ class _Supervisor:
             max_model_len=settings.LATHE_VLLM_MAX_MODEL_LEN,
             command=settings.LATHE_VLLM_COMMAND or DEFAULT_COMMAND,
             extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
+            dtype=default_dtype(),
         )
 
     def _alive(self) -> bool:

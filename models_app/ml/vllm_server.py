@@ -38,6 +38,27 @@ def lora_rank_ceiling(rank: int) -> int:
     raise VllmError(f"vLLM serves LoRA adapters up to rank {LORA_RANKS[-1]}; this one has rank {rank}.")
 
 
+def default_dtype(cpuinfo: str | None = None) -> str | None:
+    """float32 on a machine with no NVIDIA GPU whose CPU has no native bf16; else vLLM's own choice.
+
+    Most models ship in bf16, which vLLM keeps; a CPU without AVX512-BF16 or AMX emulates it, and the
+    demo model served 2.4x slower that way than in float32 (bench/RESULTS.md, section 7).
+    """
+    if Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia").exists():
+        return None
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    return None if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -57,6 +78,7 @@ class VllmLaunch:
     enable_lora: bool = True
     max_model_len: int = 2048
     max_loras: int = 4
+    dtype: str | None = None  # None: vLLM's choice (the model's own dtype)
     command: str = DEFAULT_COMMAND
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -84,6 +106,8 @@ class VllmLaunch:
                 "--max-loras",
                 str(self.max_loras),
             ]
+        if self.dtype and "--dtype" not in self.extra_args:
+            args += ["--dtype", self.dtype]
         return [*args, *self.extra_args]
 
     def env(self) -> dict[str, str]:
