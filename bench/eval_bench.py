@@ -190,7 +190,7 @@ def vllm_phase(args, rows: list[dict], binding: str) -> dict:
         served_name=DEMO_MODEL_ID,
         port=free_port(),
         api_key=secrets.token_urlsafe(16),
-        extra_args=["--dtype", args.dtype],
+        dtype=args.dtype,
         extra_env=extra_env,
     )
     found: dict = {"binding": binding, "load": [os.getloadavg()[0]]}

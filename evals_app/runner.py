@@ -151,6 +151,7 @@ def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -
 
 
 def _judge(evaluation: Evaluation, rows: list[dict], answers: dict, reporter: JobReporter) -> dict:
+    from evals_app.core.generate import GenerationError
     from evals_app.core.judge import JudgeItem, JudgeSettings, judge_answers
 
     config = evaluation.settings["judge"]
@@ -174,7 +175,15 @@ def _judge(evaluation: Evaluation, rows: list[dict], answers: dict, reporter: Jo
 
             return judge_answers(settings=settings, items=items, progress=on_progress)
 
-        verdicts[label] = _in_background(work, reporter, len(items))
+        try:
+            verdicts[label] = _in_background(work, reporter, len(items))
+        except GenerationError as exc:
+            raise JobFailure(
+                "judge_not_answering",
+                f"The judge at {config['base_url']} did not answer.",
+                "Check the judge's address, model and API key, or run the evaluation without a judge.",
+                details={"reason": str(exc)},
+            ) from exc
     return verdicts
 
 
