@@ -833,13 +833,13 @@ async def gateway_parts(key: str, user_id: int, model: str, count: int) -> dict:
     from django.db import connection
 
     from accounts.selectors import api_token_find_active
+    from models_app.gateway.completions import usage_recorder
     from models_app.gateway.ratelimit import rate_limit_hit
     from models_app.gateway.routing import route_for_model
-    from models_app.gateway.views import _usage_recorder
 
     user = await sync_to_async(get_user_model().objects.get)(pk=user_id)
     token = await sync_to_async(api_token_find_active)(key)
-    record = _usage_recorder(token.pk)
+    record = usage_recorder(token.pk)
     steps = {
         "open the database connection": sync_to_async(lambda: connection.ensure_connection()),
         "find the API key": lambda: sync_to_async(api_token_find_active)(key),

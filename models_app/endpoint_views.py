@@ -14,7 +14,8 @@ from accounts.selectors import api_token_list_for_user
 from evals_app.selectors import deploy_warning
 from jobs.serving.runner import server_log_path
 from models_app.endpoints import DeployRefused, endpoint_deploy, endpoint_undeploy
-from models_app.gateway.views import openai_error, parse_body, proxy_for_user
+from models_app.gateway.completions import answer_for_user, parse_body
+from models_app.gateway.errors import openai_error
 from models_app.models import Endpoint
 from models_app.selectors import (
     endpoint_list_for_user,
@@ -140,7 +141,7 @@ async def playground_chat(request: HttpRequest, endpoint_id: int) -> HttpRespons
     endpoint = await sync_to_async(_find_endpoint)(user, endpoint_id)
     if endpoint is None:
         return openai_error(404, "No such endpoint.", "not_found")
-    body = parse_body(request)
+    body = parse_body(request.body)
     if isinstance(body, HttpResponse):
         return body
     model = endpoint.server.served_model_name if body.get("side") == "base" else endpoint.served_name
@@ -151,8 +152,8 @@ async def playground_chat(request: HttpRequest, endpoint_id: int) -> HttpRespons
         "max_tokens": min(int(body.get("max_tokens") or 256), PLAYGROUND_MAX_TOKENS),
         "temperature": float(body.get("temperature") or 0.0),
     }
-    return await proxy_for_user(
-        request, user=user, path="/v1/chat/completions", body=upstream_body, on_usage=_no_usage
+    return await answer_for_user(
+        user=user, path="/v1/chat/completions", body=upstream_body, on_usage=_no_usage
     )
 
 

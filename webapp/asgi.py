@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels."""
+"""ASGI entry point: HTTP through Django (gateway completions may skip it), websockets through Channels."""
 
 import os
 
@@ -18,13 +18,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from jobs.routing import websocket_urlpatterns  # noqa: E402
+from models_app.gateway.fastpath import GatewayFastPath  # noqa: E402
 from webapp.limits import UploadSizeLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # One self-hosted process serves its own static files; a proxy in front
-        # may serve /static/ itself instead.
-        "http": UploadSizeLimit(ASGIStaticFilesHandler(django_http)),
+        # may serve /static/ itself instead. The gateway's completions skip Django when they can.
+        "http": UploadSizeLimit(GatewayFastPath(ASGIStaticFilesHandler(django_http))),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -133,3 +133,29 @@ def test_it_starts_a_vllm_of_its_own_when_the_model_is_not_deployed_and_stops_it
     assert any(message.startswith("Stopped the evaluation's vLLM server") for message in messages)
     assert not ModelServer.objects.exists()  # nothing was deployed
     assert evaluation_log_path(evaluation.pk).stat().st_size > 0  # vLLM's own log, kept for the user
+
+
+def test_it_fails_with_a_plain_message_when_the_judge_does_not_answer(alice, attach_server, make_adapter):
+    from models_app.ml.vllm_server import free_port
+
+    attach_server(alice)
+    conversations = [{**distinctive_conversation(70 + i), "source_line": i + 1} for i in range(2)]
+    _, _, version = dataset_with_version(alice, conversations=conversations)
+    judge_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    evaluation = evaluation_start(
+        owner=alice,
+        dataset_version=version,
+        adapter=make_adapter(alice),
+        settings={"max_tokens": 4},
+        judge={"base_url": judge_url, "model": "judge", "rubric": "Correct sum."},
+        judge_api_key="judge-secret",
+    )
+
+    job = _finished(evaluation.job_id)
+
+    assert job.state == JobState.FAILED
+    assert job.error["code"] == "judge_not_answering"
+    assert job.error["message"] == f"The judge at {judge_url} did not answer."
+    assert "without a judge" in job.error["hint"]
+    evaluation.refresh_from_db()
+    assert evaluation.judge_api_key == ""  # the judge's key is not kept after the job

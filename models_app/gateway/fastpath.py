@@ -1,0 +1,114 @@
+"""An ASGI layer in front of Django that answers the gateway's completions requests itself.
+
+Scripts call /v1/chat/completions and /v1/completions many times a second with the same key and
+model. When the gateway cache remembers both, this layer reads the body, forwards it to vLLM and
+sends the answer (streamed events as they come) without entering Django's request cycle: no signals,
+no middleware, no trip to a worker thread. Everything else, including the first request of a key
+and every refusal that needs the database, goes to Django unchanged, with the body replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from django.http import HttpResponse, StreamingHttpResponse
+
+from models_app.gateway.completions import answer_remembered, bearer_of
+
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+# A larger body (a huge prompt) is left to Django, which spools bodies to disk.
+MAX_FAST_BODY = 8 * 1024 * 1024
+
+
+class GatewayFastPath:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
+            await self.app(scope, receive, send)
+            return
+        messages, body, complete = await _read_body(receive)
+        response = None
+        if complete:
+            response = await answer_remembered(
+                bearer=bearer_of(_header(scope, b"authorization")),
+                raw_body=body,
+                path=scope["path"],
+                scope=scope,
+            )
+        if response is None:
+            await self.app(scope, _replay(messages, receive), send)
+        elif isinstance(response, StreamingHttpResponse):
+            await _send_stream(response, send, receive)
+        else:
+            await _send_whole(response, send)
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+async def _read_body(receive) -> tuple[list[dict], bytes, bool]:
+    """The messages read, the body, and whether it is whole and small enough to answer here."""
+    messages: list[dict] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":  # the client left: Django notices from the replay
+            return messages, b"", False
+        size += len(message.get("body", b""))
+        if size > MAX_FAST_BODY:
+            return messages, b"", False
+        if not message.get("more_body", False):
+            return messages, b"".join(part.get("body", b"") for part in messages), True
+
+
+def _replay(messages: list[dict], receive):
+    """A `receive` that hands out what was already read, then the rest from the client."""
+    pending = list(messages)
+
+    async def replayed() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _start(response: HttpResponse, extra: list[tuple[bytes, bytes]]) -> dict:
+    headers = [(name.lower().encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    # What Django's SecurityMiddleware adds to every answer of the site.
+    headers.append((b"x-content-type-options", b"nosniff"))
+    return {"type": "http.response.start", "status": response.status_code, "headers": headers + extra}
+
+
+async def _send_whole(response: HttpResponse, send) -> None:
+    content = response.content
+    await send(_start(response, [(b"content-length", str(len(content)).encode())]))
+    await send({"type": "http.response.body", "body": content})
+
+
+async def _send_stream(response: StreamingHttpResponse, send, receive) -> None:
+    """Relay the events; if the client leaves, stop reading vLLM's stream (vLLM then stops generating)."""
+
+    async def relay() -> None:
+        await send(_start(response, []))
+        async for chunk in response.streaming_content:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def client_left() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    relaying = asyncio.create_task(relay())
+    watching = asyncio.create_task(client_left())
+    await asyncio.wait({relaying, watching}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (relaying, watching):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError):
+            await task
