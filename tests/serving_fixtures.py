@@ -39,7 +39,6 @@ def vllm_server(demo_model_dir, logs_dir) -> SessionVllm:
     from models_app.ml.vllm_server import (
         VllmClient,
         VllmLaunch,
-        default_dtype,
         free_port,
         log_tail,
         vllm_start,
@@ -56,7 +55,10 @@ def vllm_server(demo_model_dir, logs_dir) -> SessionVllm:
         api_key=SESSION_SECRET,
         # 64: the recipe's default rank, which adapters made through the OpenAI API have.
         max_lora_rank=SESSION_MAX_LORA_RANK,
-        dtype=default_dtype(),  # as the serving job starts it
+        # float32 on every machine: in bf16 a greedy answer can change with the batch it shares (the
+        # CPU kernels are not batch-invariant), and tests compare answers across runs. The serving job's
+        # own choice, default_dtype(), is exercised by the deploy-flow and evaluation tests.
+        dtype="float32",
     )
     process = vllm_start(launch, log_path)
     client = VllmClient(f"http://127.0.0.1:{launch.port}", SESSION_SECRET)

@@ -1,5 +1,6 @@
 """`manage.py dev` (what `make dev` runs) brings the site up and Ctrl-C stops all of it."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import redis
 
 from tests.helpers import wait_until
 from webapp.embedded_redis import free_port
@@ -34,7 +36,9 @@ def test_it_starts_the_site_and_worker_and_stops_everything_on_ctrl_c(tmp_path):
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     }
-    env.update(LATHE_DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    # Queues of its own, as on a user's machine: with the suite's namespace its worker would also take
+    # jobs queued by other tests for the suite's worker, and Ctrl-C would wait for them.
+    env.update(LATHE_DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1", LATHE_REDIS_NAMESPACE=f"devtest{port}-")
     log = tmp_path / "dev.log"
     launcher = subprocess.Popen(
         [sys.executable, "manage.py", "dev", "--port", str(port), "--skip-demo-model"],
@@ -64,6 +68,11 @@ def test_it_starts_the_site_and_worker_and_stops_everything_on_ctrl_c(tmp_path):
     finally:
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=60)
+        server = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        with contextlib.suppress(redis.RedisError):  # the launcher may have used its embedded Redis
+            for pattern in (f"devtest{port}-*", f"_kombu.binding.devtest{port}-*"):
+                for key in server.scan_iter(pattern):
+                    server.delete(key)
     assert launcher.returncode == 0
     time.sleep(0.5)
     assert _processes_using(tmp_path) == []
