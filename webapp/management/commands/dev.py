@@ -38,6 +38,9 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, skip_demo_model: bool, **options) -> None:
         self.processes: list[tuple[str, subprocess.Popen]] = []
         signal.signal(signal.SIGTERM, lambda *_: self._stop_all(exit_code=0))
+        # Ctrl-C stops everything even when the launcher inherited an ignored SIGINT (a shell's
+        # background job, nohup, some CI runners), which Python would otherwise keep ignoring.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             self._run(host, port, skip_demo_model)
         except KeyboardInterrupt:
