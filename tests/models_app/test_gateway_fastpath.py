@@ -21,6 +21,7 @@ from accounts.services import api_token_create, api_token_revoke
 from models_app.gateway.cache import gateway_cache
 from models_app.gateway.fastpath import GatewayFastPath
 from models_app.models import ModelServer, ServerState
+from webapp.db import outside_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,6 +38,11 @@ EVENTS = [
     {"choices": [{"index": 0, "delta": {"content": "lo"}}]},
     {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}},
 ]
+
+
+def in_db_thread(function):
+    """`function` to await; its connection is closed after (PostgreSQL must drop the test database)."""
+    return sync_to_async(outside_request(function))
 
 
 class StubVllm:
@@ -172,7 +178,7 @@ async def gateway_in_front_of(
     stub: StubVllm, owner, model
 ) -> tuple[GatewayFastPath, CountingDjango, ModelServer]:
     """The fast path in front of Django, and the owner's ready server row pointing at the started stub."""
-    server = await sync_to_async(ready_server)(owner, model, await stub.start())
+    server = await in_db_thread(ready_server)(owner, model, await stub.start())
     django = CountingDjango()
     return GatewayFastPath(django), django, server
 
@@ -181,7 +187,7 @@ async def usage_of(key_name: str, requests: int) -> ApiToken:
     """The key's row once `requests` requests are counted (usage is written after the answer)."""
     deadline = time.monotonic() + 10
     while True:
-        token = await sync_to_async(ApiToken.objects.get)(name=key_name)
+        token = await in_db_thread(ApiToken.objects.get)(name=key_name)
         if token.request_count >= requests or time.monotonic() > deadline:
             return token
         await asyncio.sleep(0.05)
@@ -237,8 +243,8 @@ def test_it_refuses_a_key_revoked_while_remembered(alice, alice_key, demo_base_m
         app, _, _ = await gateway_in_front_of(stub, alice, demo_base_model)
         body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
         before = await call(app, key=alice_key, body=body)
-        token = await sync_to_async(ApiToken.objects.get)(name="script")
-        await sync_to_async(api_token_revoke)(user=alice, token_id=token.pk)
+        token = await in_db_thread(ApiToken.objects.get)(name="script")
+        await in_db_thread(api_token_revoke)(user=alice, token_id=token.pk)
         after = await call(app, key=alice_key, body=body)
         await stub.stop()
         return before, after
@@ -259,7 +265,7 @@ def test_it_looks_again_when_the_remembered_server_is_gone_and_counts_the_reques
         await stub.stop()  # vLLM restarted elsewhere: the remembered port no longer answers
         moved = StubVllm()
         server.port = await moved.start()
-        await sync_to_async(server.save)(update_fields=["port"])
+        await in_db_thread(server.save)(update_fields=["port"])
         second = await call(app, key=alice_key, body=body)
         await moved.stop()
         return first, second, django.calls, moved.requests
