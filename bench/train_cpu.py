@@ -21,15 +21,16 @@ Each run is a process of its own (run one after the other, never side by side):
 - ``seed_trl_defaults``: the same with ``SFTConfig`` built directly, i.e. trl's defaults: gradient
   checkpointing on, bf16 autocast on.
 - ``ours``: ``jobs.ml.train.train(...)`` with ``Recipe(max_steps=...)`` (the recipe defaults are the
-  seed's LoRA settings); loss on assistant tokens only; every event kept in a list as JSON.
+  seed's LoRA settings); loss on assistant tokens only; every event kept in a list as JSON. Precision
+  "auto": bf16 on a CPU with AVX512-BF16 or AMX (with attention in fp32 and the cheaper LoRA dropout of
+  ``jobs.ml.cpu``), fp32 on other CPUs.
+- ``ours_fp32``: ``ours`` with ``Recipe(precision="fp32")``, what "auto" picked on every CPU before
+  ``jobs.ml.cpu`` (the cheaper LoRA dropout still applies).
 - ``ours_all_positions``: ``ours`` with ``score_labelled_positions_only`` turned into a no-op, i.e. trl's
   fused LM head projecting every position on a CPU, as before that lever went in.
 - ``ours_events``: ``ours`` with the job runner's real event sink (``jobs.training.runner._EventSink``
   and ``JobReporter``: SQLite in a fresh data folder, Redis DB 13 with the ``bench-`` namespace, flushed
   afterwards), to price the event path.
-- ``ours_bf16`` (an experiment, not what the product does): ``ours`` with ``Recipe(precision="bf16")``
-  and the recipe's "bf16 needs a GPU" check skipped, so the weights load in bf16 and the Trainer autocasts
-  to bf16, as on a GPU. This CPU has AMX and AVX512-BF16.
 
 Throughput is real (non-padding) tokens over wall time from the first optimizer step's start to the
 end of training, counted by trl's own token counter (the attention mask's sum, prompt tokens included),
@@ -54,7 +55,7 @@ sys.path.insert(0, str(REPO))  # jobs.ml, models_app, webapp
 OUT = REPO / "bench" / "out" / "train-cpu"
 DEMO_MODEL = REPO / ".data" / "test-cache" / "demo-model"
 REDIS_URL = "redis://127.0.0.1:6379/13"
-MODES = ("seed", "seed_trl_defaults", "ours_all_positions", "ours", "ours_events", "ours_bf16")
+MODES = ("seed", "seed_trl_defaults", "ours_fp32", "ours", "ours_events", "ours_all_positions")
 SEED_TRAINING_ARGS = dict(  # section 3.2, step 4, with fp16 off and the CPU asked for
     per_device_train_batch_size=1,
     gradient_accumulation_steps=8,
@@ -271,9 +272,8 @@ def run_ours(found: dict, data: Path, steps: int, output: Path, mode: str) -> No
     recipe = Recipe(max_steps=steps)
     if mode == "ours_all_positions":
         train_module.score_labelled_positions_only = lambda: None
-    if mode == "ours_bf16":
-        Recipe.check_runnable = lambda self, device: None
-        recipe = recipe.replace(precision="bf16")
+    if mode == "ours_fp32":
+        recipe = recipe.replace(precision="fp32")
 
     callback_time, log_time, holder = Timed(), Timed(), []
     for name in ("on_train_begin", "on_step_end", "on_log", "on_evaluate", "on_save"):

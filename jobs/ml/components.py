@@ -55,11 +55,15 @@ def torch_dtype(precision: str) -> Any:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
-def load_model(base_model_dir: Path, recipe: Recipe, *, precision: str) -> Any:
+def load_model(
+    base_model_dir: Path, recipe: Recipe, *, precision: str, attn_implementation: str | None = None
+) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"local_files_only": True, "dtype": torch_dtype(precision)}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
     if recipe.method == "qlora":
         from transformers import BitsAndBytesConfig
 

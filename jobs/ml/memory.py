@@ -253,8 +253,10 @@ GPU_BF16_TFLOPS: dict[str, float] = {
     "V100": 125.0,
 }
 
-# The demo model (135M) with LoRA trained at about 140 tokens/s on 2 cores (PLATFORM.md).
+# The demo model (135M) with LoRA trained at about 140 tokens/s on 2 cores in fp32 (PLATFORM.md);
+# in bf16 on a CPU with AVX512-BF16 it was CPU_BF16_SPEEDUP times that (bench/RESULTS.md, section 6).
 CPU_TOKENS_PER_SECOND = 140.0
+CPU_BF16_SPEEDUP = 1.3
 CPU_REFERENCE_PARAMS = 134_515_008
 CPU_REFERENCE_CORES = 2
 
@@ -314,7 +316,9 @@ def estimate_training_time(
     return seconds
 
 
-def estimate_cpu_training_time(shape: ArchShape, *, tokens: int, cores: int = CPU_REFERENCE_CORES) -> float:
+def estimate_cpu_training_time(
+    shape: ArchShape, *, tokens: int, cores: int = CPU_REFERENCE_CORES, precision: str = "fp32"
+) -> float:
     """Seconds on CPU cores: the demo model's measured rate, scaled by size and (linearly) by cores.
 
     The rate was 125 tokens/s with gradient checkpointing and 159 without in another
@@ -322,6 +326,8 @@ def estimate_cpu_training_time(shape: ArchShape, *, tokens: int, cores: int = CP
     """
     rate = CPU_TOKENS_PER_SECOND * (CPU_REFERENCE_PARAMS / shape.parameter_count())
     rate *= cores / CPU_REFERENCE_CORES
+    if precision == "bf16":
+        rate *= CPU_BF16_SPEEDUP
     return tokens / rate
 
 

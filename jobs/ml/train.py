@@ -27,6 +27,7 @@ from jobs.ml.components import (
     score_labelled_positions_only,
     sft_config,
 )
+from jobs.ml.cpu import fp32_attention, skip_lora_input_upcast, use_cheap_lora_dropout
 from jobs.ml.data import PreparedData, prepare_data
 from jobs.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from jobs.ml.recipe import Recipe
@@ -203,9 +204,12 @@ def _build_trainer(
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
+    attention = None
     if device == "cpu":
         score_labelled_positions_only()
-    model = load_model(base_model_dir, recipe, precision=precision)
+        if precision == "bf16":
+            attention = fp32_attention()  # the CPU's bf16 attention backward is the slower one
+    model = load_model(base_model_dir, recipe, precision=precision, attn_implementation=attention)
     try:
         trainer = SFTTrainer(
             model=model,
@@ -233,6 +237,10 @@ def _build_trainer(
         ) from None
     # With tqdm off, transformers prints every log line to stdout; the events carry them instead.
     trainer.remove_callback(PrinterCallback)
+    if device == "cpu":
+        use_cheap_lora_dropout(trainer.model)
+        if precision == "bf16":  # trained under bf16 autocast
+            skip_lora_input_upcast(trainer.model)
     return trainer
 
 

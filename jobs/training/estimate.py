@@ -73,7 +73,10 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
             "time_seconds": None,
         }
     device = "cuda" if gpu else "cpu"
-    precision = recipe.resolve_precision(device, bf16_supported=(gpu or {}).get("bf16_supported", True))
+    # A GPU says itself; for the CPU worker, this machine's CPU answers (the embedded set-up runs both here).
+    precision = recipe.resolve_precision(
+        device, bf16_supported=gpu.get("bf16_supported", True) if gpu else None
+    )
     settings = {
         "method": recipe.method,
         "lora_r": recipe.lora_r,
@@ -87,7 +90,11 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
     estimate = estimate_training_memory(shape, gradient_checkpointing=checkpointing, **settings)
     total_tokens = int(tokens * recipe.num_epochs) if tokens else 0
     if gpu is None:
-        seconds = estimate_cpu_training_time(shape, tokens=total_tokens) if total_tokens else None
+        seconds = (
+            estimate_cpu_training_time(shape, tokens=total_tokens, precision=precision)
+            if total_tokens
+            else None
+        )
         return {
             "fits": True,
             "checkpointing_needed": False,

@@ -21,9 +21,13 @@ from pathlib import Path
 
 import httpx
 
+from jobs.ml.cpu import cpu_has_native_bf16
+
 # vLLM accepts only these values for --max-lora-rank.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-DEFAULT_COMMAND = f"{shlex.quote(sys.executable)} -m vllm.entrypoints.openai.api_server"
+# vLLM's own OpenAI server, with Lathe's faster top-p on CPUs (models_app/ml/vllm_entry.py).
+DEFAULT_COMMAND = f"{shlex.quote(sys.executable)} -m models_app.ml.vllm_entry"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class VllmError(RuntimeError):
@@ -46,17 +50,7 @@ def default_dtype(cpuinfo: str | None = None) -> str | None:
     """
     if Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia").exists():
         return None
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return None
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-            break
-    return None if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+    return None if cpu_has_native_bf16(cpuinfo) else "float32"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -121,6 +115,8 @@ class VllmLaunch:
             "DO_NOT_TRACK": "1",
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
             "PYTHONUNBUFFERED": "1",
+            # So that DEFAULT_COMMAND finds models_app whatever the worker's working folder is.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
             **self.extra_env,
         }
 

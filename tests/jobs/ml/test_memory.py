@@ -7,6 +7,7 @@ run here). "GB" in a card's name is GiB, which is what the estimate returns.
 import pytest
 
 from jobs.ml.memory import (
+    CPU_BF16_SPEEDUP,
     GPU_BF16_TFLOPS,
     activation_bytes_per_token_per_layer,
     estimate_cpu_training_time,
@@ -272,3 +273,6 @@ def test_it_estimates_cpu_time_from_the_demo_models_measured_rate():
     assert estimate_cpu_training_time(DEMO, tokens=14_000, cores=4) == pytest.approx(50)
     half_billion = estimate_cpu_training_time(QWEN_05B, tokens=14_000)
     assert half_billion == pytest.approx(100 * 494_032_768 / 134_515_008)
+    # A CPU with native bf16 trains faster in it (what "auto" picks there).
+    in_bf16 = estimate_cpu_training_time(DEMO, tokens=14_000, precision="bf16")
+    assert in_bf16 == pytest.approx(100 / CPU_BF16_SPEEDUP) and in_bf16 < 100

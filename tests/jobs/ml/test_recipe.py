@@ -83,7 +83,8 @@ def test_it_refuses_lora_options_with_ia3():
 
 def test_it_resolves_auto_settings_for_the_device():
     recipe = Recipe()
-    assert recipe.resolve_precision("cpu") == "fp32"
+    assert recipe.resolve_precision("cpu", bf16_supported=False) == "fp32"
+    assert recipe.resolve_precision("cpu", bf16_supported=True) == "bf16"  # AVX512-BF16 or AMX
     assert recipe.resolve_precision("cuda", bf16_supported=True) == "bf16"
     assert recipe.resolve_precision("cuda:0", bf16_supported=False) == "fp16"
     assert recipe.resolve_gradient_checkpointing("cpu", checkpointing_needed=True) is False
@@ -94,13 +95,22 @@ def test_it_resolves_auto_settings_for_the_device():
     )
 
 
-def test_it_refuses_qlora_and_half_precision_without_a_gpu():
+def test_it_refuses_qlora_and_half_precision_without_a_gpu(monkeypatch):
+    import jobs.ml.cpu
+
     with pytest.raises(TrainingNotRunnable, match="QLoRA needs an NVIDIA GPU") as caught:
         Recipe(method="qlora").check_runnable("cpu")
     assert "Choose LoRA" in caught.value.hint
-    with pytest.raises(TrainingNotRunnable, match="needs a GPU"):
+    with pytest.raises(TrainingNotRunnable, match="fp16 needs a GPU"):
+        Recipe(precision="fp16").check_runnable("cpu")
+    monkeypatch.setattr(jobs.ml.cpu, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(TrainingNotRunnable, match="bf16 needs a GPU or a CPU with bf16 instructions"):
         Recipe(precision="bf16").check_runnable("cpu")
+    assert Recipe().resolve_precision("cpu") == "fp32"
     Recipe().check_runnable("cpu")
+    monkeypatch.setattr(jobs.ml.cpu, "cpu_has_native_bf16", lambda: True)
+    Recipe(precision="bf16").check_runnable("cpu")
+    assert Recipe().resolve_precision("cpu") == "bf16"
 
 
 def test_it_replaces_settings_with_validation():
