@@ -47,8 +47,19 @@ def top_p_without_sort(logits: Any, p: Any, *, fallback: Any, candidates: int = 
     return logits
 
 
+# Where vLLM's CPU path looks the function up: the sampler module itself, and the model runner's
+# sampling modules, which import it by name (the CPU model runner is the GPU one's subclass).
+_HOLDERS = (
+    "vllm.v1.sample.ops.topk_topp_sampler",
+    "vllm.v1.worker.gpu.sample.states",
+    "vllm.v1.worker.gpu.sample.sampler",
+)
+
+
 def install() -> bool:
-    """Use :func:`top_p_without_sort` in vLLM's CPU sampler; False where vLLM or that sampler is absent."""
+    """Use :func:`top_p_without_sort` in vLLM's CPU sampling; False where vLLM or that path is absent."""
+    import importlib
+
     try:
         from vllm.platforms import current_platform
         from vllm.v1.sample.ops import topk_topp_sampler
@@ -59,7 +70,6 @@ def install() -> bool:
         return True
     if not current_platform.is_cpu():
         return False
-
     announced = []
 
     def apply_top_k_top_p(logits: Any, k: Any, p: Any) -> Any:
@@ -71,5 +81,11 @@ def install() -> bool:
         return top_p_without_sort(logits, p, fallback=original)
 
     setattr(apply_top_k_top_p, _PATCHED, True)
-    topk_topp_sampler.apply_top_k_top_p = apply_top_k_top_p
+    for name in _HOLDERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "apply_top_k_top_p", None) is original:
+            module.apply_top_k_top_p = apply_top_k_top_p
     return True

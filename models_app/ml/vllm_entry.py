@@ -2,8 +2,9 @@
 
     python -m models_app.ml.vllm_entry --model DIR --port P ...   (the same flags as vLLM's own)
 
-The patch is applied at import, outside the ``__main__`` block, so that vLLM's engine process gets
-it too when it is spawned (it re-imports this module) as well as when it is forked.
+The patch is applied at import, outside the ``__main__`` block: vLLM forks its engine process, which
+inherits it, and on a CPU spawns the worker that samples, which imports this module again as its
+``__mp_main__`` (so ``sys.modules["__main__"]`` must stay this module: ``alter_sys=False``).
 """
 
 import runpy
@@ -13,4 +14,4 @@ from models_app.ml.vllm_cpu_sampling import install
 install()
 
 if __name__ == "__main__":
-    runpy.run_module("vllm.entrypoints.openai.api_server", run_name="__main__", alter_sys=True)
+    runpy.run_module("vllm.entrypoints.openai.api_server", run_name="__main__", alter_sys=False)

@@ -64,11 +64,19 @@ def test_it_keeps_at_least_one_token():
 
 
 def test_it_installs_into_vllms_cpu_sampler_once(monkeypatch):
-    monkeypatch.setattr(topk_topp_sampler, "apply_top_k_top_p", topk_topp_sampler.apply_top_k_top_p)
+    import importlib
+
+    from models_app.ml.vllm_cpu_sampling import _HOLDERS
+
+    holders = [importlib.import_module(name) for name in _HOLDERS]
+    for module in holders:  # put back whatever is there now when the test ends
+        monkeypatch.setattr(module, "apply_top_k_top_p", module.apply_top_k_top_p)
     original = topk_topp_sampler.apply_top_k_top_p
     assert install() and install()
     patched = topk_topp_sampler.apply_top_k_top_p
     assert patched is not original
+    # The CPU model runner's sampler looks it up in its own modules: patched there too.
+    assert all(module.apply_top_k_top_p is patched for module in holders)
     logits = language_model_logits(3, seed=9)
     p = torch.full((3,), 0.9)
     assert torch.equal(
@@ -78,3 +86,32 @@ def test_it_installs_into_vllms_cpu_sampler_once(monkeypatch):
     k = torch.full((3,), 5)
     assert torch.equal(patched(logits.clone(), k, p), original(logits.clone(), k, p))
     assert patched(logits, None, None) is logits
+
+
+def test_the_session_vllm_samples_top_p_through_it(vllm_server):
+    """The server Lathe starts (models_app.ml.vllm_entry) samples through it, with vLLM's meaning of top_p."""
+    import httpx
+
+    from models_app.ml.demo_model import DEMO_MODEL_ID
+    from models_app.ml.vllm_cpu_sampling import ANNOUNCEMENT
+
+    def answer(**sampling) -> str:
+        response = httpx.post(
+            f"{vllm_server.base_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {vllm_server.secret}"},
+            json={
+                "model": DEMO_MODEL_ID,
+                "messages": [{"role": "user", "content": "Name three colours."}],
+                "max_tokens": 12,
+                **sampling,
+            },
+            timeout=120,
+        )
+        response.raise_for_status()
+        return response.json()["choices"][0]["message"]["content"]
+
+    greedy = answer(temperature=0)
+    # A nucleus this small holds one token, the most probable one: sampling becomes greedy.
+    assert answer(temperature=1.0, top_p=1e-6, seed=5) == greedy
+    assert answer(temperature=0.7, top_p=0.9, seed=5)
+    assert ANNOUNCEMENT in vllm_server.log_path.read_text(errors="replace")
