@@ -116,20 +116,36 @@ def use_cheap_lora_dropout(model: Any) -> int:
     return swapped
 
 
+class _UpcastOutsideAutocast:
+    """peft's ``cast_input_dtype_enabled`` flag, true only when CPU autocast is off.
+
+    peft reads the flag with ``bool()`` on every call, so the same layer skips the cast while training
+    (autocast on) and keeps it for sample generation and other calls made without autocast, where an
+    fp32 adapter needs an fp32 input.
+    """
+
+    def __bool__(self) -> bool:
+        import torch
+
+        return not torch.is_autocast_enabled("cpu")
+
+
 def skip_lora_input_upcast(model: Any) -> int:
     """Under bf16 autocast, let LoRA layers take their input as it comes; returns how many changed.
 
     peft casts a LoRA layer's input to its weights' dtype (fp32) before dropout and ``lora_A``;
     autocast then runs ``lora_A`` in bf16, so the input is cast back. Without the first cast the
     dropout works on bf16 (products rounded to bf16 once, as autocast would round them) and the
-    matmul takes the input as is. DoRA layers keep peft's casts: their norms want fp32.
+    matmul takes the input as is. Outside autocast peft's cast still happens. DoRA layers keep
+    peft's casts: their norms want fp32.
     """
     changed = 0
     for module in model.modules():
-        if not hasattr(module, "lora_A") or not getattr(module, "cast_input_dtype_enabled", False):
+        flag = getattr(module, "cast_input_dtype_enabled", None)
+        if not hasattr(module, "lora_A") or flag is not True:
             continue
         if any(getattr(module, "use_dora", {}).values()):
             continue
-        module.cast_input_dtype_enabled = False
+        module.cast_input_dtype_enabled = _UpcastOutsideAutocast()
         changed += 1
     return changed

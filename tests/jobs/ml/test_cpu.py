@@ -124,6 +124,10 @@ def test_it_skips_the_lora_input_upcast_under_autocast_with_the_same_numbers(tin
     skipped_loss, skipped_gradients = loss_and_gradients(model)
     assert torch.equal(skipped_loss, loss)
     assert all(torch.equal(a, b) for a, b in zip(skipped_gradients, gradients, strict=True))
+    # Without autocast (sample generation during training) peft's upcast is back: fp32 adapters work.
+    ids = torch.randint(0, model.config.vocab_size, (1, 8), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert model.generate(input_ids=ids, max_new_tokens=3, do_sample=False).shape == (1, 11)
 
     dora = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16),
