@@ -192,7 +192,8 @@ LATHE_AUTO_DEPLOY = env_bool("LATHE_AUTO_DEPLOY", True)
 # --- Serving (vLLM behind the /v1 gateway) ------------------------------------
 # The command that starts vLLM's OpenAI server; Lathe appends the model, port and LoRA flags.
 # Production can point it at vLLM's own environment, e.g.
-# "/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server".
+# "/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server". Empty: this venv's
+# "python -m models_app.ml.vllm_entry" (vLLM with a top-p that needs no vocabulary sort on CPUs).
 LATHE_VLLM_COMMAND = os.environ.get("LATHE_VLLM_COMMAND", "")
 LATHE_VLLM_EXTRA_ARGS = os.environ.get("LATHE_VLLM_EXTRA_ARGS", "")
 # vLLM listens here (never a public address); the gateway reaches it at the advertised host.
