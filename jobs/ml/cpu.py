@@ -17,6 +17,7 @@ Nothing here imports Django; ``train()`` applies it when it trains on a CPU.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,9 @@ def fp32_attention() -> str:
     return FP32_ATTENTION
 
 
-def _cheap_dropout_class() -> type:
+@functools.cache
+def cheap_dropout_class() -> type:
+    """The :class:`CheapDropout` module class, made on first use so importing this module needs no torch."""
     import torch
 
     class CheapDropout(torch.nn.Dropout):
@@ -94,16 +97,11 @@ def _cheap_dropout_class() -> type:
     return CheapDropout
 
 
-CheapDropout: Any = None  # the class, made on first use so importing this module needs no torch
-
-
 def use_cheap_lora_dropout(model: Any) -> int:
     """Swap peft's LoRA dropout modules for :class:`CheapDropout`; returns how many were swapped."""
     import torch
 
-    global CheapDropout
-    if CheapDropout is None:
-        CheapDropout = _cheap_dropout_class()
+    cheap_dropout = cheap_dropout_class()
     swapped = 0
     for module in model.modules():
         dropouts = getattr(module, "lora_dropout", None)
@@ -111,7 +109,7 @@ def use_cheap_lora_dropout(model: Any) -> int:
             continue
         for name, dropout in dropouts.items():
             if type(dropout) is torch.nn.Dropout and dropout.p > 0:
-                dropouts[name] = CheapDropout(dropout.p)
+                dropouts[name] = cheap_dropout(dropout.p)
                 swapped += 1
     return swapped
 

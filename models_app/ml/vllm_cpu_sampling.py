@@ -33,15 +33,16 @@ def top_p_without_sort(logits: Any, p: Any, *, fallback: Any, candidates: int = 
     top_probs, _ = probs.topk(min(candidates, probs.shape[-1]), dim=-1)
     above = top_probs.cumsum(dim=-1) - top_probs  # mass of the tokens ranked above each candidate
     p = p.to(torch.float32)
-    inside = (top_probs.sum(dim=-1) >= p) & (p < 1)  # the cut falls among the candidates
+    filtered = p < 1  # rows with p = 1 keep every token
+    covered = top_probs.sum(dim=-1) >= p  # the cut falls among the candidates
     kept = (above < p.unsqueeze(-1)).sum(dim=-1).clamp(min=1)
     threshold = top_probs.gather(-1, (kept - 1).unsqueeze(-1))
-    fast_rows = inside.nonzero().squeeze(-1)
+    fast_rows = (filtered & covered).nonzero().squeeze(-1)
     if fast_rows.numel():
         logits[fast_rows] = logits[fast_rows].masked_fill(
             probs[fast_rows] < threshold[fast_rows], float("-inf")
         )
-    slow_rows = (~inside & (p < 1)).nonzero().squeeze(-1)
+    slow_rows = (filtered & ~covered).nonzero().squeeze(-1)
     if slow_rows.numel():
         logits[slow_rows] = fallback(logits[slow_rows], None, p[slow_rows])
     return logits
