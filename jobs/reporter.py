@@ -7,15 +7,17 @@ import time
 from django.utils import timezone
 
 from jobs.events import job_event_emit
-from jobs.models import Job
 from jobs.payloads import ProgressPayload
 from jobs.registry import JobCancelled
-from jobs.states import JobState
+from jobs.selectors import job_run_owned
 
 
 class JobReporter:
-    def __init__(self, job_id: int, *, min_interval: float = 0.5) -> None:
+    """Reports for one run of a job: ``attempt`` is its claim's number (None: whichever run is on)."""
+
+    def __init__(self, job_id: int, *, attempt: int | None = None, min_interval: float = 0.5) -> None:
         self.job_id = job_id
+        self.attempt = attempt
         self.min_interval = min_interval
         self._started = time.monotonic()
         self._last_sent = 0.0
@@ -37,14 +39,15 @@ class JobReporter:
         fraction = min(1.0, done / total) if total else 0.0
         elapsed = now - self._started
         eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 and elapsed > 1 else None
-        updated = Job.objects.filter(pk=self.job_id, state=JobState.RUNNING).update(
+        updated = job_run_owned(self.job_id, self.attempt).update(
             progress=fraction,
             progress_message=self._stage[:200],
             eta_seconds=eta,
             heartbeat_at=timezone.now(),
         )
         if updated == 0:
-            # The row left RUNNING: cancelled by the user (or deleted meanwhile).
+            # This run no longer owns the row: cancelled by the user, resumed or re-queued elsewhere,
+            # or deleted meanwhile.
             if raise_on_cancel:
                 raise JobCancelled()
             return
@@ -66,4 +69,4 @@ class JobReporter:
 
     def cancelled(self) -> bool:
         """Whether the user asked this job to stop (for code that stops on its own terms)."""
-        return not Job.objects.filter(pk=self.job_id, state=JobState.RUNNING).exists()
+        return not job_run_owned(self.job_id, self.attempt).exists()

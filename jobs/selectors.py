@@ -17,6 +17,16 @@ def job_find_for_user(user: AbstractBaseUser, job_id: int) -> Job | None:
     return Job.objects.filter(pk=job_id, owner_id=user.pk).first()
 
 
+def job_run_owned(job_id: int, attempt: int | None) -> QuerySet[Job]:
+    """The job's row while the run of claim number ``attempt`` still owns it (None: any running one).
+
+    A run loses its job when the user cancels it, resumes it (a new claim follows) or
+    when it is re-queued after its worker went silent; from then on its updates match nothing.
+    """
+    running = Job.objects.filter(pk=job_id, state=JobState.RUNNING)
+    return running if attempt is None else running.filter(attempts=attempt)
+
+
 def job_list_for_user(user: AbstractBaseUser) -> QuerySet[Job]:
     return Job.objects.filter(owner_id=user.pk)
 

@@ -18,6 +18,7 @@ from jobs.models import Job
 from jobs.queues import queue_for_job
 from jobs.registry import JobCancelled, JobFailure, runner_for
 from jobs.reporter import JobReporter
+from jobs.selectors import job_run_owned
 from jobs.states import JobState
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def job_claim(*, job_id: int, worker: str) -> bool:
     """Move a job to RUNNING for this worker, unless a live worker already has it.
 
     A conditional update is the lock: of two workers handed the same message,
-    only one sees a row count of 1.
+    only one sees a row count of 1. The claim's attempt number then identifies
+    this run (see :func:`job_run_owned`).
     """
     now = timezone.now()
     claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
@@ -75,24 +77,23 @@ def job_claim(*, job_id: int, worker: str) -> bool:
     return updated == 1
 
 
-def _heartbeat(job_id: int, stop: threading.Event) -> None:
+def _heartbeat(job_id: int, attempt: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_SECONDS):
-        Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(heartbeat_at=timezone.now())
+        job_run_owned(job_id, attempt).update(heartbeat_at=timezone.now())
 
 
-def _finish(job_id: int, state: str, *, result: dict | None = None, error: dict | None = None) -> None:
-    # A job cancelled meanwhile stays cancelled, whatever its runner returned.
-    updated = (
-        Job.objects.filter(pk=job_id)
-        .exclude(state__in=[JobState.CANCELLED])
-        .update(
-            state=state,
-            result=result,
-            error=error,
-            finished_at=timezone.now(),
-            progress=1.0 if state == JobState.SUCCEEDED else F("progress"),
-            eta_seconds=None,
-        )
+def _finish(
+    job_id: int, attempt: int, state: str, *, result: dict | None = None, error: dict | None = None
+) -> None:
+    # Only the run that still owns the job records its end: a job cancelled meanwhile stays
+    # cancelled, and one already resumed or re-queued is left to its new run.
+    updated = job_run_owned(job_id, attempt).update(
+        state=state,
+        result=result,
+        error=error,
+        finished_at=timezone.now(),
+        progress=1.0 if state == JobState.SUCCEEDED else F("progress"),
+        eta_seconds=None,
     )
     if updated:
         job_event_emit(job_id, "state", {"state": state, "error": error})
@@ -104,22 +105,24 @@ def job_execute(*, job_id: int, worker: str) -> None:
         logger.info("job %s is not claimable (finished, cancelled, deleted or running elsewhere)", job_id)
         return
     job = Job.objects.get(pk=job_id)
+    attempt = job.attempts
     job_event_emit(job_id, "state", {"state": JobState.RUNNING})
-    reporter = JobReporter(job_id)
+    reporter = JobReporter(job_id, attempt=attempt)
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(job_id, stop), daemon=True)
+    beat = threading.Thread(target=_heartbeat, args=(job_id, attempt, stop), daemon=True)
     beat.start()
     try:
         result = runner_for(job.kind)(job, reporter)
     except JobCancelled:
         job_event_emit(job_id, "log", {"level": "warning", "message": "Stopped: the job was cancelled."})
     except JobFailure as failure:
-        _finish(job_id, JobState.FAILED, error=failure.as_dict())
+        _finish(job_id, attempt, JobState.FAILED, error=failure.as_dict())
     except Exception as exc:  # the full trace goes to the log; the user gets words
         logger.exception("job %s crashed", job_id)
         job_event_emit(job_id, "log", {"level": "error", "message": traceback.format_exc()[-4000:]})
         _finish(
             job_id,
+            attempt,
             JobState.FAILED,
             error={
                 "code": "internal_error",
@@ -128,7 +131,7 @@ def job_execute(*, job_id: int, worker: str) -> None:
             },
         )
     else:
-        _finish(job_id, JobState.SUCCEEDED, result=result)
+        _finish(job_id, attempt, JobState.SUCCEEDED, result=result)
     finally:
         stop.set()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -111,6 +112,13 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError("The web server did not start:\n" + log_path.read_text()[-3000:])
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """Kill a process started in its own group and all its children at once, as a lost machine would."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def stop(process: subprocess.Popen) -> None:

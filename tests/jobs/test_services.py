@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Job
-from jobs.registry import JobFailure, register_runner
+from jobs.registry import JobCancelled, JobFailure, register_runner
 from jobs.services import STALE_AFTER, job_cancel, job_claim, job_execute
 from jobs.states import JobState
 
@@ -17,6 +17,11 @@ def _echo(job, reporter):
         raise JobFailure("bad_input", "The input is bad.", "Fix it.")
     if job.params.get("crash"):
         raise RuntimeError("boom")
+    if job.params.get("resumed_while_stopping") and job.attempts == 1:
+        # The user cancels, then resumes before this run has returned (its trainer still saving).
+        job_cancel(job=job)
+        Job.objects.filter(pk=job.pk).update(state=JobState.QUEUED)
+        return {"stopped_at_step": 5}
     reporter.progress(1, 2, force=True)
     return {"echo": job.params.get("value")}
 
@@ -70,6 +75,33 @@ def test_it_hides_a_crash_behind_a_plain_message_and_keeps_the_trace_in_the_log(
     assert "boom" not in job.error["message"]
     logs = [event.payload["message"] for event in job.events.filter(kind="log")]
     assert any("RuntimeError: boom" in message for message in logs)
+
+
+def test_a_run_ending_after_its_job_was_resumed_leaves_the_job_to_the_new_run(alice):
+    job = _job(alice, value=3, resumed_while_stopping=True)
+    job_execute(job_id=job.pk, worker="a")
+    job.refresh_from_db()
+    assert (job.state, job.result) == (JobState.QUEUED, None)  # not "succeeded" with the stopped run's result
+    job_execute(job_id=job.pk, worker="a")  # the resumed run's message
+    job.refresh_from_db()
+    assert (job.state, job.result, job.attempts) == (JobState.SUCCEEDED, {"echo": 3}, 2)
+
+
+def test_an_earlier_run_of_a_reclaimed_job_is_told_to_stop(alice):
+    from jobs.reporter import JobReporter
+
+    job = _job(alice)
+    job_claim(job_id=job.pk, worker="slow")
+    old = JobReporter(job.pk, attempt=1)
+    assert not old.cancelled()
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - STALE_AFTER - timedelta(seconds=1))
+    job_claim(job_id=job.pk, worker="fresh")
+    assert old.cancelled()
+    assert not JobReporter(job.pk, attempt=2).cancelled()
+    with pytest.raises(JobCancelled):
+        old.progress(1, 2, force=True)  # and its progress no longer lands on the new run's row
+    job.refresh_from_db()
+    assert job.progress == 0.0
 
 
 def test_it_never_starts_a_job_cancelled_while_queued(alice):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -170,13 +168,18 @@ def test_it_resumes_from_the_last_checkpoint_after_the_worker_is_killed(
     queue = f"{settings.LATHE_REDIS_NAMESPACE}gpu.killtest.0"
     first_log = logs_dir / "kill-first.log"
     first = processes.start_worker(first_log, name="doomed", queues=(queue,))
-    processes.wait_for_worker(first, first_log)
-    job = _start(
-        alice, version, tiny_base_model, recipe=QUICK.replace(max_steps=24, save_steps=4), target_queue=queue
-    )
-    wait_until(lambda: job.checkpoints.filter(step__gte=4).exists(), timeout=120, message="a checkpoint")
-    os.killpg(first.pid, signal.SIGKILL)  # machine loss: no clean shutdown, no ack
-    first.wait(timeout=10)
+    try:
+        processes.wait_for_worker(first, first_log)
+        job = _start(
+            alice,
+            version,
+            tiny_base_model,
+            recipe=QUICK.replace(max_steps=24, save_steps=4),
+            target_queue=queue,
+        )
+        wait_until(lambda: job.checkpoints.filter(step__gte=4).exists(), timeout=120, message="a checkpoint")
+    finally:
+        processes.kill_group(first)  # machine loss: no clean shutdown, no ack (and no worker left behind)
     killed_at = max(_metric_steps(job))
 
     second_log = logs_dir / "kill-second.log"
