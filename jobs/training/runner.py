@@ -22,6 +22,7 @@ from jobs.ml.recipe import Recipe
 from jobs.models import Checkpoint, Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
+from jobs.training.folder_lock import training_folder_lock
 from models_app.ml.hub import ModelUnavailable, model_download, model_fingerprint
 from models_app.models import Adapter, BaseModel
 from webapp.storage import artifact_store
@@ -140,18 +141,20 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
     sink = _EventSink(job, reporter)
     from jobs.ml.train import train  # torch and friends load on the worker only
 
+    output_dir = training_output_dir(job.pk)
     try:
-        result = train(
-            base_model_dir=model_dir,
-            train_path=store.local_path(version.train_key),
-            validation_path=store.local_path(version.validation_key) if version.validation_rows else None,
-            output_dir=training_output_dir(job.pk),
-            recipe=recipe,
-            on_event=sink,
-            should_stop=sink.should_stop,
-            resume_from_checkpoint=resume,
-            checkpointing_needed=bool(job.params.get("checkpointing_needed")),
-        )
+        with training_folder_lock(output_dir, reporter):
+            result = train(
+                base_model_dir=model_dir,
+                train_path=store.local_path(version.train_key),
+                validation_path=store.local_path(version.validation_key) if version.validation_rows else None,
+                output_dir=output_dir,
+                recipe=recipe,
+                on_event=sink,
+                should_stop=sink.should_stop,
+                resume_from_checkpoint=resume,
+                checkpointing_needed=bool(job.params.get("checkpointing_needed")),
+            )
     except TrainingOutOfMemory as exc:
         raise JobFailure(
             "out_of_memory", exc.message, exc.hint, details={"retry_with": exc.remedies}
