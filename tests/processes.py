@@ -122,9 +122,15 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 def stop(process: subprocess.Popen) -> None:
+    """A clean shutdown, then nothing of the process group left: no pool child keeps a database session."""
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=10)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group is gone already
+        pass
