@@ -116,9 +116,11 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
 
 def kill_group(process: subprocess.Popen) -> None:
     """Kill a process started in its own group and all its children at once, as a lost machine would."""
-    if process.poll() is None:
+    try:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    except ProcessLookupError:  # the whole group is gone already
+        pass
+    process.wait(timeout=10)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -128,9 +130,5 @@ def stop(process: subprocess.Popen) -> None:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:  # the whole group is gone already
-        pass
+            pass
+    kill_group(process)
