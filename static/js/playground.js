@@ -82,4 +82,7 @@
       col.querySelector('[data-role="transcript"]').innerHTML = "";
     });
   });
+  // Send stays off until the page can stream answers: an early click would reload the page
+  // and drop the message.
+  form.querySelector("button[type=submit]").disabled = false;
 })();
