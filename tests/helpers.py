@@ -13,3 +13,20 @@ def wait_until(predicate, timeout: float = 60, interval: float = 0.2, message: s
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:
+    """A browser's websocket headers: same origin and, for a user, a logged-in session cookie.
+
+    Call it from synchronous code, before an event loop starts: logging in writes a session, and a
+    database connection opened inside the loop's thread is never closed (PostgreSQL then refuses to
+    drop the test database).
+    """
+    from django.test import Client
+
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers

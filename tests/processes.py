@@ -30,7 +30,10 @@ def test_database_url() -> str:
 
 
 def child_env() -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1"}
+    """The site's own environment: the test thread's async-unsafe exemption stays in the test process,
+    so an ORM call made from async code in the web server fails here as it would for users."""
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    return {**env, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1"}
 
 
 def start_worker(

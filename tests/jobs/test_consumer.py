@@ -5,21 +5,16 @@ import json
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from jobs.events import job_event_emit
 from jobs.models import Job
+from tests.helpers import websocket_headers
 from webapp.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _connect(user, path: str) -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+def _connect(headers, path: str) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, path, headers=headers)
 
 
@@ -35,9 +30,10 @@ def test_it_replays_history_then_streams_live_events_to_the_owner(alice):
     job = _job(alice)
     job_event_emit(job.pk, "log", {"level": "info", "message": "first"})
     job_event_emit(job.pk, "log", {"level": "info", "message": "second"})
+    headers = websocket_headers(alice)
 
     async def scenario():
-        communicator = _connect(alice, f"/ws/jobs/{job.pk}/")
+        communicator = _connect(headers, f"/ws/jobs/{job.pk}/")
         connected, _ = await communicator.connect()
         assert connected
         snapshot, first, second = await _receive_all(communicator, 3)
@@ -49,7 +45,7 @@ def test_it_replays_history_then_streams_live_events_to_the_owner(alice):
         await communicator.disconnect()
 
         # A reconnect asks only for what it has not seen.
-        again = _connect(alice, f"/ws/jobs/{job.pk}/?after={second['seq']}")
+        again = _connect(headers, f"/ws/jobs/{job.pk}/?after={second['seq']}")
         await again.connect()
         snapshot, replayed = await _receive_all(again, 2)
         assert replayed["payload"]["message"] == "live"
@@ -62,10 +58,10 @@ def test_it_replays_history_then_streams_live_events_to_the_owner(alice):
 @pytest.mark.parametrize("who", ["bob", "anonymous"])
 def test_it_refuses_anyone_but_the_owner(alice, bob, who):
     job = _job(alice)
-    user = bob if who == "bob" else None
+    headers = websocket_headers(bob if who == "bob" else None)
 
     async def scenario():
-        communicator = _connect(user, f"/ws/jobs/{job.pk}/")
+        communicator = _connect(headers, f"/ws/jobs/{job.pk}/")
         connected, code = await communicator.connect()
         assert not connected
         assert code == 4404
@@ -74,8 +70,10 @@ def test_it_refuses_anyone_but_the_owner(alice, bob, who):
 
 
 def test_it_gives_a_missing_job_the_same_answer_as_someone_elses(alice):
+    headers = websocket_headers(alice)
+
     async def scenario():
-        communicator = _connect(alice, "/ws/jobs/999999/")
+        communicator = _connect(headers, "/ws/jobs/999999/")
         connected, code = await communicator.connect()
         assert (connected, code) == (False, 4404)
 

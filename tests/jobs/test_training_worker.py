@@ -9,7 +9,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.test import Client
 
 from jobs.ml.recipe import Recipe
 from jobs.models import Job
@@ -19,7 +18,7 @@ from jobs.training.services import training_resume, training_start
 from models_app.models import Adapter, BaseModel
 from tests import processes
 from tests.datasets_app.factories import dataset_with_version
-from tests.helpers import wait_until
+from tests.helpers import wait_until, websocket_headers
 from webapp.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -72,21 +71,16 @@ def _metric_steps(job: Job) -> list[int]:
     return steps
 
 
-def _websocket(user, job_id: int, after: int = 0) -> WebsocketCommunicator:
-    client = Client()
-    client.force_login(user)
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
+def _websocket(headers, job_id: int, after: int = 0) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, f"/ws/jobs/{job_id}/?after={after}", headers=headers)
 
 
 def test_it_trains_streams_live_metrics_and_saves_the_adapter(alice, version, tiny_base_model, celery_worker):
     job = _start(alice, version, tiny_base_model)
+    headers = websocket_headers(alice)
 
     async def watch() -> list[dict]:
-        communicator = _websocket(alice, job.pk)
+        communicator = _websocket(headers, job.pk)
         connected, _ = await communicator.connect()
         assert connected
         received = []
@@ -110,7 +104,7 @@ def test_it_trains_streams_live_metrics_and_saves_the_adapter(alice, version, ti
     assert any(m["payload"].get("eval_loss") is not None for m in live if m.get("kind") == "metric")
 
     async def replay() -> list[dict]:
-        communicator = _websocket(alice, job.pk)
+        communicator = _websocket(headers, job.pk)
         await communicator.connect()
         history = []
         while not await communicator.receive_nothing(timeout=0.5):
