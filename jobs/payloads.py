@@ -55,3 +55,4 @@ class MetricPayload(TypedDict):
     tokens_per_second: float | None
     token_accuracy: float | None
     gpu_memory_mb: float | None
+    process_memory_mb: float | None  # CPU runs: the worker's resident memory

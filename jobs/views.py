@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.auth import token_required
 from jobs.events import event_message, job_snapshot
+from jobs.outputs import job_outputs
 from jobs.selectors import get_job_for_user, job_events_after, job_list_for_user, job_queue_position
 from jobs.services import job_cancel
 from jobs.states import JobKind
@@ -29,7 +30,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_job_for_user(request.user, job_id)
     if job.kind == JobKind.EVALUATE and job.subject_id:
         return redirect("evaluation_detail", job.subject_id)  # its page shows the job and the scores
-    context = {"job": job, "queue_position": job_queue_position(job)}
+    context = {"job": job, "queue_position": job_queue_position(job), "made": job_outputs(job)}
     if job.kind == JobKind.TRAIN:
         from jobs.training.views import training_context
 

@@ -1,5 +1,5 @@
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, When
 from django.shortcuts import get_object_or_404
 
 from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer
@@ -7,6 +7,18 @@ from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, 
 
 def base_model_list_for_user(user: AbstractBaseUser) -> QuerySet[BaseModel]:
     return BaseModel.objects.filter(Q(owner__isnull=True) | Q(owner_id=user.pk))
+
+
+def base_model_list_by_size(user: AbstractBaseUser) -> QuerySet[BaseModel]:
+    """The user's models, smallest first (as people compare "3B" and "14B", not as text sorts them)."""
+    from models_app.shapes import sorted_by_size
+
+    models = base_model_list_for_user(user)
+    ordered = sorted_by_size(models)
+    if not ordered:
+        return models
+    position = Case(*[When(pk=model.pk, then=index) for index, model in enumerate(ordered)])
+    return models.order_by(position)
 
 
 def get_base_model_for_user(user: AbstractBaseUser, base_model_id: int) -> BaseModel:

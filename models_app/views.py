@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from models_app.forms import ModelRegistrationForm
-from models_app.selectors import adapter_list_for_user, base_model_list_for_user
+from models_app.selectors import adapter_list_for_user, base_model_list_by_size
 from models_app.services import ModelRegistrationError, base_model_register
 
 
@@ -25,7 +25,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
         request,
         "models_app/model_list.html",
         {
-            "base_models": base_model_list_for_user(request.user),
+            "base_models": base_model_list_by_size(request.user),
             "adapters": adapter_list_for_user(request.user).select_related("base_model", "job"),
             "form": form,
         },

@@ -4,13 +4,15 @@ Every event is a JSON-safe dict (NaN and infinity become ``None``), so the job
 runner can store and broadcast it as it is. Shapes:
 
 - ``{"type": "metrics", "step", "max_steps", "epoch", "loss", "eval_loss", "learning_rate",
-  "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb"}``, one per logged
+  "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb", "process_memory_mb"}``, one per logged
   step; ``eval_loss`` is the latest evaluation's (``None`` before the first);
 - ``{"type": "progress", "step", "max_steps"}`` when training starts (``step`` is the
   checkpoint's on a resumed run) and after every optimizer step;
 - ``{"type": "checkpoint", "step", "path"}`` once a checkpoint folder is written;
 - ``{"type": "eval", "step", "eval_loss", "token_accuracy"}`` after each evaluation;
-- ``{"type": "log", "level", "message"}`` (sent by :mod:`jobs.ml.train`).
+- ``{"type": "log", "level", "message"}`` (sent by :mod:`jobs.ml.train`);
+- ``{"type": "verdict_progress", "done", "total"}`` and ``{"type": "verdict", ...}`` (the held-out check
+  after training, :mod:`jobs.ml.verdict`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ def _reset_gpu_memory_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def _process_memory_mb() -> int | None:
+    """This process's resident memory: what a CPU run uses (a GPU run reports the card's peak)."""
+    import psutil
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return round(psutil.Process().memory_info().rss / 2**20)
+
+
 def _gpu_memory_mb() -> int | None:
     import torch
 
@@ -148,6 +160,7 @@ class EventCallback(TrainerCallback):
                 "tokens_per_second": tokens_per_second,
                 "token_accuracy": json_number(logs.get("mean_token_accuracy")),
                 "gpu_memory_mb": _gpu_memory_mb(),
+                "process_memory_mb": _process_memory_mb(),
             }
         )
         reason = self.detector.update(float(logs["loss"]))

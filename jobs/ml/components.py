@@ -118,9 +118,12 @@ def sft_config(
     precision: str,
     gradient_checkpointing: bool,
     has_validation: bool,
+    train_rows: int,
 ) -> Any:
     from trl import SFTConfig
 
+    eval_steps, save_steps = recipe.cadence(train_rows)
+    keep_best = keeps_best_checkpoint(recipe, has_validation=has_validation, train_rows=train_rows)
     return SFTConfig(
         output_dir=str(checkpoints_dir),
         per_device_train_batch_size=recipe.batch_size,
@@ -137,9 +140,14 @@ def sft_config(
         train_sampling_strategy="group_by_length" if device == "cuda" and recipe.batch_size > 1 else "random",
         logging_steps=recipe.logging_steps,
         eval_strategy="steps" if has_validation else "no",
-        eval_steps=recipe.eval_steps,
+        eval_steps=eval_steps,
         save_strategy="steps",
-        save_steps=recipe.save_steps,
+        save_steps=save_steps,
+        # transformers keeps the evaluated checkpoint with the lowest validation loss and loads it back
+        # at the end (the adapter only, through peft); early stopping needs the same bookkeeping.
+        load_best_model_at_end=keep_best,
+        metric_for_best_model="eval_loss" if has_validation else None,
+        greater_is_better=False if has_validation else None,
         # trl's defaults (bf16 on, checkpointing on) would break or slow a CPU run: set both explicitly.
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -155,6 +163,15 @@ def sft_config(
         dataloader_num_workers=0,
         log_level="warning",
     )
+
+
+def keeps_best_checkpoint(recipe: Recipe, *, has_validation: bool, train_rows: int) -> bool:
+    """Whether the run ends on its best evaluated checkpoint: needs a validation set and checkpoints
+    taken at evaluations."""
+    if not has_validation or not recipe.keep_best:
+        return False
+    eval_steps, save_steps = recipe.cadence(train_rows)
+    return save_steps % eval_steps == 0
 
 
 def score_labelled_positions_only() -> None:

@@ -58,8 +58,13 @@ RECIPE_HELP: dict[str, str] = {
     "at about a quarter more time. 'auto' turns it on only when the memory estimate says it is needed.",
     "precision": "Number format for training. 'auto' picks bf16 where the hardware computes it natively "
     "(recent GPUs, CPUs with AVX512-BF16 or AMX), fp16 on older GPUs and fp32 on other CPUs.",
-    "eval_steps": "Every how many steps the validation loss is measured.",
-    "save_steps": "Every how many steps a checkpoint is saved, to resume from or to use.",
+    "eval_steps": "Every how many steps the validation loss is measured and sample answers are written "
+    "(empty: about 12 times per run, whatever its length).",
+    "save_steps": "Every how many steps a checkpoint is saved, to resume from or to use "
+    "(empty: at every evaluation, so the best one can be kept).",
+    "early_stopping_patience": "Stop when the validation loss has not improved for this many evaluations in a "
+    "row: the model has stopped learning what carries over to new questions (0: never stop early).",
+    "keep_best": "Keep the checkpoint with the lowest validation loss as the adapter, not simply the last one.",
     "logging_steps": "Every how many steps the loss is reported. 1 gives the live charts every step "
     "at a negligible cost.",
     "seed": "Starting number for everything random, so the same recipe on the same data trains the same way.",
@@ -97,8 +102,10 @@ class Recipe:
     warmup_ratio: float = 0.1
     gradient_checkpointing: str = "auto"
     precision: str = "auto"
-    eval_steps: int = 50
-    save_steps: int = 100
+    eval_steps: int | None = None  # None: evaluation_cadence() of the run's length
+    save_steps: int | None = None  # None: at every evaluation
+    early_stopping_patience: int = 0
+    keep_best: bool = True
     logging_steps: int = 1
     seed: int = 42
     max_steps: int | None = None
@@ -115,6 +122,12 @@ class Recipe:
                 errors[field.name] = str(error)
         if not errors and self.method == "ia3" and (self.use_dora or self.use_rslora):
             errors["method"] = "DoRA and rsLoRA are LoRA options; switch them off to use IA3."
+        if not errors and self.keep_best and self.eval_steps and self.save_steps:
+            if self.save_steps % self.eval_steps:
+                errors["save_steps"] = (
+                    f"must be a multiple of eval_steps ({self.eval_steps}) to keep the best checkpoint: "
+                    "a checkpoint is only known to be the best when it is evaluated."
+                )
         if errors:
             raise RecipeError(errors)
 
@@ -161,6 +174,19 @@ class Recipe:
     @property
     def effective_batch_size(self) -> int:
         return self.batch_size * self.grad_accum
+
+    def total_steps(self, train_rows: int) -> int:
+        """Optimizer steps of a run on ``train_rows`` conversations (as the trainer counts them)."""
+        if self.max_steps:
+            return self.max_steps
+        batches = math.ceil(max(1, train_rows) / self.batch_size)
+        per_epoch = max(1, math.ceil(batches / self.grad_accum))
+        return max(1, math.ceil(per_epoch * self.num_epochs))
+
+    def cadence(self, train_rows: int) -> tuple[int, int]:
+        """(eval_steps, save_steps) for a run on ``train_rows``: the recipe's, or about 12 per run."""
+        eval_steps = self.eval_steps or evaluation_cadence(self.total_steps(train_rows))
+        return eval_steps, self.save_steps or eval_steps
 
     def resolve_precision(self, device: str, *, bf16_supported: bool | None = None) -> str:
         """'bf16', 'fp16' or 'fp32' for this device ('cuda...' or 'cpu').
@@ -221,6 +247,14 @@ class Recipe:
                 f"but the {self.report_to} package is not installed.",
                 f"Install {self.report_to} on the worker or set report_to to 'none'.",
             )
+
+
+EVALUATIONS_PER_RUN = 12
+
+
+def evaluation_cadence(total_steps: int, evaluations: int = EVALUATIONS_PER_RUN) -> int:
+    """Steps between evaluations so that a run of any length has about ``evaluations`` of them."""
+    return max(1, math.ceil(total_steps / evaluations))
 
 
 def _is_cuda(device: str) -> bool:
@@ -355,8 +389,10 @@ _CHECKS = {
     "warmup_ratio": _float(0.0, 1.0, below_maximum=True),
     "gradient_checkpointing": _choice(CHECKPOINTING_CHOICES),
     "precision": _choice(PRECISION_CHOICES),
-    "eval_steps": _int(1, 1_000_000),
-    "save_steps": _int(1, 1_000_000),
+    "eval_steps": _int(1, 1_000_000, optional=True),
+    "save_steps": _int(1, 1_000_000, optional=True),
+    "early_stopping_patience": _int(0, 1000),
+    "keep_best": _bool,
     "logging_steps": _int(1, 1_000_000),
     "seed": _int(0, 2**32 - 1),
     "max_steps": _int(1, 10_000_000, optional=True),

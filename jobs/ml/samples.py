@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from transformers import TrainerCallback
 
+from jobs.ml.answers import generate_answers
+
 SAMPLE_COUNT = 3
 MAX_NEW_TOKENS = 48
 
@@ -45,35 +47,20 @@ class SampleCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         if not self.samples or model is None:
             return
-        import torch
-
-        was_training = model.training
-        model.eval()
-        answers = []
-        try:
-            with torch.no_grad():
-                for sample in self.samples:
-                    answers.append(
-                        {**_prompt_view(sample), "answer": self._generate(model, sample["messages"])}
-                    )
-        finally:
-            if was_training:
-                model.train()
-        self.on_event({"type": "samples", "step": state.global_step, "samples": answers})
-
-    def _generate(self, model: Any, messages: list[dict]) -> str:
-        inputs = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(model.device)
-        output = model.generate(
-            **inputs,
-            max_new_tokens=MAX_NEW_TOKENS,
-            do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        # One batch for all prompts: a dozen evaluations a run, each costs one generate call.
+        answers = generate_answers(
+            model, self.tokenizer, [sample["messages"] for sample in self.samples], max_new_tokens=MAX_NEW_TOKENS
         )
-        return self.tokenizer.decode(
-            output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
-        ).strip()
+        self.on_event(
+            {
+                "type": "samples",
+                "step": state.global_step,
+                "samples": [
+                    {**_prompt_view(sample), "answer": answer}
+                    for sample, answer in zip(self.samples, answers, strict=True)
+                ],
+            }
+        )
 
 
 def _prompt_view(sample: dict[str, Any]) -> dict[str, str]:

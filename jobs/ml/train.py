@@ -32,6 +32,8 @@ from jobs.ml.data import PreparedData, prepare_data
 from jobs.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from jobs.ml.recipe import Recipe
 from jobs.ml.samples import SampleCallback, load_sample_prompts
+from jobs.ml.schedule import run_end_callbacks
+from jobs.ml.verdict import quick_verdict, verdict_rows
 
 ADAPTER_DIRNAME = "adapter"
 CHECKPOINTS_DIRNAME = "checkpoints"
@@ -56,6 +58,10 @@ class TrainResult:
     train_loss: float | None  # mean training loss over this run's steps
     stopped: bool  # True when should_stop() ended it early (a checkpoint was saved)
     dropped_rows: int  # rows with nothing to learn from, training and validation together
+    best_step: int | None = None  # the evaluated checkpoint kept as the adapter (None: the last weights)
+    best_eval_loss: float | None = None
+    early_stopped: bool = False  # the validation loss stopped improving before the planned end
+    verdict: dict[str, Any] | None = None  # jobs.ml.verdict.quick_verdict on the validation rows
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,6 +123,17 @@ def train(
 
     callback = EventCallback(on_event, should_stop)
     samples = SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)
+    callbacks = [callback, samples, *run_end_callbacks(recipe, has_validation=data.validation is not None)]
+    eval_steps, save_steps = recipe.cadence(data.train_rows)
+    if data.validation is not None:
+        log(
+            "info",
+            f"About {recipe.total_steps(data.train_rows)} steps: validation loss and sample answers every "
+            f"{eval_steps}, a checkpoint every {save_steps}"
+            + (f", stopping early after {recipe.early_stopping_patience} evaluations without progress"
+               if recipe.early_stopping_patience else "")
+            + ".",
+        )
     trainer = None
     out_of_memory = False
     try:
@@ -126,7 +143,7 @@ def train(
                 recipe,
                 data,
                 tokenizer,
-                [callback, samples],
+                callbacks,
                 checkpoints_dir=output_dir / CHECKPOINTS_DIRNAME,
                 device=device,
                 precision=precision,
@@ -141,10 +158,16 @@ def train(
                     remedies=divergence_remedies(recipe),
                     step=step,
                 )
+            best_step, best_eval_loss = _best_checkpoint(trainer.state)
+            early_stopped = _stopped_early(trainer.state, callback)
+            _log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
             adapter_dir = output_dir / ADAPTER_DIRNAME
             trainer.model.save_pretrained(adapter_dir)
             tokenizer.save_pretrained(adapter_dir)
-            log("info", f"Adapter saved at step {trainer.state.global_step}.")
+            log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
+            verdict = None
+            if not callback.stopped:
+                verdict = _verdict(trainer.model, tokenizer, validation_path, on_event, log)
             return TrainResult(
                 adapter_dir=str(adapter_dir),
                 checkpoints=[dict(checkpoint) for checkpoint in callback.checkpoints],
@@ -152,6 +175,10 @@ def train(
                 train_loss=json_number(output.training_loss),
                 stopped=callback.stopped,
                 dropped_rows=data.dropped_rows,
+                best_step=best_step,
+                best_eval_loss=best_eval_loss,
+                early_stopped=early_stopped,
+                verdict=verdict,
             )
     except torch.OutOfMemoryError:
         out_of_memory = True
@@ -168,6 +195,62 @@ def train(
         OUT_OF_MEMORY_HINT,
         remedies=out_of_memory_remedies(recipe),
     )
+
+
+def _best_checkpoint(state: Any) -> tuple[int | None, float | None]:
+    """The step and validation loss of the checkpoint transformers loaded back as the best one."""
+    if not state.best_model_checkpoint:
+        return None, None
+    step = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[-1])
+    return step, json_number(state.best_metric)
+
+
+def _stopped_early(state: Any, callback: EventCallback) -> bool:
+    return not callback.stopped and callback.diverged is None and state.global_step < state.max_steps
+
+
+def _log_outcome(
+    log: Callable[[str, str], None],
+    state: Any,
+    best_step: int | None,
+    best_eval_loss: float | None,
+    early_stopped: bool,
+    recipe: Recipe,
+) -> None:
+    if early_stopped:
+        log(
+            "info",
+            f"Stopped early at step {state.global_step} of {state.max_steps}: the validation loss had not "
+            f"improved for {recipe.early_stopping_patience} evaluations, so more training would only "
+            "memorise the training rows.",
+        )
+    if best_step is not None and best_eval_loss is not None:
+        last = " (the last evaluated step)" if best_step == state.global_step else ""
+        log(
+            "info",
+            f"Keeping the weights of step {best_step}{last}: their validation loss, {best_eval_loss:.4g}, "
+            "was the lowest of the run, so they answer new questions best.",
+        )
+
+
+def _verdict(
+    model: Any, tokenizer: Any, validation_path: str | Path | None, on_event: EventSink, log: Callable
+) -> dict[str, Any] | None:
+    """The quick held-out check of the kept weights against the base model (jobs.ml.verdict)."""
+    rows = verdict_rows(validation_path)
+    if not rows:
+        log("info", "No validation rows, so no held-out check: evaluate the model on questions of your own.")
+        return None
+    log("info", f"Checking the model on {len(rows)} held-out questions against the base model.")
+
+    def progress(done: int, total: int) -> None:
+        on_event({"type": "verdict_progress", "done": done, "total": total})
+
+    verdict = quick_verdict(model, tokenizer, rows, on_progress=progress)
+    if verdict:
+        on_event({"type": "verdict", **verdict})
+        log("info", f"{verdict['summary']} {verdict['next_step']}")
+    return verdict
 
 
 @contextlib.contextmanager
@@ -220,6 +303,7 @@ def _build_trainer(
                 precision=precision,
                 gradient_checkpointing=gradient_checkpointing,
                 has_validation=data.validation is not None,
+                train_rows=data.train_rows,
             ),
             train_dataset=data.train,
             eval_dataset=data.validation,

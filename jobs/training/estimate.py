@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from jobs.ml.memory import (
     estimate_cpu_training_time,
     estimate_training_memory,
@@ -14,23 +11,10 @@ from jobs.ml.memory import (
     suggest_fitting_settings,
 )
 from jobs.ml.recipe import Recipe
-from jobs.queues import gpu_queue, machine_queue
+from jobs.queues import QUEUE_GPU_ANY, gpu_queue, machine_queue
 from jobs.worker_status import live_workers
 from models_app.models import BaseModel
-from models_app.presets import ArchShape, UnsupportedConfig, preset_for
-
-
-def model_shape(base_model: BaseModel) -> ArchShape | None:
-    preset = preset_for(base_model.hf_id)
-    if preset is not None:
-        return preset.shape
-    config = Path(base_model.local_dir or "-") / "config.json"
-    if config.is_file():
-        try:
-            return ArchShape.from_config_dict(json.loads(config.read_text()))
-        except (UnsupportedConfig, ValueError):
-            return None
-    return None
+from models_app.shapes import model_shape
 
 
 def launch_targets() -> list[tuple[str, str]]:
@@ -59,6 +43,18 @@ def _target_gpu(target: str) -> dict | None:
                 continue
             gpus.append(gpu)
     return max(gpus, key=lambda gpu: gpu["memory_total_mb"], default=None)
+
+
+def _cpu_worker_memory_gb(target: str) -> float | None:
+    """RAM of the largest live worker without GPUs that takes training jobs (None: none reports)."""
+    sizes = [
+        worker.cpu["memory_total_mb"] / 1024
+        for worker in live_workers()
+        if not worker.gpus
+        and (worker.cpu or {}).get("memory_total_mb")
+        and (target or QUEUE_GPU_ANY) in (worker.queues or [])
+    ]
+    return max(sizes, default=None)
 
 
 def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "", tokens: int = 0) -> dict:
@@ -95,7 +91,7 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
             if total_tokens
             else None
         )
-        return {
+        result = {
             "fits": True,
             "checkpointing_needed": False,
             "memory_gb": estimate.total_gb,
@@ -104,6 +100,23 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
             f"(about {estimate.total_gb:.1f} GB of RAM).",
             "time_seconds": seconds,
         }
+        ram_gb = _cpu_worker_memory_gb(target)
+        if ram_gb is not None and not fits(estimate, ram_gb):
+            suggestion = suggest_fitting_settings(
+                shape, gradient_checkpointing=False, gpu_memory_gb=ram_gb, cuda=False, **settings
+            )
+            changes = _as_recipe_changes(suggestion, recipe) if suggestion else None
+            result.update(
+                fits=False,
+                suggestion=changes,
+                verdict=(
+                    f"This needs about {estimate.total_gb:.1f} GB of RAM but the CPU worker has "
+                    f"{ram_gb:.0f} GB, and no GPU worker is connected. "
+                    + ("Change the settings shown below to fit, or " if changes else "")
+                    + "pick a smaller model, or start a GPU worker (where QLoRA also needs far less memory)."
+                ),
+            )
+        return result
     memory_gb = gpu["memory_total_mb"] / 1024
     checkpointing_needed = checkpointing
     if not fits(estimate, memory_gb) and recipe.gradient_checkpointing == "auto":

@@ -82,7 +82,7 @@ def job_object(job: Job) -> dict:
     validation_file_id = job.params.get("validation_file_id") or (
         version.validation_file_id if version and version.validation_mode == "file" else None
     )
-    hyperparameters = hyperparameters_of(recipe)
+    hyperparameters = hyperparameters_of(recipe, job.params)
     running = job.state == JobState.RUNNING and job.eta_seconds is not None
     return {
         "object": "fine_tuning.job",

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from datasets_app.models import DatasetFile
 from datasets_app.openai_files import get_file_for_user
-from jobs.training.openai_services import recipe_from_hyperparameters, suffix_check
+from jobs.training.openai_services import auto_hyperparameters, recipe_from_hyperparameters, suffix_check
 from models_app.models import BaseModel
 from models_app.selectors import base_model_list_for_user
 from webapp.openai_wire import OpenAIRequestError
@@ -110,11 +110,13 @@ def fine_tuning_request_parse(user: AbstractBaseUser, body: dict) -> dict:
     auto_deploy = body.get("auto_deploy")
     if auto_deploy is not None and not isinstance(auto_deploy, bool):
         raise OpenAIRequestError("auto_deploy must be true or false.", param="auto_deploy")
+    hyperparameters = _hyperparameters(body)
     return {
         "training_file": training_file,
         "validation_file": _file(user, body, "validation_file"),
         "base_model": _base_model(user, body.get("model")),
-        "recipe": recipe_from_hyperparameters(_hyperparameters(body), seed),
+        "recipe": recipe_from_hyperparameters(hyperparameters, seed),
+        "auto_names": auto_hyperparameters(hyperparameters),
         "suffix": suffix_check(body.get("suffix")),
         "metadata": _metadata(body),
         "auto_deploy": auto_deploy,

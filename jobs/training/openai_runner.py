@@ -11,7 +11,6 @@ wait on its own queue forever.
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatus
@@ -104,14 +103,23 @@ def _version_for(training_file: DatasetFile, validation_file: DatasetFile | None
     )
 
 
-def _per_epoch(recipe: Recipe, train_rows: int) -> Recipe:
-    """A checkpoint at the end of every epoch, as OpenAI keeps them, and validation loss twice an epoch.
+def _recipe_for_data(job: Job, version: DatasetVersion) -> dict:
+    """The job's recipe once its data is known: "auto" hyperparameters chosen by the automatic recipe."""
+    from jobs.training.auto import recipe_auto_for
+    from jobs.training.openai_services import HYPERPARAMETERS, recipe_with_auto_hyperparameters
+    from models_app.models import BaseModel
 
-    A validation loss reaches the metrics from the next logged step on, so one measured
-    only at the very last step would never be reported.
-    """
-    steps = max(1, math.ceil(train_rows / recipe.effective_batch_size))
-    return recipe.replace(save_steps=steps, eval_steps=min(recipe.eval_steps, max(1, steps // 2)))
+    given = Recipe.from_dict(job.params["recipe"])
+    base_model = BaseModel.objects.filter(pk=job.params.get("base_model_id")).first()
+    if job.params.get("auto_learning_rate") or "auto_hyperparameters" not in job.params or base_model is None:
+        return {}  # already chosen (a resumed run), made before automatic recipes, or the model is gone
+    automatic = recipe_auto_for(version, base_model, base=given)
+    recipe, reference = recipe_with_auto_hyperparameters(
+        given, job.params.get("auto_hyperparameters", []), automatic.recipe
+    )
+    given_names = [name for name in HYPERPARAMETERS if name not in job.params["auto_hyperparameters"]]
+    reason = automatic.reason + (f" Your {', '.join(given_names)} kept as you set them." if given_names else "")
+    return {"recipe": recipe.to_dict(), "auto_learning_rate": reference, "recipe_reason": reason}
 
 
 def training_files_prepare(job: Job, reporter: JobReporter) -> None:
@@ -136,8 +144,7 @@ def training_files_prepare(job: Job, reporter: JobReporter) -> None:
                 "Open the dataset version in Lathe to see why, then start a new job.",
             )
         reporter.log("Files validated, moving on to training.")
-    recipe = _per_epoch(Recipe.from_dict(job.params["recipe"]), version.train_rows)
-    job.params = {**job.params, "dataset_version_id": version.pk, "recipe": recipe.to_dict()}
+    job.params = {**job.params, "dataset_version_id": version.pk, **_recipe_for_data(job, version)}
     Job.objects.filter(pk=job.pk).update(
         params=job.params, subject_type=SUBJECT_VERSION, subject_id=version.pk
     )

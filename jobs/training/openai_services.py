@@ -41,12 +41,18 @@ def _given(value: Any) -> bool:
     return value is not None and value != "auto"
 
 
-def recipe_from_hyperparameters(hyperparameters: dict, seed: int | None = None) -> Recipe:
-    """The guide's recipe with OpenAI's hyperparameters applied; "auto" keeps the recipe's default.
+def auto_hyperparameters(hyperparameters: dict) -> list[str]:
+    """The hyperparameters left to Lathe ("auto" or not given): chosen once the data is known."""
+    return [name for name in HYPERPARAMETERS if not _given(hyperparameters.get(name))]
 
-    OpenAI's `batch_size` is the number of examples per weight update. It becomes the
-    gradient accumulation with one example per device batch, which needs no more GPU
-    memory than the default recipe whatever the size asked for.
+
+def recipe_from_hyperparameters(hyperparameters: dict, seed: int | None = None) -> Recipe:
+    """The guide's recipe with OpenAI's hyperparameters applied, for checking them and estimating memory.
+
+    The values left "auto" are chosen by the automatic recipe when the training file is
+    checked (`recipe_with_auto_hyperparameters`). OpenAI's `batch_size` is the number of
+    examples per weight update. It becomes the gradient accumulation with one example per
+    device batch, which needs no more GPU memory than the default recipe whatever the size.
     """
     unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
     if unknown:
@@ -78,12 +84,38 @@ def recipe_from_hyperparameters(hyperparameters: dict, seed: int | None = None) 
         raise OpenAIRequestError(f"{param} {message}", param=param) from None
 
 
-def hyperparameters_of(recipe: Recipe) -> dict:
-    """The recipe as OpenAI reports a job's hyperparameters."""
+def recipe_with_auto_hyperparameters(
+    given: Recipe, auto_names: list[str], automatic: Recipe
+) -> tuple[Recipe, float]:
+    """The automatic recipe with the hyperparameters the client set kept as set.
+
+    A `learning_rate_multiplier` scales the automatic learning rate, as OpenAI's scales its
+    own per-model default. Returns the recipe and the learning rate a multiplier of 1 means.
+    """
+    changes: dict[str, Any] = {"seed": given.seed}
+    if "n_epochs" not in auto_names:
+        changes["num_epochs"] = given.num_epochs
+    if "batch_size" not in auto_names:
+        changes.update(batch_size=1, grad_accum=given.effective_batch_size)
+    if "learning_rate_multiplier" not in auto_names:
+        changes["learning_rate"] = automatic.learning_rate * given.learning_rate / Recipe().learning_rate
+    return automatic.replace(**changes), automatic.learning_rate
+
+
+def hyperparameters_of(recipe: Recipe, params: dict | None = None) -> dict:
+    """The recipe as OpenAI reports a job's hyperparameters ("auto" until the data has chosen them)."""
+    params = params or {}
+    if params.get("auto_hyperparameters") and not params.get("auto_learning_rate"):
+        return {name: "auto" if name in params["auto_hyperparameters"] else value for name, value in (
+            ("n_epochs", recipe.num_epochs),
+            ("batch_size", recipe.effective_batch_size),
+            ("learning_rate_multiplier", round(recipe.learning_rate / Recipe().learning_rate, 6)),
+        )}
+    reference = params.get("auto_learning_rate") or Recipe().learning_rate
     return {
         "n_epochs": recipe.num_epochs,
         "batch_size": recipe.effective_batch_size,
-        "learning_rate_multiplier": round(recipe.learning_rate / Recipe().learning_rate, 6),
+        "learning_rate_multiplier": round(recipe.learning_rate / reference, 6),
     }
 
 
@@ -111,6 +143,7 @@ def fine_tuning_job_create(
     suffix: str = "",
     metadata: dict | None = None,
     auto_deploy: bool | None = None,
+    auto_names: list[str] | None = None,
 ) -> Job:
     """Queue a fine-tuning job; a launch that can't fit the GPUs is refused as in the browser."""
     estimate = estimate_for_launch(base_model, recipe)
@@ -133,6 +166,8 @@ def fine_tuning_job_create(
             "base_model_id": base_model.pk,
             "base_model_hf_id": base_model.hf_id,
             "recipe": recipe.to_dict(),
+            # Chosen by the automatic recipe once the training file is checked (openai_runner).
+            "auto_hyperparameters": list(HYPERPARAMETERS) if auto_names is None else auto_names,
             "trial": False,
             "checkpointing_needed": estimate["checkpointing_needed"],
             "lathe_version": __version__,

@@ -38,6 +38,7 @@ METRIC_KEYS = (
     "tokens_per_second",
     "token_accuracy",
     "gpu_memory_mb",
+    "process_memory_mb",
 )
 
 
@@ -92,6 +93,7 @@ class _EventSink:
         self.reporter = reporter
         self._last_cancel_check = 0.0
         self._cancelled = False
+        self._verdict_started = False
 
     def __call__(self, event: dict) -> None:
         kind = event.get("type")
@@ -107,6 +109,14 @@ class _EventSink:
             self.reporter.log(f"Saved checkpoint at step {event['step']}.")
         elif kind == "samples":
             job_event_emit(self.job.pk, "samples", {"step": event["step"], "samples": event["samples"]})
+        elif kind == "verdict_progress":
+            if not self._verdict_started:
+                self._verdict_started = True
+                self.reporter.stage("Checking answers to held-out questions")
+            self.reporter.progress(event["done"], event["total"], raise_on_cancel=False)
+        elif kind == "verdict":
+            payload = {key: value for key, value in event.items() if key != "type"}
+            job_event_emit(self.job.pk, "verdict", payload)
         elif kind == "log":
             self.reporter.log(event.get("message", ""), event.get("level", "info"))
 
@@ -196,4 +206,8 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         "base_model_revision": revision,
         "train_loss": result.train_loss,
         "dropped_rows": result.dropped_rows,
+        "best_step": result.best_step,
+        "best_eval_loss": result.best_eval_loss,
+        "early_stopped": result.early_stopped,
+        "verdict": result.verdict,
     }

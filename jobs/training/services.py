@@ -41,6 +41,7 @@ def training_start(
     trial: bool = False,
     target_queue: str | None = None,
     checkpointing_needed: bool = False,
+    recipe_reason: str = "",
 ) -> Job:
     if not dataset_version.ready:
         raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
@@ -58,6 +59,7 @@ def training_start(
                 "trial": trial,
                 "checkpointing_needed": checkpointing_needed,
                 "lathe_version": __version__,
+                "recipe_reason": recipe_reason,
             },
             subject_type=SUBJECT_VERSION,
             subject_id=dataset_version.pk,

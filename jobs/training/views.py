@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from datasets_app.selectors import get_dataset_version_for_user
 from jobs.ml.recipe import Recipe, RecipeError
 from jobs.selectors import get_job_for_user
+from jobs.training.auto import recipe_auto_for, recipe_reason
 from jobs.training.estimate import estimate_for_launch, launch_targets
 from jobs.training.forms import TrainingForm
 from jobs.training.services import (
@@ -25,17 +26,27 @@ from jobs.training.services import (
     training_retry_with,
     training_start,
 )
-from models_app.selectors import base_model_list_for_user, get_base_model_for_user
+from models_app.selectors import base_model_list_by_size, get_base_model_for_user
 
 
-def _form(request: HttpRequest, data=None) -> TrainingForm:
-    return TrainingForm(data, base_models=base_model_list_for_user(request.user), targets=launch_targets())
+def _form(request: HttpRequest, data=None, initial_recipe: Recipe | None = None) -> TrainingForm:
+    return TrainingForm(
+        data,
+        base_models=base_model_list_by_size(request.user),
+        targets=launch_targets(),
+        initial_recipe=initial_recipe,
+    )
 
 
 @login_required
 def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
+    """The recipe form, filled with the automatic settings for this data (or the guide's, on request)."""
     version = get_dataset_version_for_user(request.user, version_id)
-    form = _form(request, request.POST or None)
+    settings_mode = "guide" if request.GET.get("settings") == "guide" else "auto"
+    first_model = base_model_list_by_size(request.user).first()
+    automatic = recipe_auto_for(version, first_model) if first_model else None
+    initial = automatic.recipe if automatic and settings_mode == "auto" else Recipe()
+    form = _form(request, request.POST or None, initial_recipe=initial)
     refusal = None
     if request.method == "POST" and form.is_valid():
         base_model = form.cleaned_data["base_model"]
@@ -52,6 +63,7 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
                 trial=request.POST.get("action") == "trial",
                 target_queue=form.cleaned_data.get("target") or None,
                 checkpointing_needed=estimate["checkpointing_needed"],
+                recipe_reason=recipe_reason(form.recipe, version, base_model),
             )
         except TrainingRefused as exc:
             refusal = exc
@@ -60,7 +72,14 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
     return render(
         request,
         "jobs/training_new.html",
-        {"version": version, "dataset": version.dataset, "form": form, "refusal": refusal},
+        {
+            "version": version,
+            "dataset": version.dataset,
+            "form": form,
+            "refusal": refusal,
+            "settings_mode": settings_mode,
+            "auto_reason": automatic.reason if automatic else "",
+        },
     )
 
 

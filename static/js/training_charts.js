@@ -9,7 +9,7 @@
     { id: "chart-grad", title: "Gradient norm", series: [["grad_norm", "grad norm", "#0ca678"]] },
     { id: "chart-tps", title: "Tokens per second", series: [["tokens_per_second", "tokens/s", "#f08c00"]] },
     { id: "chart-acc", title: "Token accuracy", series: [["token_accuracy", "accuracy", "#1098ad"]] },
-    { id: "chart-mem", title: "GPU memory (MB)", series: [["gpu_memory_mb", "MB", "#c2255c"]] },
+    { id: "chart-mem", title: "Memory (MB)", series: [["gpu_memory_mb", "GPU peak", "#c2255c"], ["process_memory_mb", "worker RAM", "#5f3dc4"]] },
   ];
   const steps = [];
   const values = {};  // key -> array aligned with steps
@@ -41,6 +41,15 @@
     }
   }
 
+  // Axis labels people can read: 2e-4 rather than "0", 1.5k tokens/s rather than 1500.00.
+  function tick(value) {
+    if (value == null) return "";
+    const size = Math.abs(value);
+    if (size === 0) return "0";
+    if (size < 1e-2 || size >= 1e5) return value.toExponential(1).replace("e+", "e");
+    return String(Number(value.toPrecision(3)));
+  }
+
   function build() {
     CHARTS.forEach((chart) => {
       const el = document.getElementById(chart.id);
@@ -48,6 +57,7 @@
       const opts = {
         title: chart.title, width: Math.max(300, el.clientWidth || 420), height: 200,
         scales: { x: { time: false } },
+        axes: [{}, { size: 60, values: (u, splits) => splits.map(tick) }],
         series: [{ label: "step" }, ...chart.series.map((s) => ({ label: s[1], stroke: s[2], width: 2, spanGaps: true }))],
       };
       plots.push({ plot: new uPlot(opts, [[], ...chart.series.map(() => [])], el), chart, el });
@@ -69,8 +79,35 @@
     document.getElementById("samples-step").textContent = "at step " + payload.step;
   }
 
+  function cell(text, className) {
+    const td = document.createElement("td");
+    td.textContent = text == null ? "" : String(text);  // model output is text, never HTML
+    if (className) td.className = className;
+    return td;
+  }
+
+  function showVerdict(payload) {
+    const section = document.getElementById("verdict");
+    if (!section) return;
+    section.hidden = false;
+    section.dataset.grade = payload.grade;
+    section.querySelector("[data-role=summary]").textContent = payload.summary;
+    section.querySelector("[data-role=next-step]").textContent = payload.next_step;
+    section.querySelector("[data-role=examples]").replaceChildren(...payload.examples.map((example) => {
+      const row = document.createElement("tr");
+      row.append(
+        cell(example.prompt), cell(example.reference),
+        cell(example.answer, example.right ? "right" : "wrong"),
+        cell(example.base_answer, example.base_right ? "right" : "wrong"),
+      );
+      return row;
+    }));
+  }
+
   let pending = false;
   function schedule() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; redraw(); }); } }
+
+  window.LatheCharts = { tick };
 
   document.addEventListener("DOMContentLoaded", () => {
     const watch = document.querySelector(".job-watch");
@@ -79,6 +116,7 @@
     watch.addEventListener("lathe:event", (e) => {
       if (e.detail.kind === "metric") { addPoint(e.detail.payload); schedule(); }
       if (e.detail.kind === "samples") showSamples(e.detail.payload);
+      if (e.detail.kind === "verdict") showVerdict(e.detail.payload);
     });
   });
 })();

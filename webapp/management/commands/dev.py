@@ -1,7 +1,8 @@
 """`manage.py dev`: the whole site on one machine, started and stopped together.
 
 Migrates, creates the admin account, installs the demo model, finds or starts
-Redis, then runs the ASGI server (uvicorn) and a Celery worker for every queue.
+Redis, then runs the ASGI server (uvicorn), a Celery worker for training, serving and
+evaluation, and one for data jobs (so checking a new file never waits behind training).
 Ctrl-C stops them all.
 """
 
@@ -19,12 +20,22 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from jobs.ml.gpus import list_gpus
-from jobs.queues import ALL_QUEUES, gpu_queue, machine_queue
+from jobs.queues import QUEUE_DATA, QUEUE_GPU_ANY, gpu_queue, machine_queue
 from models_app.services import base_model_presets_sync
 from webapp.bootstrap import admin_ensure
 from webapp.embedded_redis import redis_answers, start_embedded_redis
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+# Thread pools of the data worker's libraries (OpenMP, tokenizers' Rust pool, BLAS): one each.
+ONE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "RAYON_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 class Command(BaseCommand):
@@ -77,28 +88,14 @@ class Command(BaseCommand):
         machine = socket.gethostname()
         # This machine's own queues too, so jobs pinned to one of its GPUs find a worker.
         local_gpus = [gpu_queue(machine, gpu.index) for gpu in list_gpus()]
-        queues = [*ALL_QUEUES, machine_queue(machine), *local_gpus]
+        gpu_queues = [QUEUE_GPU_ANY, machine_queue(machine), *local_gpus]
+        # Two workers: data jobs (checking, statistics, cleaning) never wait behind training or a served
+        # model, and get one thread each so that they do not starve a training run of its cores.
+        self._spawn("worker", self._worker_command(python, gpu_queues, 2, f"lathe@{machine}"), env)
         self._spawn(
-            "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "webapp",
-                "worker",
-                "--queues",
-                ",".join(queues),
-                "--concurrency",
-                "2",
-                "--prefetch-multiplier",
-                "1",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"lathe@{machine}",
-            ],
-            env,
+            "data worker",
+            self._worker_command(python, [QUEUE_DATA], 1, f"lathe-data@{machine}"),
+            {**env, **ONE_THREAD_ENV},
         )
         url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"  # noqa: S104
         self.stdout.write(self.style.SUCCESS(f"\nLathe is running at {url}"))
@@ -118,6 +115,27 @@ class Command(BaseCommand):
                     )
                     self._stop_all(exit_code=1)
             time.sleep(1)
+
+    @staticmethod
+    def _worker_command(python: str, queues: list[str], concurrency: int, hostname: str) -> list[str]:
+        return [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "webapp",
+            "worker",
+            "--queues",
+            ",".join(queues),
+            "--concurrency",
+            str(concurrency),
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            hostname,
+        ]
 
     def _redis_url(self) -> str:
         if os.environ.get("REDIS_URL"):

@@ -1,0 +1,59 @@
+"""Greedy answers from a model in memory, a batch at a time: for the verdict after training and the benches.
+
+The model is whatever the trainer holds (a peft model, possibly with its adapter
+switched off to answer as the base model), so no server has to start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_BATCH = 8
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    conversations: list[list[dict]],
+    *,
+    max_new_tokens: int = 64,
+    batch_size: int = DEFAULT_BATCH,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """One greedy answer per conversation (its messages up to the assistant's turn)."""
+    import torch
+
+    was_training = model.training
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues from the right end of every row
+    model.eval()
+    answers: list[str] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(conversations), batch_size):
+                batch = conversations[start : start + batch_size]
+                texts = [
+                    tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                    for messages in batch
+                ]
+                inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                    model.device
+                )
+                output = model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                )
+                prompt_length = inputs["input_ids"].shape[1]
+                answers += [
+                    tokenizer.decode(row[prompt_length:], skip_special_tokens=True).strip() for row in output
+                ]
+                if on_batch:
+                    on_batch(len(answers), len(conversations))
+    finally:
+        tokenizer.padding_side = padding_side
+        if was_training:
+            model.train()
+    return answers

@@ -1,0 +1,55 @@
+"""The automatic recipe: what it chooses for small and large data, and how it says why."""
+
+from __future__ import annotations
+
+from jobs.ml.auto_recipe import DatasetShape, auto_recipe
+from jobs.ml.recipe import Recipe
+
+
+def test_it_gives_a_small_set_many_passes_at_a_high_learning_rate():
+    choice = auto_recipe(DatasetShape(rows=100, mean_tokens=80, max_tokens=150), model_parameters=135e6)
+    recipe = choice.recipe
+    assert recipe.num_epochs == 10
+    assert recipe.learning_rate > Recipe().learning_rate
+    assert recipe.effective_batch_size == 4
+    assert (recipe.lora_r, recipe.lora_alpha, recipe.target_modules) == (16, 32, "all_linear")
+    assert recipe.early_stopping_patience == 3 and recipe.keep_best
+    assert (recipe.eval_steps, recipe.save_steps) == (None, None)  # about 12 evaluations, whatever the length
+    assert recipe.max_seq_len == 256
+    assert "100 short rows: 10 passes" in choice.reason
+    assert "stops once it has not improved for 3 checks" in choice.reason
+
+
+def test_it_gives_a_large_set_few_passes_at_the_usual_learning_rate():
+    recipe = auto_recipe(DatasetShape(rows=20_000, mean_tokens=600, max_tokens=5000)).recipe
+    assert recipe.num_epochs == 2
+    assert recipe.learning_rate == 2e-4
+    assert recipe.effective_batch_size == 16
+    assert recipe.max_seq_len == 2048  # the guide's limit: longer rows are cut
+
+
+def test_it_scales_passes_between_the_two():
+    epochs = [auto_recipe(DatasetShape(rows=rows, mean_tokens=50, max_tokens=60)).recipe.num_epochs
+              for rows in (50, 150, 300, 600, 3000)]
+    assert epochs == sorted(epochs, reverse=True)
+    assert epochs[0] == 10 and epochs[-1] == 2
+
+
+def test_it_is_gentler_on_a_very_large_model():
+    small_model = auto_recipe(DatasetShape(rows=100, mean_tokens=80, max_tokens=150), model_parameters=7e9)
+    big_model = auto_recipe(DatasetShape(rows=100, mean_tokens=80, max_tokens=150), model_parameters=72e9)
+    assert big_model.recipe.learning_rate == small_model.recipe.learning_rate / 2
+
+
+def test_it_keeps_the_settings_it_does_not_choose():
+    base = Recipe(seed=7, precision="fp32", method="qlora")
+    recipe = auto_recipe(DatasetShape(rows=100, mean_tokens=80, max_tokens=150), base=base).recipe
+    assert (recipe.seed, recipe.precision, recipe.method) == (7, "fp32", "qlora")
+
+
+def test_a_recipe_cadence_gives_about_twelve_evaluations():
+    recipe = Recipe(num_epochs=10, grad_accum=4)
+    assert recipe.total_steps(100) == 250
+    assert recipe.cadence(100) == (21, 21)
+    assert Recipe(max_steps=5).cadence(1000) == (1, 1)
+    assert Recipe(eval_steps=50, save_steps=100).cadence(100) == (50, 100)
