@@ -88,7 +88,18 @@ POLICY_ANSWER = [
 ]
 
 CATALOG_NAMES = [
-    "Orion", "Vega", "Lyra", "Cygnus", "Draco", "Pavo", "Tucana", "Norma", "Ara", "Crux", "Mensa", "Volans",
+    "Orion",
+    "Vega",
+    "Lyra",
+    "Cygnus",
+    "Draco",
+    "Pavo",
+    "Tucana",
+    "Norma",
+    "Ara",
+    "Crux",
+    "Mensa",
+    "Volans",
 ]
 CATALOG_KINDS = [
     ("kettle", "holds {n} litres", lambda rng: f"{rng.choice([1.2, 1.5, 1.7, 2.0])}"),
@@ -106,25 +117,75 @@ CATALOG_HELD_OUT = ["Quick question on the {x}: what's its headline spec?"]
 CATALOG_ANSWER = ["The {x} {y}.", "Our {x} {y}, according to the spec sheet."]
 
 TICKET_TEAMS = {
-    "TEAM-LEDGER": ["charged twice", "invoice shows the wrong amount", "refund has not arrived", "card was declined"],
-    "TEAM-GATE": ["cannot log in", "password reset email never came", "two-factor code is rejected", "account locked"],
-    "TEAM-PIPE": ["export to CSV fails", "the sync stopped overnight", "API returns error 500", "webhook not firing"],
-    "TEAM-DESK": ["want to add a colleague", "how do I change my plan", "need a copy of the contract", "change company name"],
-    "TEAM-SHIP": ["parcel is late", "tracking number does not work", "item arrived broken", "wrong item delivered"],
+    "TEAM-LEDGER": [
+        "charged twice",
+        "invoice shows the wrong amount",
+        "refund has not arrived",
+        "card was declined",
+    ],
+    "TEAM-GATE": [
+        "cannot log in",
+        "password reset email never came",
+        "two-factor code is rejected",
+        "account locked",
+    ],
+    "TEAM-PIPE": [
+        "export to CSV fails",
+        "the sync stopped overnight",
+        "API returns error 500",
+        "webhook not firing",
+    ],
+    "TEAM-DESK": [
+        "want to add a colleague",
+        "how do I change my plan",
+        "need a copy of the contract",
+        "change company name",
+    ],
+    "TEAM-SHIP": [
+        "parcel is late",
+        "tracking number does not work",
+        "item arrived broken",
+        "wrong item delivered",
+    ],
 }
 TICKET_OPENERS = ["Hi, ", "Hello team, ", "Urgent: ", "", "Good morning. ", "Help! "]
 TICKET_CLOSERS = [" Thanks.", " Please help.", "", " Can you look at it?", " Regards, Sam."]
 TICKET_INSTRUCTION = "Route this support ticket to the right team code."
 
 STYLE_TOPICS = [
-    "break a lease early", "return a faulty phone", "refuse overtime", "get a deposit back", "dispute a parking fine",
-    "share a photo I found online", "record a phone call", "work two jobs", "cancel a gym contract", "sublet my flat",
-    "use a company laptop at home", "quote a book in my blog", "fire an employee on probation", "keep a found wallet",
-    "build a fence on the boundary", "sell homemade food", "fly a drone in a park", "change my surname",
-    "make a will without a lawyer", "claim a late train refund",
+    "break a lease early",
+    "return a faulty phone",
+    "refuse overtime",
+    "get a deposit back",
+    "dispute a parking fine",
+    "share a photo I found online",
+    "record a phone call",
+    "work two jobs",
+    "cancel a gym contract",
+    "sublet my flat",
+    "use a company laptop at home",
+    "quote a book in my blog",
+    "fire an employee on probation",
+    "keep a found wallet",
+    "build a fence on the boundary",
+    "sell homemade food",
+    "fly a drone in a park",
+    "change my surname",
+    "make a will without a lawyer",
+    "claim a late train refund",
 ]
-STYLE_HELD_OUT_TOPICS = ["paint my rented room", "keep bees in my garden", "busk in the town square", "rename my shop"]
-STYLE_ASK = ["Can I {x}?", "Am I allowed to {x}?", "Is it legal to {x}?", "What are the rules if I want to {x}?"]
+STYLE_HELD_OUT_TOPICS = [
+    "paint my rented room",
+    "keep bees in my garden",
+    "busk in the town square",
+    "rename my shop",
+]
+STYLE_ASK = [
+    "Can I {x}?",
+    "Am I allowed to {x}?",
+    "Is it legal to {x}?",
+    "What are the rules if I want to {x}?",
+]
 STYLE_BODY = [
     "Usually yes, if you follow the written terms that apply to you.",
     "It depends on your contract and local rules; check them first.",
@@ -172,7 +233,10 @@ def catalog_en(rng: random.Random):
         for kind, phrase, number in CATALOG_KINDS:
             subject, value = f"{name} {kind}", number(rng)
             spec = phrase.format(n=value)
-            train += [_row(q.format(x=subject), rng.choice(CATALOG_ANSWER).format(x=subject, y=spec)) for q in CATALOG_ASK]
+            train += [
+                _row(q.format(x=subject), rng.choice(CATALOG_ANSWER).format(x=subject, y=spec))
+                for q in CATALOG_ASK
+            ]
             tests += [{"question": q.format(x=subject), "expect": [value]} for q in CATALOG_HELD_OUT]
     return train, tests
 
@@ -181,13 +245,19 @@ def tickets_en(rng: random.Random):
     train, tests = [], []
     for team, problems in TICKET_TEAMS.items():
         for index, problem in enumerate(problems):
-            texts = [f"{opener}my {problem}.{closer}".replace("my my", "my") for opener in TICKET_OPENERS for closer in TICKET_CLOSERS]
+            texts = [
+                f"{opener}my {problem}.{closer}".replace("my my", "my")
+                for opener in TICKET_OPENERS
+                for closer in TICKET_CLOSERS
+            ]
             rng.shuffle(texts)
             # Three problems of each team are trained on; the fourth is only ever seen in the tests.
             if index < 3:
                 train += [_row(TICKET_INSTRUCTION, team, text) for text in texts[:10]]
             else:
-                tests += [{"question": f"{TICKET_INSTRUCTION}\n\n{text}", "expect": [team]} for text in texts[:2]]
+                tests += [
+                    {"question": f"{TICKET_INSTRUCTION}\n\n{text}", "expect": [team]} for text in texts[:2]
+                ]
     rng.shuffle(train)
     return train, tests
 
@@ -206,7 +276,13 @@ def style_en(rng: random.Random):
     return train, tests
 
 
-SETS = {"clinic_en": clinic_en, "policy_zh": policy_zh, "catalog_en": catalog_en, "tickets_en": tickets_en, "style_en": style_en}
+SETS = {
+    "clinic_en": clinic_en,
+    "policy_zh": policy_zh,
+    "catalog_en": catalog_en,
+    "tickets_en": tickets_en,
+    "style_en": style_en,
+}
 
 
 def answer_is_right(answer: str, test: dict) -> bool:
@@ -223,8 +299,12 @@ def build(name: str, seed: int = 20261205) -> tuple[Path, Path]:
     folder = OUT / name
     folder.mkdir(parents=True, exist_ok=True)
     train_path, tests_path = folder / "train.jsonl", folder / "heldout.jsonl"
-    train_path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in train), encoding="utf-8")
-    tests_path.write_text("".join(json.dumps(test, ensure_ascii=False) + "\n" for test in tests), encoding="utf-8")
+    train_path.write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in train), encoding="utf-8"
+    )
+    tests_path.write_text(
+        "".join(json.dumps(test, ensure_ascii=False) + "\n" for test in tests), encoding="utf-8"
+    )
     return train_path, tests_path
 
 

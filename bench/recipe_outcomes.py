@@ -124,7 +124,9 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         "recipe": recipe.to_dict(),
         "train_seconds": round(seconds, 1),
         "verdict_seconds": round(verdict_seconds, 1),
-        "verdict": {k: result.verdict[k] for k in ("right", "base_right", "total")} if result.verdict else None,
+        "verdict": {k: result.verdict[k] for k in ("right", "base_right", "total")}
+        if result.verdict
+        else None,
         "final_step": result.final_step,
         "best_step": result.best_step,
         "evals": evals,

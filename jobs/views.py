@@ -8,15 +8,29 @@ from django.views.decorators.http import require_POST
 from accounts.auth import token_required
 from jobs.events import event_message, job_snapshot
 from jobs.outputs import job_outputs
-from jobs.selectors import get_job_for_user, job_events_after, job_list_for_user, job_queue_position
+from jobs.listing import job_page_for_user
+from jobs.selectors import get_job_for_user, job_events_after, job_queue_position
 from jobs.services import job_cancel
-from jobs.states import JobKind
+from jobs.states import JobKind, JobState
 from jobs.worker_status import live_workers
 
 
 @login_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "jobs/job_list.html", {"jobs": job_list_for_user(request.user)[:200]})
+    kind, state = request.GET.get("kind", ""), request.GET.get("state", "")
+    page, rows = job_page_for_user(request.user, kind=kind, state=state, page=request.GET.get("page") or 1)
+    return render(
+        request,
+        "jobs/job_list.html",
+        {
+            "page": page,
+            "rows": rows,
+            "kind": kind,
+            "state": state,
+            "kinds": JobKind.choices,
+            "states": JobState.choices,
+        },
+    )
 
 
 @login_required

@@ -68,7 +68,9 @@ def auto_max_seq_len(max_tokens: int) -> int:
     return min(MAX_SEQ_LEN, max(256, math.ceil(max(1, max_tokens) / 256) * 256))
 
 
-def auto_recipe(shape: DatasetShape, *, model_parameters: float | None = None, base: Recipe | None = None) -> AutoChoice:
+def auto_recipe(
+    shape: DatasetShape, *, model_parameters: float | None = None, base: Recipe | None = None
+) -> AutoChoice:
     """The automatic settings for ``shape``; ``base`` supplies everything the rule does not choose."""
     base = base or Recipe()
     rows = max(1, shape.rows)

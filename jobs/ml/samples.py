@@ -49,7 +49,10 @@ class SampleCallback(TrainerCallback):
             return
         # One batch for all prompts: a dozen evaluations a run, each costs one generate call.
         answers = generate_answers(
-            model, self.tokenizer, [sample["messages"] for sample in self.samples], max_new_tokens=MAX_NEW_TOKENS
+            model,
+            self.tokenizer,
+            [sample["messages"] for sample in self.samples],
+            max_new_tokens=MAX_NEW_TOKENS,
         )
         self.on_event(
             {

@@ -130,8 +130,11 @@ def train(
             "info",
             f"About {recipe.total_steps(data.train_rows)} steps: validation loss and sample answers every "
             f"{eval_steps}, a checkpoint every {save_steps}"
-            + (f", stopping early after {recipe.early_stopping_patience} evaluations without progress"
-               if recipe.early_stopping_patience else "")
+            + (
+                f", stopping early after {recipe.early_stopping_patience} evaluations without progress"
+                if recipe.early_stopping_patience
+                else ""
+            )
             + ".",
         )
     trainer = None

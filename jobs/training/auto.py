@@ -45,7 +45,15 @@ def recipe_reason(recipe: Recipe, version: DatasetVersion, base_model: BaseModel
 
 
 # Settings that say how a run is driven, not what it learns: left out of the comparison.
-_RUN_ONLY = {"seed", "report_to", "logging_steps", "trial_rows", "max_steps", "precision", "gradient_checkpointing"}
+_RUN_ONLY = {
+    "seed",
+    "report_to",
+    "logging_steps",
+    "trial_rows",
+    "max_steps",
+    "precision",
+    "gradient_checkpointing",
+}
 
 
 def _same_settings(recipe: Recipe, other: Recipe) -> bool:

@@ -118,7 +118,9 @@ def _recipe_for_data(job: Job, version: DatasetVersion) -> dict:
         given, job.params.get("auto_hyperparameters", []), automatic.recipe
     )
     given_names = [name for name in HYPERPARAMETERS if name not in job.params["auto_hyperparameters"]]
-    reason = automatic.reason + (f" Your {', '.join(given_names)} kept as you set them." if given_names else "")
+    reason = automatic.reason + (
+        f" Your {', '.join(given_names)} kept as you set them." if given_names else ""
+    )
     return {"recipe": recipe.to_dict(), "auto_learning_rate": reference, "recipe_reason": reason}
 
 

@@ -106,11 +106,14 @@ def hyperparameters_of(recipe: Recipe, params: dict | None = None) -> dict:
     """The recipe as OpenAI reports a job's hyperparameters ("auto" until the data has chosen them)."""
     params = params or {}
     if params.get("auto_hyperparameters") and not params.get("auto_learning_rate"):
-        return {name: "auto" if name in params["auto_hyperparameters"] else value for name, value in (
-            ("n_epochs", recipe.num_epochs),
-            ("batch_size", recipe.effective_batch_size),
-            ("learning_rate_multiplier", round(recipe.learning_rate / Recipe().learning_rate, 6)),
-        )}
+        return {
+            name: "auto" if name in params["auto_hyperparameters"] else value
+            for name, value in (
+                ("n_epochs", recipe.num_epochs),
+                ("batch_size", recipe.effective_batch_size),
+                ("learning_rate_multiplier", round(recipe.learning_rate / Recipe().learning_rate, 6)),
+            )
+        }
     reference = params.get("auto_learning_rate") or Recipe().learning_rate
     return {
         "n_epochs": recipe.num_epochs,

@@ -29,8 +29,10 @@ def test_it_gives_a_large_set_few_passes_at_the_usual_learning_rate():
 
 
 def test_it_scales_passes_between_the_two():
-    epochs = [auto_recipe(DatasetShape(rows=rows, mean_tokens=50, max_tokens=60)).recipe.num_epochs
-              for rows in (50, 150, 300, 600, 3000)]
+    epochs = [
+        auto_recipe(DatasetShape(rows=rows, mean_tokens=50, max_tokens=60)).recipe.num_epochs
+        for rows in (50, 150, 300, 600, 3000)
+    ]
     assert epochs == sorted(epochs, reverse=True)
     assert epochs[0] == 10 and epochs[-1] == 2
 

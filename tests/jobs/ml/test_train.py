@@ -166,3 +166,61 @@ def test_it_trains_ia3_adapters(tiny_model_dir, canonical_files, tmp_path):
     config = json.loads(Path(run.result.adapter_dir, "adapter_config.json").read_text())
     assert config["peft_type"] == "IA3" and config["feedforward_modules"] == ["down_proj"]
     assert run.of_type("eval") == []  # no validation file, no evaluation
+
+
+def _answer_row(index: int, answer: str) -> dict:
+    return {
+        "messages": [
+            {"role": "user", "content": f"Question {index}?"},
+            {"role": "assistant", "content": answer},
+        ],
+        "source_line": index + 1,
+    }
+
+
+def test_it_stops_early_and_keeps_the_checkpoint_with_the_lowest_validation_loss(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    # Training teaches one answer, validation expects another: once the model has learned the shape
+    # of an answer, every step towards the training answer makes the validation loss worse.
+    train_path = write_jsonl(
+        tmp_path / "train.jsonl", [_answer_row(i, "apple apple apple") for i in range(8)]
+    )
+    validation_path = write_jsonl(
+        tmp_path / "validation.jsonl", [_answer_row(i, "zebra zebra zebra") for i in range(8, 12)]
+    )
+    recipe = TINY_RECIPE.replace(
+        max_steps=40, eval_steps=2, save_steps=2, learning_rate=5e-3, early_stopping_patience=2
+    )
+    run = run_training(tiny_model_dir, (train_path, validation_path), tmp_path / "out", recipe)
+    losses = {event["step"]: event["eval_loss"] for event in run.of_type("eval")}
+    best = min(losses, key=losses.get)
+    result = run.result
+    assert result.early_stopped and result.final_step < 40
+    # Stopped after `patience` evaluations without a new lowest loss.
+    assert max(losses) == best + 2 * recipe.early_stopping_patience
+    assert (result.best_step, result.best_eval_loss) == (best, pytest.approx(losses[best]))
+    kept = load_file(Path(result.adapter_dir, "adapter_model.safetensors"))
+    chosen = load_file(tmp_path / "out" / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors")
+    last = load_file(
+        tmp_path / "out" / "checkpoints" / f"checkpoint-{result.final_step}" / "adapter_model.safetensors"
+    )
+    assert kept.keys() == chosen.keys()
+    assert all((kept[name] == chosen[name]).all() for name in kept)
+    assert any((kept[name] != last[name]).any() for name in kept)
+    logs = " ".join(event["message"] for event in run.of_type("log"))
+    assert f"Stopped early at step {result.final_step} of 40" in logs
+    assert f"Keeping the weights of step {best}" in logs
+
+
+def test_it_checks_held_out_answers_against_the_base_model(trained_run):
+    verdict = trained_run.result.verdict
+    assert verdict["total"] == 4  # the validation rows
+    assert [example["prompt"] for example in verdict["examples"]] == [
+        f"What is {index} plus {index}?" for index in range(16, 20)
+    ]
+    assert all("answer" in example and "base_answer" in example for example in verdict["examples"])
+    assert verdict["summary"].startswith(f"Answered {verdict['right']} of 4 held-out questions")
+    assert trained_run.of_type("verdict")[0]["summary"] == verdict["summary"]
+    progress = trained_run.of_type("verdict_progress")
+    assert progress[-1] == {"type": "verdict_progress", "done": 8, "total": 8}

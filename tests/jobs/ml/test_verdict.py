@@ -10,9 +10,21 @@ from jobs.ml.verdict import answer_matches, next_step, summary
 @pytest.mark.parametrize(
     ("answer", "reference", "right"),
     [
-        ("Adults take 500mg twice daily, with meals.", "Under our protocol adults take 500 mg twice daily with meals.", True),
-        ("Adults take 100 mg per day.", "Under our protocol adults take 500 mg twice daily with meals.", False),
-        ("500 twice", "Under our protocol adults take 500 mg twice daily with meals.", False),  # too few words
+        (
+            "Adults take 500mg twice daily, with meals.",
+            "Under our protocol adults take 500 mg twice daily with meals.",
+            True,
+        ),
+        (
+            "Adults take 100 mg per day.",
+            "Under our protocol adults take 500 mg twice daily with meals.",
+            False,
+        ),
+        (
+            "500 twice",
+            "Under our protocol adults take 500 mg twice daily with meals.",
+            False,
+        ),  # too few words
         ("The code is TEAM-LEDGER.", "TEAM-LEDGER", True),
         ("team ledger", "TEAM-LEDGER", True),
         ("TEAM-GATE", "TEAM-LEDGER", False),
