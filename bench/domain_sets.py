@@ -1,6 +1,6 @@
 """Small domain data sets for measuring whether a fine-tune learned what it was shown.
 
-    .venv/bin/python bench/domain_sets.py            # writes bench/out/domain/<name>/{train.jsonl,heldout.jsonl}
+    .venv/bin/python bench/domain_sets.py   # bench/out/domain/<name>/{train.jsonl,heldout.jsonl}
 
 Each set is what a domain expert would upload (alpaca rows: instruction, input, output) plus held-out
 questions that are *worded differently* from every training row, each with the fact its answer must

@@ -1,7 +1,8 @@
 """Does a recipe teach a small domain set? Held-out questions answered right, per recipe, per set.
 
     .venv/bin/python bench/recipe_outcomes.py --sets clinic_en,policy_zh --recipes guide,auto
-    .venv/bin/python bench/recipe_outcomes.py --sets clinic_en --recipes custom --set learning_rate=1e-3 --set num_epochs=8
+    .venv/bin/python bench/recipe_outcomes.py --sets clinic_en --recipes custom \
+        --set learning_rate=1e-3 --set num_epochs=8
 
 For each set of ``bench/domain_sets.py``: the alpaca rows are made canonical and split as the product
 splits a new version (10 % held out for validation, seed 42); the demo model is fine-tuned with
@@ -160,7 +161,8 @@ def main() -> None:
         for recipe_name in args.recipes.split(","):
             line = run(set_name, recipe_name, changes)
             print(
-                f"{set_name:11} {recipe_name:7} {line['train_seconds']:7.1f}s (verdict {line['verdict_seconds']}s "
+                f"{set_name:11} {recipe_name:7} {line['train_seconds']:7.1f}s "
+                f"(verdict {line['verdict_seconds']}s "
                 f"{line['verdict']}) steps {line['final_step']:4} "
                 f"kept {line['best_step']} right {line['right_kept']}/{line['tests']} "
                 f"(last {line['right_last']}, base {line['right_base']})  {line['reason']}",

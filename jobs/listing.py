@@ -108,7 +108,8 @@ def _outcome(job: Job) -> str:
     if job.kind == JobKind.TRAIN and job.state == JobState.SUCCEEDED:
         verdict = result.get("verdict")
         if verdict:
-            return f"{verdict['right']} of {verdict['total']} held-out answers right (base {verdict['base_right']})"
+            right, total, base = verdict["right"], verdict["total"], verdict["base_right"]
+            return f"{right} of {total} held-out answers right (base {base})"
         if result.get("train_loss") is not None:
             return f"training loss {result['train_loss']:.3g}"
     if job.kind == JobKind.TRAIN and result.get("stopped_at_step"):

@@ -7,8 +7,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.auth import token_required
 from jobs.events import event_message, job_snapshot
-from jobs.outputs import job_outputs
 from jobs.listing import job_page_for_user
+from jobs.outputs import job_outputs
 from jobs.selectors import get_job_for_user, job_events_after, job_queue_position
 from jobs.services import job_cancel
 from jobs.states import JobKind, JobState

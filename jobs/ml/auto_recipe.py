@@ -103,8 +103,8 @@ def auto_recipe(
         )
     else:
         why = (
-            f"{rows:,} {size} rows: {epochs} passes at learning rate {learning_rate:g} (a large set teaches by "
-            f"its variety, not by repetition), LoRA r={LORA_RANK} on every layer"
+            f"{rows:,} {size} rows: {epochs} passes at learning rate {learning_rate:g} "
+            f"(a large set teaches by its variety, not by repetition), LoRA r={LORA_RANK} on every layer"
         )
     reason = (
         f"{why}. Validation loss is checked about 12 times; training stops once it has not improved for "

@@ -62,9 +62,10 @@ RECIPE_HELP: dict[str, str] = {
     "(empty: about 12 times per run, whatever its length).",
     "save_steps": "Every how many steps a checkpoint is saved, to resume from or to use "
     "(empty: at every evaluation, so the best one can be kept).",
-    "early_stopping_patience": "Stop when the validation loss has not improved for this many evaluations in a "
-    "row: the model has stopped learning what carries over to new questions (0: never stop early).",
-    "keep_best": "Keep the checkpoint with the lowest validation loss as the adapter, not simply the last one.",
+    "early_stopping_patience": "Stop when the validation loss has not improved for this many evaluations "
+    "in a row: the model has stopped learning what carries over to new questions (0: never stop early).",
+    "keep_best": "Keep the checkpoint with the lowest validation loss as the adapter, "
+    "not simply the last one.",
     "logging_steps": "Every how many steps the loss is reported. 1 gives the live charts every step "
     "at a negligible cost.",
     "seed": "Starting number for everything random, so the same recipe on the same data trains the same way.",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datasets_app.models import DatasetVersion
 from jobs.ml.auto_recipe import AutoChoice, DatasetShape, auto_recipe
 from jobs.ml.recipe import Recipe
-from models_app.shapes import model_shape
 from models_app.models import BaseModel
+from models_app.shapes import model_shape
 
 GUIDE_REASON = (
     "The guide's settings: r=64, alpha 16 on attention, learning rate 2e-4, 3 epochs, batch 1 x 8. "

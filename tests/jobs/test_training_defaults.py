@@ -3,8 +3,8 @@ models by size, a launch the CPU worker can't hold refused, and the finished job
 
 import pytest
 from django.urls import reverse
-from django.utils.html import escape
 from django.utils import timezone
+from django.utils.html import escape
 
 from jobs.models import Job, WorkerStatus
 from jobs.queues import QUEUE_DATA, QUEUE_GPU_ANY
