@@ -62,13 +62,14 @@ def evaluation_log_path(evaluation_id: int) -> Path:
     return settings.DATA_DIR / "evaluations" / f"evaluation-{evaluation_id}-vllm.log"
 
 
-def _ready_server(evaluation: Evaluation, model: BaseModel, group: list[Contender]) -> ModelServer | None:
-    ranks = [contender.adapter.rank or 16 for contender in group if contender.adapter]
+def _ready_server(evaluation: Evaluation, model: BaseModel) -> ModelServer | None:
     server = ModelServer.objects.filter(owner_id=evaluation.owner_id, model=model, state=ServerState.READY)
-    server = server.order_by("-ready_at").first()
-    if server is None or any(rank > server.max_lora_rank for rank in ranks):
-        return None
-    return server
+    return server.order_by("-ready_at").first()
+
+
+def _servable_by(server: ModelServer, contender: Contender) -> bool:
+    """The base model always; an adapter when its rank fits the server's LoRA slots."""
+    return contender.adapter is None or (contender.adapter.rank or 16) <= server.max_lora_rank
 
 
 def _on_running_server(
@@ -175,8 +176,11 @@ def served_contenders(
         groups.setdefault(contender.model.pk, []).append(contender)
     for group in groups.values():
         model = group[0].model
-        server = _ready_server(evaluation, model, group)
-        if server is not None:
-            yield from _on_running_server(evaluation, server, group, reporter)
-        else:
-            yield from _on_own_server(evaluation, model, group, reporter)
+        server = _ready_server(evaluation, model)
+        on_running = [contender for contender in group if server and _servable_by(server, contender)]
+        if server is not None and on_running:
+            yield from _on_running_server(evaluation, server, on_running, reporter)
+        # Only what the running server can't hold (an adapter of a larger rank) needs a server of its own.
+        rest = [contender for contender in group if contender not in on_running]
+        if rest:
+            yield from _on_own_server(evaluation, model, rest, reporter)
