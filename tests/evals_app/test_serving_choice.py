@@ -38,7 +38,11 @@ def _setup(alice, *, server_rank: int | None, adapter_rank: int):
     evaluation = Evaluation.objects.create(owner=alice, adapter=adapter, dataset_version=version)
     if server_rank is not None:
         ModelServer.objects.create(
-            owner=alice, model=model, state=ServerState.READY, max_lora_rank=server_rank, ready_at=timezone.now()
+            owner=alice,
+            model=model,
+            state=ServerState.READY,
+            max_lora_rank=server_rank,
+            ready_at=timezone.now(),
         )
     contenders = [serving.Contender("fine-tuned", model, adapter), serving.Contender("base", model, None)]
     return evaluation, contenders
