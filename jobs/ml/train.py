@@ -28,6 +28,7 @@ from jobs.ml.components import (
     sft_config,
 )
 from jobs.ml.cpu import fp32_attention, skip_lora_input_upcast, use_cheap_lora_dropout
+from jobs.ml.cpu_threads import FreeCoreThreads
 from jobs.ml.data import PreparedData, prepare_data
 from jobs.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from jobs.ml.recipe import Recipe
@@ -124,6 +125,17 @@ def train(
     callback = EventCallback(on_event, should_stop)
     samples = SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)
     callbacks = [callback, samples, *run_end_callbacks(recipe, has_validation=data.validation is not None)]
+    if device == "cpu":
+        callbacks.append(
+            FreeCoreThreads(
+                on_change=lambda threads, cores: log(
+                    "info",
+                    f"Training on {threads} of {cores} cores: other work is using the rest."
+                    if threads < cores
+                    else f"Training on all {cores} cores again.",
+                )
+            )
+        )
     eval_steps, save_steps = recipe.cadence(data.train_rows)
     if data.validation is not None:
         log(
