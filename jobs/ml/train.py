@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,13 +79,16 @@ def train(
     should_stop: Callable[[], bool] = lambda: False,
     resume_from_checkpoint: str | Path | None = None,
     checkpointing_needed: bool = False,
+    extra_callbacks: Sequence[Any] = (),
+    check_held_out: Callable[[], bool] = lambda: True,
 ) -> TrainResult:
     """Train an adapter into ``output_dir/adapter``; checkpoints go to ``output_dir/checkpoints``.
 
     ``checkpointing_needed`` is the memory estimate's verdict, used when the
     recipe's gradient checkpointing is "auto". ``resume_from_checkpoint`` is a
     checkpoint folder of an earlier run of the same recipe and data; step numbers
-    continue from it.
+    continue from it. ``extra_callbacks`` join the trainer's (a sweep's pruning);
+    ``check_held_out()`` says, once training ends, whether the held-out verdict is worth its time.
     """
     import torch
 
@@ -124,7 +127,12 @@ def train(
 
     callback = EventCallback(on_event, should_stop)
     samples = SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)
-    callbacks = [callback, samples, *run_end_callbacks(recipe, has_validation=data.validation is not None)]
+    callbacks = [
+        callback,
+        samples,
+        *run_end_callbacks(recipe, has_validation=data.validation is not None),
+        *extra_callbacks,
+    ]
     if device == "cpu":
         callbacks.append(
             FreeCoreThreads(
@@ -174,14 +182,24 @@ def train(
                     step=step,
                 )
             best_step, best_eval_loss = _best_checkpoint(trainer.state)
-            early_stopped = _stopped_early(trainer.state, callback)
+            # A callback that ended the run for its own reason (a sweep pruning a weak trial) says why.
+            other_reason = next(
+                (c.stop_reason for c in extra_callbacks if getattr(c, "stop_reason", None)), None
+            )
+            early_stopped = other_reason is None and _stopped_early(trainer.state, callback)
+            if other_reason:
+                log(
+                    "info",
+                    f"Stopped at step {trainer.state.global_step} of {trainer.state.max_steps}: "
+                    f"{other_reason}.",
+                )
             _log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
             adapter_dir = output_dir / ADAPTER_DIRNAME
             trainer.model.save_pretrained(adapter_dir)
             tokenizer.save_pretrained(adapter_dir)
             log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
             verdict = None
-            if not callback.stopped:
+            if not callback.stopped and check_held_out():
                 verdict = _verdict(trainer.model, tokenizer, validation_path, on_event, log)
             return TrainResult(
                 adapter_dir=str(adapter_dir),
