@@ -13,7 +13,7 @@ def job_outputs(job: Job) -> dict | None:
     if job.state != JobState.SUCCEEDED:
         return None
     result = job.result or {}
-    if job.kind == JobKind.TRAIN:
+    if job.kind in (JobKind.TRAIN, JobKind.SWEEP):
         adapter = Adapter.objects.filter(job=job, owner=job.owner).first()
         if adapter is None:
             return None

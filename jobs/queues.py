@@ -21,6 +21,7 @@ KIND_QUEUES: dict[str, str] = {
     JobKind.CLEAN_PREVIEW: QUEUE_DATA,
     JobKind.CLEAN_APPLY: QUEUE_DATA,
     JobKind.TRAIN: QUEUE_GPU_ANY,
+    JobKind.SWEEP: QUEUE_GPU_ANY,
     # Merging a large model wants a GPU's memory (or a big CPU box); serving holds its card until undeployed.
     JobKind.MERGE: QUEUE_GPU_ANY,
     JobKind.SERVE: QUEUE_GPU_ANY,

@@ -20,6 +20,7 @@ class JobKind(models.TextChoices):
     CLEAN_PREVIEW = "clean_preview", "Preview cleaning"
     CLEAN_APPLY = "clean_apply", "Apply cleaning"
     TRAIN = "train", "Fine-tune"
+    SWEEP = "sweep", "Find the best settings"
     MERGE = "merge", "Merge adapter into its base"
     SERVE = "serve", "Serve a model with vLLM"
     EVALUATE = "evaluate", "Evaluate a model"

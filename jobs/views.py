@@ -45,7 +45,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     if job.kind == JobKind.EVALUATE and job.subject_id:
         return redirect("evaluation_detail", job.subject_id)  # its page shows the job and the scores
     context = {"job": job, "queue_position": job_queue_position(job), "made": job_outputs(job)}
-    if job.kind == JobKind.TRAIN:
+    if job.kind in (JobKind.TRAIN, JobKind.SWEEP):
         from jobs.training.views import training_context
 
         context.update(training_context(job))

@@ -25,34 +25,9 @@ from transformers import TrainerCallback
 
 from jobs.ml.callbacks import EventSink, json_number
 from jobs.ml.recipe import Recipe
+from jobs.ml.sweep_space import trial_recipe
 
-DEFAULT_TRIALS = 4
-MAX_TRIALS = 12
 STUDY_FILE = "study.journal"
-RANKS = (8, 16, 32)
-
-
-def search_space(base: Recipe) -> dict[str, tuple]:
-    """The values a trial may take: around the starting recipe's learning rate and passes."""
-    epochs = sorted(
-        {max(1, round(base.num_epochs / 2)), int(max(1, base.num_epochs)), round(base.num_epochs * 1.5)}
-    )
-    return {
-        "learning_rate": (base.learning_rate / 2, base.learning_rate, base.learning_rate * 2),
-        "num_epochs": tuple(epochs),
-        "lora_r": RANKS,
-    }
-
-
-def trial_recipe(base: Recipe, trial: Any) -> Recipe:
-    space = search_space(base)
-    rank = trial.suggest_categorical("lora_r", list(space["lora_r"]))
-    return base.replace(
-        learning_rate=trial.suggest_categorical("learning_rate", list(space["learning_rate"])),
-        num_epochs=trial.suggest_categorical("num_epochs", list(space["num_epochs"])),
-        lora_r=rank,
-        lora_alpha=2 * rank,
-    )
 
 
 class PruneWeakTrial(TrainerCallback):
@@ -88,6 +63,7 @@ class TrialOutcome:
     eval_loss: float | None = None
     right: int | None = None
     total: int | None = None
+    base_right: int | None = None
     adapter_dir: str | None = None
     final_step: int | None = None
 
@@ -140,6 +116,7 @@ def _outcome(trial: Any) -> TrialOutcome:
         eval_loss=json_number(attrs.get("best_eval_loss", trial.value)),
         right=attrs.get("right"),
         total=attrs.get("total"),
+        base_right=attrs.get("base_right"),
         adapter_dir=attrs.get("adapter_dir"),
         final_step=attrs.get("final_step"),
     )
@@ -212,6 +189,7 @@ def run_sweep(
             if result.verdict:
                 trial.set_user_attr("right", result.verdict["right"])
                 trial.set_user_attr("total", result.verdict["total"])
+                trial.set_user_attr("base_right", result.verdict["base_right"])
             loss = result.best_eval_loss if result.best_eval_loss is not None else float("inf")
             study.tell(trial, loss)
         outcome = _outcome(study.trials[trial.number])

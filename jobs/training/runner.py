@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -99,7 +102,15 @@ class _EventSink:
         kind = event.get("type")
         if kind == "metrics":
             payload = {key: event.get(key) for key in METRIC_KEYS}
+            if "trial" in event:  # a sweep's trial: the page draws each trial's curve apart
+                payload["trial"] = event["trial"]
             job_event_emit(self.job.pk, "metric", payload)
+        elif kind == "trial":
+            job_event_emit(
+                self.job.pk, "trial", {key: value for key, value in event.items() if key != "type"}
+            )
+        elif kind == "checkpoint" and "trial" in event:
+            pass  # a sweep's trials are not resumed from checkpoints: an interrupted trial is replaced
         elif kind == "progress":
             self.reporter.progress(event["step"], event.get("max_steps") or 0, raise_on_cancel=False)
         elif kind == "checkpoint":
@@ -128,11 +139,18 @@ class _EventSink:
         return self._cancelled
 
 
-def run_training(job: Job, reporter: JobReporter) -> dict:
-    if job.params.get("training_file_id"):  # made through the OpenAI API: its files may still be checked
-        from jobs.training.openai_runner import training_files_prepare
+@dataclass(frozen=True)
+class TrainingInputs:
+    version: DatasetVersion
+    base_model: BaseModel
+    model_dir: Path
+    revision: str
+    train_path: Path
+    validation_path: Path | None
 
-        training_files_prepare(job, reporter)
+
+def training_inputs(job: Job, reporter: JobReporter) -> TrainingInputs:
+    """The job's data and model on this worker (the model downloaded first if needed)."""
     version = DatasetVersion.objects.filter(pk=job.params.get("dataset_version_id")).first()
     base_model = BaseModel.objects.filter(pk=job.params.get("base_model_id")).first()
     if version is None or base_model is None:
@@ -141,30 +159,25 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         raise JobFailure(
             "not_ready", "The dataset version is still being prepared.", "Start again in a minute."
         )
-    recipe = Recipe.from_dict(job.params["recipe"])
     model_dir = model_dir_for(base_model, reporter)
     revision = model_fingerprint(model_dir)
     reporter.log(f"Base model {base_model.hf_id}, weights fingerprint {revision}.")
     store = artifact_store()
-    resume = _resume_path(job)
-    reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
-    sink = _EventSink(job, reporter)
-    from jobs.ml.train import train  # torch and friends load on the worker only
+    return TrainingInputs(
+        version=version,
+        base_model=base_model,
+        model_dir=model_dir,
+        revision=revision,
+        train_path=Path(store.local_path(version.train_key)),
+        validation_path=Path(store.local_path(version.validation_key)) if version.validation_rows else None,
+    )
 
-    output_dir = training_output_dir(job.pk)
+
+@contextlib.contextmanager
+def training_failures_explained() -> Iterator[None]:
+    """The trainer's errors as failures the user can act on."""
     try:
-        with training_folder_lock(output_dir, reporter):
-            result = train(
-                base_model_dir=model_dir,
-                train_path=store.local_path(version.train_key),
-                validation_path=store.local_path(version.validation_key) if version.validation_rows else None,
-                output_dir=output_dir,
-                recipe=recipe,
-                on_event=sink,
-                should_stop=sink.should_stop,
-                resume_from_checkpoint=resume,
-                checkpointing_needed=bool(job.params.get("checkpointing_needed")),
-            )
+        yield
     except TrainingOutOfMemory as exc:
         raise JobFailure(
             "out_of_memory", exc.message, exc.hint, details={"retry_with": exc.remedies}
@@ -180,21 +193,55 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
             "Free some space (old checkpoints under the data folder's training/ directory can go), then "
             "resume from the last checkpoint.",
         ) from exc
-    if result.stopped:
-        reporter.log(f"Training stopped at step {result.final_step}; its checkpoint is kept.", "warning")
-        return {"stopped_at_step": result.final_step}
+
+
+def adapter_record(job: Job, inputs: TrainingInputs, recipe: Recipe, adapter_dir: str) -> Adapter:
+    """The trained adapter, listed on Models under its job (the same row again on a re-run)."""
+    version, base_model = inputs.version, inputs.base_model
     adapter, _ = Adapter.objects.update_or_create(
         job=job,
         defaults={
             "owner": job.owner,
             "base_model": base_model,
             "name": f"{version.dataset.name} v{version.number} · {base_model.display_name} · job {job.pk}",
-            "path": str(result.adapter_dir),
+            "path": str(adapter_dir),
             "method": recipe.method,
             "rank": recipe.lora_r if recipe.method != "ia3" else None,
             "suffix": job.params.get("suffix") or "",
         },
     )
+    return adapter
+
+
+def run_training(job: Job, reporter: JobReporter) -> dict:
+    if job.params.get("training_file_id"):  # made through the OpenAI API: its files may still be checked
+        from jobs.training.openai_runner import training_files_prepare
+
+        training_files_prepare(job, reporter)
+    inputs = training_inputs(job, reporter)
+    recipe = Recipe.from_dict(job.params["recipe"])
+    resume = _resume_path(job)
+    reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
+    sink = _EventSink(job, reporter)
+    from jobs.ml.train import train  # torch and friends load on the worker only
+
+    output_dir = training_output_dir(job.pk)
+    with training_failures_explained(), training_folder_lock(output_dir, reporter):
+        result = train(
+            base_model_dir=inputs.model_dir,
+            train_path=inputs.train_path,
+            validation_path=inputs.validation_path,
+            output_dir=output_dir,
+            recipe=recipe,
+            on_event=sink,
+            should_stop=sink.should_stop,
+            resume_from_checkpoint=resume,
+            checkpointing_needed=bool(job.params.get("checkpointing_needed")),
+        )
+    if result.stopped:
+        reporter.log(f"Training stopped at step {result.final_step}; its checkpoint is kept.", "warning")
+        return {"stopped_at_step": result.final_step}
+    adapter = adapter_record(job, inputs, recipe, result.adapter_dir)
     reporter.log(f"New fine-tuned model created: {adapter.served_name}.")
     if job.params.get("auto_deploy"):
         from jobs.training.openai_runner import adapter_auto_deploy
@@ -203,7 +250,7 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
     return {
         "adapter_id": adapter.pk,
         "final_step": result.final_step,
-        "base_model_revision": revision,
+        "base_model_revision": inputs.revision,
         "train_loss": result.train_loss,
         "dropped_rows": result.dropped_rows,
         "best_step": result.best_step,

@@ -10,6 +10,7 @@ from django.utils import timezone
 from datasets_app.models import DatasetVersion
 from jobs.events import job_event_emit
 from jobs.ml.recipe import Recipe
+from jobs.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
 from jobs.models import Checkpoint, Job
 from jobs.services import job_create, job_enqueue
 from jobs.states import JobKind, JobState
@@ -67,27 +68,79 @@ def training_start(
         )
 
 
-def training_resume(*, job: Job, checkpoint: Checkpoint) -> Job:
-    """Put a stopped job back in the queue, to continue from one of its checkpoints."""
+def sweep_start(
+    *,
+    owner: AbstractBaseUser,
+    dataset_version: DatasetVersion,
+    base_model: BaseModel,
+    recipe: Recipe,
+    trials: int = DEFAULT_TRIALS,
+    target_queue: str | None = None,
+    checkpointing_needed: bool = False,
+) -> Job:
+    """Queue "Find the best settings": `trials` runs around `recipe`, the best one kept."""
+    if not dataset_version.ready:
+        raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
+    if not dataset_version.validation_rows:
+        raise TrainingRefused(
+            "Finding the best settings compares runs on validation rows, and this version has none: "
+            "make a version with a validation share first."
+        )
+    if not 2 <= trials <= MAX_TRIALS:
+        raise TrainingRefused(f"A sweep tries between 2 and {MAX_TRIALS} settings.")
+    with transaction.atomic():
+        return job_create(
+            owner=owner,
+            kind=JobKind.SWEEP,
+            params={
+                "dataset_version_id": dataset_version.pk,
+                "base_model_id": base_model.pk,
+                "base_model_hf_id": base_model.hf_id,
+                "recipe": recipe.to_dict(),
+                "trials": trials,
+                "checkpointing_needed": checkpointing_needed,
+                "lathe_version": __version__,
+            },
+            subject_type=SUBJECT_VERSION,
+            subject_id=dataset_version.pk,
+            target_queue=target_queue,
+        )
+
+
+def sweep_resume(*, job: Job) -> Job:
+    """Queue a stopped sweep again; its study file keeps the finished trials."""
+    if job.kind != JobKind.SWEEP:
+        raise TrainingRefused("Only a sweep goes on this way; resume a fine-tuning job from a checkpoint.")
+    return _requeue(job, params=job.params, message="Going on with the sweep; finished trials are kept.")
+
+
+def _requeue(job: Job, *, params: dict, message: str) -> Job:
     with transaction.atomic():
         updated = Job.objects.filter(
             pk=job.pk, state__in=[JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED]
         ).update(
             state=JobState.QUEUED,
-            params={**job.params, "resume_from_step": checkpoint.step},
+            params=params,
             error=None,
             finished_at=None,
             created_at=timezone.now(),
         )
         if not updated:
             raise TrainingRefused("This job is still queued or running; cancel it first to resume elsewhere.")
-        job_event_emit(
-            job.pk, "log", {"level": "info", "message": f"Resuming from checkpoint {checkpoint.step}."}
-        )
+        job_event_emit(job.pk, "log", {"level": "info", "message": message})
         job_event_emit(job.pk, "state", {"state": JobState.QUEUED})
         transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
     job.refresh_from_db()
     return job
+
+
+def training_resume(*, job: Job, checkpoint: Checkpoint) -> Job:
+    """Put a stopped job back in the queue, to continue from one of its checkpoints."""
+    return _requeue(
+        job,
+        params={**job.params, "resume_from_step": checkpoint.step},
+        message=f"Resuming from checkpoint {checkpoint.step}.",
+    )
 
 
 def training_retry_with(*, job: Job, changes: dict) -> Job:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from datasets_app.selectors import get_dataset_version_for_user
 from jobs.ml.recipe import Recipe, RecipeError
+from jobs.ml.sweep_space import search_space
 from jobs.selectors import get_job_for_user
 from jobs.training.auto import recipe_auto_for, recipe_reason
 from jobs.training.estimate import estimate_for_launch, launch_targets
@@ -22,6 +23,8 @@ from jobs.training.services import (
     TrainingRefused,
     recipe_export,
     recipe_import,
+    sweep_resume,
+    sweep_start,
     training_resume,
     training_retry_with,
     training_start,
@@ -55,16 +58,26 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
         try:
             if not estimate["fits"]:
                 raise TrainingRefused(estimate["verdict"], estimate.get("suggestion"))
-            job = training_start(
-                owner=request.user,
-                dataset_version=version,
-                base_model=base_model,
-                recipe=form.recipe,
-                trial=request.POST.get("action") == "trial",
-                target_queue=form.cleaned_data.get("target") or None,
-                checkpointing_needed=estimate["checkpointing_needed"],
-                recipe_reason=recipe_reason(form.recipe, version, base_model),
-            )
+            if request.POST.get("action") == "sweep":
+                job = sweep_start(
+                    owner=request.user,
+                    dataset_version=version,
+                    base_model=base_model,
+                    recipe=form.recipe,
+                    target_queue=form.cleaned_data.get("target") or None,
+                    checkpointing_needed=estimate["checkpointing_needed"],
+                )
+            else:
+                job = training_start(
+                    owner=request.user,
+                    dataset_version=version,
+                    base_model=base_model,
+                    recipe=form.recipe,
+                    trial=request.POST.get("action") == "trial",
+                    target_queue=form.cleaned_data.get("target") or None,
+                    checkpointing_needed=estimate["checkpointing_needed"],
+                    recipe_reason=recipe_reason(form.recipe, version, base_model),
+                )
         except TrainingRefused as exc:
             refusal = exc
         else:
@@ -155,6 +168,18 @@ def training_resume_view(request: HttpRequest, job_id: int, step: int) -> HttpRe
 
 @login_required
 @require_POST
+def sweep_resume_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Go on with a stopped sweep: its finished trials are kept."""
+    job = get_job_for_user(request.user, job_id)
+    try:
+        sweep_resume(job=job)
+    except TrainingRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("job_detail", job_id=job.pk)
+
+
+@login_required
+@require_POST
 def training_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
     """One click after an out-of-memory failure: the same job with the guide's remedies applied."""
     job = get_job_for_user(request.user, job_id)
@@ -201,8 +226,9 @@ def training_adapter_download(request: HttpRequest, job_id: int) -> FileResponse
 
 
 def training_context(job) -> dict:
-    """What the job page shows for a fine-tuning job (used by jobs.views.job_detail)."""
+    """What the job page shows for a fine-tuning job or a sweep (used by jobs.views.job_detail)."""
     return {
+        "sweep_space": search_space(Recipe.from_dict(job.params["recipe"])) if job.kind == "sweep" else None,
         "checkpoints": job.checkpoints.all(),
         "adapter": getattr(job, "adapter", None),
         "recipe": job.params.get("recipe", {}),

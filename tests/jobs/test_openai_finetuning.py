@@ -100,9 +100,49 @@ def test_it_fine_tunes_from_an_uploaded_file_like_openai(live_site, alice, tiny_
 
     checkpoints = client.fine_tuning.jobs.checkpoints.list(created.id).data
     final_step = Job.objects.get(pk=adapter.job_id).result["final_step"]
-    assert [checkpoint.step_number for checkpoint in checkpoints] == [final_step]  # one per epoch
+    assert final_step in [checkpoint.step_number for checkpoint in checkpoints]  # one per evaluation
     assert checkpoints[0].metrics.train_loss > 0
     assert checkpoints[0].fine_tuned_model_checkpoint.startswith(f"ft:{TINY}:demo:{created.id}:ckpt-step-")
+
+
+def test_auto_hyperparameters_are_chosen_from_the_data_and_explained(live_site, alice, tiny_base_model):
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, chat_jsonl(20))
+    created = client.fine_tuning.jobs.create(training_file=training_file, model=TINY, extra_body=NO_DEPLOY)
+    assert created.hyperparameters.n_epochs == "auto" and created.hyperparameters.batch_size == "auto"
+
+    job = _finished(client, created.id)
+    assert job.status == "succeeded", job.error
+    # 18 training rows after the 10 % validation split: the automatic recipe for a small set.
+    assert (job.hyperparameters.n_epochs, job.hyperparameters.batch_size) == (10, 4)
+    assert job.hyperparameters.learning_rate_multiplier == 1.0
+    row = Job.objects.get(pk=int(created.id.removeprefix("ftjob-")))
+    assert row.params["recipe"]["lora_r"] == 16 and row.params["recipe"]["early_stopping_patience"] == 3
+    assert row.params["recipe_reason"].startswith("18 short rows: 10 passes")
+    verdict = row.result["verdict"]
+    assert verdict["total"] == 2 and verdict["summary"].startswith("Answered")
+    messages = [event.message for event in client.fine_tuning.jobs.list_events(created.id, limit=200).data]
+    assert any(message.startswith("Keeping the weights of step") for message in messages)
+    assert verdict["summary"] + " " + verdict["next_step"] in messages
+
+
+def test_given_hyperparameters_are_kept_and_the_rest_chosen(live_site, alice, tiny_base_model):
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, chat_jsonl(20))
+    created = client.fine_tuning.jobs.create(
+        training_file=training_file,
+        model=TINY,
+        hyperparameters={"n_epochs": 2, "learning_rate_multiplier": 2},
+        extra_body=NO_DEPLOY,
+    )
+    assert created.hyperparameters.n_epochs == 2 and created.hyperparameters.batch_size == "auto"
+    job = _finished(client, created.id)
+    assert job.status == "succeeded", job.error
+    assert (job.hyperparameters.n_epochs, job.hyperparameters.batch_size) == (2, 4)
+    assert job.hyperparameters.learning_rate_multiplier == 2.0
+    row = Job.objects.get(pk=int(created.id.removeprefix("ftjob-")))
+    assert row.params["recipe"]["learning_rate"] == pytest.approx(1e-3)  # twice the automatic 5e-4
+    assert "Your n_epochs, learning_rate_multiplier kept as you set them." in row.params["recipe_reason"]
 
 
 def test_it_fails_a_job_whose_file_has_problems_with_invalid_training_file(

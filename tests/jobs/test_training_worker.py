@@ -131,7 +131,7 @@ def test_it_trains_streams_live_metrics_and_saves_the_adapter(alice, version, ti
 def test_it_stops_at_the_next_step_when_cancelled_and_resumes_from_a_checkpoint(
     alice, version, tiny_base_model, celery_worker
 ):
-    job = _start(alice, version, tiny_base_model, recipe=QUICK.replace(max_steps=400, save_steps=2))
+    job = _start(alice, version, tiny_base_model, recipe=QUICK.replace(max_steps=400, save_steps=2, eval_steps=2))
     wait_until(lambda: job.checkpoints.exists(), timeout=120, message="a checkpoint")
     job_cancel(job=job)
     wait_until(
@@ -168,7 +168,7 @@ def test_it_resumes_from_the_last_checkpoint_after_the_worker_is_killed(
             alice,
             version,
             tiny_base_model,
-            recipe=QUICK.replace(max_steps=24, save_steps=4),
+            recipe=QUICK.replace(max_steps=24, save_steps=4, eval_steps=4),
             target_queue=queue,
         )
         wait_until(lambda: job.checkpoints.filter(step__gte=4).exists(), timeout=120, message="a checkpoint")

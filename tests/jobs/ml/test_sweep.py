@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobs.ml.recipe import Recipe
-from jobs.ml.sweep import TrialOutcome, best_trial, run_sweep, search_space
+from jobs.ml.sweep import TrialOutcome, best_trial, run_sweep
+from jobs.ml.sweep_space import search_space
 from tests.jobs.ml.conftest import TINY_RECIPE, recorder
 
 SWEEP_RECIPE = TINY_RECIPE.replace(max_steps=6, eval_steps=2, save_steps=2)
