@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from jobs.models import Job
 from models_app.models import BaseModel
 from tests.datasets_app.factories import dataset_with_version
 
@@ -31,12 +32,20 @@ def test_it_starts_a_job_and_watches_the_loss_chart_grow(
 
     page.click("#fine-tune-link")
     page.wait_for_url(re.compile(r"/train/new/\d+/$"))
-    assert (
-        "2e-4" in page.input_value("#id_learning_rate") or page.input_value("#id_learning_rate") == "0.0002"
-    )
-    assert page.input_value("#id_lora_r") == "64"  # the guide's recipe by default
+    # The automatic settings for 24 short rows, and why; the guide's are one click away.
+    assert page.input_value("#id_lora_r") == "16" and page.input_value("#id_num_epochs") == "10"
+    assert "24 short rows: 10 passes" in page.text_content("#auto-reason")
+    page.click("#use-guide")
+    page.wait_for_url(re.compile(r"settings=guide"))
+    assert page.input_value("#id_lora_r") == "64"
+    assert page.input_value("#id_learning_rate") in ("0.0002", "2e-4")
     page.wait_for_function("document.getElementById('estimate-text').textContent.includes('CPU')")
     page.select_option("#id_base_model", label="Tiny Qwen2")
+    # Every field stays inside its own column, however long the model names are.
+    for field in ("base_model", "target", "method"):
+        box = page.locator(f"#id_{field}").bounding_box()
+        column = page.locator(f"#id_{field}").locator("xpath=..").bounding_box()
+        assert box["x"] + box["width"] <= column["x"] + column["width"] + 1
     for field, value in {
         "lora_r": "4",
         "max_seq_len": "64",
@@ -72,3 +81,15 @@ def test_it_starts_a_job_and_watches_the_loss_chart_grow(
     other.wait_for_function("Number(document.getElementById('chart-loss').dataset.points || 0) >= 40")
     assert other.is_visible("#adapter-download")
     other.wait_for_function("document.querySelectorAll('#samples-body tr td').length === 9")
+    # What the run made, with the next steps, and whether it learned.
+    assert other.is_visible("#job-made") and other.is_visible("#job-made .deploy-button")
+    other.wait_for_selector("#verdict:not([hidden])")
+    assert other.text_content("#verdict [data-role=summary]").startswith("Answered")
+    assert other.locator("#verdict [data-role=examples] tr").count() == 24
+    # Small values are labelled as people read them, not rounded to "0"; a CPU run charts its RAM.
+    assert other.evaluate("LatheCharts.tick(0.0002)") == "2.0e-4"
+    assert other.evaluate("LatheCharts.tick(1500)") == "1500"
+    assert other.evaluate("LatheCharts.tick(0)") == "0"
+    assert "worker RAM" in other.text_content("#chart-mem .u-legend")
+    metrics = Job.objects.get(kind="train").events.filter(kind="metric")
+    assert all(event.payload["process_memory_mb"] > 100 for event in metrics)

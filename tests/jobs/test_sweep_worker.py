@@ -1,4 +1,4 @@
-""""Find the best settings" on a real Celery worker: trials, cancel, go on, the winner's adapter."""
+""" "Find the best settings" on a real Celery worker: trials, cancel, go on, the winner's adapter."""
 
 from __future__ import annotations
 
@@ -22,13 +22,20 @@ def _trial_events(job: Job) -> list[dict]:
 
 
 def test_a_sweep_runs_three_trials_survives_a_cancel_and_keeps_the_winner(
-    alice, version, tiny_base_model, celery_worker  # noqa: F811
+    alice,
+    version,
+    tiny_base_model,
+    celery_worker,  # noqa: F811
 ):
     recipe = QUICK.replace(max_steps=4, eval_steps=2, save_steps=2)
-    job = sweep_start(owner=alice, dataset_version=version, base_model=tiny_base_model, recipe=recipe, trials=3)
+    job = sweep_start(
+        owner=alice, dataset_version=version, base_model=tiny_base_model, recipe=recipe, trials=3
+    )
     assert job.kind == "sweep"
     wait_until(
-        lambda: any(e["state"] == "complete" for e in _trial_events(job)), timeout=180, message="a finished trial"
+        lambda: any(e["state"] == "complete" for e in _trial_events(job)),
+        timeout=180,
+        message="a finished trial",
     )
     job_cancel(job=job)
     job = _finished(job.pk)

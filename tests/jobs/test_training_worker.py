@@ -131,7 +131,8 @@ def test_it_trains_streams_live_metrics_and_saves_the_adapter(alice, version, ti
 def test_it_stops_at_the_next_step_when_cancelled_and_resumes_from_a_checkpoint(
     alice, version, tiny_base_model, celery_worker
 ):
-    job = _start(alice, version, tiny_base_model, recipe=QUICK.replace(max_steps=400, save_steps=2, eval_steps=2))
+    recipe = QUICK.replace(max_steps=400, save_steps=2, eval_steps=2)
+    job = _start(alice, version, tiny_base_model, recipe=recipe)
     wait_until(lambda: job.checkpoints.exists(), timeout=120, message="a checkpoint")
     job_cancel(job=job)
     wait_until(

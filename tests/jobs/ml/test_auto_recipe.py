@@ -11,7 +11,7 @@ def test_it_gives_a_small_set_many_passes_at_a_high_learning_rate():
     recipe = choice.recipe
     assert recipe.num_epochs == 10
     assert recipe.learning_rate > Recipe().learning_rate
-    assert recipe.effective_batch_size == 4
+    assert (recipe.batch_size, recipe.grad_accum) == (4, 1)  # short rows go through together
     assert (recipe.lora_r, recipe.lora_alpha, recipe.target_modules) == (16, 32, "all_linear")
     assert recipe.early_stopping_patience == 3 and recipe.keep_best
     assert (recipe.eval_steps, recipe.save_steps) == (None, None)  # about 12 evaluations, whatever the length
@@ -24,7 +24,7 @@ def test_it_gives_a_large_set_few_passes_at_the_usual_learning_rate():
     recipe = auto_recipe(DatasetShape(rows=20_000, mean_tokens=600, max_tokens=5000)).recipe
     assert recipe.num_epochs == 2
     assert recipe.learning_rate == 2e-4
-    assert recipe.effective_batch_size == 16
+    assert (recipe.batch_size, recipe.grad_accum) == (1, 16)  # long rows one at a time
     assert recipe.max_seq_len == 2048  # the guide's limit: longer rows are cut
 
 
