@@ -121,7 +121,7 @@ def test_auto_hyperparameters_are_chosen_from_the_data_and_explained(live_site, 
     assert row.params["recipe_reason"].startswith("18 short rows: 10 passes")
     verdict = row.result["verdict"]
     assert verdict["total"] == 2 and verdict["summary"].startswith("Answered")
-    messages = [event.message for event in client.fine_tuning.jobs.list_events(created.id, limit=200).data]
+    messages = [event.message for event in client.fine_tuning.jobs.list_events(created.id, limit=100).data]
     assert any(message.startswith("Keeping the weights of step") for message in messages)
     assert verdict["summary"] + " " + verdict["next_step"] in messages
 
