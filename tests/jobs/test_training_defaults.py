@@ -108,7 +108,13 @@ def test_a_finished_job_links_to_what_it_made(alice_client, alice):
         queue="gpu",
         state="succeeded",
         params={"dataset_version_id": version.pk, "base_model_id": model.pk, "recipe": {}},
-        result={"best_step": 40, "best_eval_loss": 0.8123, "early_stopped": True, "final_step": 52},
+        result={
+            "best_step": 40,
+            "best_eval_loss": 0.8123,
+            "early_stopped": True,
+            "final_step": 52,
+            "verdict": {"right": 18, "total": 20, "base_right": 0, "summary": "Answered 18 of 20."},
+        },
     )
     adapter = Adapter.objects.create(
         owner=alice, base_model=model, job=job, name="clinic v1", path="/nowhere"
@@ -119,6 +125,8 @@ def test_a_finished_job_links_to_what_it_made(alice_client, alice):
     assert f'name="adapter_id" value="{adapter.pk}"' in page  # Deploy
     assert f"?adapter={adapter.pk}" in page  # Evaluate
     assert reverse("merge_adapter", args=[adapter.pk]) in page
+    models_page = alice_client.get(reverse("model_list")).content.decode()
+    assert "18 of 20 right (base 0)" in models_page  # the verdict beside the adapter
 
     merged = BaseModel.objects.create(
         owner=alice,
