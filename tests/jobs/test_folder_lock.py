@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,9 +47,13 @@ def _running_job(owner) -> tuple[Job, JobReporter]:
 def test_it_waits_for_the_previous_run_and_says_so(alice, tmp_path):
     job, reporter = _running_job(alice)
     holder = _old_run_holding(tmp_path / "job", seconds=1.5)
+    started = time.monotonic()
     try:
         with training_folder_lock(tmp_path / "job", reporter):
-            assert holder.poll() is not None  # entered only once the old run had ended
+            # Entered only once the old run let go: after its 1.5 s, as it exits (on a loaded machine
+            # the lock is released at exit a moment before the process can be reaped).
+            assert time.monotonic() - started >= 1.4
+            assert holder.wait(timeout=10) == 0
     finally:
         holder.kill()
         holder.wait()
