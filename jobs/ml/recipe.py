@@ -123,12 +123,6 @@ class Recipe:
                 errors[field.name] = str(error)
         if not errors and self.method == "ia3" and (self.use_dora or self.use_rslora):
             errors["method"] = "DoRA and rsLoRA are LoRA options; switch them off to use IA3."
-        if not errors and self.keep_best and self.eval_steps and self.save_steps:
-            if self.save_steps % self.eval_steps:
-                errors["save_steps"] = (
-                    f"must be a multiple of eval_steps ({self.eval_steps}) to keep the best checkpoint: "
-                    "a checkpoint is only known to be the best when it is evaluated."
-                )
         if errors:
             raise RecipeError(errors)
 
@@ -183,6 +177,15 @@ class Recipe:
         batches = math.ceil(max(1, train_rows) / self.batch_size)
         per_epoch = max(1, math.ceil(batches / self.grad_accum))
         return max(1, math.ceil(per_epoch * self.num_epochs))
+
+    def cadence_problem(self) -> str | None:
+        """Why the best checkpoint can't be kept with these settings (checked where users set them)."""
+        if self.keep_best and self.eval_steps and self.save_steps and self.save_steps % self.eval_steps:
+            return (
+                f"must be a multiple of eval_steps ({self.eval_steps}) to keep the best checkpoint: "
+                "a checkpoint is only known to be the best when it is evaluated."
+            )
+        return None
 
     def cadence(self, train_rows: int) -> tuple[int, int]:
         """(eval_steps, save_steps) for a run on ``train_rows``: the recipe's, or about 12 per run."""

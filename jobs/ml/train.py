@@ -145,6 +145,12 @@ def train(
             )
         )
     eval_steps, save_steps = recipe.cadence(data.train_rows)
+    if data.validation is not None and recipe.keep_best and save_steps % eval_steps:
+        log(
+            "warning",
+            f"Checkpoints every {save_steps} steps don't fall on evaluations every {eval_steps}, so the last "
+            "weights are kept rather than the best: make save_steps a multiple of eval_steps next time.",
+        )
     if data.validation is not None:
         log(
             "info",

@@ -72,4 +72,8 @@ class TrainingForm(forms.Form):
         except RecipeError as error:
             for name, message in error.errors.items():
                 self.add_error(name if name in self.fields else None, message)
+            return data
+        problem = self.recipe.cadence_problem()
+        if problem:
+            self.add_error("save_steps", problem)
         return data

@@ -12,7 +12,7 @@ from jobs.states import JobState
 from jobs.training.services import sweep_resume, sweep_start
 from models_app.models import Adapter
 from tests.helpers import wait_until
-from tests.jobs.test_training_worker import QUICK, _finished, tiny_base_model, version  # noqa: F401
+from tests.jobs.test_training_worker import QUICK, _finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -25,7 +25,7 @@ def test_a_sweep_runs_three_trials_survives_a_cancel_and_keeps_the_winner(
     alice,
     version,
     tiny_base_model,
-    celery_worker,  # noqa: F811
+    celery_worker,
 ):
     recipe = QUICK.replace(max_steps=4, eval_steps=2, save_steps=2)
     job = sweep_start(

@@ -17,7 +17,6 @@ from jobs.states import FINISHED_STATES, JobState
 from jobs.training.services import training_resume, training_start
 from models_app.models import Adapter, BaseModel
 from tests import processes
-from tests.datasets_app.factories import dataset_with_version
 from tests.helpers import wait_until, websocket_headers
 from webapp.asgi import application
 
@@ -33,19 +32,6 @@ QUICK = Recipe(
     max_seq_len=64,
     learning_rate=1e-3,
 )
-
-
-@pytest.fixture
-def tiny_base_model(tiny_model_dir, transactional_db) -> BaseModel:
-    return BaseModel.objects.create(
-        hf_id="tests/tiny-qwen2", display_name="Tiny Qwen2", local_dir=str(tiny_model_dir)
-    )
-
-
-@pytest.fixture
-def version(alice):
-    _, _, version = dataset_with_version(alice, rows=24)
-    return version
 
 
 def _start(alice, version, model, recipe=QUICK, **kwargs) -> Job:

@@ -55,3 +55,9 @@ def test_a_recipe_cadence_gives_about_twelve_evaluations():
     assert recipe.cadence(100) == (21, 21)
     assert Recipe(max_steps=5).cadence(1000) == (1, 1)
     assert Recipe(eval_steps=50, save_steps=100).cadence(100) == (50, 100)
+
+
+def test_keeping_the_best_checkpoint_needs_checkpoints_on_evaluations():
+    assert Recipe(eval_steps=50, save_steps=100).cadence_problem() is None
+    assert "multiple of eval_steps (20)" in Recipe(eval_steps=20, save_steps=30).cadence_problem()
+    assert Recipe(eval_steps=20, save_steps=30, keep_best=False).cadence_problem() is None
