@@ -7,9 +7,28 @@ switched off to answer as the base model), so no server has to start.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import orjson
+
 DEFAULT_BATCH = 8
+
+
+def held_out_rows(validation_path: str | Path | None, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` validation conversations that end in an assistant turn: the messages before
+    it (the question) and its content (the reference answer)."""
+    rows: list[dict[str, Any]] = []
+    if not validation_path or not Path(validation_path).is_file():
+        return rows
+    with open(validation_path, "rb") as handle:
+        for line in handle:
+            if len(rows) >= limit:
+                break
+            messages = orjson.loads(line).get("messages") or []
+            if len(messages) >= 2 and messages[-1].get("role") == "assistant":
+                rows.append({"messages": messages[:-1], "reference": messages[-1].get("content", "")})
+    return rows
 
 
 def generate_answers(

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from transformers import TrainerCallback
 
-from jobs.ml.answers import generate_answers
+from jobs.ml.answers import generate_answers, held_out_rows
 
 SAMPLE_COUNT = 3
 MAX_NEW_TOKENS = 48
@@ -23,17 +22,7 @@ def load_sample_prompts(
     validation_path: str | Path | None, count: int = SAMPLE_COUNT
 ) -> list[dict[str, Any]]:
     """The first validation conversations ending in an assistant turn: its prompt and the reference answer."""
-    if not validation_path or not Path(validation_path).is_file():
-        return []
-    samples = []
-    with open(validation_path, "rb") as handle:
-        for line in handle:
-            if len(samples) >= count:
-                break
-            messages = orjson.loads(line).get("messages") or []
-            if len(messages) >= 2 and messages[-1].get("role") == "assistant":
-                samples.append({"messages": messages[:-1], "reference": messages[-1].get("content", "")})
-    return samples
+    return held_out_rows(validation_path, count)
 
 
 class SampleCallback(TrainerCallback):

@@ -14,9 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from jobs.ml.answers import generate_answers
+from jobs.ml.answers import generate_answers, held_out_rows
 
 VERDICT_ROWS = 24
 MAX_NEW_TOKENS = 96
@@ -36,18 +34,7 @@ GOOD, FAIR = 0.8, 0.5
 
 
 def verdict_rows(validation_path: str | Path | None, limit: int = VERDICT_ROWS) -> list[dict[str, Any]]:
-    """Up to ``limit`` validation conversations ending in an assistant turn: prompt messages and reference."""
-    rows: list[dict[str, Any]] = []
-    if not validation_path or not Path(validation_path).is_file():
-        return rows
-    with open(validation_path, "rb") as handle:
-        for line in handle:
-            if len(rows) >= limit:
-                break
-            messages = orjson.loads(line).get("messages") or []
-            if len(messages) >= 2 and messages[-1].get("role") == "assistant":
-                rows.append({"messages": messages[:-1], "reference": messages[-1].get("content", "")})
-    return rows
+    return held_out_rows(validation_path, limit)
 
 
 def _squash(text: str) -> str:

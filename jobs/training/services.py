@@ -33,6 +33,20 @@ class TrainingRefused(Exception):
         self.suggestion = suggestion
 
 
+def _run_params(
+    version: DatasetVersion, base_model: BaseModel, recipe: Recipe, checkpointing_needed: bool
+) -> dict:
+    """What every training run records: its data, model, settings and the Lathe that ran it."""
+    return {
+        "dataset_version_id": version.pk,
+        "base_model_id": base_model.pk,
+        "base_model_hf_id": base_model.hf_id,
+        "recipe": recipe.to_dict(),
+        "checkpointing_needed": checkpointing_needed,
+        "lathe_version": __version__,
+    }
+
+
 def training_start(
     *,
     owner: AbstractBaseUser,
@@ -53,13 +67,8 @@ def training_start(
             owner=owner,
             kind=JobKind.TRAIN,
             params={
-                "dataset_version_id": dataset_version.pk,
-                "base_model_id": base_model.pk,
-                "base_model_hf_id": base_model.hf_id,
-                "recipe": recipe.to_dict(),
+                **_run_params(dataset_version, base_model, recipe, checkpointing_needed),
                 "trial": trial,
-                "checkpointing_needed": checkpointing_needed,
-                "lathe_version": __version__,
                 "recipe_reason": recipe_reason,
             },
             subject_type=SUBJECT_VERSION,
@@ -93,13 +102,8 @@ def sweep_start(
             owner=owner,
             kind=JobKind.SWEEP,
             params={
-                "dataset_version_id": dataset_version.pk,
-                "base_model_id": base_model.pk,
-                "base_model_hf_id": base_model.hf_id,
-                "recipe": recipe.to_dict(),
+                **_run_params(dataset_version, base_model, recipe, checkpointing_needed),
                 "trials": trials,
-                "checkpointing_needed": checkpointing_needed,
-                "lathe_version": __version__,
             },
             subject_type=SUBJECT_VERSION,
             subject_id=dataset_version.pk,
