@@ -31,6 +31,7 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 SHORT_REFERENCE_WORDS = 3
 WORD_RECALL, WORD_RECALL_WITH_NUMBERS = 0.6, 0.3
 GOOD, FAIR = 0.8, 0.5
+STYLE_LEARNED = 0.2  # key-word overlap this much above the base model's: the form was learned
 
 
 def verdict_rows(validation_path: str | Path | None, limit: int = VERDICT_ROWS) -> list[dict[str, Any]]:
@@ -60,6 +61,12 @@ def _length_in_words(text: str) -> float:
 
 def _numbers(text: str) -> set[str]:
     return {number.replace(",", "") for number in _NUMBER.findall(unicodedata.normalize("NFKC", text))}
+
+
+def key_word_recall(answer: str, reference: str) -> float:
+    """Share of the reference's content words (and Chinese character pairs) found in the answer."""
+    terms = _key_terms(reference)
+    return len(terms & _key_terms(answer)) / len(terms) if terms else 0.0
 
 
 def answer_matches(answer: str, reference: str) -> bool:
@@ -127,15 +134,24 @@ def quick_verdict(
         )
     right = sum(example["right"] for example in examples)
     base_right = sum(example["base_right"] for example in examples)
+    closeness = _mean([key_word_recall(e["answer"], e["reference"]) for e in examples])
+    base_closeness = _mean([key_word_recall(e["base_answer"], e["reference"]) for e in examples])
+    total = len(examples)
     return {
-        "total": len(examples),
+        "total": total,
         "right": right,
         "base_right": base_right,
-        "grade": grade(right, len(examples)),
-        "summary": summary(right, base_right, len(examples)),
-        "next_step": next_step(right, base_right, len(examples)),
+        "key_words": round(closeness, 3),
+        "base_key_words": round(base_closeness, 3),
+        "grade": grade(right, total),
+        "summary": summary(right, base_right, total, closeness, base_closeness),
+        "next_step": next_step(right, base_right, total, closeness - base_closeness),
         "examples": examples,
     }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def grade(right: int, total: int) -> str:
@@ -143,15 +159,34 @@ def grade(right: int, total: int) -> str:
     return "good" if share >= GOOD else "fair" if share >= FAIR else "weak"
 
 
-def summary(right: int, base_right: int, total: int) -> str:
-    return (
+def summary(
+    right: int,
+    base_right: int,
+    total: int,
+    closeness: float | None = None,
+    base_closeness: float | None = None,
+) -> str:
+    text = (
         f"Answered {right} of {total} held-out questions with the facts of the reference answer "
         f"(the base model: {base_right})."
     )
+    if closeness is not None and base_closeness is not None:
+        text += (
+            f" Its answers carry {closeness:.0%} of the references' key words (the base model's: "
+            f"{base_closeness:.0%})."
+        )
+    return text
 
 
-def next_step(right: int, base_right: int, total: int) -> str:
+def next_step(right: int, base_right: int, total: int, closer_by: float = 0.0) -> str:
     level = grade(right, total)
+    if level != "good" and closer_by >= STYLE_LEARNED:
+        return (
+            "It answers much more like the references than the base model does, but not with their exact "
+            "facts. If the references are examples of a style or format, that is what was wanted: read the "
+            "answers below. If they hold facts to remember, train longer or add rows that state each fact in "
+            "several ways; 'Find the best settings' tries a few recipes for you."
+        )
     if level == "good":
         return "It learned what the data teaches: deploy it, or evaluate it on questions of your own first."
     if level == "fair":

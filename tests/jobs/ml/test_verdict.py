@@ -46,3 +46,8 @@ def test_it_says_what_was_learned_and_what_to_do_next():
     assert "Train longer" in next_step(12, 0, 20)
     assert "no better than the base model" in next_step(1, 2, 20)
     assert "Find the best settings" in next_step(3, 0, 20)
+    assert summary(2, 0, 8, 0.71, 0.2).endswith(
+        "carry 71% of the references' key words (the base model's: 20%)."
+    )
+    # A style learned, not the exact sentences: said so, not "it did not learn".
+    assert next_step(1, 0, 8, closer_by=0.5).startswith("It answers much more like the references")
