@@ -60,6 +60,7 @@ def test_it_uses_fused_adamw_and_length_grouped_batches_only_on_a_gpu(tmp_path):
             precision="fp32",
             gradient_checkpointing=False,
             has_validation=False,
+            train_rows=100,
         )
 
     gpu = config("cuda", 4)
