@@ -28,13 +28,19 @@ from jobs.ml.components import (
     sft_config,
 )
 from jobs.ml.cpu import fp32_attention, skip_lora_input_upcast, use_cheap_lora_dropout
-from jobs.ml.cpu_threads import FreeCoreThreads
 from jobs.ml.data import PreparedData, prepare_data
 from jobs.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from jobs.ml.recipe import Recipe
+from jobs.ml.run_outcome import (
+    best_checkpoint,
+    held_out_verdict,
+    log_outcome,
+    log_plan,
+    stopped_early,
+    thread_governor,
+)
 from jobs.ml.samples import SampleCallback, load_sample_prompts
 from jobs.ml.schedule import run_end_callbacks
-from jobs.ml.verdict import quick_verdict, verdict_rows
 
 ADAPTER_DIRNAME = "adapter"
 CHECKPOINTS_DIRNAME = "checkpoints"
@@ -134,35 +140,8 @@ def train(
         *extra_callbacks,
     ]
     if device == "cpu":
-        callbacks.append(
-            FreeCoreThreads(
-                on_change=lambda threads, cores: log(
-                    "info",
-                    f"Training on {threads} of {cores} cores: other work is using the rest."
-                    if threads < cores
-                    else f"Training on all {cores} cores again.",
-                )
-            )
-        )
-    eval_steps, save_steps = recipe.cadence(data.train_rows)
-    if data.validation is not None and recipe.keep_best and save_steps % eval_steps:
-        log(
-            "warning",
-            f"Checkpoints every {save_steps} steps don't fall on evaluations every {eval_steps}, so the last "
-            "weights are kept rather than the best: make save_steps a multiple of eval_steps next time.",
-        )
-    if data.validation is not None:
-        log(
-            "info",
-            f"About {recipe.total_steps(data.train_rows)} steps: validation loss and sample answers every "
-            f"{eval_steps}, a checkpoint every {save_steps}"
-            + (
-                f", stopping early after {recipe.early_stopping_patience} evaluations without progress"
-                if recipe.early_stopping_patience
-                else ""
-            )
-            + ".",
-        )
+        callbacks.append(thread_governor(log))
+    log_plan(log, recipe, data)
     trainer = None
     out_of_memory = False
     try:
@@ -187,26 +166,26 @@ def train(
                     remedies=divergence_remedies(recipe),
                     step=step,
                 )
-            best_step, best_eval_loss = _best_checkpoint(trainer.state)
+            best_step, best_eval_loss = best_checkpoint(trainer.state)
             # A callback that ended the run for its own reason (a sweep pruning a weak trial) says why.
             other_reason = next(
                 (c.stop_reason for c in extra_callbacks if getattr(c, "stop_reason", None)), None
             )
-            early_stopped = other_reason is None and _stopped_early(trainer.state, callback)
+            early_stopped = other_reason is None and stopped_early(trainer.state, callback)
             if other_reason:
                 log(
                     "info",
                     f"Stopped at step {trainer.state.global_step} of {trainer.state.max_steps}: "
                     f"{other_reason}.",
                 )
-            _log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
+            log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
             adapter_dir = output_dir / ADAPTER_DIRNAME
             trainer.model.save_pretrained(adapter_dir)
             tokenizer.save_pretrained(adapter_dir)
             log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
             verdict = None
             if not callback.stopped and check_held_out():
-                verdict = _verdict(trainer.model, tokenizer, validation_path, on_event, log)
+                verdict = held_out_verdict(trainer.model, tokenizer, validation_path, on_event, log)
             return TrainResult(
                 adapter_dir=str(adapter_dir),
                 checkpoints=[dict(checkpoint) for checkpoint in callback.checkpoints],
@@ -234,62 +213,6 @@ def train(
         OUT_OF_MEMORY_HINT,
         remedies=out_of_memory_remedies(recipe),
     )
-
-
-def _best_checkpoint(state: Any) -> tuple[int | None, float | None]:
-    """The step and validation loss of the checkpoint transformers loaded back as the best one."""
-    if not state.best_model_checkpoint:
-        return None, None
-    step = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[-1])
-    return step, json_number(state.best_metric)
-
-
-def _stopped_early(state: Any, callback: EventCallback) -> bool:
-    return not callback.stopped and callback.diverged is None and state.global_step < state.max_steps
-
-
-def _log_outcome(
-    log: Callable[[str, str], None],
-    state: Any,
-    best_step: int | None,
-    best_eval_loss: float | None,
-    early_stopped: bool,
-    recipe: Recipe,
-) -> None:
-    if early_stopped:
-        log(
-            "info",
-            f"Stopped early at step {state.global_step} of {state.max_steps}: the validation loss had not "
-            f"improved for {recipe.early_stopping_patience} evaluations, so more training would only "
-            "memorise the training rows.",
-        )
-    if best_step is not None and best_eval_loss is not None:
-        last = " (the last evaluated step)" if best_step == state.global_step else ""
-        log(
-            "info",
-            f"Keeping the weights of step {best_step}{last}: their validation loss, {best_eval_loss:.4g}, "
-            "was the lowest of the run, so they answer new questions best.",
-        )
-
-
-def _verdict(
-    model: Any, tokenizer: Any, validation_path: str | Path | None, on_event: EventSink, log: Callable
-) -> dict[str, Any] | None:
-    """The quick held-out check of the kept weights against the base model (jobs.ml.verdict)."""
-    rows = verdict_rows(validation_path)
-    if not rows:
-        log("info", "No validation rows, so no held-out check: evaluate the model on questions of your own.")
-        return None
-    log("info", f"Checking the model on {len(rows)} held-out questions against the base model.")
-
-    def progress(done: int, total: int) -> None:
-        on_event({"type": "verdict_progress", "done": done, "total": total})
-
-    verdict = quick_verdict(model, tokenizer, rows, on_progress=progress)
-    if verdict:
-        on_event({"type": "verdict", **verdict})
-        log("info", f"{verdict['summary']} {verdict['next_step']}")
-    return verdict
 
 
 @contextlib.contextmanager
