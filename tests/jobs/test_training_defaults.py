@@ -193,3 +193,17 @@ def test_the_jobs_list_names_each_jobs_subject_with_filters_and_pages(alice_clie
     assert first.count('id="job-row-') == 50 and "page 1 of 2 (57 jobs)" in first
     second = alice_client.get(reverse("job_list"), {"page": 2}).content.decode()
     assert second.count('id="job-row-') == 7
+
+
+def test_find_the_best_settings_queues_a_sweep_around_the_forms_settings(alice_client, alice):
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="Qwen2.5 0.5B")
+    _, _, version = dataset_with_version(alice, rows=40)
+    response = alice_client.post(
+        reverse("training_new", args=[version.pk]),
+        {"base_model": model.pk, "action": "sweep", **_recipe_form(learning_rate=5e-4)},
+    )
+    sweep = Job.objects.get(kind="sweep")
+    assert response["Location"] == reverse("job_detail", args=[sweep.pk])
+    assert sweep.params["trials"] == 4 and sweep.params["recipe"]["learning_rate"] == 5e-4
+    page = alice_client.get(reverse("job_detail", args=[sweep.pk])).content.decode()
+    assert 'id="trials-table"' in page and "learning rate 0.00025, 0.0005, 0.001" in page
