@@ -11,6 +11,7 @@ from datasets_app.models import DatasetFile
 from datasets_app.selectors import get_dataset_for_user
 from datasets_app.services import dataset_upload
 from webapp.limits import upload_too_large_message
+from webapp.params import int_param
 
 
 @dataclass
@@ -25,7 +26,7 @@ def upload_from_request(request: HttpRequest) -> UploadOutcome:
     """Validate the posted form and store the file; another user's dataset id answers 404."""
     dataset = None
     if request.POST.get("dataset_id"):
-        dataset = get_dataset_for_user(request.user, int(request.POST["dataset_id"]))
+        dataset = get_dataset_for_user(request.user, int_param(request.POST, "dataset_id"))
     form = UploadForm(request.POST, request.FILES)
     if getattr(request, "upload_too_large", False):
         return UploadOutcome(error=upload_too_large_message(), error_code="file_too_large", status=413)

@@ -13,6 +13,7 @@ from jobs.selectors import get_job_for_user, job_events_after, job_queue_positio
 from jobs.services import job_cancel
 from jobs.states import JobKind, JobState
 from jobs.worker_status import live_workers
+from webapp.params import int_param
 
 
 @login_required
@@ -81,7 +82,7 @@ def job_log(request: HttpRequest, job_id: int) -> HttpResponse:
 
 def _events_payload(request: HttpRequest, job_id: int) -> JsonResponse:
     job = get_job_for_user(request.user, job_id)
-    after = int(request.GET.get("after") or 0)
+    after = int_param(request.GET, "after")
     events = [event_message(event) for event in job_events_after(job, after)]
     return JsonResponse({"job": job_snapshot(job), "events": events})
 

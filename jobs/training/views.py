@@ -30,6 +30,7 @@ from jobs.training.services import (
     training_start,
 )
 from models_app.selectors import base_model_list_by_size, get_base_model_for_user
+from webapp.params import int_param
 
 
 def _form(request: HttpRequest, data=None, initial_recipe: Recipe | None = None) -> TrainingForm:
@@ -118,7 +119,7 @@ def training_import(request: HttpRequest, version_id: int) -> HttpResponse:
 @login_required
 def training_estimate(request: HttpRequest) -> JsonResponse:
     """Memory and time estimate for the form, recomputed as the user changes settings."""
-    base_model = get_base_model_for_user(request.user, int(request.GET.get("base_model") or 0))
+    base_model = get_base_model_for_user(request.user, int_param(request.GET, "base_model"))
     values = {
         key: value for key, value in request.GET.items() if key not in {"base_model", "target", "tokens"}
     }
@@ -126,7 +127,7 @@ def training_estimate(request: HttpRequest) -> JsonResponse:
         recipe = Recipe.from_dict(_coerce(values))
     except RecipeError as error:
         return JsonResponse({"error": error.errors}, status=400)
-    tokens = int(request.GET.get("tokens") or 0)
+    tokens = int_param(request.GET, "tokens")
     return JsonResponse(estimate_for_launch(base_model, recipe, request.GET.get("target", ""), tokens))
 
 
