@@ -11,11 +11,14 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import BadRequest
 
 from jobs.events import event_message, job_group_name, job_snapshot
 from jobs.selectors import job_events_after, job_find_for_user
+from webapp.params import int_param
 
 CLOSE_NOT_FOUND = 4404
+CLOSE_BAD_REQUEST = 4400
 
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
@@ -27,12 +30,16 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             # Same answer for "not yours" and "does not exist": ids do not leak.
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        try:
+            after = int_param({"after": (query.get("after") or [""])[0]}, "after")
+        except BadRequest:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
         self.group = job_group_name(self.job_id)
         # Join before reading history so nothing falls between the two.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        query = parse_qs(self.scope.get("query_string", b"").decode())
-        after = int((query.get("after") or ["0"])[0] or 0)
         snapshot, history = await database_sync_to_async(self._load)(after)
         await self.send_json({"type": "snapshot", "job": snapshot})
         for message in history:

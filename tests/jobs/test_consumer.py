@@ -78,3 +78,15 @@ def test_it_gives_a_missing_job_the_same_answer_as_someone_elses(alice):
         assert (connected, code) == (False, 4404)
 
     async_to_sync(scenario)()
+
+
+def test_it_closes_on_a_replay_position_that_is_not_a_number(alice):
+    job = _job(alice)
+    headers = websocket_headers(alice)
+
+    async def scenario():
+        communicator = _connect(headers, f"/ws/jobs/{job.pk}/?after=abc")
+        connected, code = await communicator.connect()
+        assert (connected, code) == (False, 4400)
+
+    async_to_sync(scenario)()
