@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import yaml
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -58,23 +60,13 @@ def training_start(
     checkpointing_needed: bool = False,
     recipe_reason: str = "",
 ) -> Job:
-    if not dataset_version.ready:
-        raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
+    _require_ready(dataset_version)
     if trial:
         recipe = recipe.replace(trial_rows=TRIAL_ROWS, max_steps=TRIAL_STEPS, save_steps=TRIAL_STEPS)
-    with transaction.atomic():
-        return job_create(
-            owner=owner,
-            kind=JobKind.TRAIN,
-            params={
-                **_run_params(dataset_version, base_model, recipe, checkpointing_needed),
-                "trial": trial,
-                "recipe_reason": recipe_reason,
-            },
-            subject_type=SUBJECT_VERSION,
-            subject_id=dataset_version.pk,
-            target_queue=target_queue,
-        )
+    params = {"trial": trial, "recipe_reason": recipe_reason}
+    return _queue_run(
+        JobKind.TRAIN, owner, dataset_version, base_model, recipe, checkpointing_needed, params, target_queue
+    )
 
 
 def sweep_start(
@@ -88,8 +80,7 @@ def sweep_start(
     checkpointing_needed: bool = False,
 ) -> Job:
     """Queue "Find the best settings": `trials` runs around `recipe`, the best one kept."""
-    if not dataset_version.ready:
-        raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
+    _require_ready(dataset_version)
     if not dataset_version.validation_rows:
         raise TrainingRefused(
             "Finding the best settings compares runs on validation rows, and this version has none: "
@@ -97,16 +88,36 @@ def sweep_start(
         )
     if not 2 <= trials <= MAX_TRIALS:
         raise TrainingRefused(f"A sweep tries between 2 and {MAX_TRIALS} settings.")
+    # Names the sweep's folder: a folder left by a deleted job of the same id is never taken for this one's.
+    params = {"trials": trials, "study_id": secrets.token_hex(8)}
+    return _queue_run(
+        JobKind.SWEEP, owner, dataset_version, base_model, recipe, checkpointing_needed, params, target_queue
+    )
+
+
+def _require_ready(version: DatasetVersion) -> None:
+    if not version.ready:
+        raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
+
+
+def _queue_run(
+    kind: str,
+    owner: AbstractBaseUser,
+    version: DatasetVersion,
+    base_model: BaseModel,
+    recipe: Recipe,
+    checkpointing_needed: bool,
+    extra_params: dict,
+    target_queue: str | None,
+) -> Job:
+    """A training run of either kind, with what every run records (`_run_params`) and its own extras."""
     with transaction.atomic():
         return job_create(
             owner=owner,
-            kind=JobKind.SWEEP,
-            params={
-                **_run_params(dataset_version, base_model, recipe, checkpointing_needed),
-                "trials": trials,
-            },
+            kind=kind,
+            params={**_run_params(version, base_model, recipe, checkpointing_needed), **extra_params},
             subject_type=SUBJECT_VERSION,
-            subject_id=dataset_version.pk,
+            subject_id=version.pk,
             target_queue=target_queue,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 
 from jobs.ml.recipe import Recipe
@@ -17,8 +19,9 @@ from jobs.training.runner import (
 )
 
 
-def sweep_output_dir(job_id: int):
-    return settings.DATA_DIR / "training" / f"sweep-{job_id}"
+def sweep_output_dir(job: Job) -> Path:
+    """The sweep's folder (its trials and Optuna journal), the same for every run of this job only."""
+    return settings.DATA_DIR / "training" / f"sweep-{job.pk}-{job.params.get('study_id', 'study')}"
 
 
 def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
@@ -34,7 +37,7 @@ def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
     trials = int(job.params.get("trials") or 4)
     reporter.stage(f"Trying {trials} settings")
     sink = _EventSink(job, reporter)
-    output_dir = sweep_output_dir(job.pk)
+    output_dir = sweep_output_dir(job)
     with training_failures_explained(), training_folder_lock(output_dir, reporter):
         result = run_sweep(
             base_model_dir=inputs.model_dir,
