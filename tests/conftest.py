@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ def bob_client(bob):
 
 @pytest.fixture(scope="session")
 def logs_dir():
-    path = settings.DATA_DIR / "logs"
+    # One folder per run: several runs on one machine (two developers, two agents) keep their own logs.
+    path = settings.DATA_DIR / "logs" / f"run-{os.getpid()}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
