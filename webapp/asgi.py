@@ -19,13 +19,14 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from jobs.routing import websocket_urlpatterns  # noqa: E402
 from models_app.gateway.fastpath import GatewayFastPath  # noqa: E402
-from webapp.limits import UploadSizeLimit  # noqa: E402
+from webapp.limits import RequestBodyLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # One self-hosted process serves its own static files; a proxy in front
         # may serve /static/ itself instead. The gateway's completions skip Django when they can.
-        "http": UploadSizeLimit(GatewayFastPath(ASGIStaticFilesHandler(django_http))),
+        # Every body is bounded before anything reads it (webapp/limits.py).
+        "http": RequestBodyLimit(GatewayFastPath(ASGIStaticFilesHandler(django_http))),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -184,6 +184,9 @@ LATHE_S3_PREFIX = os.environ.get("LATHE_S3_PREFIX", "lathe/")
 
 LATHE_MAX_UPLOAD_BYTES = env_int("LATHE_MAX_UPLOAD_BYTES", 2 * 1024**3)
 LATHE_MAX_LINE_BYTES = env_int("LATHE_MAX_LINE_BYTES", 4 * 1024**2)
+# Request bodies other than uploads (webapp/limits.py): JSON under /v1/, and the site's forms.
+LATHE_MAX_JSON_BYTES = env_int("LATHE_MAX_JSON_BYTES", 4 * 1024**2)
+LATHE_MAX_FORM_BYTES = env_int("LATHE_MAX_FORM_BYTES", 6 * 1024**2)
 LATHE_SIGNUP_ENABLED = env_bool("LATHE_SIGNUP_ENABLED", True)
 LATHE_MODELS_DIR = DATA_DIR / "models"
 # A model fine-tuned through the OpenAI API (/v1/fine_tuning/jobs) is deployed once trained, as on OpenAI.

@@ -5,6 +5,9 @@ model. When the gateway cache remembers both, this layer reads the body, forward
 sends the answer (streamed events as they come) without entering Django's request cycle: no signals,
 no middleware, no trip to a worker thread. Everything else, including the first request of a key
 and every refusal that needs the database, goes to Django unchanged, with the body replayed.
+
+The key is checked before a byte of the body is read: a caller without an active key is answered 401
+at once, whatever it was sending.
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
+from accounts.selectors import api_token_find_active
+from accounts.tokens import token_hash
+from models_app.gateway.cache import gateway_cache, gateway_cache_sync
 from models_app.gateway.completions import answer_remembered, bearer_of
+from models_app.gateway.errors import key_refused
+from webapp.db import outside_request
 
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
-# A larger body (a huge prompt) is left to Django, which spools bodies to disk.
-MAX_FAST_BODY = 8 * 1024 * 1024
 
 
 class GatewayFastPath:
@@ -29,11 +37,17 @@ class GatewayFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
             await self.app(scope, receive, send)
             return
+        bearer = bearer_of(_header(scope, b"authorization"))
+        if not await _key_is_active(bearer):
+            refused = key_refused()
+            refused["Connection"] = "close"  # the body it may be sending is never read
+            await _send_whole(refused, send)
+            return
         messages, body, complete = await _read_body(receive)
         response = None
         if complete:
             response = await answer_remembered(
-                bearer=bearer_of(_header(scope, b"authorization")),
+                bearer=bearer,
                 raw_body=body,
                 path=scope["path"],
                 scope=scope,
@@ -53,6 +67,20 @@ def _header(scope, name: bytes) -> str:
     return ""
 
 
+async def _key_is_active(bearer: str) -> bool:
+    if not bearer:
+        return False
+    await gateway_cache_sync()
+    entry = ("key", token_hash(bearer))
+    if gateway_cache.get(entry) is not None:
+        return True
+    token = await sync_to_async(outside_request(api_token_find_active))(bearer)
+    if token is None:
+        return False
+    gateway_cache.put(entry, token)
+    return True
+
+
 async def _read_body(receive) -> tuple[list[dict], bytes, bool]:
     """The messages read, the body, and whether it is whole and small enough to answer here."""
     messages: list[dict] = []
@@ -63,7 +91,7 @@ async def _read_body(receive) -> tuple[list[dict], bytes, bool]:
         if message["type"] != "http.request":  # the client left: Django notices from the replay
             return messages, b"", False
         size += len(message.get("body", b""))
-        if size > MAX_FAST_BODY:
+        if size > settings.LATHE_MAX_JSON_BYTES:  # RequestBodyLimit (webapp/limits.py) refuses it
             return messages, b"", False
         if not message.get("more_body", False):
             return messages, b"".join(part.get("body", b"") for part in messages), True

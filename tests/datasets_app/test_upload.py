@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from datasets_app.models import Blob, DatasetFile
 from tests.datasets_app.factories import alpaca_lines, jsonl_upload
-from webapp.limits import UploadSizeLimit
+from webapp.limits import RequestBodyLimit
 from webapp.storage import artifact_store
 
 pytestmark = pytest.mark.django_db
@@ -76,8 +76,13 @@ def test_it_refuses_an_oversized_request_before_reading_its_body(settings):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "headers": [(b"content-length", str(10 * 1024**3).encode())]}
-    asyncio.run(UploadSizeLimit(app)(scope, receive, send))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/datasets/upload/",
+        "headers": [(b"content-length", str(10 * 1024**3).encode())],
+    }
+    asyncio.run(RequestBodyLimit(app)(scope, receive, send))
     assert sent[0]["status"] == 413
     assert b"larger than the 1.0 KB limit" in sent[1]["body"]
 
