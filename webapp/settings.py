@@ -187,6 +187,12 @@ LATHE_MAX_LINE_BYTES = env_int("LATHE_MAX_LINE_BYTES", 4 * 1024**2)
 # Request bodies other than uploads (webapp/limits.py): JSON under /v1/, and the site's forms.
 LATHE_MAX_JSON_BYTES = env_int("LATHE_MAX_JSON_BYTES", 4 * 1024**2)
 LATHE_MAX_FORM_BYTES = env_int("LATHE_MAX_FORM_BYTES", 6 * 1024**2)
+# Requests to addresses users give (an LLM judge; webapp/outbound.py): never inside the server's network
+# unless an admin allows a host name, an address or a range here ("judge.internal,10.2.0.0/16").
+LATHE_OUTBOUND_ALLOW = env_list("LATHE_OUTBOUND_ALLOW", "")
+# The whole of one such request, body included, in seconds; and the largest answer read.
+LATHE_OUTBOUND_TIMEOUT = env_int("LATHE_OUTBOUND_TIMEOUT", 60)
+LATHE_OUTBOUND_MAX_BYTES = env_int("LATHE_OUTBOUND_MAX_BYTES", 4 * 1024**2)
 LATHE_SIGNUP_ENABLED = env_bool("LATHE_SIGNUP_ENABLED", True)
 LATHE_MODELS_DIR = DATA_DIR / "models"
 # A model fine-tuned through the OpenAI API (/v1/fine_tuning/jobs) is deployed once trained, as on OpenAI.
