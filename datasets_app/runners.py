@@ -11,15 +11,15 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 
 from datasets_app.core.cleaning import CleaningRules, clean_file
 from datasets_app.core.sample import sample_keys
 from datasets_app.core.split import split_file
 from datasets_app.core.stats import compute_stats
-from datasets_app.core.validate import ValidationOptions, validate_file
+from datasets_app.core.validate import validate_file
 from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatus
+from datasets_app.read_limits import ReadLimits
 from datasets_app.services import dataset_version_create, dataset_version_from_file
 from jobs.models import Job
 from jobs.registry import JobFailure
@@ -42,7 +42,8 @@ def _workdir():
 def _file_status(report: dict) -> str:
     if report["valid_rows"] == 0:
         return FileStatus.INVALID
-    if report["valid_rows"] < report["rows"]:
+    # A file read only up to a limit is never "all valid": its rest was not checked.
+    if report["valid_rows"] < report["rows"] or report.get("limit_hit"):
         return FileStatus.HAS_ERRORS
     return FileStatus.VALID
 
@@ -60,9 +61,7 @@ def run_validation(job: Job, reporter: JobReporter) -> dict:
             source,
             canonical_out=work / "canonical.jsonl",
             errors_out=work / "errors.jsonl",
-            options=ValidationOptions(
-                max_line_bytes=settings.LATHE_MAX_LINE_BYTES, field_mapping=dataset_file.field_mapping
-            ),
+            options=ReadLimits.from_job_params(job.params).validation_options(dataset_file.field_mapping),
             progress=reporter.callback(),
         ).to_dict()
         if report["format"] is None or report["counts"].get("unknown_format"):

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from datasets_app.models import Blob, Dataset, DatasetFile, DatasetVersion, FileRole, FileStatus
+from datasets_app.read_limits import ReadLimits
 from datasets_app.uploads import HashedUploadedFile
 from jobs.models import Job
 from jobs.services import job_create
@@ -78,7 +79,7 @@ def _name_from_filename(filename: str) -> str:
 
 
 def dataset_file_validate(*, dataset_file: DatasetFile, field_mapping: dict[str, str] | None = None) -> Job:
-    """(Re)check a file, optionally with a new field mapping."""
+    """(Re)check a file, optionally with a new field mapping, under the site's current read limits."""
     with transaction.atomic():
         if field_mapping is not None:
             dataset_file.field_mapping = field_mapping
@@ -86,6 +87,7 @@ def dataset_file_validate(*, dataset_file: DatasetFile, field_mapping: dict[str,
         job = job_create(
             owner=dataset_file.dataset.owner,
             kind=JobKind.VALIDATE,
+            params=ReadLimits.from_settings().to_job_params(),
             subject_type=SUBJECT_FILE,
             subject_id=dataset_file.pk,
         )

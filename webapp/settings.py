@@ -184,6 +184,12 @@ LATHE_S3_PREFIX = os.environ.get("LATHE_S3_PREFIX", "lathe/")
 
 LATHE_MAX_UPLOAD_BYTES = env_int("LATHE_MAX_UPLOAD_BYTES", 2 * 1024**3)
 LATHE_MAX_LINE_BYTES = env_int("LATHE_MAX_LINE_BYTES", 4 * 1024**2)
+# Parse bombs (datasets_app/runners.py): what one upload may unpack to, its rows, the errors listed
+# (the counts go on), and the size of a YAML recipe read before it is parsed.
+LATHE_MAX_DECOMPRESSED_BYTES = env_int("LATHE_MAX_DECOMPRESSED_BYTES", 4 * LATHE_MAX_UPLOAD_BYTES)
+LATHE_MAX_ROWS = env_int("LATHE_MAX_ROWS", 2_000_000)
+LATHE_MAX_ERROR_RECORDS = env_int("LATHE_MAX_ERROR_RECORDS", 1000)
+LATHE_MAX_RECIPE_BYTES = env_int("LATHE_MAX_RECIPE_BYTES", 64 * 1024)
 # Request bodies other than uploads (webapp/limits.py): JSON under /v1/, and the site's forms.
 LATHE_MAX_JSON_BYTES = env_int("LATHE_MAX_JSON_BYTES", 4 * 1024**2)
 LATHE_MAX_FORM_BYTES = env_int("LATHE_MAX_FORM_BYTES", 6 * 1024**2)

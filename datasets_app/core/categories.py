@@ -44,6 +44,8 @@ CATEGORIES: dict[str, Category] = _categories(
     ("empty_file", "Empty file", "file"),
     ("no_valid_rows", "No usable rows", "file"),
     ("corrupt_archive", "Damaged compressed file", "file"),
+    ("too_large_unpacked", "Too much data in one file", "file"),
+    ("too_many_rows", "Too many rows in one file", "file"),
 )
 
 _ONE_OBJECT = 'Each line must be one complete JSON object, like {{"instruction": "...", "output": "..."}}.'
@@ -61,12 +63,27 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "line_too_long",
         "{where} is longer than the limit of {limit}. This usually means the file is "
         "not one row per line, or a row holds a very large value. Put each row on "
-        "its own line and keep rows under the limit.",
+        "its own line and keep rows under the limit (your administrator can raise "
+        "it with LATHE_MAX_LINE_BYTES).",
     ),
     "corrupt_archive": (
         "corrupt_archive",
         "The compressed (.gz) file is damaged or cut short, so only the first {rows} "
         "rows could be read. Compress the file again and upload it again.",
+    ),
+    "too_large_unpacked": (
+        "too_large_unpacked",
+        "This file {what} more than {limit} of data, the most Lathe reads from one "
+        "upload, so only its first {rows} rows were checked and the rest was not read. "
+        "Split it into smaller files and upload each one, or ask your administrator "
+        "to raise LATHE_MAX_DECOMPRESSED_BYTES. Your original file is kept as it is.",
+    ),
+    "too_many_rows": (
+        "too_many_rows",
+        "This file has more than {limit} rows, the most Lathe reads from one upload, "
+        "so only the first {limit} rows were checked and the rest was not read. Split "
+        "it into smaller files and upload each one, or ask your administrator to "
+        "raise LATHE_MAX_ROWS. Your original file is kept as it is.",
     ),
     "empty_file": (
         "empty_file",

@@ -26,6 +26,10 @@ free, and :func:`is_valid_text` tells the caller why a line failed.
 
 Memory stays bounded: lines are read with ``readline(limit)``, and the rest of
 an over-long line is skipped in chunks.
+
+Work stays bounded too, whatever a small compressed file unpacks to: reading
+stops after ``max_bytes`` of unpacked bytes or ``max_rows`` rows, counted while
+streaming, and :attr:`DatasetReader.limit_hit` says which limit stopped it.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ codecs.register_error("lathe-mark-invalid", lambda error: ("\udcff", error.end))
 _GZIP_MAGIC = b"\x1f\x8b"
 _DAMAGED_ARCHIVE = (EOFError, zlib.error, gzip.BadGzipFile)
 _BLANK_START = frozenset(b" \t\r\n")
+# What a cut-off end looks like once a limit stopped the read: not the file's fault.
+_CUT_BY_LIMIT = frozenset({"array_truncated", "array_broken"})
+LIMIT_BYTES = "unpacked_bytes"
+LIMIT_ROWS = "rows"
 
 
 def is_valid_text(raw: bytes | str) -> bool:
@@ -144,19 +152,61 @@ class _RecodeToUtf8(io.RawIOBase):
         return size
 
 
+class _CappedStream(io.RawIOBase):
+    """The (unpacked) bytes of ``source``, ending early once more than ``limit`` were read.
+
+    The chunk that crosses the limit is dropped and ``exceeded`` is set: a
+    gzip bomb is stopped after ``limit`` bytes, never unpacked whole.
+    """
+
+    def __init__(self, source: BinaryIO, limit: int | None) -> None:
+        self._read = getattr(source, "read1", None) or source.read
+        self.limit = limit
+        self.count = 0
+        self.exceeded = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.exceeded:
+            return 0
+        data = self._read(len(buffer))
+        self.count += len(data)
+        if self.limit is not None and self.count > self.limit:
+            self.exceeded = True
+            return 0
+        size = len(data)
+        buffer[:size] = data
+        return size
+
+
 class DatasetReader:
     """Open with ``with DatasetReader(path) as reader:``, then iterate it once.
 
     After iterating: ``blank_lines`` counts skipped blank lines, ``damaged``
-    says a gzip file ended early or is corrupt (rows up to there were yielded).
+    says a gzip file ended early or is corrupt (rows up to there were yielded),
+    ``limit_hit`` is ``LIMIT_BYTES`` or ``LIMIT_ROWS`` when reading stopped at
+    ``max_bytes`` unpacked bytes or ``max_rows`` rows (None: the whole file was read).
     """
 
-    def __init__(self, path: str | Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_bytes: int | None = None,
+        max_rows: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.max_line_bytes = max_line_bytes
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
         self.total_bytes = os.path.getsize(self.path)
         self.blank_lines = 0
         self.damaged = False
+        self.limit_hit: str | None = None
+        self._capped: _CappedStream | None = None
         self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self.compression = "gzip" if self._raw.read(2) == _GZIP_MAGIC else None
         self._raw.seek(0)
@@ -195,28 +245,43 @@ class DatasetReader:
             return self.total_bytes
 
     def _utf8_stream(self) -> BinaryIO:
-        """A buffered stream of UTF-8 bytes, BOM removed."""
-        stream: BinaryIO
-        if self.compression == "gzip":
-            # GzipFile is buffered already; read straight from it so that a
-            # truncated archive loses only the line it was cut in.
-            stream = gzip.GzipFile(fileobj=self._raw)  # type: ignore[assignment]
-        else:
-            stream = io.BufferedReader(self._raw, CHUNK_BYTES)  # type: ignore[arg-type]
+        """A buffered stream of UTF-8 bytes, BOM removed, cut at ``max_bytes`` unpacked bytes."""
+        source = gzip.GzipFile(fileobj=self._raw) if self.compression == "gzip" else self._raw
+        # read1 of the source: one read at a time, so a truncated archive loses
+        # only the line it was cut in.
+        self._capped = _CappedStream(source, self.max_bytes)  # type: ignore[arg-type]
+        stream: BinaryIO = io.BufferedReader(self._capped, CHUNK_BYTES)  # type: ignore[assignment]
         stream.read(self._bom_length)
         if self.encoding in ("utf-8", "utf-8-sig"):
             return stream
         return io.BufferedReader(_RecodeToUtf8(stream, self.encoding), CHUNK_BYTES)
 
     def __iter__(self) -> Iterator[PhysicalLine]:
+        rows = 0
+        max_rows = self.max_rows
         try:
             stream = self._utf8_stream()
             if self.container == "json_array":
-                yield from iter_array(stream, self.max_line_bytes)
+                physical = iter_array(stream, self.max_line_bytes)
             else:
-                yield from self._lines(stream)
+                physical = self._lines(stream)
+            for item in physical:
+                if self._capped.exceeded and item[2] in _CUT_BY_LIMIT:  # type: ignore[union-attr]
+                    break
+                if max_rows is not None and rows >= max_rows:
+                    self.limit_hit = LIMIT_ROWS
+                    return
+                rows += 1
+                yield item
         except _DAMAGED_ARCHIVE:
             self.damaged = True
+        if self._capped is not None and self._capped.exceeded:
+            self.limit_hit = LIMIT_BYTES
+
+    @property
+    def unpacked_bytes(self) -> int:
+        """Bytes read so far after unpacking (the file's size for a plain file read whole)."""
+        return self._capped.count if self._capped is not None else 0
 
     def _lines(self, stream: BinaryIO) -> Iterator[PhysicalLine]:
         readline = stream.readline
@@ -228,6 +293,8 @@ class DatasetReader:
             if not line:
                 break
             number += 1
+            if line[-1] != 10 and self._capped is not None and self._capped.exceeded:
+                break  # cut by the size limit, not by the file: no error for it
             if len(line) == limit and line[-1] != 10:  # no newline within the limit
                 self._skip_rest_of_line(readline)
                 yield number, line[:4096], "line_too_long"

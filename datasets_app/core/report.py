@@ -49,6 +49,10 @@ class ValidationReport:
     counts: dict[str, int]
     examples: dict[str, list[LineError]]
     file_errors: list[FileError]
+    # Why reading stopped before the end: "unpacked_bytes" or "rows" (None: the whole file was read).
+    limit_hit: str | None = None
+    # Line errors written to the errors file: all of them, or the first max_error_records.
+    errors_listed: int | None = None
 
     @property
     def error_rows(self) -> int:

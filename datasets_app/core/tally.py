@@ -9,7 +9,10 @@ examples, and writes to its own temporary files, all in line order:
 * ``<format>.marks``: ``line<TAB>snippet`` for its good rows, in case this
   format loses and they all become ``mixed_formats`` errors.
 
-:func:`write_errors` merges them back into one line-ordered errors file.
+:func:`write_errors` merges them back into one line-ordered errors file. With
+``max_records``, each spill file stops after that many records (the first ones
+of every file are all the merge can need) and so does the errors file, while
+the counts go on to the end.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ class FormatTally:
     """
 
     def __init__(
-        self, name: str, workdir: Path | None, *, keep: int, snippet_chars: int, canonical: bool, errors: bool
+        self,
+        name: str,
+        workdir: Path | None,
+        *,
+        keep: int,
+        snippet_chars: int,
+        canonical: bool,
+        errors: bool,
+        max_records: int | None = None,
     ) -> None:
         self.name = name
         self.rows = 0
@@ -47,6 +58,7 @@ class FormatTally:
         self.first_rows: list[tuple[int, str]] = []  # examples if this format loses
         self.keep = keep
         self.snippet_chars = snippet_chars
+        self.marks_left = self.errors_left = max_records if max_records is not None else -1
         self.canonical_path = self.marks_path = self.errors_path = None
         self.canonical = self.marks = self.errors = None
         if workdir is not None and errors:
@@ -68,7 +80,8 @@ class FormatTally:
             # Same bytes as canonical.dumps_row, without the extra copy.
             row = {"messages": messages, "source_line": line}
             self.canonical.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
-        if self.marks is not None:
+        if self.marks is not None and self.marks_left:
+            self.marks_left -= 1  # from -1 (no limit) it never reaches 0
             self.marks.write(b"%d\t%b\n" % (line, mark_of(raw, self.snippet_chars)))
         if len(self.first_rows) < self.keep:
             self.first_rows.append((line, snippet_of(raw, self.snippet_chars)))
@@ -78,14 +91,16 @@ class FormatTally:
         category, message = describe(problem, line, params)
         self.counts[category] = self.counts.get(category, 0) + 1
         examples = self.examples.setdefault(category, [])
-        if self.errors is None and len(examples) >= self.keep and len(self.first_rows) >= self.keep:
+        writing = self.errors is not None and self.errors_left != 0
+        if not writing and len(examples) >= self.keep and len(self.first_rows) >= self.keep:
             return
         error = LineError(line, category, message, snippet_of(raw, self.snippet_chars))
         if len(examples) < self.keep:
             examples.append(error)
         if len(self.first_rows) < self.keep:
             self.first_rows.append((line, error.snippet))
-        if self.errors is not None:
+        if writing:
+            self.errors_left -= 1
             self.errors.write(b"%d\t%b\n" % (line, orjson.dumps(error.to_dict())))
 
     def close(self) -> None:
@@ -130,8 +145,12 @@ def write_errors(
     unformatted: FormatTally,
     majority_name: str | None,
     rows: int,
-) -> None:
-    """All line errors, in line order; every minority-format row as mixed_formats."""
+    max_records: int | None = None,
+) -> int:
+    """Line errors in line order (the first ``max_records``); minority-format rows as mixed_formats.
+
+    Returns how many were written.
+    """
     streams = [_spilled(unformatted.errors_path)]
     if majority_name is not None:
         majority = tallies[majority_name]
@@ -139,6 +158,11 @@ def write_errors(
         for name, tally in tallies.items():
             if tally.rows and name != majority_name:
                 streams.append(_as_mixed(tally, majority, rows))
+    written = 0
     with open(errors_out, "wb") as handle:
         for _, payload in heapq.merge(*streams, key=itemgetter(0)):
+            if written == max_records:
+                break
             handle.write(payload)
+            written += 1
+    return written

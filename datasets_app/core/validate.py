@@ -14,6 +14,11 @@ a minority format becomes a ``mixed_formats`` error (see :mod:`.tally`).
 memory, so memory stays flat whatever the file size; the in-memory examples are
 capped per category.
 
+Work is bounded whatever the upload unpacks to: the reader stops at
+``max_unpacked_bytes`` or ``max_rows`` (the report then carries a file error
+naming the limit), and at most ``max_error_records`` errors are written while
+the per-category counts go on to the end.
+
 Category names, titles and every message live in :mod:`.categories`.
 """
 
@@ -37,7 +42,7 @@ from datasets_app.core.formats import (
     detect_format,
     kind_of,
 )
-from datasets_app.core.reader import DEFAULT_MAX_LINE_BYTES, DatasetReader
+from datasets_app.core.reader import DEFAULT_MAX_LINE_BYTES, LIMIT_BYTES, LIMIT_ROWS, DatasetReader
 from datasets_app.core.report import FileError, LineError, ValidationReport
 from datasets_app.core.row_problems import json_problem
 from datasets_app.core.tally import FormatTally, mixed_error, write_errors
@@ -47,7 +52,9 @@ __all__ = ["FileError", "LineError", "ValidationOptions", "ValidationReport", "v
 Progress = Callable[[int, int], None]
 
 _ENCODING_TITLES = {"utf-8-sig": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}
-_PROGRESS_EVERY_LINES = 2048
+# Progress (which is where a cancelled job stops) is looked at this often: even
+# 4 MB rows give a look every second or two.
+_PROGRESS_EVERY_LINES = 256
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,10 @@ class ValidationOptions:
     field_mapping: Mapping[str, str] = field(default_factory=dict)
     examples_per_category: int = 5
     snippet_chars: int = 200
+    # None: no limit. The site's limits come from its settings (see datasets_app.runners).
+    max_unpacked_bytes: int | None = None
+    max_rows: int | None = None
+    max_error_records: int | None = None
 
 
 def validate_file(
@@ -69,11 +80,17 @@ def validate_file(
     """Validate ``path``; optionally write canonical rows and all errors as JSONL.
 
     ``canonical_out`` gets the valid rows of the majority format, in file
-    order, each with its ``source_line``. ``errors_out`` gets every line
-    error (``{"line", "category", "message", "snippet"}``) sorted by line.
+    order, each with its ``source_line``. ``errors_out`` gets the line
+    errors (``{"line", "category", "message", "snippet"}``) sorted by line, the
+    first ``options.max_error_records`` of them (``report.errors_listed`` says how many).
     """
     spill_near = canonical_out or errors_out
-    with DatasetReader(path, max_line_bytes=options.max_line_bytes) as reader:
+    with DatasetReader(
+        path,
+        max_line_bytes=options.max_line_bytes,
+        max_bytes=options.max_unpacked_bytes,
+        max_rows=options.max_rows,
+    ) as reader:
         if spill_near is None:
             return _validate(reader, None, options, progress, None, None)
         # Spill files sit next to the output so the canonical file can be
@@ -91,7 +108,11 @@ def _validate(
     errors_out: str | Path | None,
 ) -> ValidationReport:
     spill = {"canonical": canonical_out is not None, "errors": errors_out is not None}
-    sizes = {"keep": options.examples_per_category, "snippet_chars": options.snippet_chars}
+    sizes = {
+        "keep": options.examples_per_category,
+        "snippet_chars": options.snippet_chars,
+        "max_records": options.max_error_records,
+    }
     tallies = {name: FormatTally(name, workdir, **sizes, **spill) for name in FORMATS}
     unformatted = FormatTally("none", workdir, **sizes, canonical=False, errors=spill["errors"])
     try:
@@ -107,7 +128,9 @@ def _validate(
         else:
             Path(canonical_out).write_bytes(b"")
     if errors_out is not None:
-        write_errors(errors_out, tallies, unformatted, report.format, report.rows)
+        report.errors_listed = write_errors(
+            errors_out, tallies, unformatted, report.format, report.rows, options.max_error_records
+        )
     return report
 
 
@@ -206,12 +229,21 @@ def _report(
         format_counts={name: tally.rows for name, tally in tallies.items() if tally.rows},
         counts=counts,
         examples=examples,
-        file_errors=_file_errors(reader, rows, valid_rows),
+        file_errors=_file_errors(reader, rows, valid_rows, options),
+        limit_hit=reader.limit_hit,
     )
 
 
-def _file_errors(reader: DatasetReader, rows: int, valid_rows: int) -> list[FileError]:
+def _file_errors(
+    reader: DatasetReader, rows: int, valid_rows: int, options: ValidationOptions
+) -> list[FileError]:
     problems: list[tuple[str, dict]] = []
+    if reader.limit_hit == LIMIT_BYTES:
+        what = "unpacks to" if reader.compression else "holds"
+        limit = human_size(options.max_unpacked_bytes or 0)
+        problems.append(("too_large_unpacked", {"what": what, "limit": limit, "rows": f"{rows:,}"}))
+    elif reader.limit_hit == LIMIT_ROWS:
+        problems.append(("too_many_rows", {"limit": f"{options.max_rows or 0:,}"}))
     if reader.damaged:
         problems.append(("corrupt_archive", {"rows": f"{rows:,}"}))
     elif rows == 0:
@@ -222,7 +254,11 @@ def _file_errors(reader: DatasetReader, rows: int, valid_rows: int) -> list[File
 
 
 class _Throttle:
-    """Calls ``progress`` at most every 1% of the file and every 0.25 s."""
+    """Calls ``progress`` every 1% of the file (at most every 0.25 s), and at least every second.
+
+    The second matters: a cancelled job stops at its next progress report, and
+    a highly compressed file can take minutes to move 1% through its bytes.
+    """
 
     def __init__(self, reader: DatasetReader, progress: Progress | None) -> None:
         self.reader = reader
@@ -236,7 +272,8 @@ class _Throttle:
             return
         done = self.reader.bytes_done()
         now = time.monotonic()
-        if done - self.last_done >= self.step and now - self.last_time >= 0.25:
+        since = now - self.last_time
+        if (done - self.last_done >= self.step and since >= 0.25) or since >= 1.0:
             self.last_done, self.last_time = done, now
             self.progress(done, self.reader.total_bytes)
 
