@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -30,6 +28,7 @@ from jobs.training.services import (
     training_start,
 )
 from models_app.selectors import base_model_list_by_size, get_base_model_for_user
+from webapp.archives import folder_zip
 from webapp.params import int_param
 
 
@@ -200,30 +199,29 @@ def training_recipe_yaml(request: HttpRequest, job_id: int) -> HttpResponse:
     return response
 
 
-def _zip_folder(folder: Path, filename: str) -> FileResponse:
+def _zip_folder(folder: Path, name: str) -> StreamingHttpResponse:
+    """The folder as a zip, streamed while it is made; names come from ids, never from what a user typed."""
     if not folder.is_dir():
         raise Http404("These files are no longer on disk.")
-    scratch = Path(tempfile.mkdtemp())
-    archive = shutil.make_archive(str(scratch / "bundle"), "zip", root_dir=folder)
-    response = FileResponse(open(archive, "rb"), as_attachment=True, filename=filename)
-    shutil.rmtree(scratch, ignore_errors=True)  # the open handle keeps the bytes readable
+    response = StreamingHttpResponse(folder_zip(folder, name), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
     return response
 
 
 @login_required
-def training_checkpoint_download(request: HttpRequest, job_id: int, step: int) -> FileResponse:
+def training_checkpoint_download(request: HttpRequest, job_id: int, step: int) -> StreamingHttpResponse:
     job = get_job_for_user(request.user, job_id)
     checkpoint = get_object_or_404(job.checkpoints, step=step)
-    return _zip_folder(Path(checkpoint.path), f"job-{job.pk}-checkpoint-{step}.zip")
+    return _zip_folder(Path(checkpoint.path), f"job-{job.pk}-checkpoint-{step}")
 
 
 @login_required
-def training_adapter_download(request: HttpRequest, job_id: int) -> FileResponse:
+def training_adapter_download(request: HttpRequest, job_id: int) -> StreamingHttpResponse:
     job = get_job_for_user(request.user, job_id)
     adapter = getattr(job, "adapter", None)
     if adapter is None:
         raise Http404("This job has no adapter yet.")
-    return _zip_folder(Path(adapter.path), f"job-{job.pk}-adapter.zip")
+    return _zip_folder(Path(adapter.path), f"job-{job.pk}-adapter")
 
 
 def training_context(job) -> dict:

@@ -1,8 +1,16 @@
-"""A folder as an uncompressed tar, produced piece by piece: no copy of the model in memory or on disk."""
+"""A folder as a download, produced piece by piece while it is sent: no copy in memory or on disk.
+
+A tar for merged models (its exact size is known, so the browser shows a progress bar) and a zip for
+checkpoints and adapters (what people open with a double click). Neither is built in the request
+before the first byte goes out, so a download of gigabytes holds neither memory nor a worker thread
+for the time it would take to build it.
+"""
 
 from __future__ import annotations
 
+import io
 import tarfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +65,36 @@ class FolderTar:
                     yield chunk
             yield tarfile.NUL * _padding(info.size)
         yield tarfile.NUL * (2 * BLOCK)  # end of archive
+
+
+class _Collected(io.RawIOBase):
+    """Where zipfile writes: bytes wait here until the download takes them. Not seekable, so zipfile
+    writes each entry's sizes after its data, as a streamed zip does."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+def folder_zip(folder: Path, root_name: str) -> Iterator[bytes]:
+    """The folder's own regular files as a zip (stored, not compressed: weights do not shrink)."""
+    sink = _Collected()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for path, info in _members(folder, root_name):
+            with path.open("rb") as source, archive.open(info.name, mode="w", force_zip64=True) as target:
+                while chunk := source.read(CHUNK):
+                    target.write(chunk)
+                    yield sink.take()
+            yield sink.take()
+    yield sink.take()
