@@ -2,8 +2,10 @@
 
 The server runs in its own session (process group), so it outlives a worker
 that is killed and can be adopted by the next one. It listens on a private
-address and requires an API key that only Lathe knows: its runtime
-adapter-loading routes are never reachable by users.
+address and requires an API key that only Lathe knows on every route, and
+answers only the routes Lathe uses (models_app/ml/vllm_guard.py): its runtime
+adapter-loading routes are never reachable by users. It starts with a minimal
+environment (jobs/ml/child_env.py), not the worker's secrets.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from jobs.ml.child_env import child_env
 from jobs.ml.cpu import cpu_has_native_bf16
 
 # vLLM accepts only these values for --max-lora-rank.
@@ -28,6 +31,8 @@ LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # vLLM's own OpenAI server, with Lathe's faster top-p on CPUs (models_app/ml/vllm_entry.py).
 DEFAULT_COMMAND = f"{shlex.quote(sys.executable)} -m models_app.ml.vllm_entry"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+# Loaded by vLLM in each process that serves HTTP: the secret on every route, only Lathe's routes.
+GUARD_MIDDLEWARE = "models_app.ml.vllm_guard.VllmGuard"
 
 
 class VllmError(RuntimeError):
@@ -91,6 +96,8 @@ class VllmLaunch:
             "--max-model-len",
             str(self.max_model_len),
             "--disable-uvicorn-access-log",
+            "--middleware",
+            GUARD_MIDDLEWARE,
         ]
         if self.enable_lora:
             args += [
@@ -105,17 +112,21 @@ class VllmLaunch:
         return [*args, *self.extra_args]
 
     def env(self) -> dict[str, str]:
+        """The server's whole environment: the allowlist of child_env, vLLM's own settings, and ours."""
+        inherited = child_env(prefixes=("VLLM_",))
         return {
-            **os.environ,
+            **inherited,
             # The key goes in the environment, not the command line, so `ps` does not show it.
             "VLLM_API_KEY": self.api_key,
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
-            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
+            "VLLM_CPU_KVCACHE_SPACE": inherited.get("VLLM_CPU_KVCACHE_SPACE", "2"),
             "VLLM_NO_USAGE_STATS": "1",
+            # Routes for debugging (sleep, collective RPC) stay off whatever the operator's shell says.
+            "VLLM_SERVER_DEV_MODE": "0",
             "DO_NOT_TRACK": "1",
-            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+            "HF_HUB_OFFLINE": inherited.get("HF_HUB_OFFLINE", "1"),
             "PYTHONUNBUFFERED": "1",
-            # So that DEFAULT_COMMAND finds models_app whatever the worker's working folder is.
+            # So that DEFAULT_COMMAND and the guard find models_app whatever the worker's folder is.
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
             **self.extra_env,
         }
