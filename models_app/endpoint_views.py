@@ -6,6 +6,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import BadRequest
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -23,6 +24,7 @@ from models_app.selectors import (
     get_base_model_for_user,
     get_endpoint_for_user,
 )
+from webapp.params import BIGINT_MAX, json_number
 
 PLAYGROUND_MAX_TOKENS = 512
 
@@ -145,12 +147,17 @@ async def playground_chat(request: HttpRequest, endpoint_id: int) -> HttpRespons
     if isinstance(body, HttpResponse):
         return body
     model = endpoint.server.served_model_name if body.get("side") == "base" else endpoint.served_name
+    try:
+        max_tokens = json_number(body, "max_tokens", 256, minimum=1, maximum=BIGINT_MAX, whole=True)
+        temperature = json_number(body, "temperature", 0.0, minimum=0.0, maximum=2.0)
+    except BadRequest as exc:
+        return openai_error(400, str(exc), "invalid_value")
     upstream_body = {
         "model": model,
         "messages": body.get("messages") or [],
         "stream": True,
-        "max_tokens": min(int(body.get("max_tokens") or 256), PLAYGROUND_MAX_TOKENS),
-        "temperature": float(body.get("temperature") or 0.0),
+        "max_tokens": min(max_tokens, PLAYGROUND_MAX_TOKENS),
+        "temperature": temperature,
     }
     return await answer_for_user(
         user=user, path="/v1/chat/completions", body=upstream_body, on_usage=_no_usage

@@ -95,10 +95,12 @@ def unix(moment: datetime | None) -> int | None:
 
 
 def page_limit(request: HttpRequest) -> int:
-    raw = request.GET.get("limit") or str(DEFAULT_PAGE)
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise OpenAIRequestError(f"limit must be a whole number from 1 to {MAX_PAGE}.", param="limit")
-    return int(raw)
+    """The page size asked for, within 1 to MAX_PAGE: OpenAI documents no maximum, so a client that asks
+    for more gets the site's most, not an error; only a value that is not a whole number is refused."""
+    raw = (request.GET.get("limit") or str(DEFAULT_PAGE)).strip()
+    if not raw.lstrip("-").isdigit() or len(raw) > 20:
+        raise OpenAIRequestError(f"limit must be a whole number, not {raw[:40]!r}.", param="limit")
+    return min(max(int(raw), 1), MAX_PAGE)
 
 
 def page_newest_first(request: HttpRequest, queryset: QuerySet, prefix: str, kind: str) -> tuple[list, bool]:

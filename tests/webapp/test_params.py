@@ -25,3 +25,48 @@ def test_bad_numbers_in_queries_are_the_clients_mistake(alice_client, alice):
 def test_a_bad_dataset_id_on_upload_is_refused(alice_client):
     response = alice_client.post(reverse("dataset_upload"), {"dataset_id": "x"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"max_tokens": "lots"}, "max_tokens"),
+        ({"max_tokens": 1.5}, "max_tokens"),
+        ({"max_tokens": [1]}, "max_tokens"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"temperature": "nan"}, "temperature"),
+        ({"temperature": 1e309}, "temperature"),
+        ({"temperature": 9}, "temperature"),
+    ],
+)
+def test_a_bad_number_in_a_json_body_names_its_field(body, named):
+    from django.core.exceptions import BadRequest
+
+    from webapp.params import json_number
+
+    with pytest.raises(BadRequest, match=named):
+        json_number(body, "max_tokens", 1, minimum=1, maximum=10**9, whole=True)
+        json_number(body, "temperature", 0.0, minimum=0.0, maximum=2.0)
+
+
+def test_json_numbers_in_range_pass():
+    from webapp.params import json_number
+
+    assert json_number({"n": "3"}, "n", 1, minimum=1, maximum=5, whole=True) == 3
+    assert json_number({}, "n", 1, minimum=1, maximum=5) == 1
+    assert json_number({"t": 0.7}, "t", 0.0, minimum=0.0, maximum=2.0) == 0.7
+
+
+def test_list_limits_clamp_to_the_sites_most_instead_of_refusing(alice):
+    from django.test import Client
+
+    from accounts.services import api_token_create
+
+    _, key = api_token_create(user=alice, name="script")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    for url in ("/v1/files", "/v1/fine_tuning/jobs"):
+        for limit in ("200", "0", "-5", "100000000000000000"):
+            assert client.get(url, {"limit": limit}).status_code == 200, (url, limit)
+        refused = client.get(url, {"limit": "ten"})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["param"] == "limit"
