@@ -7,6 +7,8 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from webapp.secret_files import secret_file_write
+
 
 def admin_ensure(username: str = "admin") -> tuple[str, str | None]:
     """Create the admin account once. Returns (username, password or None if it existed before).
@@ -20,6 +22,5 @@ def admin_ensure(username: str = "admin") -> tuple[str, str | None]:
         return username, password_file.read_text().strip() if password_file.exists() else None
     password = secrets.token_urlsafe(12)
     user_model.objects.create_superuser(username=username, email="", password=password)
-    password_file.write_text(password + "\n")
-    password_file.chmod(0o600)
+    secret_file_write(password_file, password + "\n", replace=True)
     return username, password

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from webapp.secret_files import secret_file_read_or_create
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -37,14 +39,10 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
-    """A stable secret per data directory, so a laptop install needs no configuration."""
+    """A stable secret per data directory (mode 0600), so a laptop install needs no configuration."""
     if os.environ.get("SECRET_KEY"):
         return os.environ["SECRET_KEY"]
-    key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+    return secret_file_read_or_create(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = _secret_key()
@@ -232,7 +230,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024**2
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the upload script reads it to send X-CSRFToken
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- HTTPS (SECURITY.md) -------------------------------------------------------
+# Behind a proxy that ends TLS, name the header it sets for the scheme (e.g. X-Forwarded-Proto), so
+# that Django knows which requests came over HTTPS. Either setting turns on what HTTPS sites need:
+# cookies sent over HTTPS only, a redirect from http://, and HSTS.
+LATHE_PROXY_SSL_HEADER = os.environ.get("LATHE_PROXY_SSL_HEADER", "").strip()
+LATHE_HTTPS = env_bool("LATHE_HTTPS", bool(LATHE_PROXY_SSL_HEADER))
+if LATHE_PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + LATHE_PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+if LATHE_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("LATHE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container's health check calls plain http
+    SECURE_HSTS_SECONDS = env_int("LATHE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("LATHE_HSTS_INCLUDE_SUBDOMAINS", False)
 
 LOGGING = {
     "version": 1,

@@ -41,7 +41,7 @@ class GatewayFastPath:
         if not await _key_is_active(bearer):
             refused = key_refused()
             refused["Connection"] = "close"  # the body it may be sending is never read
-            await _send_whole(refused, send)
+            await _send_whole(_with_hsts(refused, scope), send)
             return
         messages, body, complete = await _read_body(receive)
         response = None
@@ -55,9 +55,9 @@ class GatewayFastPath:
         if response is None:
             await self.app(scope, _replay(messages, receive), send)
         elif isinstance(response, StreamingHttpResponse):
-            await _send_stream(response, send, receive)
+            await _send_stream(_with_hsts(response, scope), send, receive)
         else:
-            await _send_whole(response, send)
+            await _send_whole(_with_hsts(response, scope), send)
 
 
 def _header(scope, name: bytes) -> str:
@@ -65,6 +65,20 @@ def _header(scope, name: bytes) -> str:
         if key.lower() == name:
             return value.decode("latin-1")
     return ""
+
+
+def _with_hsts(response: HttpResponse, scope) -> HttpResponse:
+    """What Django's SecurityMiddleware adds on an HTTPS site (LATHE_HTTPS), which this path skips."""
+    if not settings.SECURE_HSTS_SECONDS:
+        return response
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    forwarded = proxy and _header(scope, proxy[0][5:].lower().replace("_", "-").encode()) == proxy[1]
+    if scope.get("scheme") == "https" or forwarded:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        response["Strict-Transport-Security"] = value
+    return response
 
 
 async def _key_is_active(bearer: str) -> bool:
