@@ -3,9 +3,11 @@
 A :class:`Recipe` is immutable and validated when it is made, so a job that holds
 one can always run it (as far as the settings go). ``to_dict``/``from_dict`` are
 for the database and the form, ``to_yaml``/``from_yaml`` for exporting a run so
-it can be reproduced. Defaults follow the LoRA recipe of the seed guide (r=64,
-alpha=16, dropout 0.1 on q/k/v/o, learning rate 2e-4, 3 epochs, batch 1 with
-accumulation 8, 2,048 tokens).
+it can be reproduced. YAML comes from users, so :func:`load_plain_yaml` reads it
+without anchors, aliases or deep nesting (a few hundred bytes of aliases expand to
+gigabytes), and every setting but ``target_modules`` must be one plain value.
+Defaults follow the LoRA recipe of the seed guide (r=64, alpha=16, dropout 0.1
+on q/k/v/o, learning rate 2e-4, 3 epochs, batch 1 with accumulation 8, 2,048 tokens).
 """
 
 from __future__ import annotations
@@ -78,6 +80,62 @@ RECIPE_HELP: dict[str, str] = {
 }
 
 
+MAX_YAML_DEPTH = 16
+
+
+class _PlainYamlLoader(yaml.SafeLoader):
+    """YAML's safe subset without anchors (&name) and aliases (*name), nested at most MAX_YAML_DEPTH deep."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                problem="uses an anchor (&name) or an alias (*name), which Lathe does not read: "
+                "write each value out in full",
+                problem_mark=event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.MarkedYAMLError(
+                    problem=f"is nested more than {MAX_YAML_DEPTH} levels deep", problem_mark=event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_plain_yaml(text: str) -> Any:
+    """Parse untrusted YAML, refusing anchors, aliases and deep nesting. Raises ``ValueError`` in words."""
+    loader = _PlainYamlLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as error:
+        raise ValueError(f"the file is not a plain YAML recipe ({_brief(error)}).") from None
+    except (ValueError, OverflowError, RecursionError) as error:  # e.g. an integer of 5,000 digits
+        raise ValueError(f"the file holds a value Lathe can't read ({_brief(error)}).") from None
+    finally:
+        loader.dispose()
+
+
+def _brief(error: BaseException) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}: {' '.join(problem.split())[:300]}"
+    return " ".join(str(error).split())[:300]
+
+
+def _shown(value: Any) -> str:
+    """A value as it is quoted in an error message: short, whatever it is."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class RecipeError(ValueError):
     """One or more settings are invalid. ``errors`` maps each field to a plain message."""
 
@@ -117,6 +175,10 @@ class Recipe:
         errors: dict[str, str] = {}
         for field in dataclasses.fields(self):
             check = _CHECKS[field.name]
+            value = getattr(self, field.name)
+            if isinstance(value, list | tuple | dict | set) and field.name not in _LIST_FIELDS:
+                errors[field.name] = "must be one value (a number, a word or true/false), not a list."
+                continue
             try:
                 object.__setattr__(self, field.name, check(getattr(self, field.name)))
             except ValueError as error:
@@ -151,9 +213,9 @@ class Recipe:
     @classmethod
     def from_yaml(cls, text: str) -> Recipe:
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise RecipeError({"recipe": f"the file is not valid YAML ({error})."}) from None
+            data = load_plain_yaml(text)
+        except ValueError as error:
+            raise RecipeError({"recipe": str(error)}) from None
         return cls.from_dict(data or {})
 
     def replace(self, **changes: Any) -> Recipe:
@@ -287,20 +349,20 @@ def _int(minimum: int, maximum: int, optional: bool = False):
                 return None
             raise ValueError("is required.")
         if isinstance(value, bool):
-            raise ValueError(f"must be a whole number, not {value!r}.")
+            raise ValueError(f"must be a whole number, not {_shown(value)}.")
         if isinstance(value, str):
             try:
                 value = float(value.strip())
             except ValueError:
-                raise ValueError(f"must be a whole number, not {value!r}.") from None
+                raise ValueError(f"must be a whole number, not {_shown(value)}.") from None
         if isinstance(value, float):
             if not value.is_integer():
-                raise ValueError(f"must be a whole number, not {value!r}.")
+                raise ValueError(f"must be a whole number, not {_shown(value)}.")
             value = int(value)
         if not isinstance(value, int):
-            raise ValueError(f"must be a whole number, not {value!r}.")
+            raise ValueError(f"must be a whole number, not {_shown(value)}.")
         if not minimum <= value <= maximum:
-            raise ValueError(f"must be between {minimum} and {maximum}; got {value}.")
+            raise ValueError(f"must be between {minimum} and {maximum}; got {_shown(value)}.")
         return value
 
     return check
@@ -320,13 +382,13 @@ def _float(
         try:
             number = float(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
-            raise ValueError(f"must be a number (like 0.1 or 2e-4), not {value!r}.") from None
+            raise ValueError(f"must be a number (like 0.1 or 2e-4), not {_shown(value)}.") from None
         too_low = number <= minimum if above_minimum else number < minimum
         too_high = number >= maximum if below_maximum else number > maximum
         if not math.isfinite(number) or too_low or too_high:
             low = "more than" if above_minimum else "at least"
             high = "less than" if below_maximum else "at most"
-            raise ValueError(f"must be {low} {minimum:g} and {high} {maximum:g}; got {value}.")
+            raise ValueError(f"must be {low} {minimum:g} and {high} {maximum:g}; got {_shown(value)}.")
         return int(number) if whole_as_int and number.is_integer() else number
 
     return check
@@ -336,7 +398,7 @@ def _choice(choices: tuple[str, ...]):
     def check(value: Any) -> str:
         cleaned = str(value).strip().lower() if value is not None else ""
         if cleaned not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}.")
+            raise ValueError(f"must be one of {', '.join(choices)}; got {_shown(value)}.")
         return cleaned
 
     return check
@@ -356,12 +418,14 @@ def _bool(value: Any) -> bool:
         "0",
     ):
         return value.strip().lower() in ("true", "yes", "on", "1")
-    raise ValueError(f"must be true or false, not {value!r}.")
+    raise ValueError(f"must be true or false, not {_shown(value)}.")
 
 
 def _target_modules(value: Any) -> str:
     if isinstance(value, list | tuple):
-        value = ",".join(str(item) for item in value)
+        if not all(isinstance(item, str) for item in value):
+            raise ValueError("must be module names (words like q_proj), one per item of the list.")
+        value = ",".join(value)
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be 'attention', 'all_linear' or module names separated by commas.")
     cleaned = value.strip().lower() if value.strip().lower() in TARGET_PRESETS else value.strip()
@@ -377,6 +441,7 @@ def _target_modules(value: Any) -> str:
     return ",".join(dict.fromkeys(names))
 
 
+_LIST_FIELDS = frozenset({"target_modules"})  # the one setting that may be written as a list
 _CHECKS = {
     "method": _choice(METHODS),
     "lora_r": _int(1, 512),

@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 
 import yaml
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from datasets_app.models import DatasetVersion
 from jobs.events import job_event_emit
-from jobs.ml.recipe import Recipe
+from jobs.ml.recipe import Recipe, RecipeError, load_plain_yaml
 from jobs.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
 from jobs.models import Checkpoint, Job
 from jobs.services import job_create, job_enqueue
@@ -189,22 +190,41 @@ def recipe_export(job: Job) -> str:
 
 
 def recipe_import(*, owner: AbstractBaseUser, text: str, dataset_version: DatasetVersion) -> Job:
-    """Start a job from an exported recipe (on the given dataset version, which the caller checked)."""
+    """Start a job from an exported recipe (on the given dataset version, which the caller checked).
+
+    The text comes from a user: it is bounded before it is parsed, and parsed without
+    anchors or aliases (see jobs.ml.recipe.load_plain_yaml).
+    """
+    limit = settings.LATHE_MAX_RECIPE_BYTES
+    if len(text.encode("utf-8", "replace")) > limit:
+        raise TrainingRefused(
+            f"This recipe file is larger than {limit // 1024} KB; an exported recipe is a few KB. "
+            "Export the recipe from a job page again, or ask your administrator to raise "
+            "LATHE_MAX_RECIPE_BYTES."
+        )
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise TrainingRefused(f"This is not a valid recipe file ({exc}).") from exc
+        data = load_plain_yaml(text)
+    except ValueError as exc:
+        raise TrainingRefused(f"This recipe file can't be used: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("recipe"), dict):
         raise TrainingRefused(
             "This file has no 'recipe' section. Export a recipe from a job page and use that."
         )
-    base_model = base_model_list_for_user(owner).filter(hf_id=data.get("base_model")).first()
+    model_name, trial = data.get("base_model"), data.get("trial", False)
+    if not isinstance(model_name, str):
+        raise TrainingRefused(
+            "In this recipe file, base_model must be a model name, like HuggingFaceTB/SmolLM2-135M."
+        )
+    if not isinstance(trial, bool):
+        raise TrainingRefused("In this recipe file, trial must be true or false.")
+    base_model = base_model_list_for_user(owner).filter(hf_id=model_name).first()
     if base_model is None:
-        raise TrainingRefused(f"The base model {data.get('base_model')!r} is not registered on this site.")
+        raise TrainingRefused(f"The base model {model_name[:200]!r} is not registered on this site.")
+    try:
+        recipe = Recipe.from_dict(data["recipe"])
+    except RecipeError as exc:
+        problems = "; ".join(f"{name}: {message}" for name, message in list(exc.errors.items())[:10])
+        raise TrainingRefused(f"Some settings in this recipe file can't be used. {problems}") from exc
     return training_start(
-        owner=owner,
-        dataset_version=dataset_version,
-        base_model=base_model,
-        recipe=Recipe.from_dict(data["recipe"]),
-        trial=bool(data.get("trial")),
+        owner=owner, dataset_version=dataset_version, base_model=base_model, recipe=recipe, trial=trial
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -41,14 +42,36 @@ def _form(request: HttpRequest, data=None, initial_recipe: Recipe | None = None)
     )
 
 
-@login_required
-def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
-    """The recipe form, filled with the automatic settings for this data (or the guide's, on request)."""
-    version = get_dataset_version_for_user(request.user, version_id)
+def _automatic(request: HttpRequest, version):
+    """("auto" or "guide", the automatic recipe or None, the recipe the form starts from)."""
     settings_mode = "guide" if request.GET.get("settings") == "guide" else "auto"
     first_model = base_model_list_by_size(request.user).first()
     automatic = recipe_auto_for(version, first_model) if first_model else None
     initial = automatic.recipe if automatic and settings_mode == "auto" else Recipe()
+    return settings_mode, automatic, initial
+
+
+def _new_page(request, version, form, refusal, settings_mode, automatic, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "jobs/training_new.html",
+        {
+            "version": version,
+            "dataset": version.dataset,
+            "form": form,
+            "refusal": refusal,
+            "settings_mode": settings_mode,
+            "auto_reason": automatic.reason if automatic else "",
+        },
+        status=status,
+    )
+
+
+@login_required
+def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
+    """The recipe form, filled with the automatic settings for this data (or the guide's, on request)."""
+    version = get_dataset_version_for_user(request.user, version_id)
+    settings_mode, automatic, initial = _automatic(request, version)
     form = _form(request, request.POST or None, initial_recipe=initial)
     refusal = None
     if request.method == "POST" and form.is_valid():
@@ -82,18 +105,7 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
             refusal = exc
         else:
             return redirect("job_detail", job_id=job.pk)
-    return render(
-        request,
-        "jobs/training_new.html",
-        {
-            "version": version,
-            "dataset": version.dataset,
-            "form": form,
-            "refusal": refusal,
-            "settings_mode": settings_mode,
-            "auto_reason": automatic.reason if automatic else "",
-        },
-    )
+    return _new_page(request, version, form, refusal, settings_mode, automatic)
 
 
 @login_required
@@ -102,16 +114,18 @@ def training_import(request: HttpRequest, version_id: int) -> HttpResponse:
     """Re-create a run from an exported recipe file, on this dataset version."""
     version = get_dataset_version_for_user(request.user, version_id)
     upload = request.FILES.get("recipe_file")
-    if upload is None or upload.size > 256 * 1024:
-        messages.error(request, "Choose a recipe file (.yaml) exported from a job page.")
-        return redirect("training_new", version_id=version.pk)
     try:
-        job = recipe_import(
-            owner=request.user, text=upload.read().decode("utf-8", "replace"), dataset_version=version
-        )
+        if upload is None:
+            raise TrainingRefused("Choose a recipe file (.yaml) exported from a job page.")
+        # One byte over the limit is enough for the service to refuse it: never read more.
+        text = upload.read(settings.LATHE_MAX_RECIPE_BYTES + 1).decode("utf-8", "replace")
+        job = recipe_import(owner=request.user, text=text, dataset_version=version)
     except (TrainingRefused, RecipeError) as exc:
-        messages.error(request, getattr(exc, "message", str(exc)))
-        return redirect("training_new", version_id=version.pk)
+        # The page again, with the reason where the form shows refusals: 400, nothing was started.
+        settings_mode, automatic, initial = _automatic(request, version)
+        refusal = exc if isinstance(exc, TrainingRefused) else TrainingRefused(str(exc))
+        form = _form(request, initial_recipe=initial)
+        return _new_page(request, version, form, refusal, settings_mode, automatic, status=400)
     return redirect("job_detail", job_id=job.pk)
 
 

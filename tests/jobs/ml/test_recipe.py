@@ -118,3 +118,53 @@ def test_it_replaces_settings_with_validation():
     assert (recipe.max_seq_len, recipe.gradient_checkpointing) == (1024, "on")
     with pytest.raises(RecipeError):
         Recipe().replace(max_seq_len=1)
+
+
+BILLION_LAUGHS = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+    "recipe: {learning_rate: *h}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (BILLION_LAUGHS, "anchor (&name) or an alias (*name)"),
+        ("recipe: {method: &m lora, lora_r: 8}\n", "line 1: uses an anchor"),
+        ("[" * 100_000, "nested more than 16 levels deep"),
+        ("recipe: {lora_r: " + "9" * 6000 + "}\n", "a value Lathe can't read"),
+        ("!!python/object/apply:os.system ['true']\n", "could not determine a constructor"),
+        ("recipe: [1, 2\n", "not a plain YAML recipe"),
+    ],
+)
+def test_it_refuses_yaml_that_could_blow_up_or_run_code(text, words):
+    with pytest.raises(RecipeError) as caught:
+        Recipe.from_yaml(text)
+    assert words in caught.value.errors["recipe"]
+    assert len(caught.value.errors["recipe"]) < 500
+
+
+def test_it_refuses_a_list_or_a_mapping_where_one_value_goes():
+    with pytest.raises(RecipeError) as caught:
+        Recipe.from_yaml(
+            "learning_rate: [0.1, 0.2]\nmethod: {name: lora}\ntarget_modules: [q_proj, {a: 1}]\n"
+        )
+    assert caught.value.errors == {
+        "method": "must be one value (a number, a word or true/false), not a list.",
+        "target_modules": "must be module names (words like q_proj), one per item of the list.",
+        "learning_rate": "must be one value (a number, a word or true/false), not a list.",
+    }
+    assert Recipe.from_yaml("target_modules: [q_proj, v_proj]\n").target_modules == "q_proj,v_proj"
+
+
+def test_it_quotes_a_long_bad_value_briefly():
+    with pytest.raises(RecipeError) as caught:
+        Recipe.from_dict({"method": "x" * 100_000})
+    assert len(caught.value.errors["method"]) < 200
