@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
-from accounts.models import ApiToken, SiteSettings
+from accounts.models import ApiToken, Invitation, SiteSettings, UserQuota
+from models_app.gateway.cache import gateway_epoch_bump
 
 
 @admin.register(SiteSettings)
@@ -15,3 +18,44 @@ class SiteSettingsAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "owner", "prefix", "created_at", "last_used_at", "revoked_at")
     readonly_fields = ("prefix", "key_hash")
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(admin.ModelAdmin):
+    """One person's limits; an empty field keeps the site's default (LATHE_QUOTA_* settings)."""
+
+    list_display = (
+        "user",
+        "active_jobs",
+        "live_servers",
+        "storage_bytes",
+        "api_keys",
+        "requests_per_minute",
+        "concurrent_requests",
+    )
+    autocomplete_fields = ("user",)
+    search_fields = ("user__username",)
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        gateway_epoch_bump()  # the gateway caches keys with their owner's limits: forget them everywhere
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        gateway_epoch_bump()
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are made on their own page, which shows the link once; here they are listed."""
+
+    list_display = ("note", "created_by", "created_at", "expires_at", "used_by", "used_at")
+    readonly_fields = ("token_hash", "created_by", "created_at", "used_at", "used_by")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        link = format_html('<a href="{}">Make an invitation link</a>', reverse("invitation_list"))
+        self.message_user(request, format_html("New invitations: {}.", link))
+        return super().changelist_view(request, extra_context)

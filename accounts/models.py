@@ -6,7 +6,8 @@ class SiteSettings(models.Model):
     """Site-wide switches an admin changes in the admin site (one row)."""
 
     signup_enabled = models.BooleanField(
-        default=True, help_text="Let anyone with the address create an account."
+        default=False,
+        help_text="Anyone may create an account (else: invitations). LATHE_SIGNUP_ENABLED forces it.",
     )
 
     class Meta:
@@ -31,7 +32,9 @@ class ApiToken(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     rate_limit_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Requests per minute; empty uses the site default, 0 means no limit."
+        null=True,
+        blank=True,
+        help_text="Requests per minute through this key; empty: its owner's (it can only be lower).",
     )
 
     class Meta:
@@ -43,3 +46,46 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+def _limit_field(help_text: str) -> models.PositiveBigIntegerField:
+    return models.PositiveBigIntegerField(
+        null=True, blank=True, help_text=f"{help_text}; empty: site default; 0: no limit"
+    )
+
+
+class UserQuota(models.Model):
+    """An admin's changes to one person's limits (accounts/quotas.py); empty fields keep the site's."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
+    active_jobs = _limit_field("Jobs queued or running")
+    live_servers = _limit_field("Model servers deployed")
+    storage_bytes = _limit_field("Bytes of uploads, adapters, models")
+    api_keys = _limit_field("Active API keys")
+    requests_per_minute = _limit_field("Model requests per minute, all keys")
+    concurrent_requests = _limit_field("Model requests at once, all keys")
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"
+
+
+class Invitation(models.Model):
+    """A one-time sign-up link an administrator made. Only the SHA-256 of its token is stored."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    note = models.CharField(max_length=200, blank=True, help_text="Whom it is for, to recognise it later.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="invitations_made"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.note or 'someone'} ({self.created_at:%Y-%m-%d})"

@@ -2,17 +2,27 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from accounts.models import ApiToken, SiteSettings
+from accounts.models import ApiToken, Invitation, SiteSettings
 from accounts.tokens import token_hash
 
 
 def signup_enabled() -> bool:
-    """The environment can forbid sign-up outright; otherwise the admin's switch decides."""
-    if not settings.LATHE_SIGNUP_ENABLED:
-        return False
+    """Closed unless LATHE_SIGNUP_ENABLED=true (which wins) or an admin opened it in the site settings."""
+    if settings.LATHE_SIGNUP_ENABLED:
+        return True
     row = SiteSettings.objects.first()
-    return row.signup_enabled if row else True
+    return bool(row and row.signup_enabled)
+
+
+def invitation_find_usable(plaintext: str) -> Invitation | None:
+    """The unused, unexpired invitation whose link carries `plaintext`, if any."""
+    if not plaintext:
+        return None
+    return Invitation.objects.filter(
+        token_hash=token_hash(plaintext), used_at__isnull=True, expires_at__gt=timezone.now()
+    ).first()
 
 
 def api_token_list_for_user(user: AbstractBaseUser) -> QuerySet[ApiToken]:
@@ -25,7 +35,7 @@ def get_api_token_for_user(user: AbstractBaseUser, token_id: int) -> ApiToken:
 
 def api_token_find_active(plaintext: str) -> ApiToken | None:
     return (
-        ApiToken.objects.select_related("owner")
+        ApiToken.objects.select_related("owner", "owner__quota")
         .filter(key_hash=token_hash(plaintext), revoked_at__isnull=True, owner__is_active=True)
         .first()
     )

@@ -1,8 +1,13 @@
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, Invitation
+from accounts.quotas import quota_check_api_keys, quota_check_key_rate_limit
 from accounts.selectors import get_api_token_for_user
 from accounts.tokens import token_generate, token_hash
 from models_app.gateway.cache import gateway_epoch_bump
@@ -11,7 +16,12 @@ from models_app.gateway.cache import gateway_epoch_bump
 def api_token_create(
     *, user: AbstractBaseUser, name: str, rate_limit_per_minute: int | None = None
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its plaintext, which is shown once and never stored."""
+    """Create a token and return it with its plaintext, which is shown once and never stored.
+
+    Within the owner's limits: their number of keys, and a per-minute limit no higher than their own.
+    """
+    quota_check_api_keys(user)
+    quota_check_key_rate_limit(user, rate_limit_per_minute)
     plaintext = token_generate()
     token = ApiToken.objects.create(
         owner=user,
@@ -35,3 +45,44 @@ def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
 
 def api_token_touch(*, token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+
+
+class InvitationRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def invitation_create(*, created_by: AbstractBaseUser, note: str = "") -> tuple[Invitation, str]:
+    """A one-time sign-up link's token (returned once; only its hash is kept), valid LATHE_INVITATION_DAYS."""
+    plaintext = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        token_hash=token_hash(plaintext),
+        note=note.strip()[:200],
+        created_by=created_by,
+        expires_at=timezone.now() + timedelta(days=settings.LATHE_INVITATION_DAYS),
+    )
+    return invitation, plaintext
+
+
+def invitation_use(*, plaintext: str, user: AbstractBaseUser) -> None:
+    """Spend the invitation on `user`'s new account; call inside the transaction that creates the user.
+
+    The conditional update is the lock: of two sign-ups with one link, one sees a row count of 1.
+    """
+    used = Invitation.objects.filter(
+        token_hash=token_hash(plaintext), used_at__isnull=True, expires_at__gt=timezone.now()
+    ).update(used_at=timezone.now(), used_by=user)
+    if used != 1:
+        raise InvitationRefused(
+            "This invitation link was already used or has expired. Ask your administrator for a new one."
+        )
+
+
+def signup_complete(*, form, invitation: str = "") -> AbstractBaseUser:
+    """Create the account from a valid sign-up form, spending the invitation it came with (if any)."""
+    with transaction.atomic():
+        user = form.save()
+        if invitation:
+            invitation_use(plaintext=invitation, user=user)
+    return user

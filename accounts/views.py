@@ -1,26 +1,58 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.auth.decorators import login_required, user_passes_test
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.forms import ApiTokenForm, SignupForm
-from accounts.selectors import api_token_list_for_user, signup_enabled
-from accounts.services import api_token_create, api_token_revoke
+from accounts.forms import ApiTokenForm, InvitationForm, SignupForm
+from accounts.models import Invitation
+from accounts.quotas import QuotaExceeded, quota_for
+from accounts.selectors import api_token_list_for_user, invitation_find_usable, signup_enabled
+from accounts.services import (
+    InvitationRefused,
+    api_token_create,
+    api_token_revoke,
+    invitation_create,
+    signup_complete,
+)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
-    if not signup_enabled():
-        raise Http404("Sign-up is turned off on this site. Ask an administrator for an account.")
+    """Open sign-up, or an invitation link (`?invitation=<token>`) while sign-up is closed."""
+    invitation = request.GET.get("invitation") or request.POST.get("invitation") or ""
+    if not signup_enabled() and invitation_find_usable(invitation) is None:
+        reason = (
+            "This invitation link was already used or has expired. Ask your administrator for a new one."
+            if invitation
+            else "Sign-up is closed on this site. Ask your administrator for an invitation."
+        )
+        return render(request, "registration/signup_closed.html", {"reason": reason}, status=404)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user)
-        messages.success(request, "Welcome! Start by uploading a dataset.")
-        return redirect("home")
-    return render(request, "registration/signup.html", {"form": form})
+        try:
+            user = signup_complete(form=form, invitation="" if signup_enabled() else invitation)
+        except InvitationRefused as refused:
+            form.add_error(None, refused.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome! Start by uploading a dataset.")
+            return redirect("home")
+    return render(request, "registration/signup.html", {"form": form, "invitation": invitation})
+
+
+def login_locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """django-axes' answer to a locked-out user name and address (AXES_LOCKOUT_CALLABLE)."""
+    cooloff = settings.AXES_COOLOFF_TIME
+    context = {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": int(cooloff.total_seconds() // 60),
+        "retry_at": timezone.now() + cooloff,
+    }
+    return render(request, "registration/locked_out.html", context, status=429)
 
 
 @login_required
@@ -28,12 +60,16 @@ def token_list(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
     new_token = None
     if request.method == "POST" and form.is_valid():
-        _, new_token = api_token_create(
-            user=request.user,
-            name=form.cleaned_data["name"],
-            rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
-        )
-        form = ApiTokenForm()
+        try:
+            _, new_token = api_token_create(
+                user=request.user,
+                name=form.cleaned_data["name"],
+                rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+            )
+        except QuotaExceeded as exceeded:
+            form.add_error(None, exceeded.message)
+        else:
+            form = ApiTokenForm()
     return render(
         request,
         "accounts/tokens.html",
@@ -41,7 +77,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "tokens": api_token_list_for_user(request.user),
             "new_token": new_token,
-            "default_rate_limit": settings.LATHE_GATEWAY_RATE_LIMIT,
+            "quota": quota_for(request.user),
         },
     )
 
@@ -52,3 +88,25 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = api_token_revoke(user=request.user, token_id=token_id)
     messages.info(request, f"Key '{token.name}' is revoked; scripts using it now get 401.")
     return redirect("token_list")
+
+
+@user_passes_test(lambda user: user.is_active and user.is_staff)
+def invitation_list(request: HttpRequest) -> HttpResponse:
+    """Administrators make one-time sign-up links here; a link is shown once, when it is made."""
+    form = InvitationForm(request.POST or None)
+    new_link = None
+    if request.method == "POST" and form.is_valid():
+        _, plaintext = invitation_create(created_by=request.user, note=form.cleaned_data["note"])
+        new_link = request.build_absolute_uri(f"{reverse('signup')}?invitation={plaintext}")
+        form = InvitationForm()
+    return render(
+        request,
+        "accounts/invitations.html",
+        {
+            "form": form,
+            "new_link": new_link,
+            "invitations": Invitation.objects.select_related("used_by")[:50],
+            "days": settings.LATHE_INVITATION_DAYS,
+            "now": timezone.now(),
+        },
+    )

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from accounts.quotas import quota_check_upload
 from datasets_app.models import Blob, Dataset, DatasetFile, DatasetVersion, FileRole, FileStatus
 from datasets_app.read_limits import ReadLimits
 from datasets_app.uploads import HashedUploadedFile
@@ -55,6 +56,7 @@ def dataset_upload(
     field_mapping: dict[str, str] | None = None,
 ) -> DatasetFile:
     """Store an upload, attach it to a (new) dataset and queue its validation."""
+    quota_check_upload(user=owner, size=uploaded_file.size)  # before storing: QuotaExceeded
     blob = blob_store_upload(uploaded_file=uploaded_file)
     with transaction.atomic():
         if dataset is None:

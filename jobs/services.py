@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.quotas import quota_check_job_start
 from jobs.events import job_event_emit
 from jobs.models import Job
 from jobs.queues import queue_for_job
@@ -38,6 +39,7 @@ def job_create(
     target_queue: str | None = None,
 ) -> Job:
     """Create a job and enqueue it once the surrounding transaction commits."""
+    quota_check_job_start(user=owner, kind=kind)  # the owner's job and storage limits (QuotaExceeded)
     job = Job.objects.create(
         owner=owner,
         kind=kind,

@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.quotas import quota_check_live_servers
 from jobs.services import job_cancel, job_create
 from jobs.states import JobKind
 from models_app.gateway.cache import gateway_epoch_bump
@@ -32,6 +33,7 @@ class DeployRefused(Exception):
 
 
 def _server_start(*, owner: AbstractBaseUser, model: BaseModel, lora_rank: int) -> ModelServer:
+    quota_check_live_servers(owner)  # a new server holds a GPU: the owner's limit (QuotaExceeded)
     server = ModelServer.objects.create(
         owner=owner, model=model, secret=secrets.token_urlsafe(32), max_lora_rank=lora_rank
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "jobs",
     "models_app",
     "evals_app",
+    "axes",  # login throttling; keep it last (its docs)
 ]
 
 MIDDLEWARE = [
@@ -75,6 +77,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A limit reached (accounts/quotas.py) becomes a message, JSON or OpenAI's 429, by entrance.
+    "accounts.middleware.QuotaExceededMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as its docs say: answers a locked-out login
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -123,6 +128,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out user name from this address before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling: after LATHE_LOGIN_FAILURE_LIMIT wrong passwords for one user name from one address,
+# that pair is locked out for LATHE_LOGIN_COOLOFF_MINUTES (each further try starts the wait again).
+AXES_FAILURE_LIMIT = env_int("LATHE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LATHE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"  # the page says when to try again
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -197,7 +214,10 @@ LATHE_OUTBOUND_ALLOW = env_list("LATHE_OUTBOUND_ALLOW", "")
 # The whole of one such request, body included, in seconds; and the largest answer read.
 LATHE_OUTBOUND_TIMEOUT = env_int("LATHE_OUTBOUND_TIMEOUT", 60)
 LATHE_OUTBOUND_MAX_BYTES = env_int("LATHE_OUTBOUND_MAX_BYTES", 4 * 1024**2)
-LATHE_SIGNUP_ENABLED = env_bool("LATHE_SIGNUP_ENABLED", True)
+# Sign-up is closed unless this is true or an admin opens it (Admin -> Site settings); otherwise people
+# join through an administrator's invitation (Admin -> Invitations, or /accounts/invitations/).
+LATHE_SIGNUP_ENABLED = env_bool("LATHE_SIGNUP_ENABLED", False)
+LATHE_INVITATION_DAYS = env_int("LATHE_INVITATION_DAYS", 7)
 LATHE_MODELS_DIR = DATA_DIR / "models"
 # A model fine-tuned through the OpenAI API (/v1/fine_tuning/jobs) is deployed once trained, as on OpenAI.
 LATHE_AUTO_DEPLOY = env_bool("LATHE_AUTO_DEPLOY", True)
@@ -215,8 +235,29 @@ LATHE_VLLM_ADVERTISE_HOST = os.environ.get("LATHE_VLLM_ADVERTISE_HOST", LATHE_VL
 LATHE_VLLM_MAX_MODEL_LEN = env_int("LATHE_VLLM_MAX_MODEL_LEN", 2048)
 LATHE_VLLM_START_TIMEOUT = env_int("LATHE_VLLM_START_TIMEOUT", 900)
 LATHE_VLLM_MAX_RESTARTS = env_int("LATHE_VLLM_MAX_RESTARTS", 3)
-# Requests per minute per API key when the key sets none; 0 means no limit.
-LATHE_GATEWAY_RATE_LIMIT = env_int("LATHE_GATEWAY_RATE_LIMIT", 600)
+# Per-person limits (accounts/quotas.py); an admin changes them for one person in Admin -> User quotas.
+# 0 means no limit. Jobs queued or running (model servers not counted), model servers deployed, bytes
+# stored (uploads, adapters, merged and downloaded models), active API keys.
+LATHE_QUOTA_ACTIVE_JOBS = env_int("LATHE_QUOTA_ACTIVE_JOBS", 10)
+LATHE_QUOTA_LIVE_SERVERS = env_int("LATHE_QUOTA_LIVE_SERVERS", 2)
+LATHE_QUOTA_STORAGE_BYTES = env_int("LATHE_QUOTA_STORAGE_BYTES", 50 * 1024**3)
+LATHE_QUOTA_API_KEYS = env_int("LATHE_QUOTA_API_KEYS", 10)
+# Calls to deployed models (/v1 completions), per person across all their keys: per minute, and at once.
+# A key may set a lower per-minute limit, never a higher one. The concurrency cap keeps one person from
+# taking the gateway's shared connection pool (LATHE_GATEWAY_MAX_CONNECTIONS): it must stay below it.
+LATHE_QUOTA_REQUESTS_PER_MINUTE = env_int("LATHE_QUOTA_REQUESTS_PER_MINUTE", 600)
+LATHE_QUOTA_CONCURRENT_REQUESTS = env_int("LATHE_QUOTA_CONCURRENT_REQUESTS", 16)
+LATHE_GATEWAY_MAX_CONNECTIONS = env_int("LATHE_GATEWAY_MAX_CONNECTIONS", 256)
+if 0 < LATHE_GATEWAY_MAX_CONNECTIONS <= LATHE_QUOTA_CONCURRENT_REQUESTS:
+    raise ValueError(
+        "LATHE_QUOTA_CONCURRENT_REQUESTS must be between 1 and LATHE_GATEWAY_MAX_CONNECTIONS - 1, so that "
+        "one person cannot hold every connection of the gateway to the model servers."
+    )
+# A request still counted as running after this many seconds is forgotten (a process that died mid-answer
+# must not hold a person's slot for ever).
+LATHE_GATEWAY_REQUEST_LEASE_SECONDS = env_int("LATHE_GATEWAY_REQUEST_LEASE_SECONDS", 900)
+# A Hugging Face model larger than this (from the Hub's file list, before download) is refused.
+LATHE_MAX_MODEL_DOWNLOAD_BYTES = env_int("LATHE_MAX_MODEL_DOWNLOAD_BYTES", 40 * 1024**3)
 
 # Uploads stream to disk in chunks through our hashing handler; nothing is
 # kept in memory beyond one chunk. The raw request body itself spills to disk

@@ -1,24 +1,28 @@
-"""Answering /v1/chat/completions and /v1/completions: the key, its rate limit, the route, vLLM.
+"""Answering /v1/chat/completions and /v1/completions: the key, its owner's limits, the route, vLLM.
 
 Two entrances share this module. Django's views call `answer`. The ASGI fast path in front of Django
 (`fastpath.py`) calls `answer_remembered`, which answers without Django's request cycle and without
 the database when the gateway cache holds both the key and the route, and otherwise returns None so
 that Django answers (and fills the cache). Django's request cycle, its signals and middleware each a
 hop to a worker thread, was most of what the gateway added to a request (bench/RESULTS.md, section 7).
+
+Limits (models_app/gateway/ratelimit.py): a request counts against its owner's requests per minute
+(all their keys together; a key may have a lower limit of its own) and holds one of its owner's
+concurrent slots until its answer, a stream included, has ended or the client has left.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db.models import F
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from accounts.quotas import quota_for
 from accounts.selectors import api_token_find_active
 from accounts.tokens import token_hash
 from models_app.gateway.cache import gateway_cache, gateway_cache_sync
@@ -27,15 +31,14 @@ from models_app.gateway.errors import (
     model_required,
     openai_error,
     route_refused,
-    too_many_requests,
 )
 from models_app.gateway.proxy import UsageSink, forward
-from models_app.gateway.ratelimit import rate_limit_hit
+from models_app.gateway.ratelimit import Refusal, Release, gateway_admit
 from models_app.gateway.routing import ModelNotFound, ModelStarting, Route, route_for_model
 from webapp.db import outside_request
 
-# Set in the ASGI scope when the fast path counted a request against the key's limit and then left
-# it to Django (its cached route had gone away): Django must not count it twice.
+# Set in the ASGI scope when the fast path counted a request against the per-minute limits and then
+# left it to Django (its cached route had gone away): Django must not count it twice.
 RATE_COUNTED = "lathe.gateway.rate_counted"
 
 
@@ -74,20 +77,73 @@ def usage_recorder(token_id: int) -> UsageSink:
     return sync_to_async(record)
 
 
-async def _rate_limited(token: ApiToken) -> HttpResponse | None:
-    limit = token.rate_limit_per_minute
-    retry_after = await rate_limit_hit(
-        key_id=token.pk, limit=settings.LATHE_GATEWAY_RATE_LIMIT if limit is None else limit
+def too_many_requests(refusal: Refusal) -> HttpResponse:
+    """OpenAI's 429 for a rate limit, with Retry-After (its clients wait that long and try again)."""
+    if refusal.scope == "concurrent":
+        message = (
+            f"You already have {refusal.limit} requests to your deployed models running at the same time "
+            "(all your API keys together), the most this site allows per person. Wait for one to finish, "
+            "or ask your administrator to raise your limit (LATHE_QUOTA_CONCURRENT_REQUESTS)."
+        )
+    elif refusal.key_limit:
+        message = (
+            f"This API key sent its limit of {refusal.limit} requests this minute. Wait "
+            f"{refusal.retry_after} seconds, or use a key with a higher limit (keys may go up to your own "
+            "limit; the 'API keys' page shows it)."
+        )
+    else:
+        message = (
+            f"You sent {refusal.limit} requests this minute to your deployed models (all your API keys "
+            f"together), the most this site allows per person. Wait {refusal.retry_after} seconds, or ask "
+            "your administrator to raise your limit (LATHE_QUOTA_REQUESTS_PER_MINUTE)."
+        )
+    response = openai_error(429, message, "rate_limit_exceeded", "requests")
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+async def _admit(
+    token: ApiToken, *, count_minute: bool = True, take_slot: bool = True
+) -> HttpResponse | Release:
+    """Count a request against its owner's limits; the refusal, or what frees its slot at the end.
+
+    The owner's limits come with the key (api_token_find_active loads them): no query here.
+    """
+    quota = quota_for(token.owner)
+    admitted = await gateway_admit(
+        user_id=token.owner_id,
+        key_id=token.pk,
+        per_minute=quota.requests_per_minute if count_minute else 0,
+        key_per_minute=token.rate_limit_per_minute if count_minute else None,
+        concurrent=quota.concurrent_requests if take_slot else 0,
     )
-    return None if retry_after is None else too_many_requests(retry_after)
+    return too_many_requests(admitted) if isinstance(admitted, Refusal) else admitted
 
 
 async def authenticate(bearer: str) -> ApiToken | HttpResponse:
-    """The active key sent as `bearer`, counted against its limit; or the refusal to send back."""
+    """The active key sent as `bearer`, counted against its owner's limit; or the refusal to send back."""
     token = await sync_to_async(api_token_find_active)(bearer)
     if token is None:
         return key_refused()
-    return await _rate_limited(token) or token
+    admitted = await _admit(token, take_slot=False)
+    return admitted if isinstance(admitted, HttpResponse) else token
+
+
+async def _released_at_end(content: AsyncIterator[bytes], release: Release) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in content:
+            yield chunk
+    finally:  # the stream ended, failed, or the client left (the server cancels the relay)
+        await release()
+
+
+async def _released_when_answered(response: HttpResponse, release: Release) -> HttpResponse:
+    """Free the request's slot once its answer is out: now for a whole answer, at a stream's end."""
+    if isinstance(response, StreamingHttpResponse) and response.is_async:
+        response.streaming_content = _released_at_end(response.streaming_content, release)
+    else:
+        await release()
+    return response
 
 
 def _key_and_route(bearer: str, model_id: str) -> tuple[ApiToken | None, Route | Exception | None]:
@@ -133,8 +189,22 @@ async def answer(*, bearer: str, raw_body: bytes, path: str, rate_counted: bool 
     token, route = await _key_and_route_cached(bearer, model_id)
     if token is None:
         return key_refused()
-    if not rate_counted and (refused := await _rate_limited(token)) is not None:
-        return refused
+    admitted = await _admit(token, count_minute=not rate_counted)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    try:
+        response = await _answer_admitted(
+            token, route, bearer=bearer, model_id=model_id, path=path, body=body
+        )
+    except BaseException:
+        await admitted()
+        raise
+    return await _released_when_answered(response, admitted)
+
+
+async def _answer_admitted(
+    token: ApiToken, route: Route | Exception | None, *, bearer: str, model_id: str, path: str, body: dict
+) -> HttpResponse:
     if isinstance(route, Exception):
         return route_refused(model_id, route)
     on_usage = usage_recorder(token.pk)
@@ -171,15 +241,20 @@ async def answer_remembered(
     route = gateway_cache.get(_route_entry(token, model_id)) if token is not None else None
     if route is None:
         return None
-    refused = await _rate_limited(token)
-    if refused is not None:
-        return refused
-    response = await forward(route=route, path=path, body=body, on_usage=usage_recorder(token.pk))
+    admitted = await _admit(token)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    try:
+        response = await forward(route=route, path=path, body=body, on_usage=usage_recorder(token.pk))
+    except BaseException:
+        await admitted()
+        raise
     if getattr(response, "upstream_unreachable", False):
+        await admitted()  # Django's answer takes a slot of its own
         gateway_cache.drop(_route_entry(token, model_id))
         scope[RATE_COUNTED] = True
         return None
-    return response
+    return await _released_when_answered(response, admitted)
 
 
 async def answer_for_user(*, user, path: str, body: dict, on_usage: UsageSink) -> HttpResponse:
@@ -188,7 +263,20 @@ async def answer_for_user(*, user, path: str, body: dict, on_usage: UsageSink) -
     if model_id is None:
         return model_required()
     try:
-        route = await sync_to_async(route_for_model)(user, model_id)
+        route, quota = await sync_to_async(_route_and_quota)(user, model_id)
     except (ModelNotFound, ModelStarting) as exc:
         return route_refused(model_id, exc)
-    return await forward(route=route, path=path, body=body, on_usage=on_usage)
+    # The playground's calls take the user's concurrent slots too: the model servers are the same.
+    admitted = await gateway_admit(user_id=user.pk, concurrent=quota.concurrent_requests)
+    if isinstance(admitted, Refusal):
+        return too_many_requests(admitted)
+    try:
+        response = await forward(route=route, path=path, body=body, on_usage=on_usage)
+    except BaseException:
+        await admitted()
+        raise
+    return await _released_when_answered(response, admitted)
+
+
+def _route_and_quota(user, model_id: str):
+    return route_for_model(user, model_id), quota_for(user)

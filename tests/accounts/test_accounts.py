@@ -9,7 +9,8 @@ from accounts.models import ApiToken, SiteSettings
 pytestmark = pytest.mark.django_db
 
 
-def test_it_signs_up_and_logs_in_a_new_user(client):
+def test_it_signs_up_and_logs_in_a_new_user(client, settings):
+    settings.LATHE_SIGNUP_ENABLED = True
     response = client.post(
         reverse("signup"),
         {
@@ -27,6 +28,12 @@ def test_it_hides_signup_when_the_admin_turns_it_off(client):
     SiteSettings.objects.create(signup_enabled=False)
     assert client.get(reverse("signup")).status_code == 404
     assert b"Sign up" not in client.get(reverse("login")).content
+
+
+def test_it_opens_signup_when_the_admin_turns_it_on(client):
+    SiteSettings.objects.create(signup_enabled=True)
+    assert client.get(reverse("signup")).status_code == 200
+    assert b"Sign up" in client.get(reverse("login")).content
 
 
 def test_it_sends_anonymous_visitors_to_the_login_page(client):
