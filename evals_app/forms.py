@@ -1,6 +1,7 @@
 from django import forms
 
 from evals_app.models import EvalSplit
+from evals_app.services import EvaluationRefused, judge_url_check
 
 
 class EvaluationForm(forms.Form):
@@ -26,10 +27,13 @@ class EvaluationForm(forms.Form):
     seed = forms.IntegerField(
         required=False, initial=0, help_text="For sampling when temperature is above 0."
     )
-    judge_base_url = forms.URLField(
+    # Not a URLField: the address is checked the way it will be called (webapp/outbound.py), with words
+    # that say what is wrong with it.
+    judge_base_url = forms.CharField(
         required=False,
+        max_length=500,
         label="LLM judge: endpoint",
-        help_text="Optional. Any OpenAI-compatible /v1 address, e.g. https://api.openai.com/v1.",
+        help_text="Optional. Any OpenAI-compatible /v1 address on the internet, e.g. https://api.openai.com/v1.",
     )
     judge_model = forms.CharField(required=False, max_length=200, label="LLM judge: model")
     judge_api_key = forms.CharField(
@@ -57,10 +61,20 @@ class EvaluationForm(forms.Form):
             for version in versions
         ]
 
+    def clean_judge_base_url(self) -> str:
+        url = self.cleaned_data.get("judge_base_url", "").strip()
+        if not url:
+            return ""
+        try:
+            return judge_url_check(url)
+        except EvaluationRefused as refused:
+            raise forms.ValidationError(refused.message) from refused
+
     def clean(self):
         data = super().clean()
         judge_fields = ("judge_base_url", "judge_model", "judge_rubric")
-        given = [name for name in judge_fields if data.get(name)]
+        # Given, even where refused (an address that is checked on its own): the raw values count.
+        given = [name for name in judge_fields if str(self[name].value() or "").strip()]
         if given and len(given) < len(judge_fields):
             raise forms.ValidationError("For an LLM judge, give its endpoint, its model and your rubric.")
         return data

@@ -1,4 +1,5 @@
-"""The worker side of an evaluation: ask each model the prompts through vLLM, score the answers, store them.
+"""The worker side of an evaluation: ask each model the prompts through vLLM, score the answers, store them;
+then, with an LLM judge, hand the job to the data queue, where the judge grades the stored answers.
 
 Generation and scoring (evals_app/core) know nothing of Django; this module loads the rows, finds
 or starts a vLLM server for each model (evals_app/serving.py), reports progress and records results.
@@ -16,11 +17,13 @@ from django.db import close_old_connections
 
 from evals_app.core.rows import load_eval_rows
 from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation
-from evals_app.services import evaluation_forget_secret, evaluation_record
+from evals_app.services import evaluation_forget_secret, evaluation_record, evaluation_record_judge
 from evals_app.serving import Contender, served_contenders
 from jobs.models import Job
-from jobs.registry import JobCancelled, JobFailure
+from jobs.queues import QUEUE_DATA
+from jobs.registry import JobCancelled, JobFailure, JobHandover
 from jobs.reporter import JobReporter
+from webapp.outbound import OutboundRefused, check_url, outbound_policy
 from webapp.storage import artifact_store
 
 POLL_SECONDS = 0.5
@@ -150,30 +153,47 @@ def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -
     return answers, errors, settings.describe()
 
 
-def _judge(evaluation: Evaluation, rows: list[dict], answers: dict, reporter: JobReporter) -> dict:
+def _judge(evaluation: Evaluation, reporter: JobReporter) -> None:
+    """Ask the judge about every recorded answer (on the data queue: the address is the user's)."""
     from evals_app.core.generate import GenerationError
     from evals_app.core.judge import JudgeItem, JudgeSettings, judge_answers
 
     config = evaluation.settings["judge"]
+    policy = outbound_policy()
+    try:
+        check_url(config["base_url"], policy)  # again: the name may lead elsewhere since the form
+    except OutboundRefused as refused:
+        raise JobFailure(
+            "judge_address_refused",
+            f"Lathe did not call the judge at {config['base_url']}. {refused.message}",
+            "Change the judge's address, or run the evaluation without a judge.",
+        ) from refused
     settings = JudgeSettings(
         base_url=config["base_url"],
         api_key=evaluation.judge_api_key,
         model=config["model"],
         rubric=config["rubric"],
+        outbound=policy,
     )
+    examples = list(evaluation.examples.order_by("position"))
+    labels = list(examples[0].answers) if examples else []
     verdicts: dict[str, list] = {}
-    for label, texts in answers.items():
+    for label in labels:
         reporter.stage(f"Asking the judge ({config['model']}) about the {label} answers")
         items = [
-            JudgeItem(prompt=row["messages"][-1]["content"], reference=row["reference"], answer=text)
-            for row, text in zip(rows, texts, strict=True)
+            JudgeItem(
+                prompt=example.prompt_text, reference=example.reference, answer=example.answers.get(label, "")
+            )
+            for example in examples
         ]
 
         def work(progress: _Progress, stop: threading.Event, items=items):
             def on_progress(done: int, total: int) -> None:
                 progress.done, progress.total = done, total
 
-            return judge_answers(settings=settings, items=items, progress=on_progress)
+            return judge_answers(
+                settings=settings, items=items, progress=on_progress, should_stop=stop.is_set
+            )
 
         try:
             verdicts[label] = _in_background(work, reporter, len(items))
@@ -184,10 +204,23 @@ def _judge(evaluation: Evaluation, rows: list[dict], answers: dict, reporter: Jo
                 "Check the judge's address, model and API key, or run the evaluation without a judge.",
                 details={"reason": str(exc)},
             ) from exc
-    return verdicts
+        failed = [verdict.error for verdict in verdicts[label] if verdict.error]
+        if failed:
+            reporter.log(
+                f"The judge gave no verdict on {len(failed)} of {len(items)} {label} answers: {failed[0]}",
+                "warning",
+            )
+    evaluation_record_judge(
+        evaluation=evaluation,
+        verdicts={
+            label: [{"score": verdict.score, "reason": verdict.reason} for verdict in found]
+            for label, found in verdicts.items()
+        },
+        scores=_judge_scores(verdicts),
+    )
 
 
-def run_evaluation(job: Job, reporter: JobReporter) -> dict:
+def _load_evaluation(job: Job) -> Evaluation:
     evaluation = (
         Evaluation.objects.select_related(
             "adapter__base_model", "model__merged_from__base_model", "dataset_version"
@@ -199,16 +232,43 @@ def run_evaluation(job: Job, reporter: JobReporter) -> dict:
         raise JobFailure("deleted", "The evaluation was deleted before it started.")
     if evaluation.adapter_id is None and evaluation.model_id is None:
         raise JobFailure("model_deleted", "The model to evaluate was deleted.")
+    return evaluation
+
+
+def run_evaluation(job: Job, reporter: JobReporter) -> dict:
+    """Generate and score on a GPU worker; then, with a judge, the same job moves to the data queue,
+    where the judge grades the recorded answers (GPU workers, where every user's vLLM listens, never
+    call an address a user gave)."""
+    evaluation = _load_evaluation(job)
+    judged = bool(evaluation.settings.get("judge"))
+    handing_over = False
     try:
-        rows = _load_rows(evaluation)
-        reporter.log(f"{len(rows)} prompts from {evaluation.dataset_version}.")
-        started = time.monotonic()
-        answers, errors, generation_note = _generate(evaluation, rows, reporter)
-        reporter.log(f"Generated every answer in {time.monotonic() - started:.0f} s ({generation_note}).")
-        verdicts = _judge(evaluation, rows, answers, reporter) if evaluation.settings.get("judge") else {}
-        report = _score(rows, answers, reporter)
+        if evaluation.scores is None:  # not yet generated and scored (a judge phase finds them recorded)
+            _answer_and_score(evaluation, reporter, judge_pending=judged)
+        if judged and job.queue != QUEUE_DATA:
+            handing_over = True  # the judge phase needs the key
+            raise JobHandover(
+                QUEUE_DATA,
+                "Every answer is scored. The judge is asked from a data worker, not from a GPU worker: "
+                "the evaluation waits for one.",
+            )
+        if judged:
+            _judge(evaluation, reporter)
     finally:
-        evaluation_forget_secret(evaluation_id=evaluation.pk)
+        if not handing_over:
+            evaluation_forget_secret(evaluation_id=evaluation.pk)
+    evaluation.refresh_from_db(fields=["scores"])
+    headline = {label: metrics.get("rougeL", {}).get("value") for label, metrics in evaluation.scores.items()}
+    return {"evaluation_id": evaluation.pk, "rows": evaluation.examples.count(), "rougeL": headline}
+
+
+def _answer_and_score(evaluation: Evaluation, reporter: JobReporter, *, judge_pending: bool) -> None:
+    rows = _load_rows(evaluation)
+    reporter.log(f"{len(rows)} prompts from {evaluation.dataset_version}.")
+    started = time.monotonic()
+    answers, errors, generation_note = _generate(evaluation, rows, reporter)
+    reporter.log(f"Generated every answer in {time.monotonic() - started:.0f} s ({generation_note}).")
+    report = _score(rows, answers, reporter)
     examples = []
     for position, row in enumerate(rows):
         examples.append(
@@ -216,20 +276,17 @@ def run_evaluation(job: Job, reporter: JobReporter) -> dict:
                 **row,
                 "answers": {label: texts[position] for label, texts in answers.items()},
                 "errors": {label: errs[position] for label, errs in errors.items() if errs[position]},
-                "judge": {
-                    label: {"score": found[position].score, "reason": found[position].reason}
-                    for label, found in verdicts.items()
-                },
             }
         )
-    if verdicts:
-        _add_judge_scores(report, verdicts)
     evaluation_record(
-        evaluation=evaluation, examples=examples, report=report, generation_note=generation_note
+        evaluation=evaluation,
+        examples=examples,
+        report=report,
+        generation_note=generation_note,
+        judge_pending=judge_pending,
     )
     headline = {label: metrics.get("rougeL", {}).get("value") for label, metrics in report["scores"].items()}
     reporter.log("Scores: " + ", ".join(f"{label} ROUGE-L {value:.1f}" for label, value in headline.items()))
-    return {"evaluation_id": evaluation.pk, "rows": len(rows), "rougeL": headline}
 
 
 def _score(rows: list[dict], answers: dict, reporter: JobReporter) -> dict:
@@ -253,17 +310,14 @@ def _score(rows: list[dict], answers: dict, reporter: JobReporter) -> dict:
     return _in_background(work, reporter, len(rows)).to_dict()
 
 
-def _add_judge_scores(report: dict, verdicts: dict) -> None:
-    """The judge's mean score (1-10) beside the other metrics, over the answers it could score."""
+def _judge_scores(verdicts: dict) -> dict:
+    """The judge's mean score (1-10) of each label, over the answers it could score."""
     from evals_app.core.bootstrap import bootstrap_mean_ci
 
+    scores = {}
     for label, found in verdicts.items():
-        scores = [verdict.score for verdict in found if verdict.score is not None]
-        if scores:
-            mean, low, high = bootstrap_mean_ci(scores)
-            report["scores"].setdefault(label, {})["judge"] = {
-                "value": mean,
-                "low": low,
-                "high": high,
-                "scored": len(scores),
-            }
+        given = [verdict.score for verdict in found if verdict.score is not None]
+        if given:
+            mean, low, high = bootstrap_mean_ci(given)
+            scores[label] = {"value": mean, "low": low, "high": high, "scored": len(given)}
+    return scores

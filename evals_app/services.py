@@ -8,9 +8,11 @@ from django.utils import timezone
 
 from datasets_app.models import DatasetVersion
 from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation, EvaluationExample
+from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind
 from models_app.models import Adapter, BaseModel
+from webapp.outbound import OutboundRefused, check_url, outbound_policy
 
 SUBJECT_EVALUATION = "evaluation"
 
@@ -72,6 +74,10 @@ def evaluation_start(
     chosen = {**DEFAULT_SETTINGS, **{k: v for k, v in (settings or {}).items() if v is not None}}
     if judge:
         chosen["judge"] = {key: judge[key] for key in ("base_url", "model", "rubric")}
+        try:
+            chosen["judge"]["base_url"] = judge_url_check(judge["base_url"])
+        except EvaluationRefused as refused:
+            raise EvaluationRefused(f"LLM judge endpoint: {refused.message}") from refused
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
             owner=owner,
@@ -94,14 +100,30 @@ def evaluation_start(
     return evaluation
 
 
+def judge_url_check(url: str) -> str:
+    """The judge's address when Lathe may call it (webapp/outbound.py); EvaluationRefused says why not.
+
+    Checked again at every call: a name may resolve elsewhere by then.
+    """
+    try:
+        return check_url(url, outbound_policy())
+    except OutboundRefused as refused:
+        raise EvaluationRefused(refused.message) from refused
+
+
 def evaluation_record(
     *,
     evaluation: Evaluation,
     examples: list[dict],
     report: dict,
     generation_note: str,
+    judge_pending: bool = False,
 ) -> None:
-    """Store the scored examples and the report; a re-run of the same job replaces what it wrote."""
+    """Store the scored examples and the report; a re-run of the same job replaces what it wrote.
+
+    `judge_pending`: a judge is still to grade the answers (evaluation_record_judge), so the evaluation
+    is not finished and its judge's key is kept until then.
+    """
     rows = []
     for position, example in enumerate(examples):
         per_label = report["per_example"][position]
@@ -131,11 +153,33 @@ def evaluation_record(
             generation_note=generation_note[:300],
             scores=report["scores"],
             differences=report.get("differences"),
-            judge_api_key="",
-            finished_at=timezone.now(),
+            **({} if judge_pending else {"judge_api_key": "", "finished_at": timezone.now()}),
+        )
+
+
+def evaluation_record_judge(*, evaluation: Evaluation, verdicts: dict[str, list[dict]], scores: dict) -> None:
+    """Add the judge's verdicts ({label: [{"score", "reason"}] by position}) and its mean scores
+    ({label: {"value", "low", "high", "scored"}}) to a recorded evaluation, which is then finished."""
+    examples = list(EvaluationExample.objects.filter(evaluation=evaluation).order_by("position"))
+    for example in examples:
+        example.judge = {label: found[example.position] for label, found in verdicts.items()}
+    all_scores = dict(evaluation.scores or {})
+    for label, judged in scores.items():
+        all_scores[label] = {**all_scores.get(label, {}), "judge": judged}
+    with transaction.atomic():
+        EvaluationExample.objects.bulk_update(examples, ["judge"], batch_size=500)
+        Evaluation.objects.filter(pk=evaluation.pk).update(
+            scores=all_scores, judge_api_key="", finished_at=timezone.now()
         )
 
 
 def evaluation_forget_secret(*, evaluation_id: int) -> None:
     """A judge's API key is not kept once the job has ended, however it ended."""
     Evaluation.objects.filter(pk=evaluation_id).exclude(judge_api_key="").update(judge_api_key="")
+
+
+def evaluation_job_ended(job: Job) -> None:
+    """The end hook of evaluation jobs (registered in apps.py): also a job cancelled before it started,
+    which no runner ever saw, forgets its judge's key."""
+    if job.subject_type == SUBJECT_EVALUATION and job.subject_id is not None:
+        evaluation_forget_secret(evaluation_id=job.subject_id)

@@ -43,6 +43,17 @@ class JobCancelled(Exception):
     pass
 
 
+class JobHandover(Exception):
+    """Raised by a runner whose next phase belongs on another queue (a judge's calls on the data queue,
+    not on a GPU worker): the same job is queued there, and a worker of that queue calls its runner
+    again, which carries on from what the first phase stored."""
+
+    def __init__(self, queue: str, message: str) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.message = message
+
+
 def register_runner(kind: str) -> Callable[[Runner], Runner]:
     def decorator(runner: Runner) -> Runner:
         _RUNNERS[kind] = runner
@@ -54,6 +65,23 @@ def register_runner(kind: str) -> Callable[[Runner], Runner]:
 def register_runner_path(kind: str, dotted_path: str) -> None:
     """Name the runner of `kind` as "package.module.function", imported when first needed."""
     _RUNNER_PATHS[kind] = dotted_path
+
+
+# What a job's kind does once the job has ended, however it ended (succeeded, failed, cancelled while
+# running or while still queued): `hook(job)`, e.g. forget a secret it held. Named by module path too.
+_END_HOOK_PATHS: dict[str, list[str]] = {}
+
+
+def register_end_hook_path(kind: str, dotted_path: str) -> None:
+    _END_HOOK_PATHS.setdefault(kind, []).append(dotted_path)
+
+
+def end_hooks_for(kind: str) -> list[Callable[[Job], None]]:
+    hooks = []
+    for path in _END_HOOK_PATHS.get(kind, []):
+        module_name, _, function_name = path.rpartition(".")
+        hooks.append(getattr(importlib.import_module(module_name), function_name))
+    return hooks
 
 
 def runner_for(kind: str) -> Runner:

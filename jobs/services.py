@@ -17,7 +17,7 @@ from accounts.quotas import quota_check_job_start
 from jobs.events import job_event_emit
 from jobs.models import Job
 from jobs.queues import queue_for_job
-from jobs.registry import JobCancelled, JobFailure, runner_for
+from jobs.registry import JobCancelled, JobFailure, JobHandover, end_hooks_for, runner_for
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
 from jobs.states import JobState
@@ -99,6 +99,32 @@ def _finish(
     )
     if updated:
         job_event_emit(job_id, "state", {"state": state, "error": error})
+        _job_ended(job_id)
+
+
+def _job_ended(job_id: int) -> None:
+    """Tell the job's kind that it ended (its end hooks): a hook's failure is logged, never raised."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return
+    for hook in end_hooks_for(job.kind):
+        try:
+            hook(job)
+        except Exception:
+            logger.exception("the end hook %s of job %s failed", hook, job_id)
+
+
+def _hand_over(job_id: int, attempt: int, handover: JobHandover) -> None:
+    """Queue the job again, on the queue its next phase needs; the next claim is a new attempt."""
+    with transaction.atomic():
+        moved = job_run_owned(job_id, attempt).update(
+            state=JobState.QUEUED, queue=handover.queue, eta_seconds=None
+        )
+        if moved != 1:
+            return  # cancelled meanwhile: it stays cancelled
+        job_event_emit(job_id, "log", {"level": "info", "message": handover.message})
+        job_event_emit(job_id, "state", {"state": JobState.QUEUED})
+        transaction.on_commit(lambda: job_enqueue(job_id=job_id, queue=handover.queue))
 
 
 def job_execute(*, job_id: int, worker: str) -> None:
@@ -117,6 +143,8 @@ def job_execute(*, job_id: int, worker: str) -> None:
         result = runner_for(job.kind)(job, reporter)
     except JobCancelled:
         job_event_emit(job_id, "log", {"level": "warning", "message": "Stopped: the job was cancelled."})
+    except JobHandover as handover:
+        _hand_over(job_id, attempt, handover)
     except JobFailure as failure:
         _finish(job_id, attempt, JobState.FAILED, error=failure.as_dict())
     except Exception as exc:  # the full trace goes to the log; the user gets words
@@ -145,6 +173,7 @@ def job_cancel(*, job: Job) -> bool:
     )
     if updated:
         job_event_emit(job.pk, "state", {"state": JobState.CANCELLED})
+        _job_ended(job.pk)
     return updated == 1
 
 

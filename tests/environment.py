@@ -26,6 +26,9 @@ os.environ["LATHE_REDIS_NAMESPACE"] = f"test{os.getpid()}-"
 os.environ.setdefault("LATHE_HEARTBEAT_SECONDS", "2")
 os.environ.setdefault("LATHE_WORKER_REPORT_SECONDS", "2")
 os.environ["LATHE_ALLOWED_HOSTS"] = "localhost,127.0.0.1,testserver"
+# The tests' LLM judges (the session's vLLM, small fake servers) listen on 127.0.0.1: the worker may call
+# that address, as an admin would allow an inside judge. tests/webapp/test_outbound.py checks the refusals.
+os.environ["LATHE_OUTBOUND_ALLOW"] = "127.0.0.1"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 

@@ -6,7 +6,9 @@ keeps one database connection per thread. It also means a caller that has an eve
 (a test, a notebook) can call these functions as plain blocking ones.
 
 `chat_completions` is the one request machinery (order, concurrency, retries, errors, cancelling);
-`generate_answers` and the judge (`judge.py`) only build the request bodies.
+`generate_answers` and the judge (`judge.py`) only build the request bodies. Lathe's own vLLM servers are
+called directly; an address a user gave (a judge) only through webapp/outbound.py, given an `outbound`
+policy: its host checked and pinned, no redirects, one time limit for each whole request.
 """
 
 from __future__ import annotations
@@ -17,8 +19,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from webapp.outbound import (
+    OutboundClient,
+    OutboundError,
+    OutboundPolicy,
+    OutboundRefused,
+    OutboundTimeout,
+)
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -116,11 +127,15 @@ def generate_answers(
 
 
 def chat_completions_url(base_url: str) -> str:
-    """`{base_url}/v1/chat/completions`; a base URL pasted with its /v1 (as OpenAI's docs show) works too."""
-    base = base_url.rstrip("/")
-    if base.endswith("/v1"):
-        base = base[: -len("/v1")]
-    return f"{base}/v1/chat/completions"
+    """`{base_url}/v1/chat/completions`; a base URL pasted with its /v1 (as OpenAI's docs show) works too.
+
+    Built from the base URL's parts: a query or fragment in it is dropped, never able to rewrite the path.
+    """
+    parts = urlsplit(base_url.strip())
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[: -len("/v1")]
+    return urlunsplit((parts.scheme, parts.netloc, f"{path}/v1/chat/completions", "", ""))
 
 
 def chat_completions(
@@ -131,12 +146,13 @@ def chat_completions(
     concurrency: int,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    outbound: OutboundPolicy | None = None,
 ) -> list[Generation]:
     """POST each body to the server's chat completions, `concurrency` at most in flight; results in order.
 
     `progress(done, total)` is called as requests finish (answered or failed); once `should_stop()` is
     true, requests not yet finished end with the error "cancelled" (those in flight are dropped, which
-    makes vLLM abort them).
+    makes vLLM abort them). `outbound`: the server is a user's address, called under that policy.
     """
     if not bodies:
         return []
@@ -146,7 +162,16 @@ def chat_completions(
 
     def send_everything() -> None:
         try:
-            asyncio.run(_send_all(url=url, api_key=api_key, bodies=bodies, concurrency=concurrency, run=run))
+            asyncio.run(
+                _send_all(
+                    url=url,
+                    api_key=api_key,
+                    bodies=bodies,
+                    concurrency=concurrency,
+                    run=run,
+                    outbound=outbound,
+                )
+            )
         except BaseException as error:  # noqa: BLE001 - handed to the caller's thread below
             failure.append(error)
 
@@ -211,12 +236,26 @@ def _watch(
                 run.stop.set()
 
 
-async def _send_all(*, url: str, api_key: str, bodies: list[dict], concurrency: int, run: _Run) -> None:
+def _client(*, api_key: str, concurrency: int, outbound: OutboundPolicy | None):
+    headers = {"Authorization": f"Bearer {api_key}"}
+    if outbound is not None:
+        return OutboundClient(policy=outbound, headers=headers, max_connections=concurrency)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {api_key}"}
+    return httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits)
+
+
+async def _send_all(
+    *,
+    url: str,
+    api_key: str,
+    bodies: list[dict],
+    concurrency: int,
+    run: _Run,
+    outbound: OutboundPolicy | None = None,
+) -> None:
     slots = asyncio.Semaphore(max(1, concurrency))
-    async with httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits) as client:
+    async with _client(api_key=api_key, concurrency=concurrency, outbound=outbound) as client:
         tasks = [
             asyncio.create_task(_send_one(client, url, index, body, slots, run))
             for index, body in enumerate(bodies)
@@ -235,7 +274,12 @@ async def _cancel_when_stopped(tasks: list[asyncio.Task], run: _Run) -> None:
 
 
 async def _send_one(
-    client: httpx.AsyncClient, url: str, index: int, body: dict, slots: asyncio.Semaphore, run: _Run
+    client: httpx.AsyncClient | OutboundClient,
+    url: str,
+    index: int,
+    body: dict,
+    slots: asyncio.Semaphore,
+    run: _Run,
 ) -> None:
     started = time.perf_counter()
     try:
@@ -252,17 +296,28 @@ async def _send_one(
     run.finish(index, generation)
 
 
-async def _post_with_retries(client: httpx.AsyncClient, url: str, body: dict, run: _Run) -> Generation:
+async def _post_with_retries(
+    client: httpx.AsyncClient | OutboundClient, url: str, body: dict, run: _Run
+) -> Generation:
     started = time.perf_counter()
     for delay in (*RETRY_DELAYS_SECONDS, None):
         try:
             response = await client.post(url, json=body)
-        except (httpx.ReadTimeout, httpx.WriteTimeout):
+        except OutboundRefused as refused:
+            # Nothing was sent (the address is not one Lathe calls): the same for every request.
+            problem, reached = refused.message, False
+            break
+        except (OutboundTimeout, httpx.ReadTimeout, httpx.WriteTimeout) as error:
             # It was reached and is working: asking again would only add to its queue.
             run.reached_server = True
+            if isinstance(error, OutboundTimeout):
+                return _failed(error.message, started)
             return _failed(
                 f"The model server took longer than {REQUEST_TIMEOUT_SECONDS:.0f} s to answer.", started
             )
+        except OutboundError as error:  # a redirect, an answer too large: asking again changes nothing
+            run.reached_server = True
+            return _failed(error.message, started)
         except httpx.TransportError as error:
             problem, reached = _unreachable_text(url, error), False
         else:

@@ -1,7 +1,9 @@
 """An optional LLM judge: any OpenAI-compatible endpoint grades each answer by the user's rubric.
 
 Knows nothing of Django or Celery. The requests go through generate.py's machinery (concurrency,
-retries, per-request errors); this module only writes the judge's prompt and reads its reply.
+retries, per-request errors, cancelling) under an outbound policy (webapp/outbound.py): the judge's
+address is the user's, so it must not lead inside the server's network. This module only writes the
+judge's prompt and reads its reply.
 Judges do not always follow the format asked for, so the reply is read leniently: JSON anywhere in
 it, else "Score: 7", else "7/10". A reply with no usable score keeps its raw text and scores None.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from evals_app.core.generate import (
     GenerationError,
@@ -19,6 +21,7 @@ from evals_app.core.generate import (
     ShouldStop,
     chat_completions,
 )
+from webapp.outbound import OutboundPolicy
 
 SCORE_MIN, SCORE_MAX = 1, 10
 DEFAULT_RUBRIC = "Is the answer correct, complete and helpful, judged against the reference answer?"
@@ -66,6 +69,8 @@ class JudgeSettings:
     rubric: str
     max_tokens: int = 200
     concurrency: int = 4
+    # Which inside addresses may be called and how long one request may take (the site's, from settings).
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 @dataclass
@@ -111,6 +116,7 @@ def judge_answers(
             concurrency=settings.concurrency,
             progress=progress,
             should_stop=should_stop,
+            outbound=settings.outbound,
         )
     except GenerationError as error:
         raise GenerationError(f"The judge did not answer. {error}") from error

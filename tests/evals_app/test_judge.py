@@ -1,10 +1,14 @@
-"""The LLM judge: reading its replies (fixed strings), and one real round trip to the session's vLLM."""
+"""The LLM judge: reading its replies (fixed strings), one real round trip to the session's vLLM, and its
+requests to the user's address: refused inside the network, bounded in time, stopped on cancel."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
-from evals_app.core.generate import GenerationError
+from evals_app.core.generate import CANCELLED, GenerationError, chat_completions_url
 from evals_app.core.judge import (
     NO_SCORE_REASON,
     JudgeItem,
@@ -15,6 +19,11 @@ from evals_app.core.judge import (
 )
 from models_app.ml.demo_model import DEMO_MODEL_ID
 from models_app.ml.vllm_server import free_port
+from tests.evals_app.fake_judge import FakeJudge
+from webapp.outbound import OutboundPolicy
+
+# The session's vLLM and the fake judges below listen on 127.0.0.1, which an admin would have to allow.
+LOCAL_JUDGE = OutboundPolicy(allow=("127.0.0.1",))
 
 RUBRIC = "Full marks for the right fact stated plainly; fewer for padding or mistakes."
 ITEMS = [
@@ -103,6 +112,7 @@ def test_it_asks_a_real_judge_and_keeps_its_reply(vllm_server):
         model=DEMO_MODEL_ID,
         rubric=RUBRIC,
         max_tokens=48,
+        outbound=LOCAL_JUDGE,
     )
 
     verdicts = judge_answers(settings=settings, items=ITEMS, progress=lambda *call: progress.append(call))
@@ -120,7 +130,11 @@ def test_it_asks_a_real_judge_and_keeps_its_reply(vllm_server):
 
 def test_it_records_a_judge_that_refuses_a_request(vllm_server):
     settings = JudgeSettings(
-        base_url=vllm_server.base_url, api_key=vllm_server.secret, model="no-such-judge", rubric=RUBRIC
+        base_url=vllm_server.base_url,
+        api_key=vllm_server.secret,
+        model="no-such-judge",
+        rubric=RUBRIC,
+        outbound=LOCAL_JUDGE,
     )
 
     verdicts = judge_answers(settings=settings, items=ITEMS[:1])
@@ -131,8 +145,98 @@ def test_it_records_a_judge_that_refuses_a_request(vllm_server):
 
 def test_it_raises_when_the_judge_is_unreachable():
     settings = JudgeSettings(
-        base_url=f"http://127.0.0.1:{free_port()}", api_key="key", model="judge", rubric=RUBRIC
+        base_url=f"http://127.0.0.1:{free_port()}",
+        api_key="key",
+        model="judge",
+        rubric=RUBRIC,
+        outbound=LOCAL_JUDGE,
     )
 
     with pytest.raises(GenerationError, match="The judge did not answer"):
         judge_answers(settings=settings, items=ITEMS)
+
+
+# --- The judge's requests go to the user's address: webapp/outbound.py --------------------------------
+
+
+@pytest.fixture
+def fake_judge():
+    judge = FakeJudge()
+    yield judge
+    judge.close()
+
+
+def _settings(base_url: str, policy: OutboundPolicy = LOCAL_JUDGE) -> JudgeSettings:
+    return JudgeSettings(
+        base_url=base_url, api_key="judge-key", model="judge", rubric=RUBRIC, outbound=policy
+    )
+
+
+def test_it_asks_a_judge_the_admin_allowed(fake_judge):
+    verdicts = judge_answers(settings=_settings(fake_judge.base_url), items=ITEMS)
+
+    assert [(verdict.score, verdict.reason) for verdict in verdicts] == [(8.0, "Fine."), (8.0, "Fine.")]
+    assert fake_judge.requests[0]["authorization"] == "Bearer judge-key"
+
+
+def test_it_sends_nothing_to_a_judge_inside_the_network(fake_judge):
+    with pytest.raises(GenerationError, match="inside the server's own network"):
+        judge_answers(settings=_settings(fake_judge.base_url, OutboundPolicy()), items=ITEMS)
+
+    assert fake_judge.requests == []
+
+
+def test_it_refuses_a_judge_name_that_resolves_inside_at_call_time(fake_judge, monkeypatch):
+    """The form saw a public address; by the time the judge is asked, the name points at 127.0.0.1."""
+    real = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):
+        return real("127.0.0.1" if host == "judge.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    url = f"http://judge.example:{fake_judge.port}/v1"
+
+    with pytest.raises(GenerationError, match="inside the server's own network"):
+        judge_answers(settings=_settings(url, OutboundPolicy()), items=ITEMS)
+
+    assert fake_judge.requests == []
+
+
+def test_it_ends_a_slow_judges_request_at_the_time_limit():
+    judge = FakeJudge(delay=30)
+    try:
+        started = time.monotonic()
+        verdicts = judge_answers(
+            settings=_settings(judge.base_url, OutboundPolicy(allow=("127.0.0.1",), timeout_seconds=1)),
+            items=ITEMS,
+        )
+    finally:
+        judge.close()
+
+    assert time.monotonic() - started < 10
+    assert all("LATHE_OUTBOUND_TIMEOUT" in verdict.error for verdict in verdicts)
+
+
+def test_it_stops_asking_the_judge_within_seconds_of_a_cancel():
+    judge = FakeJudge(delay=60)
+    stop_at = time.monotonic() + 1
+    try:
+        started = time.monotonic()
+        verdicts = judge_answers(
+            settings=_settings(judge.base_url),
+            items=ITEMS * 10,
+            should_stop=lambda: time.monotonic() > stop_at,
+        )
+    finally:
+        judge.close()
+
+    assert time.monotonic() - started < 5
+    assert {verdict.error for verdict in verdicts} == {CANCELLED}
+    assert len(judge.requests) <= 4  # those in flight when it stopped (its concurrency), no more
+
+
+def test_a_query_in_the_judges_address_cannot_rewrite_the_path():
+    assert chat_completions_url("https://judge.example/v1?x=") == "https://judge.example/v1/chat/completions"
+    assert chat_completions_url("https://judge.example/api/v1/#x") == (
+        "https://judge.example/api/v1/chat/completions"
+    )

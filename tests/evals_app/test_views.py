@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evals_app.models import Evaluation
+from evals_app.services import EvaluationRefused, evaluation_start
 from jobs.models import Job, JobEvent
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel, Endpoint
@@ -153,3 +154,107 @@ def test_it_compares_runs_overlaid_with_only_the_settings_that_differ(
     assert scores[second.pk]["tuned"][2] == 41.0 and scores[first.pk]["evaluation"] is None
 
     assert bob_client.get(f"/evaluations/compare?job={first.pk}&job={second.pk}").status_code == 404
+
+
+JUDGE_FIELDS = {"judge_model": "gpt-judge", "judge_rubric": "Correct and plain.", "judge_api_key": "sk-judge"}
+
+
+@pytest.mark.parametrize(
+    ("judge_url", "words"),
+    [
+        ("http://127.0.0.1:8000/v1", "inside the server's own network"),
+        ("http://[::1]:8000/v1", "inside the server's own network"),
+        ("http://2130706433/v1", "inside the server's own network"),
+        ("http://0x7f.1/v1", "inside the server's own network"),
+        ("http://10.1.2.3/v1", "inside the server's own network"),
+        ("http://169.254.169.254/latest/meta-data/", "inside the server's own network"),
+        ("http://[::ffff:127.0.0.1]/v1", "inside the server's own network"),
+        ("http://localhost:8000/v1", "inside the server's own network"),
+        ("https://8.8.8.8/v1?x=", "without “?” or “#”"),
+        ("https://8.8.8.8/v1#fragment", "without “?” or “#”"),
+        ("https://user:pass@8.8.8.8/v1", "user name or password"),
+        ("ftp://8.8.8.8/v1", "must start with https://"),
+    ],
+)
+def test_it_refuses_a_judge_address_it_must_not_call_and_names_the_field(
+    alice, alice_client, adapter, settings, judge_url, words
+):
+    settings.LATHE_OUTBOUND_ALLOW = []  # the test session allows 127.0.0.1 for its fake judges
+    _, _, version = dataset_with_version(alice, rows=4)
+    response = alice_client.post(
+        "/evaluations/new",
+        {
+            "adapter": adapter.pk,
+            "dataset_version": version.pk,
+            "split": "validation",
+            "max_rows": 5,
+            "max_tokens": 32,
+            "temperature": 0,
+            "top_p": 1,
+            "judge_base_url": judge_url,
+            **JUDGE_FIELDS,
+        },
+    )
+
+    assert response.status_code == 200 and not Evaluation.objects.exists()
+    errors = response.context["form"].errors["judge_base_url"]
+    assert any(words in error for error in errors), errors
+    assert "LLM judge: endpoint" in response.content.decode()
+
+
+def test_it_starts_an_evaluation_with_a_public_judge(alice, alice_client, adapter, settings):
+    settings.LATHE_OUTBOUND_ALLOW = []
+    _, _, version = dataset_with_version(alice, rows=4)
+    response = alice_client.post(
+        "/evaluations/new",
+        {
+            "adapter": adapter.pk,
+            "dataset_version": version.pk,
+            "split": "validation",
+            "max_rows": 5,
+            "max_tokens": 32,
+            "temperature": 0,
+            "top_p": 1,
+            "judge_base_url": "https://8.8.8.8/v1",  # an address, so no DNS is asked
+            **JUDGE_FIELDS,
+        },
+    )
+
+    evaluation = Evaluation.objects.get()
+    assert response.status_code == 302
+    assert evaluation.settings["judge"]["base_url"] == "https://8.8.8.8/v1"
+    assert evaluation.judge_api_key == "sk-judge"
+
+
+def test_the_service_refuses_an_inside_judge_too(alice, adapter, settings):
+    settings.LATHE_OUTBOUND_ALLOW = []
+    _, _, version = dataset_with_version(alice, rows=4)
+
+    with pytest.raises(EvaluationRefused, match="LLM judge endpoint: This address points inside"):
+        evaluation_start(
+            owner=alice,
+            dataset_version=version,
+            adapter=adapter,
+            judge={"base_url": "http://2130706433:8000/v1", "model": "m", "rubric": "r"},
+            judge_api_key="sk-judge",
+        )
+    assert not Evaluation.objects.exists()
+
+
+def test_it_forgets_the_judges_key_of_an_evaluation_cancelled_before_it_started(alice, alice_client, adapter):
+    _, _, version = dataset_with_version(alice, rows=4)
+    evaluation = evaluation_start(
+        owner=alice,
+        dataset_version=version,
+        adapter=adapter,
+        judge={"base_url": "https://8.8.8.8/v1", "model": "m", "rubric": "r"},
+        judge_api_key="sk-judge",
+    )
+    assert evaluation.job.state == JobState.QUEUED and evaluation.judge_api_key == "sk-judge"
+
+    response = alice_client.post(f"/jobs/{evaluation.job_id}/cancel/")
+
+    assert response.status_code == 302
+    evaluation.refresh_from_db()
+    assert evaluation.job.state == JobState.CANCELLED
+    assert evaluation.judge_api_key == ""

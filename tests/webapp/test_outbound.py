@@ -204,7 +204,7 @@ def _json_answer(handler: BaseHTTPRequestHandler) -> None:
 def test_it_calls_a_host_the_admin_allowed():
     with http_server(_json_answer) as (port, requests):
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        with pytest.raises(OutboundRefused):
+        with override_settings(LATHE_OUTBOUND_ALLOW=[]), pytest.raises(OutboundRefused):
             outbound_request("POST", url, policy=outbound_policy(), json={"a": 1})
         assert requests == []
 

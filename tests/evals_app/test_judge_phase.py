@@ -1,0 +1,139 @@
+"""The judge phase of an evaluation job: on the data queue (never a GPU worker), cancellable, key forgotten.
+
+A real worker runs the job. Its answers are recorded first, as its GPU phase leaves them (generation
+itself, through vLLM, is tested in test_evaluation_job.py); the job then moves to the data queue,
+where a fake judge on 127.0.0.1 (allowed for the test session) grades them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import transaction
+
+from evals_app.core.report import evaluate_answers
+from evals_app.models import Evaluation
+from evals_app.services import evaluation_record, evaluation_start
+from jobs.models import Job, JobEvent
+from jobs.queues import QUEUE_DATA, QUEUE_GPU_ANY
+from jobs.states import FINISHED_STATES, JobState
+from models_app.models import Adapter, BaseModel
+from tests.datasets_app.factories import dataset_with_version
+from tests.evals_app.fake_judge import FakeJudge
+from tests.helpers import wait_until
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+ROWS = 6
+JUDGE_KEY = "sk-judge-secret"
+
+
+def _rows() -> list[dict]:
+    return [
+        {
+            "messages": [{"role": "user", "content": f"What is {n} plus {n}?"}],
+            "reference": f"The answer is {2 * n}.",
+            "source_line": n,
+        }
+        for n in range(1, ROWS + 1)
+    ]
+
+
+def _evaluation_with_recorded_answers(owner, judge_url: str) -> Evaluation:
+    """An evaluation queued with its answers already generated and scored (its GPU phase's work)."""
+    base_model = BaseModel.objects.create(hf_id="tests/base", display_name="Test base", local_dir="/none")
+    adapter = Adapter.objects.create(owner=owner, base_model=base_model, name="adapter", path="/x", rank=8)
+    _, _, version = dataset_with_version(owner, rows=ROWS)
+    rows = _rows()
+    answers = {
+        "tuned": [row["reference"] for row in rows],
+        "base": ["I do not know." for _ in rows],
+    }
+    report = evaluate_answers(references=[row["reference"] for row in rows], answers=answers, resamples=100)
+    examples = [
+        {**row, "answers": {label: texts[position] for label, texts in answers.items()}, "errors": {}}
+        for position, row in enumerate(rows)
+    ]
+    with transaction.atomic():  # the job is enqueued once both are in
+        evaluation = evaluation_start(
+            owner=owner,
+            dataset_version=version,
+            adapter=adapter,
+            settings={"max_rows": ROWS},
+            judge={"base_url": judge_url, "model": "judge", "rubric": "The sum is right."},
+            judge_api_key=JUDGE_KEY,
+        )
+        evaluation_record(
+            evaluation=evaluation,
+            examples=examples,
+            report=report.to_dict(),
+            generation_note="greedy",
+            judge_pending=True,
+        )
+    assert evaluation.job.queue == QUEUE_GPU_ANY
+    return evaluation
+
+
+def _messages(job_id: int) -> list[str]:
+    return [event.payload.get("message", "") for event in JobEvent.objects.filter(job_id=job_id, kind="log")]
+
+
+def test_it_asks_the_judge_from_the_data_queue_and_forgets_its_key(alice, celery_worker):
+    judge = FakeJudge()
+    try:
+        evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
+        job = wait_until(
+            lambda: (job := Job.objects.get(pk=evaluation.job_id)).state in FINISHED_STATES and job,
+            timeout=120,
+            message="the evaluation to finish",
+        )
+    finally:
+        judge.close()
+
+    assert job.state == JobState.SUCCEEDED, job.error
+    # The same job, handed from the GPU queue to the data queue: a second claim, on the data queue.
+    assert job.queue == QUEUE_DATA and job.attempts == 2
+    assert any("data worker, not from a GPU worker" in message for message in _messages(job.pk))
+    # The judge was asked about every answer of both models, with the user's key, which is then forgotten.
+    assert len(judge.requests) == 2 * ROWS
+    assert {request["authorization"] for request in judge.requests} == {f"Bearer {JUDGE_KEY}"}
+    evaluation.refresh_from_db()
+    assert evaluation.judge_api_key == "" and evaluation.finished_at is not None
+    assert evaluation.scores["tuned"]["judge"]["value"] == 8.0
+    assert evaluation.scores["tuned"]["rougeL"]["value"] > evaluation.scores["base"]["rougeL"]["value"]
+    first = evaluation.examples.order_by("position").first()
+    assert first.judge == {
+        "tuned": {"score": 8.0, "reason": "Fine."},
+        "base": {"score": 8.0, "reason": "Fine."},
+    }
+
+
+def test_a_cancel_stops_the_judge_phase_within_seconds(alice, alice_client, celery_worker):
+    judge = FakeJudge(delay=120)  # every request would hold the worker for two minutes
+    try:
+        evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
+        wait_until(lambda: judge.requests, timeout=120, message="the judge's first request")
+        job = Job.objects.get(pk=evaluation.job_id)
+        assert job.state == JobState.RUNNING and job.queue == QUEUE_DATA
+        evaluation.refresh_from_db()
+        assert evaluation.judge_api_key == JUDGE_KEY  # still needed while the judge is asked
+
+        cancelled_at = time.monotonic()
+        alice_client.post(f"/jobs/{job.pk}/cancel/")
+        wait_until(
+            lambda: "Stopped: the job was cancelled." in _messages(job.pk),
+            timeout=15,
+            message="the judge phase to stop",
+        )
+        stopped_after = time.monotonic() - cancelled_at
+        asked = len(judge.requests)
+        time.sleep(1.5)
+        assert len(judge.requests) == asked  # nothing more is sent
+    finally:
+        judge.close()
+
+    assert stopped_after < 15
+    assert Job.objects.get(pk=job.pk).state == JobState.CANCELLED
+    evaluation.refresh_from_db()
+    assert evaluation.judge_api_key == ""
