@@ -118,6 +118,7 @@ def run_version_prepare(job: Job, reporter: JobReporter) -> dict:
                 validation_out=work / "validation.jsonl",
                 validation_share=version.validation_share,
                 seed=version.split_seed,
+                progress=reporter.callback(),
             )
             train_key, validation_key = f"{prefix}/train.jsonl", f"{prefix}/validation.jsonl"
             store.put(work / "train.jsonl", train_key, move=True)

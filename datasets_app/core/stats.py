@@ -27,6 +27,7 @@ TOKEN_HISTOGRAM_EDGES: tuple[int, ...] = (0, 64, 128, 256, 512, 1024, 2048, 4096
 VERY_SMALL_ROWS = 100
 RECOMMENDED_ROWS = 5000  # the guide: "不少于5,000条高质量样本"
 CHUNK_ROWS = 2048
+CHUNK_BYTES = 16 * 1024 * 1024  # long rows: bounded memory, and progress (cancel) every chunk
 
 
 def compute_stats(
@@ -45,7 +46,7 @@ def compute_stats(
     dedup, dedup_outcome = ExactDedupStep(normalise=True), RuleOutcome("exact_dedup", True, example_limit=0)
     messages = 0
     chunk: list[CanonicalRow] = []
-    bytes_read = 0
+    bytes_read = flushed_at = 0
 
     def flush() -> None:
         for row in chunk:
@@ -66,9 +67,9 @@ def compute_stats(
             row = orjson.loads(line)
             messages += len(row["messages"])
             chunk.append(row)
-            if len(chunk) >= CHUNK_ROWS:
+            if len(chunk) >= CHUNK_ROWS or bytes_read - flushed_at >= CHUNK_BYTES:
                 flush()
-                chunk = []
+                chunk, flushed_at = [], bytes_read
     flush()
 
     rows = len(chars)

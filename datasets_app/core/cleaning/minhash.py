@@ -8,6 +8,11 @@ meaning, so 5-grams would make one changed word look like a big difference).
 Hashing every n-gram in Python is the slow part of MinHash, so the n-gram
 hashes of a text are computed in one vectorised numpy pass over its code
 points and handed to datasketch's ``MinHash.update_batch`` as ready integers.
+
+``update_batch`` builds an (n-grams x permutations) array, so a long row is fed in
+blocks of at most ``_BLOCK_CELLS`` cells, each distinct n-gram once: memory stays
+bounded whatever the row length and the number of permutations (the same
+signature, since a MinHash is the minimum over the set of n-grams).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ MINHASH_SEED = 1
 # missed ones are duplicates left in the data.
 LSH_WEIGHTS = (0.1, 0.9)
 CJK_START = 0x2E80  # CJK radicals onwards: CJK, kana, hangul, full-width forms
+_BLOCK_CELLS = 4_000_000  # n-grams x permutations per update_batch: about 32 MB of temporaries
 _SPACE = re.compile(r"\s+")
 # Odd 64-bit multipliers for a polynomial hash of n consecutive code points.
 _NGRAM_MULTIPLIERS = np.array(
@@ -55,10 +61,15 @@ def signatures(texts: Sequence[str], num_perm: int) -> np.ndarray:
     """One MinHash signature per text, as a (len(texts), num_perm) uint32 array."""
     result = np.empty((len(texts), num_perm), dtype=np.uint32)
     # hashfunc=int: the n-gram hashes are already integers.
-    minhashes = MinHash.generator(
-        (ngram_hashes(text) for text in texts), num_perm=num_perm, seed=MINHASH_SEED, hashfunc=int
-    )
-    for index, minhash in enumerate(minhashes):
+    template = MinHash(num_perm=num_perm, seed=MINHASH_SEED, hashfunc=int)
+    block = max(1024, _BLOCK_CELLS // num_perm)
+    for index, text in enumerate(texts):
+        hashes = ngram_hashes(text)
+        if len(hashes) > block:
+            hashes = sorted(set(hashes))
+        minhash = template.copy()
+        for start in range(0, len(hashes), block):
+            minhash.update_batch(hashes[start : start + block])
         result[index] = minhash.hashvalues
     return result
 

@@ -37,6 +37,9 @@ from datasets_app.core.tokens import TokenCounter
 
 Progress = Callable[[int, int], None]
 CHUNK_ROWS = 2048
+# A chunk also ends at this many bytes, so long rows neither fill memory nor delay the
+# progress report after each chunk, which is where a cancelled job stops.
+CHUNK_BYTES = 16 * 1024 * 1024
 
 
 class TokenCounterRequired(ValueError):
@@ -124,7 +127,7 @@ def _read_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[list[CanonicalRo
             row = orjson.loads(line)
             row.setdefault("source_line", line_number)
             chunk.append(row)
-            if len(chunk) >= chunk_rows:
+            if len(chunk) >= chunk_rows or bytes_read - reported >= CHUNK_BYTES:
                 yield chunk, bytes_read
                 chunk, reported = [], bytes_read
     if chunk or bytes_read != reported:

@@ -12,6 +12,7 @@ from datasets_app.core.cleaning.rules import RULE_LABELS
 SNIPPET_CHARS = 300
 # Before/after texts kept for a diff example; the result is stored as JSON.
 DIFF_TEXT_CHARS = 4000
+DIFF_INPUT_CHARS = 4 * DIFF_TEXT_CHARS
 NEW_ROW_MARKER = "──────── new row ────────"
 
 
@@ -35,6 +36,8 @@ def snippet(text: str, focus: str | None = None, width: int = SNIPPET_CHARS) -> 
 
 
 def unified_diff(before: str, after: str) -> str:
+    # difflib can take quadratic time on long texts; only the shown start is compared.
+    before, after = before[:DIFF_INPUT_CHARS], after[:DIFF_INPUT_CHARS]
     lines = difflib.unified_diff(
         before.splitlines(), after.splitlines(), fromfile="before", tofile="after", lineterm="", n=1
     )
