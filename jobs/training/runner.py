@@ -64,7 +64,9 @@ def model_dir_for(base_model: BaseModel, reporter: JobReporter) -> Path:
     target = settings.LATHE_MODELS_DIR / base_model.hf_id.replace("/", "--")
     reporter.stage(f"Downloading {base_model.hf_id}")
     try:
-        model_download(base_model.hf_id, target, reporter.callback())
+        model_download(
+            base_model.hf_id, target, reporter.callback(), max_bytes=settings.LATHE_MAX_MODEL_DOWNLOAD_BYTES
+        )
     except ModelUnavailable as exc:
         raise JobFailure("model_unavailable", exc.message, exc.hint) from exc
     BaseModel.objects.filter(pk=base_model.pk).update(local_dir=str(target))
