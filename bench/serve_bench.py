@@ -222,6 +222,7 @@ class Fixtures:
 def make_fixtures(adapter_dir: Path, merged_dir: Path) -> Fixtures:
     from django.contrib.auth import get_user_model
 
+    from accounts.models import UserQuota
     from accounts.services import api_token_create
     from jobs.merging.services import merged_model_register
     from models_app.ml.demo_model import DEMO_MODEL_ID
@@ -245,8 +246,9 @@ def make_fixtures(adapter_dir: Path, merged_dir: Path) -> Fixtures:
     further = Adapter.objects.create(
         owner=user, base_model=merged, name="further adapter", path=str(adapter_dir), rank=8, suffix="further"
     )
-    # The rate limit stays on (its Redis round trip is part of every request), set out of the way.
-    _, key = api_token_create(user=user, name="bench", rate_limit_per_minute=1_000_000)
+    # The per-person limits stay on (their Redis round trip is part of every request), set out of the way.
+    UserQuota.objects.create(user=user, requests_per_minute=1_000_000, concurrent_requests=0)
+    _, key = api_token_create(user=user, name="bench")
     return Fixtures(user.pk, merged.pk, merged.hf_id, further.pk, key)
 
 
@@ -254,6 +256,7 @@ def tap_user(merged_id: int, secret: str, tap_port: int) -> tuple[int, str]:
     """A second user whose ready server row points at the tap: gateway -> tap -> vLLM."""
     from django.contrib.auth import get_user_model
 
+    from accounts.models import UserQuota
     from accounts.services import api_token_create
     from models_app.models import ModelServer, ServerState
 
@@ -267,7 +270,8 @@ def tap_user(merged_id: int, secret: str, tap_port: int) -> tuple[int, str]:
         port=tap_port,
         secret=secret,
     )
-    return user.pk, api_token_create(user=user, name="bench tap", rate_limit_per_minute=1_000_000)[1]
+    UserQuota.objects.create(user=user, requests_per_minute=1_000_000, concurrent_requests=0)
+    return user.pk, api_token_create(user=user, name="bench tap")[1]
 
 
 def spawn(name: str, command: list[str], log_dir: Path, env: dict | None = None) -> subprocess.Popen:
