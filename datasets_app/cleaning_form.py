@@ -57,8 +57,13 @@ class CleaningForm(forms.Form):
         label="…or one character repeated this many times",
         help_text="'哈哈哈哈哈哈哈哈哈哈' or '!!!!!!!!!!' counts as spam from 10 in a row.",
     )
-    min_chars = forms.IntegerField(min_value=0, required=False, label="Shortest row (characters)")
-    max_chars = forms.IntegerField(min_value=1, required=False, label="Longest row (characters)")
+    # The bounds are CleaningRules' own, so the form refuses what a job would.
+    min_chars = forms.IntegerField(
+        min_value=0, max_value=10_000_000, required=False, label="Shortest row (characters)"
+    )
+    max_chars = forms.IntegerField(
+        min_value=1, max_value=100_000_000, required=False, label="Longest row (characters)"
+    )
     length_mode = forms.ChoiceField(
         choices=[
             ("off", "Keep long rows"),
@@ -93,6 +98,13 @@ class CleaningForm(forms.Form):
         if base_models is not None:
             self.fields["base_model"].queryset = base_models
             self.fields["base_model"].initial = base_models.first()
+
+    def clean(self) -> dict:
+        data = super().clean()
+        shortest, longest = data.get("min_chars") or 0, data.get("max_chars")
+        if longest is not None and longest < shortest:
+            self.add_error("max_chars", f"The longest row can't be shorter than the shortest ({shortest:,}).")
+        return data
 
     def rules(self) -> dict:
         data = self.cleaned_data

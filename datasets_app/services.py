@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.quotas import quota_check_upload
+from datasets_app.core.cleaning import CleaningRules
 from datasets_app.models import Blob, Dataset, DatasetFile, DatasetVersion, FileRole, FileStatus
 from datasets_app.read_limits import ReadLimits
 from datasets_app.uploads import HashedUploadedFile
@@ -165,7 +166,13 @@ def dataset_version_from_file(*, dataset_file: DatasetFile, validation: dict | N
     )
 
 
+def _checked_rules(rules: dict) -> dict:
+    """The rules as a job will read them; ValueError (naming the setting) when one is out of bounds."""
+    return CleaningRules.from_dict(rules).to_dict()
+
+
 def cleaning_preview_start(*, version: DatasetVersion, rules: dict, base_model_id: int | None) -> Job:
+    rules = _checked_rules(rules)
     return job_create(
         owner=version.dataset.owner,
         kind=JobKind.CLEAN_PREVIEW,
@@ -178,6 +185,7 @@ def cleaning_preview_start(*, version: DatasetVersion, rules: dict, base_model_i
 def cleaning_apply_start(
     *, version: DatasetVersion, rules: dict, base_model_id: int | None, validation: dict
 ) -> Job:
+    rules = _checked_rules(rules)
     return job_create(
         owner=version.dataset.owner,
         kind=JobKind.CLEAN_APPLY,

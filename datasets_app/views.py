@@ -152,7 +152,13 @@ def dataset_file_original(request: HttpRequest, file_id: int) -> FileResponse:
 
 @login_required
 def dataset_version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = get_dataset_version_for_user(request.user, version_id)
+    return _version_page(request, get_dataset_version_for_user(request.user, version_id))
+
+
+def _version_page(
+    request: HttpRequest, version, *, cleaning_form: CleaningForm | None = None, status: int = 200
+) -> HttpResponse:
+    """The version page; a cleaning form the user got wrong is shown again with its errors."""
     base_models = base_model_list_for_user(request.user).exclude(local_dir="")
     preview_job = latest_preview_job(version)
     sample_rows = []
@@ -172,12 +178,22 @@ def dataset_version_detail(request: HttpRequest, version_id: int) -> HttpRespons
             "apply_job": version_jobs(version).filter(kind="clean_apply").first(),
             "preview_job": preview_job,
             "preview": preview_job.result if preview_job else None,
-            "cleaning_form": CleaningForm(initial_rules=rules, base_models=base_models),
+            "cleaning_form": cleaning_form or CleaningForm(initial_rules=rules, base_models=base_models),
             "split_form": ValidationSplitForm(validation_files=validation_files_for_dataset(version.dataset)),
             "sample_rows": sample_rows,
             "children": version.children.all(),
         },
+        status=status,
     )
+
+
+def _named_errors(form) -> str:
+    """Each error after its field's label and name: "Longest row (characters) (max_chars): ..."."""
+    parts = []
+    for name, errors in form.errors.items():
+        field = form.fields.get(name)
+        parts.append(f"{field.label} ({name}): {' '.join(errors)}" if field else " ".join(errors))
+    return "; ".join(parts)
 
 
 @login_required
@@ -191,23 +207,28 @@ def dataset_version_clean(request: HttpRequest, version_id: int) -> HttpResponse
         request.POST, validation_files=validation_files_for_dataset(version.dataset)
     )
     if not form.is_valid():
-        messages.error(request, "Check the cleaning settings: " + form.errors.as_text())
-        return redirect("dataset_version_detail", version_id=version.pk)
+        messages.error(request, "Check the cleaning settings: " + _named_errors(form))
+        return _version_page(request, version, cleaning_form=form, status=400)
     base_model = form.cleaned_data.get("base_model")
     base_model_id = base_model.pk if base_model else None
     if request.POST.get("action") == "apply":
         if not split_form.is_valid():
             messages.error(request, "Check the validation settings: " + split_form.errors.as_text())
             return redirect("dataset_version_detail", version_id=version.pk)
-        cleaning_apply_start(
-            version=version,
-            rules=form.rules(),
-            base_model_id=base_model_id,
-            validation=split_form.validation(),
-        )
-        messages.info(request, "Cleaning started. The new version appears when it is done.")
-    else:
-        cleaning_preview_start(version=version, rules=form.rules(), base_model_id=base_model_id)
+    try:
+        if request.POST.get("action") == "apply":
+            cleaning_apply_start(
+                version=version,
+                rules=form.rules(),
+                base_model_id=base_model_id,
+                validation=split_form.validation(),
+            )
+            messages.info(request, "Cleaning started. The new version appears when it is done.")
+        else:
+            cleaning_preview_start(version=version, rules=form.rules(), base_model_id=base_model_id)
+    except ValueError as exc:  # a setting out of the rules' bounds
+        messages.error(request, f"Check the cleaning settings: {exc}")
+        return _version_page(request, version, cleaning_form=form, status=400)
     return redirect(reverse("dataset_version_detail", args=[version.pk]) + "#cleaning")
 
 
