@@ -58,6 +58,25 @@ def _broadcast(job_id: int, message: EventMessage) -> None:
         logger.warning("could not broadcast event for job %s", job_id, exc_info=True)
 
 
+# What a run draws per step; a run resumed from a checkpoint trains the steps after it again.
+STEP_EVENT_KINDS = ("metric", "samples")
+
+
+def job_steps_supersede(job_id: int, *, after_step: int) -> int:
+    """A run starts again from checkpoint `after_step`: earlier runs' events of later steps stop showing.
+
+    Called before the new run logs anything, so every event it marks belongs to an earlier run. Pages
+    and `/v1/fine_tuning/jobs/{id}/events` read only events not superseded; a page already open hears
+    a `resumed` event and drops its points after `after_step`. Returns how many events were marked.
+    """
+    with transaction.atomic():
+        marked = JobEvent.objects.filter(
+            job_id=job_id, kind__in=STEP_EVENT_KINDS, superseded=False, payload__step__gt=after_step
+        ).update(superseded=True)
+        job_event_emit(job_id, "resumed", {"from_step": after_step})
+    return marked
+
+
 def job_event_emit(job_id: int, kind: str, payload: dict, *, store: bool = True) -> None:
     """Record (optionally) and broadcast one event for a job."""
     if not store:

@@ -52,6 +52,8 @@ class JobEvent(models.Model):
     kind = models.CharField(max_length=16)
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A metric of a step that a resumed run trained again: kept, but no longer shown.
+    superseded = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

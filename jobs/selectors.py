@@ -35,8 +35,13 @@ def job_list_for_subject(user: AbstractBaseUser, subject_type: str, subject_id: 
     return Job.objects.filter(owner_id=user.pk, subject_type=subject_type, subject_id=subject_id)
 
 
+def job_events_shown(job: Job) -> QuerySet[JobEvent]:
+    """The job's history as pages and APIs show it: without the steps a resumed run trained again."""
+    return job.events.filter(superseded=False)
+
+
 def job_events_after(job: Job, after: int = 0, limit: int = 5000) -> QuerySet[JobEvent]:
-    return job.events.filter(pk__gt=after).order_by("pk")[:limit]
+    return job_events_shown(job).filter(pk__gt=after).order_by("pk")[:limit]
 
 
 def job_queue_position(job: Job) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from jobs.selectors import job_events_shown
 from jobs.services import job_cancel
 from jobs.training.openai_objects import (
     CHECKPOINT_PREFIX,
@@ -56,7 +57,7 @@ def fine_tuning_job_cancel(request: HttpRequest, job_id: str) -> JsonResponse:
 @require_GET
 def fine_tuning_job_events(request: HttpRequest, job_id: str) -> JsonResponse:
     job = get_fine_tuning_job_for_user(request.user, job_id)
-    events = job.events.filter(kind__in=EVENT_KINDS)
+    events = job_events_shown(job).filter(kind__in=EVENT_KINDS)
     page, has_more = page_newest_first(request, events, EVENT_PREFIX, "event")
     return JsonResponse(list_body([event_object(event) for event in page], has_more))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 
 from datasets_app.models import DatasetVersion
-from jobs.events import job_event_emit
+from jobs.events import job_event_emit, job_steps_supersede
 from jobs.ml.errors import (
     TrainingDataError,
     TrainingDiverged,
@@ -223,6 +223,9 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
     inputs = training_inputs(job, reporter)
     recipe = Recipe.from_dict(job.params["recipe"])
     resume = _resume_path(job)
+    if resume or job.attempts > 1:  # earlier runs' steps after the checkpoint are trained again
+        step = job.checkpoints.filter(path=resume).values_list("step", flat=True).first() if resume else 0
+        job_steps_supersede(job.pk, after_step=step or 0)
     reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
     sink = _EventSink(job, reporter)
     from jobs.ml.train import train  # torch and friends load on the worker only

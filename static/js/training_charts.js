@@ -1,6 +1,7 @@
 // Live training charts. Metric events arrive from job_watch.js (history first, then
 // live); points are keyed by step, so a run resumed from a checkpoint continues the
-// same curve: a step at or before the last one replaces the tail from there on.
+// same curve: a "resumed" event (from_step) drops the points after the checkpoint, as the
+// server does for its history, and a step at or before the last one replaces the tail.
 (function () {
   "use strict";
   const CHARTS = [
@@ -27,6 +28,12 @@
     if (cut < steps.length) { steps.length = cut; keys().forEach((k) => { values[k].length = cut; }); }
     steps.push(step);
     keys().forEach((k) => values[k].push(p[k] == null ? null : p[k]));
+  }
+
+  function cutAfter(step) {
+    let cut = steps.length;
+    while (cut > 0 && steps[cut - 1] > step) cut--;
+    if (cut < steps.length) { steps.length = cut; keys().forEach((k) => { values[k].length = cut; }); }
   }
 
   function redraw() {
@@ -115,6 +122,7 @@
     build();
     watch.addEventListener("lathe:event", (e) => {
       if (e.detail.kind === "metric") { addPoint(e.detail.payload); schedule(); }
+      if (e.detail.kind === "resumed") { cutAfter(e.detail.payload.from_step || 0); schedule(); }
       if (e.detail.kind === "samples") showSamples(e.detail.payload);
       if (e.detail.kind === "verdict") showVerdict(e.detail.payload);
     });

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from jobs.ml.recipe import Recipe
 from jobs.models import Job
+from jobs.selectors import job_events_shown
 from jobs.services import job_cancel
 from jobs.states import FINISHED_STATES, JobState
 from jobs.training.services import training_resume, training_start
@@ -47,14 +48,8 @@ def _finished(job_id: int, timeout: float = 180) -> Job:
 
 
 def _metric_steps(job: Job) -> list[int]:
-    """Steps as a chart draws them: a re-logged step replaces the tail from there on."""
-    steps: list[int] = []
-    for event in job.events.filter(kind="metric").order_by("pk"):
-        step = event.payload["step"]
-        while steps and steps[-1] >= step:
-            steps.pop()
-        steps.append(step)
-    return steps
+    """Steps as the page's replay and /v1 show them: a resumed run's steps replace the earlier run's."""
+    return [event.payload["step"] for event in job_events_shown(job).filter(kind="metric").order_by("pk")]
 
 
 def _websocket(headers, job_id: int, after: int = 0) -> WebsocketCommunicator:
@@ -140,7 +135,7 @@ def test_it_stops_at_the_next_step_when_cancelled_and_resumes_from_a_checkpoint(
     training_resume(job=job, checkpoint=checkpoint)
     job = _finished(job.pk)
     assert job.state == JobState.SUCCEEDED, job.error
-    assert _metric_steps(job) == list(range(1, checkpoint.step + 5))  # one continuous curve
+    assert _metric_steps(job) == list(range(1, checkpoint.step + 5))  # one curve, each step once
 
 
 def test_it_resumes_from_the_last_checkpoint_after_the_worker_is_killed(
@@ -175,7 +170,7 @@ def test_it_resumes_from_the_last_checkpoint_after_the_worker_is_killed(
     logs = [event.payload["message"] for event in job.events.filter(kind="log")]
     assert any("stopped answering" in message for message in logs)
     assert killed_at < 24
-    assert _metric_steps(job) == list(range(1, 25))  # the curve continues where it stopped
+    assert _metric_steps(job) == list(range(1, 25))  # the curve continues where it stopped, each step once
 
 
 def test_it_fails_in_plain_words_when_a_model_cannot_be_downloaded(alice, version, celery_worker):
