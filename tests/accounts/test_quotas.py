@@ -129,3 +129,35 @@ def test_it_refuses_a_third_model_server_on_the_models_page(alice_client, alice,
     ModelServer.objects.filter(owner=alice).update(state=ServerState.STOPPED)
     alice_client.post(reverse("endpoint_deploy"), {"model_id": third.pk, "confirm_below_base": "1"})
     assert ModelServer.objects.filter(model=third).exists()
+
+
+def test_it_refuses_to_start_with_a_concurrency_cap_that_lets_one_person_take_the_pool():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LATHE_QUOTA_CONCURRENT_REQUESTS": "300", "LATHE_GATEWAY_MAX_CONNECTIONS": "256"}
+    started = subprocess.run(
+        [sys.executable, "-c", "import webapp.settings"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode != 0
+    assert (
+        "LATHE_QUOTA_CONCURRENT_REQUESTS must be between 1 and LATHE_GATEWAY_MAX_CONNECTIONS"
+        in started.stderr
+    )
+
+
+def test_it_lets_an_administrator_set_a_persons_limits_in_the_admin(client, django_user_model, alice):
+    admin = django_user_model.objects.create_superuser(username="root", password="root-password-1")
+    client.force_login(admin)
+    assert client.get(reverse("admin:accounts_userquota_add")).status_code == 200
+    response = client.post(
+        reverse("admin:accounts_userquota_add"),
+        {"user": alice.pk, "api_keys": "1", "live_servers": "", "requests_per_minute": "0"},
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    quota = quota_for(alice)
+    assert (quota.api_keys, quota.requests_per_minute) == (1, 0)  # 0: no limit for her
+    assert quota.live_servers == 2  # empty: the site's default
+    assert client.get(reverse("admin:accounts_invitation_changelist")).status_code == 200
