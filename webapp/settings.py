@@ -258,6 +258,16 @@ if 0 < LATHE_GATEWAY_MAX_CONNECTIONS <= LATHE_QUOTA_CONCURRENT_REQUESTS:
 LATHE_GATEWAY_REQUEST_LEASE_SECONDS = env_int("LATHE_GATEWAY_REQUEST_LEASE_SECONDS", 900)
 # A Hugging Face model larger than this (from the Hub's file list, before download) is refused.
 LATHE_MAX_MODEL_DOWNLOAD_BYTES = env_int("LATHE_MAX_MODEL_DOWNLOAD_BYTES", 40 * 1024**3)
+# What one completions request may ask of a model server (models_app/gateway/request_filter.py):
+# choices per request (`n`) and tokens per choice (`max_tokens`, `max_completion_tokens`).
+LATHE_GATEWAY_MAX_N = env_int("LATHE_GATEWAY_MAX_N", 4)
+LATHE_GATEWAY_MAX_TOKENS = env_int("LATHE_GATEWAY_MAX_TOKENS", 4096)
+# Reserved: the domains a multimodal model may fetch images or audio from. Lathe serves no
+# multimodal model yet, so the gateway refuses media content whatever this says.
+LATHE_GATEWAY_MEDIA_DOMAINS = env_list("LATHE_GATEWAY_MEDIA_DOMAINS", "")
+# vLLM and other model processes start with a minimal environment (jobs/ml/child_env.py), never the
+# worker's secrets; LATHE_CHILD_ENV_ALLOW (comma-separated names) passes more variables to them. That
+# Django-free module reads it from the environment itself, so it is not a Django setting.
 
 # Uploads stream to disk in chunks through our hashing handler; nothing is
 # kept in memory beyond one chunk. The raw request body itself spills to disk

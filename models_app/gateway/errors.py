@@ -9,10 +9,19 @@ from models_app.gateway.routing import ModelNotFound
 
 
 def openai_error(
-    status: int, message: str, code: str, error_type: str = "invalid_request_error"
+    status: int,
+    message: str,
+    code: str,
+    error_type: str = "invalid_request_error",
+    param: str | None = None,
 ) -> HttpResponse:
-    body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
     return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+def field_refused(field: str, message: str, code: str = "invalid_value") -> HttpResponse:
+    """A 400 for one field of the request body, named in `param` as OpenAI does."""
+    return openai_error(400, message, code, param=field)
 
 
 def key_refused() -> HttpResponse:

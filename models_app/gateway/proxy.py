@@ -1,4 +1,7 @@
-"""Forwarding OpenAI requests to a vLLM server: bodies as they are, streams event by event.
+"""Forwarding OpenAI requests to a vLLM server: filtered bodies, streams event by event.
+
+Every body passes `request_filter.upstream_body` first (known fields only, `n` and `max_tokens`
+capped, no media), whichever entrance it came through: the gateway, its fast path, the playground.
 
 Usage is taken from vLLM's own `usage` figures. For streams the gateway asks vLLM
 for a final usage event (`stream_options.include_usage`) and passes it on only if
@@ -15,6 +18,7 @@ import httpx
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
+from models_app.gateway.request_filter import upstream_body
 from models_app.gateway.routing import Route
 
 UsageSink = Callable[[int, int], Awaitable[None]]
@@ -72,6 +76,9 @@ def _after_response(work) -> None:
 
 async def forward(*, route: Route, path: str, body: dict, on_usage: UsageSink) -> HttpResponse:
     """Send `body` to `path` on the route's server and return its answer to the client."""
+    body = upstream_body(body)
+    if isinstance(body, HttpResponse):
+        return body
     headers = {"Authorization": f"Bearer {route.secret}", "Content-Type": "application/json"}
     url = route.base_url + path
     if body.get("stream"):
