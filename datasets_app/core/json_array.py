@@ -123,7 +123,9 @@ class _ArrayElements:
                     if end - start > self.max_chars:
                         return self.buf[start : start + SNIPPET_CHARS], "line_too_long"
                     return self.buf[start:end], None
-            except (json.JSONDecodeError, RecursionError):  # [[[[... nests too deep for json
+            # RecursionError: [[[[... nests too deep for json; ValueError (JSONDecodeError's
+            # parent): an integer of thousands of digits, past Python's int conversion limit.
+            except (ValueError, RecursionError):
                 end, _, _ = scan_to_separator(self.buf, start, (0, False))
                 if end is not None:
                     # Complete but not valid JSON: hand it on, the validator

@@ -111,15 +111,17 @@ class _PlainYamlLoader(yaml.SafeLoader):
 
 def load_plain_yaml(text: str) -> Any:
     """Parse untrusted YAML, refusing anchors, aliases and deep nesting. Raises ``ValueError`` in words."""
-    loader = _PlainYamlLoader(text)
+    loader = None
     try:
+        loader = _PlainYamlLoader(text)  # checks the characters already
         return loader.get_single_data()
     except yaml.YAMLError as error:
         raise ValueError(f"the file is not a plain YAML recipe ({_brief(error)}).") from None
     except (ValueError, OverflowError, RecursionError) as error:  # e.g. an integer of 5,000 digits
         raise ValueError(f"the file holds a value Lathe can't read ({_brief(error)}).") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _brief(error: BaseException) -> str:
@@ -381,7 +383,7 @@ def _float(
             raise ValueError("must be a number.")
         try:
             number = float(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past any float
             raise ValueError(f"must be a number (like 0.1 or 2e-4), not {_shown(value)}.") from None
         too_low = number <= minimum if above_minimum else number < minimum
         too_high = number >= maximum if below_maximum else number > maximum

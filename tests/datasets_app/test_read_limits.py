@@ -111,6 +111,10 @@ def test_deep_nesting_is_one_bad_row_not_a_crash(tmp_path):
     array.write_bytes(b"[" + deep + b"," + ROW + b"]")
     report = validate_file(array)
     assert (report.rows, report.valid_rows, report.counts) == (2, 1, {"invalid_json": 1})
+    huge_number = tmp_path / "number.json"  # past Python's 4,300-digit int conversion limit
+    huge_number.write_bytes(b"[" + b"9" * 5000 + b"," + ROW + b"]")
+    report = validate_file(huge_number)
+    assert (report.rows, report.valid_rows, report.counts) == (2, 1, {"invalid_json": 1})
     bomb = tmp_path / "open.json"
     bomb.write_bytes(b"[" * 3_000_000)  # never closed, nested past any parser's depth
     started = time.monotonic()

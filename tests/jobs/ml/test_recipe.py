@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobs.ml.errors import TrainingNotRunnable
-from jobs.ml.recipe import RECIPE_HELP, Recipe, RecipeError
+from jobs.ml.recipe import RECIPE_HELP, Recipe, RecipeError, load_plain_yaml
 
 
 def test_it_defaults_to_the_guides_lora_recipe():
@@ -168,3 +170,43 @@ def test_it_quotes_a_long_bad_value_briefly():
     with pytest.raises(RecipeError) as caught:
         Recipe.from_dict({"method": "x" * 100_000})
     assert len(caught.value.errors["method"]) < 200
+
+
+def test_a_number_past_any_float_is_a_readable_error():
+    with pytest.raises(RecipeError) as caught:
+        Recipe.from_dict({"num_epochs": 10**400, "learning_rate": -(10**400)})
+    assert set(caught.value.errors) == {"num_epochs", "learning_rate"}
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    data=st.dictionaries(
+        st.sampled_from(sorted(Recipe().to_dict())) | st.text(max_size=8),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=10,
+        ),
+        max_size=6,
+    )
+)
+def test_any_settings_give_a_recipe_or_a_recipe_error(data):
+    try:
+        recipe = Recipe.from_dict(data)
+    except RecipeError as error:
+        assert error.errors and all(isinstance(message, str) for message in error.errors.values())
+    else:
+        assert Recipe.from_yaml(recipe.to_yaml()) == recipe
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    text=st.text(max_size=300) | st.sampled_from(["&a x", "*a", "[" * 500, "a: !!binary AAAA", "{a: 1e999}"])
+)
+def test_any_text_loads_as_plain_yaml_or_a_value_error(text):
+    try:
+        load_plain_yaml(text)
+    except ValueError as error:
+        assert str(error)
