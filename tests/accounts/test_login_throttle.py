@@ -43,3 +43,27 @@ def test_it_logs_in_with_the_right_password_and_forgets_earlier_failures(alice):
 
 def test_it_keeps_force_login_working(alice_client):
     assert alice_client.get(reverse("dataset_list")).status_code == 200
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_it_locks_out_through_the_real_server(live_site, alice):
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=live_site, timeout=30) as browser:
+
+        def attempt(password: str) -> httpx.Response:
+            page = browser.get("/accounts/login/").text
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+            return browser.post(
+                "/accounts/login/",
+                data={"username": "alice", "password": password, "csrfmiddlewaretoken": token},
+                headers={"Referer": f"{live_site}/accounts/login/"},
+            )
+
+        statuses = [attempt("wrong").status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+        assert statuses == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+        locked = attempt("alice-password-1")
+        assert locked.status_code == 429 and "try again after" in locked.text
