@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.quotas import quota_check_job_start
 from datasets_app.models import DatasetVersion
 from jobs.events import job_event_emit
 from jobs.ml.recipe import Recipe, RecipeError, load_plain_yaml
@@ -131,6 +132,7 @@ def sweep_resume(*, job: Job) -> Job:
 
 
 def _requeue(job: Job, *, params: dict, message: str) -> Job:
+    quota_check_job_start(user=job.owner, kind=job.kind)  # a resumed job counts as a new one
     with transaction.atomic():
         updated = Job.objects.filter(
             pk=job.pk, state__in=[JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED]

@@ -161,3 +161,18 @@ def test_it_lets_an_administrator_set_a_persons_limits_in_the_admin(client, djan
     assert (quota.api_keys, quota.requests_per_minute) == (1, 0)  # 0: no limit for her
     assert quota.live_servers == 2  # empty: the site's default
     assert client.get(reverse("admin:accounts_invitation_changelist")).status_code == 200
+
+
+def test_it_counts_a_resumed_job_as_a_new_one(alice, settings):
+    from jobs.states import JobState
+    from jobs.training.services import sweep_resume
+
+    settings.LATHE_QUOTA_ACTIVE_JOBS = 2
+    stopped = Job.objects.create(owner=alice, kind=JobKind.SWEEP, queue="gpu", state=JobState.CANCELLED)
+    _queued_jobs(alice, 2)
+    with pytest.raises(QuotaExceeded, match="You already have 2 jobs queued or running"):
+        sweep_resume(job=stopped)
+    stopped.refresh_from_db()
+    assert stopped.state == JobState.CANCELLED
+    Job.objects.filter(state=JobState.QUEUED).update(state=JobState.CANCELLED)
+    assert sweep_resume(job=stopped).state == JobState.QUEUED
