@@ -3,7 +3,9 @@
 A server already deployed and ready is used as it is (nothing to start); an adapter not deployed on it
 is loaded under a private name for the evaluation and unloaded afterwards. Without such a server the
 job starts vLLM for itself on this worker, as a serving job would, and stops it when done, so
-evaluating never needs a Deploy first and never leaves a model running.
+evaluating never needs a Deploy first and never leaves a model running: the generator's `finally`
+stops it on success, failure and cancel; a worker's SIGTERM and the next worker after a hard kill
+stop it through its record (webapp/started_processes.py, jobs/worker_lifecycle.py).
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from models_app.ml.vllm_server import (
     log_tail,
     lora_rank_ceiling,
     vllm_start,
-    vllm_stop,
     wait_until_ready,
 )
 from models_app.models import Adapter, BaseModel, Endpoint, ModelServer, ServerState
+from webapp.started_processes import machine_records, process_group_stop
 
 
 @dataclass
@@ -124,6 +126,9 @@ def _on_own_server(
     log_path = evaluation_log_path(evaluation.pk)
     reporter.stage(f"Starting vLLM for {model.display_name} (no running server of it to use)")
     process = vllm_start(launch, log_path)
+    # Its own session outlives this process: written down so the next worker stops it if we die hard.
+    records = machine_records(settings.DATA_DIR)
+    records.record(process.pid, label=f"vLLM of evaluation {evaluation.pk}")
     base_url = f"http://{settings.LATHE_VLLM_ADVERTISE_HOST}:{launch.port}"
     client = VllmClient(base_url, launch.api_key)
     try:
@@ -163,7 +168,8 @@ def _on_own_server(
             yield Target(contender, base_url, launch.api_key, name)
     finally:
         client.close()
-        vllm_stop(process.pid)
+        process_group_stop(process.pid)
+        records.forget(process.pid)
         reporter.log(f"Stopped the evaluation's vLLM server of {model.display_name}.")
 
 

@@ -177,6 +177,25 @@ def job_cancel(*, job: Job) -> bool:
     return updated == 1
 
 
+def job_release(*, job_id: int, message: str, enqueue: bool = True) -> bool:
+    """Put a running job back in the queue because its worker is stopping: neither failed nor cancelled.
+
+    Its run sees that it no longer owns the job and ends; the next worker to take the message runs
+    it again. A worker releasing its own jobs passes `enqueue=False` and enqueues them once it no
+    longer consumes (else it could take one back on its way out).
+    """
+    with transaction.atomic():
+        job = Job.objects.filter(pk=job_id).only("queue").first()
+        released = Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(state=JobState.QUEUED)
+        if released != 1:
+            return False
+        job_event_emit(job_id, "log", {"level": "warning", "message": message})
+        job_event_emit(job_id, "state", {"state": JobState.QUEUED})
+        if enqueue:
+            transaction.on_commit(lambda: job_enqueue(job_id=job_id, queue=job.queue))
+    return True
+
+
 def job_requeue_stale() -> list[int]:
     """Put back in the queue every running job whose worker stopped heartbeating (killed, machine lost).
 

@@ -1,6 +1,9 @@
 from celery import shared_task
 
-from jobs import worker_status  # noqa: F401  (connects the worker's status reports)
+from jobs import (
+    worker_lifecycle,  # noqa: F401  (stops and restores what workers started)
+    worker_status,  # noqa: F401  (connects the worker's status reports)
+)
 from jobs.services import job_execute
 
 

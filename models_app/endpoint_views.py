@@ -24,6 +24,7 @@ from models_app.selectors import (
     get_base_model_for_user,
     get_endpoint_for_user,
 )
+from models_app.server_restarts import server_state_note
 from webapp.params import BIGINT_MAX, json_number
 
 PLAYGROUND_MAX_TOKENS = 512
@@ -73,6 +74,7 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         {
             "endpoint": endpoint,
             "server": endpoint.server,
+            "state_note": server_state_note(endpoint.server),
             "gateway_url": _gateway_url(request),
             "keys": keys,
             "snippets": example_snippets(gateway_url=_gateway_url(request), model=endpoint.served_name),
@@ -88,6 +90,8 @@ def endpoint_status(request: HttpRequest, endpoint_id: int) -> JsonResponse:
         {
             "state": endpoint.state,
             "server_state": endpoint.server.state,
+            # "Restarting after a restart of the server" while it comes back, else empty.
+            "note": server_state_note(endpoint.server),
             "error": endpoint.error or endpoint.server.error,
         }
     )

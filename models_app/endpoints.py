@@ -19,9 +19,18 @@ from accounts.quotas import quota_check_live_servers
 from jobs.services import job_cancel, job_create
 from jobs.states import JobKind
 from models_app.gateway.cache import gateway_epoch_bump
-from models_app.ml.vllm_server import VllmError, lora_rank_ceiling, vllm_stop
-from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer, ServerState
+from models_app.ml.vllm_server import VllmError, lora_rank_ceiling
+from models_app.models import (
+    LIVE_SERVER_STATES,
+    Adapter,
+    BaseModel,
+    DesiredState,
+    Endpoint,
+    ModelServer,
+    ServerState,
+)
 from models_app.selectors import live_server_for_model
+from webapp.started_processes import process_group_stop
 
 SUBJECT_SERVER = "model_server"
 
@@ -32,24 +41,35 @@ class DeployRefused(Exception):
         self.message = message
 
 
-def _server_start(*, owner: AbstractBaseUser, model: BaseModel, lora_rank: int) -> ModelServer:
+def _server_start(
+    *, owner: AbstractBaseUser, model: BaseModel, lora_rank: int, target_queue: str | None
+) -> ModelServer:
     quota_check_live_servers(owner)  # a new server holds a GPU: the owner's limit (QuotaExceeded)
     server = ModelServer.objects.create(
         owner=owner, model=model, secret=secrets.token_urlsafe(32), max_lora_rank=lora_rank
     )
     server.job = job_create(
-        owner=owner, kind=JobKind.SERVE, subject_type=SUBJECT_SERVER, subject_id=server.pk
+        owner=owner,
+        kind=JobKind.SERVE,
+        subject_type=SUBJECT_SERVER,
+        subject_id=server.pk,
+        target_queue=target_queue,
     )
     server.save(update_fields=["job"])
     return server
 
 
 def endpoint_deploy(
-    *, owner: AbstractBaseUser, adapter: Adapter | None = None, model: BaseModel | None = None
+    *,
+    owner: AbstractBaseUser,
+    adapter: Adapter | None = None,
+    model: BaseModel | None = None,
+    target_queue: str | None = None,
 ) -> Endpoint:
     """Deploy an adapter (on its base's server) or a model (on a server of its own).
 
-    Deploying what is already deployed returns the live endpoint instead of a second one.
+    Deploying what is already deployed returns the live endpoint instead of a second one. A new
+    server runs on `target_queue`'s workers (one machine or GPU) when given, else on any GPU worker.
     """
     if (adapter is None) == (model is None):
         raise ValueError("Deploy either an adapter or a model.")
@@ -69,14 +89,17 @@ def endpoint_deploy(
         except VllmError as exc:
             raise DeployRefused(str(exc)) from exc
     with transaction.atomic():
-        existing = Endpoint.objects.filter(
-            owner_id=owner.pk, served_name=served_name, state__in=LIVE_SERVER_STATES
-        ).first()
+        wanted = Endpoint.objects.filter(
+            owner_id=owner.pk, served_name=served_name, desired=DesiredState.DEPLOYED
+        )
+        existing = wanted.filter(state__in=LIVE_SERVER_STATES).first()
         if existing is not None:
             return existing
+        # A failed endpoint of the same name is replaced by this new one: one wish per name.
+        wanted.update(desired=DesiredState.UNDEPLOYED)
         server = live_server_for_model(owner, served_model)
         if server is None:
-            server = _server_start(owner=owner, model=served_model, lora_rank=rank)
+            server = _server_start(owner=owner, model=served_model, lora_rank=rank, target_queue=target_queue)
         elif rank > server.max_lora_rank:
             # The supervisor sees the higher rank and restarts vLLM with it.
             ModelServer.objects.filter(pk=server.pk).update(max_lora_rank=rank)
@@ -95,15 +118,19 @@ def endpoint_deploy(
 def endpoint_undeploy(*, endpoint: Endpoint) -> None:
     """Stop serving this endpoint; the server stops (and frees its GPU) when nothing else uses it."""
     with transaction.atomic():
-        Endpoint.objects.filter(pk=endpoint.pk).update(state=ServerState.STOPPED, stopped_at=timezone.now())
+        Endpoint.objects.filter(pk=endpoint.pk).update(
+            desired=DesiredState.UNDEPLOYED, state=ServerState.STOPPED, stopped_at=timezone.now()
+        )
         gateway_epoch_bump()
-        others = Endpoint.objects.filter(server_id=endpoint.server_id, state__in=LIVE_SERVER_STATES)
+        others = Endpoint.objects.filter(
+            server_id=endpoint.server_id, desired=DesiredState.DEPLOYED, state__in=LIVE_SERVER_STATES
+        )
         if not others.exists():
             server_stop(server=endpoint.server)
 
 
 def server_stop(*, server: ModelServer) -> None:
-    """Ask the serving job to stop its vLLM process (cancelling the job is the signal)."""
+    """Undeploy everything on a server and ask its serving job to stop vLLM (cancelling is the signal)."""
     gateway_epoch_bump()
     if server.job is not None:
         job_cancel(job=server.job)
@@ -111,18 +138,18 @@ def server_stop(*, server: ModelServer) -> None:
         state=ServerState.STOPPED, stopped_at=timezone.now()
     )
     Endpoint.objects.filter(server_id=server.pk, state__in=LIVE_SERVER_STATES).update(
-        state=ServerState.STOPPED, stopped_at=timezone.now()
+        desired=DesiredState.UNDEPLOYED, state=ServerState.STOPPED, stopped_at=timezone.now()
     )
 
 
 def servers_stop_on_this_machine() -> int:
-    """Stop every vLLM process Lathe started on this machine (`make dev` on Ctrl-C, test teardown)."""
+    """Undeploy and stop every vLLM server Lathe started on this machine (test teardown)."""
     servers = ModelServer.objects.filter(
         managed=True, node=socket.gethostname(), state__in=LIVE_SERVER_STATES
     )
     count = 0
     for server in servers:
         server_stop(server=server)
-        vllm_stop(server.pid)
+        process_group_stop(server.pid)
         count += 1
     return count

@@ -70,6 +70,13 @@ class ServerState(models.TextChoices):
 LIVE_SERVER_STATES = (ServerState.STARTING, ServerState.READY)
 
 
+class DesiredState(models.TextChoices):
+    """What the user chose (Deploy, Undeploy); `state` is what Lathe observes of the server."""
+
+    DEPLOYED = "deployed", "Deployed"
+    UNDEPLOYED = "undeployed", "Undeployed"
+
+
 class ModelServer(models.Model):
     """One vLLM process serving one model (a base or a merged model) and, at run time, its adapters.
 
@@ -99,6 +106,8 @@ class ModelServer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # When a stop of the stack (not of the endpoint) stopped the process; cleared once it answers again.
+    interrupted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -124,6 +133,8 @@ class Endpoint(models.Model):
         Adapter, null=True, blank=True, on_delete=models.CASCADE, related_name="endpoints"
     )
     served_name = models.CharField(max_length=300)
+    # Deployed until the user undeploys it: restarts of the stack or of a worker do not change it.
+    desired = models.CharField(max_length=16, choices=DesiredState.choices, default=DesiredState.DEPLOYED)
     state = models.CharField(max_length=16, choices=ServerState.choices, default=ServerState.STARTING)
     error = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

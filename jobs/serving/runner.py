@@ -4,6 +4,8 @@ The job stays running while the server runs, so a GPU worker serving a model
 takes no training job; undeploying cancels the job and frees the card. vLLM runs
 in its own process group: if the worker dies, the job is requeued and the next
 run adopts the still-healthy server on this machine instead of starting another.
+When the stack stops, the worker stops vLLM and puts the job back in the queue
+(models_app/server_restarts.py): this run then ends without undeploying anything.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
+from jobs.selectors import job_run_owned
+from jobs.states import JobState
 from jobs.training.runner import model_dir_for
 from models_app.ml.vllm_server import (
     DEFAULT_COMMAND,
@@ -31,10 +35,11 @@ from models_app.ml.vllm_server import (
     log_tail,
     pid_alive,
     vllm_start,
-    vllm_stop,
     wait_until_ready,
 )
-from models_app.models import LIVE_SERVER_STATES, Endpoint, ModelServer, ServerState
+from models_app.models import LIVE_SERVER_STATES, DesiredState, Endpoint, ModelServer, ServerState
+from models_app.server_restarts import server_is_vllm
+from webapp.started_processes import process_group_stop
 
 POLL_SECONDS = 0.5
 # What a start usually takes on a CPU (PLATFORM.md: 50-85 s), for the progress bar's ETA.
@@ -143,7 +148,8 @@ class _Supervisor:
             return False
         self._connect()
         if not self.client.ready(self.server.served_model_name):
-            vllm_stop(self.server.pid)
+            if server_is_vllm(self.server):  # after a reboot the number may belong to another process
+                process_group_stop(self.server.pid)
             return False
         self.reporter.log(f"Found the vLLM server (process {self.server.pid}) still running; keeping it.")
         self.loaded = self.client.model_names() - {self.server.served_model_name}
@@ -177,9 +183,12 @@ class _Supervisor:
     def _set_ready(self) -> None:
         now = timezone.now()
         self.server.state = ServerState.READY
-        ModelServer.objects.filter(pk=self.server.pk).update(
-            state=ServerState.READY, ready_at=now, error=None
-        )
+        # Only while this run owns the job: a stop of the stack may have just taken it back.
+        owned = ModelServer.objects.filter(
+            pk=self.server.pk, job_id__in=job_run_owned(self.job.pk, self.reporter.attempt).values("pk")
+        ).update(state=ServerState.READY, ready_at=now, error=None, interrupted_at=None)
+        if not owned:
+            return
         Endpoint.objects.filter(server=self.server, adapter__isnull=True, state=ServerState.STARTING).update(
             state=ServerState.READY, ready_at=now
         )
@@ -196,7 +205,7 @@ class _Supervisor:
             state=ServerState.FAILED, error=error
         )
         if self.server.managed:
-            vllm_stop(self.server.pid)
+            process_group_stop(self.server.pid)
         return JobFailure(code, message, hint, details={"log_tail": tail[-2000:]})
 
     # --- adapters -------------------------------------------------------------
@@ -210,7 +219,11 @@ class _Supervisor:
         endpoints = Endpoint.objects.filter(server=self.server, adapter__isnull=False).select_related(
             "adapter"
         )
-        wanted = {e.served_name: e for e in endpoints if e.state in LIVE_SERVER_STATES}
+        wanted = {
+            e.served_name: e
+            for e in endpoints
+            if e.state in LIVE_SERVER_STATES and e.desired == DesiredState.DEPLOYED
+        }
         for name, endpoint in wanted.items():
             if name in self.loaded and endpoint.state == ServerState.READY:
                 continue
@@ -245,7 +258,7 @@ class _Supervisor:
         while True:
             close_old_connections()
             if self.reporter.cancelled():
-                return self._shutdown()
+                return self._leave()
             self.pump.pump()
             if not self._alive():
                 self._restart_after_crash()
@@ -253,7 +266,7 @@ class _Supervisor:
             if self.server.state == ServerState.STARTING:
                 if not self._wait_ready():
                     if self.reporter.cancelled():
-                        return self._shutdown()
+                        return self._leave()
                     if self._alive():  # timed out while running
                         raise self._fail(
                             "start_timeout",
@@ -263,12 +276,14 @@ class _Supervisor:
                     continue  # it died while starting: the crash branch decides
                 self._set_ready()
             if not self._sync_adapters():
-                vllm_stop(self.server.pid)
+                process_group_stop(self.server.pid)
                 self._start()
                 continue
             time.sleep(POLL_SECONDS)
 
     def _restart_after_crash(self) -> None:
+        if self.reporter.cancelled():
+            return  # stopped on purpose (undeployed, or the stack stops): the loop ends this run
         restarts = self.server.restarts + 1
         if restarts > settings.LATHE_VLLM_MAX_RESTARTS:
             raise self._fail(
@@ -289,6 +304,15 @@ class _Supervisor:
         )
         self._start()
 
+    def _leave(self) -> dict:
+        """This run lost the job: cancelled by the user (undeploy), or put back in the queue, when the
+        stack stops or after a missed heartbeat; then whoever took it back owns vLLM and the states."""
+        state = Job.objects.filter(pk=self.job.pk).values_list("state", flat=True).first()
+        if state in (None, JobState.CANCELLED):
+            return self._shutdown()
+        self.reporter.log("This run of the job ends here; its next run takes the server over.")
+        return {"handed_over": True}
+
     def _shutdown(self) -> dict:
         if not self.server.managed:
             for name in sorted(self.loaded):
@@ -297,12 +321,13 @@ class _Supervisor:
                 except (VllmError, OSError):
                     pass
             return {"stopped": True}
-        vllm_stop(self.server.pid)
+        process_group_stop(self.server.pid)
         ModelServer.objects.filter(pk=self.server.pk).update(
             state=ServerState.STOPPED, stopped_at=timezone.now(), pid=None
         )
+        # Cancelling the serving job (from the jobs page too) is undeploying what it served.
         Endpoint.objects.filter(server=self.server, state__in=LIVE_SERVER_STATES).update(
-            state=ServerState.STOPPED, stopped_at=timezone.now()
+            desired=DesiredState.UNDEPLOYED, state=ServerState.STOPPED, stopped_at=timezone.now()
         )
         self.reporter.log("Undeployed: the vLLM server stopped and its memory is free.")
         return {"stopped": True}

@@ -13,6 +13,8 @@
         const stateEl = part("endpoint-state");
         stateEl.textContent = LABELS[status.state] || status.state;
         stateEl.className = "state state-" + status.state;
+        const note = part("endpoint-note");
+        if (note) { note.textContent = status.note || ""; note.hidden = !status.note; }
         if (status.error) part("endpoint-error").textContent = status.error.message + " " + (status.error.hint || "");
         part("playground-link").hidden = status.state !== "ready";
         if (status.state !== box.dataset.state && status.state !== "starting") {

@@ -29,6 +29,13 @@ def _processes_using(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def _alive(process: psutil.Process) -> bool:
+    try:  # the same pid and start time: not a new process that took the number
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_it_starts_the_site_and_worker_and_stops_everything_on_ctrl_c(tmp_path):
     port = free_port()
     env = {
@@ -65,6 +72,10 @@ def test_it_starts_the_site_and_worker_and_stops_everything_on_ctrl_c(tmp_path):
         wait_until(
             lambda: len(_processes_using(tmp_path)) >= 3, timeout=60, message="web and worker processes"
         )
+        # Everything the launcher started, however deep: web, two workers and their pool processes.
+        tree = psutil.Process(launcher.pid)
+        wait_until(lambda: len(tree.children(recursive=True)) >= 6, timeout=60, message="the pools")
+        started = [tree, *tree.children(recursive=True)]
     finally:
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=60)
@@ -76,4 +87,5 @@ def test_it_starts_the_site_and_worker_and_stops_everything_on_ctrl_c(tmp_path):
     assert launcher.returncode == 0
     time.sleep(0.5)
     assert _processes_using(tmp_path) == []
+    assert [process.pid for process in started if _alive(process)] == []
     assert "Stopped." in log.read_text()

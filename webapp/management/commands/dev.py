@@ -3,11 +3,14 @@
 Migrates, creates the admin account, installs the demo model, finds or starts
 Redis, then runs the ASGI server (uvicorn), a Celery worker for training, serving and
 evaluation, and one for data jobs (so checking a new file never waits behind training).
-Ctrl-C stops them all.
+Ctrl-C (or SIGTERM) stops them all, and everything they started: the workers stop their
+vLLM servers, which keep their wish to be deployed and start again with the next `make dev`
+(models_app/server_restarts.py); then each child's whole process group goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -26,6 +29,9 @@ from webapp.bootstrap import admin_ensure
 from webapp.embedded_redis import redis_answers, start_embedded_redis
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+# How long the web server and workers get to stop on their own (a worker stops its vLLM servers, each
+# within 15 s) before their process groups are killed: a training run does not wait for its end.
+STOP_GRACE_SECONDS = 25
 
 
 # Thread pools of the data worker's libraries (OpenMP, tokenizers' Rust pool, BLAS): one each.
@@ -48,6 +54,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, skip_demo_model: bool, **options) -> None:
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.worker_names: list[str] = []
+        self.stopping = False
         signal.signal(signal.SIGTERM, lambda *_: self._stop_all(exit_code=0))
         # Ctrl-C stops everything even when the launcher inherited an ignored SIGINT (a shell's
         # background job, nohup, some CI runners), which Python would otherwise keep ignoring.
@@ -91,10 +99,11 @@ class Command(BaseCommand):
         gpu_queues = [QUEUE_GPU_ANY, machine_queue(machine), *local_gpus]
         # Two workers: data jobs (checking, statistics, cleaning) never wait behind training or a served
         # model, and get one thread each so that they do not starve a training run of its cores.
-        self._spawn("worker", self._worker_command(python, gpu_queues, 2, f"lathe@{machine}"), env)
+        self.worker_names = [f"lathe@{machine}", f"lathe-data@{machine}"]
+        self._spawn("worker", self._worker_command(python, gpu_queues, 2, self.worker_names[0]), env)
         self._spawn(
             "data worker",
-            self._worker_command(python, [QUEUE_DATA], 1, f"lathe-data@{machine}"),
+            self._worker_command(python, [QUEUE_DATA], 1, self.worker_names[1]),
             {**env, **ONE_THREAD_ENV},
         )
         url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"  # noqa: S104
@@ -154,23 +163,45 @@ class Command(BaseCommand):
         self.processes.append((name, process))
 
     def _stop_all(self, exit_code: int) -> None:
-        # vLLM servers run in their own process groups (so a worker restart keeps them); stop ours first.
-        try:
-            from models_app.endpoints import servers_stop_on_this_machine
-
-            stopped = servers_stop_on_this_machine()
-            if stopped:
-                self.stdout.write(f"Stopped {stopped} model server(s).")
-        except Exception as exc:  # the database may already be gone
-            self.stderr.write(f"Could not stop model servers: {exc}")
-        for _, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + 15
-        for _, process in reversed(self.processes):
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+        if self.stopping:  # a second Ctrl-C while stopping: the first one finishes the job
+            return
+        self.stopping = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.stdout.write("Stopping (model servers start again with the next `make dev`)…")
+        # Redis last: the workers put their serving jobs back in its queues on the way out.
+        redis = [process for name, process in self.processes if name == "redis"]
+        children = [process for name, process in self.processes if name != "redis"]
+        self._stop_group(children)
+        self._stop_leftovers()
+        self._stop_group(redis)
         self.stdout.write("Stopped.")
         sys.exit(exit_code)
+
+    @staticmethod
+    def _stop_group(processes: list[subprocess.Popen]) -> None:
+        """SIGTERM, wait, then SIGKILL to each whole process group (pool processes, training's children)."""
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # each child leads its own session (see _spawn)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+
+    def _stop_leftovers(self) -> None:
+        """What a worker that did not stop in time left: its vLLM servers, an evaluation's server."""
+        try:
+            from models_app.server_restarts import servers_interrupt
+            from webapp.started_processes import machine_records
+
+            interrupted = servers_interrupt(workers=self.worker_names)
+            stopped = interrupted.pids + machine_records(settings.DATA_DIR).stop()
+            if stopped:
+                self.stdout.write(f"Stopped {len(stopped)} model server(s) left running by a worker.")
+        except Exception as exc:  # the database may already be gone
+            self.stderr.write(f"Could not check for model servers left running: {exc}")

@@ -1,0 +1,54 @@
+"""A starting worker stops what a worker that died hard left behind (an evaluation's vLLM, by its record)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psutil
+import pytest
+from django.conf import settings
+
+from tests import processes
+from tests.helpers import wait_until
+from webapp.started_processes import machine_records, process_group_stop
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+# A stand-in for vLLM's process tree: a leader in its own session and its engine child.
+GROUP = (
+    "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+    + ("time.sleep(600)")
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_starting_worker_stops_the_server_a_killed_worker_left(logs_dir):
+    records = machine_records(settings.DATA_DIR)
+    orphan = subprocess.Popen([sys.executable, "-c", GROUP], start_new_session=True)
+    worker = None
+    try:
+        wait_until(lambda: psutil.Process(orphan.pid).children(), timeout=10, message="the engine child")
+        group = [orphan.pid, *(child.pid for child in psutil.Process(orphan.pid).children(recursive=True))]
+        # Its owner, a pool process of the previous worker, was killed with SIGKILL.
+        owner = subprocess.Popen([sys.executable, "-c", "pass"])
+        owner.wait()
+        records.record(orphan.pid, label="vLLM of an evaluation", owner_pid=owner.pid)
+
+        log_path = logs_dir / "reaper-worker.log"
+        worker = processes.start_worker(
+            log_path, name="reaper", queues=(f"{settings.LATHE_REDIS_NAMESPACE}reap",)
+        )
+        processes.wait_for_worker(worker, log_path)
+        orphan_gone = lambda: orphan.poll() is not None and not any(_alive(pid) for pid in group)  # noqa: E731
+        wait_until(orphan_gone, timeout=60, message="the worker to stop the orphaned group")
+        assert orphan.pid not in [entry["pid"] for entry in records.entries()]
+    finally:
+        if worker is not None:
+            processes.stop(worker)
+        process_group_stop(orphan.pid, grace_seconds=1)

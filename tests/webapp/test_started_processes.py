@@ -1,0 +1,82 @@
+"""Records of process groups started in sessions of their own: whoever finds an owner gone stops the group."""
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+
+from webapp.started_processes import StartedProcesses, process_group_stop
+
+# A group like vLLM's: a leader in its own session and a child of its own (the engine).
+GROUP = (
+    "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+    + ("time.sleep(600)")
+)
+
+
+def _group_pids(leader: int) -> list[int]:
+    return [leader, *(child.pid for child in psutil.Process(leader).children(recursive=True))]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _start_group() -> subprocess.Popen:
+    leader = subprocess.Popen([sys.executable, "-c", GROUP], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not psutil.Process(leader.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return leader
+
+
+def test_it_stops_a_group_whose_owner_died_and_only_that_one(tmp_path):
+    records = StartedProcesses(tmp_path)
+    orphan, kept = _start_group(), _start_group()
+    try:
+        # The orphan's owner: a process that is gone, as a pool process killed with SIGKILL.
+        owner = subprocess.Popen([sys.executable, "-c", "pass"])
+        owner.wait()
+        records.record(orphan.pid, label="an evaluation's vLLM", owner_pid=owner.pid)
+        records.record(kept.pid, label="a live evaluation's vLLM")  # owned by this live test process
+        orphan_pids, kept_pids = _group_pids(orphan.pid), _group_pids(kept.pid)
+        assert len(orphan_pids) == 2
+
+        assert records.stop(grace_seconds=5) == [orphan.pid]
+
+        orphan.wait(timeout=5)
+        assert not any(_alive(pid) for pid in orphan_pids)  # the engine child too, not only the leader
+        assert all(_alive(pid) for pid in kept_pids)
+        assert [entry["pid"] for entry in records.entries()] == [kept.pid]
+
+        # A worker that stops stops the groups of its own processes.
+        assert records.stop(owners=[os.getpid()], grace_seconds=5) == [kept.pid]
+        kept.wait(timeout=5)
+        assert not any(_alive(pid) for pid in kept_pids)
+        assert records.entries() == []
+    finally:
+        for process in (orphan, kept):
+            process_group_stop(process.pid, grace_seconds=1)
+
+
+def test_it_never_stops_a_process_that_took_a_recorded_number(tmp_path):
+    records = StartedProcesses(tmp_path)
+    stranger = _start_group()
+    try:
+        owner = subprocess.Popen([sys.executable, "-c", "pass"])
+        owner.wait()
+        records.record(stranger.pid, label="before a reboot", owner_pid=owner.pid)
+        entry_path = tmp_path / f"{stranger.pid}.json"
+        # The record says the group started long ago: after a reboot this number is someone else's.
+        entry_path.write_text(entry_path.read_text().replace('"started_at": ', '"started_at": 1000.0, "x": '))
+
+        assert records.stop(grace_seconds=1) == []
+        assert _alive(stranger.pid)
+        assert records.entries() == []  # the stale record is dropped
+    finally:
+        process_group_stop(stranger.pid, grace_seconds=1)
