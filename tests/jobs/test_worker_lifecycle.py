@@ -1,7 +1,9 @@
-"""A starting worker stops what a worker that died hard left behind (an evaluation's vLLM, by its record)."""
+"""A starting worker stops what a worker that died hard left behind: an evaluation's vLLM (by its record)
+and the vLLM of a model undeployed while no worker ran its serving job."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -9,6 +11,7 @@ import psutil
 import pytest
 from django.conf import settings
 
+from models_app.models import BaseModel, ModelServer, ServerState
 from tests import processes
 from tests.helpers import wait_until
 from webapp.started_processes import machine_records, process_group_stop
@@ -28,9 +31,23 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_starting_worker_stops_the_server_a_killed_worker_left(logs_dir):
+def test_a_starting_worker_stops_the_servers_a_killed_worker_left(alice, logs_dir):
     records = machine_records(settings.DATA_DIR)
     orphan = subprocess.Popen([sys.executable, "-c", GROUP], start_new_session=True)
+    # A server's process as vLLM's command line names it, undeployed while its worker was dead.
+    undeployed = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)", "--port", "45678"], start_new_session=True
+    )
+    model = BaseModel.objects.create(hf_id="org/model", display_name="A model")
+    ModelServer.objects.create(
+        owner=alice,
+        model=model,
+        state=ServerState.STOPPED,
+        node=socket.gethostname(),
+        port=45678,
+        pid=undeployed.pid,
+        secret="s",
+    )
     worker = None
     try:
         wait_until(lambda: psutil.Process(orphan.pid).children(), timeout=10, message="the engine child")
@@ -48,7 +65,12 @@ def test_a_starting_worker_stops_the_server_a_killed_worker_left(logs_dir):
         orphan_gone = lambda: orphan.poll() is not None and not any(_alive(pid) for pid in group)  # noqa: E731
         wait_until(orphan_gone, timeout=60, message="the worker to stop the orphaned group")
         assert orphan.pid not in [entry["pid"] for entry in records.entries()]
+        wait_until(lambda: undeployed.poll() is not None, timeout=30, message="the undeployed server to stop")
+        wait_until(
+            lambda: ModelServer.objects.get(port=45678).pid is None, timeout=30, message="its pid cleared"
+        )
     finally:
         if worker is not None:
             processes.stop(worker)
         process_group_stop(orphan.pid, grace_seconds=1)
+        process_group_stop(undeployed.pid, grace_seconds=1)
