@@ -26,6 +26,8 @@ KIND_QUEUES: dict[str, str] = {
     JobKind.MERGE: QUEUE_GPU_ANY,
     JobKind.SERVE: QUEUE_GPU_ANY,
     # Generation runs through vLLM: the user's running server when there is one, else one of its own.
+    # With an LLM judge, the same job then moves to QUEUE_DATA for the judge's requests (evals_app/runner.py):
+    # a GPU worker, where every user's vLLM listens, never calls an address a user gave.
     JobKind.EVALUATE: QUEUE_GPU_ANY,
 }
 
