@@ -137,3 +137,30 @@ def test_a_cancel_stops_the_judge_phase_within_seconds(alice, alice_client, cele
     assert Job.objects.get(pk=job.pk).state == JobState.CANCELLED
     evaluation.refresh_from_db()
     assert evaluation.judge_api_key == ""
+
+
+def test_a_judge_address_that_leads_inside_by_call_time_is_not_called(alice, celery_worker):
+    """The form checked the address; when the judge phase starts it points inside (127.0.0.2 is not the
+    address the test session allows), so nothing is sent and the job fails saying why."""
+    judge = FakeJudge()
+    try:
+        with transaction.atomic():
+            evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
+            settings = {**evaluation.settings, "judge": {**evaluation.settings["judge"]}}
+            settings["judge"]["base_url"] = f"http://127.0.0.2:{judge.port}/v1"
+            Evaluation.objects.filter(pk=evaluation.pk).update(settings=settings)
+        job = wait_until(
+            lambda: (job := Job.objects.get(pk=evaluation.job_id)).state in FINISHED_STATES and job,
+            timeout=120,
+            message="the evaluation to finish",
+        )
+    finally:
+        judge.close()
+
+    assert job.state == JobState.FAILED and job.queue == QUEUE_DATA
+    assert job.error["code"] == "judge_address_refused"
+    assert "inside the server's own network" in job.error["message"]
+    assert "LATHE_OUTBOUND_ALLOW" in job.error["message"]
+    assert judge.requests == []
+    evaluation.refresh_from_db()
+    assert evaluation.judge_api_key == ""
