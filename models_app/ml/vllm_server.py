@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import httpx
 
 from jobs.ml.child_env import child_env
 from jobs.ml.cpu import cpu_has_native_bf16
+from webapp.started_processes import process_group_stop
 
 # vLLM accepts only these values for --max-lora-rank.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -164,22 +164,8 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def vllm_stop(pid: int | None, *, grace_seconds: float = 15.0) -> None:
-    """Stop the server's whole process group: SIGTERM, then SIGKILL after the grace period."""
-    if not pid or not pid_alive(pid):
-        return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+    """Stop the server's whole process group, its engine and GPU workers too: SIGTERM, wait, SIGKILL."""
+    process_group_stop(pid, grace_seconds=grace_seconds)
 
 
 class VllmClient:
