@@ -80,8 +80,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     ),
     "too_many_rows": (
         "too_many_rows",
-        "This file has more than {limit} rows, the most Lathe reads from one upload, "
-        "so only the first {limit} rows were checked and the rest was not read. Split "
+        "This file has more than {limit} {what}, the most Lathe reads from one upload, "
+        "so only the first {limit} {what} were checked and the rest was not read. Split "
         "it into smaller files and upload each one, or ask your administrator to "
         "raise LATHE_MAX_ROWS. Your original file is kept as it is.",
     ),

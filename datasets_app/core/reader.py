@@ -28,8 +28,12 @@ Memory stays bounded: lines are read with ``readline(limit)``, and the rest of
 an over-long line is skipped in chunks.
 
 Work stays bounded too, whatever a small compressed file unpacks to: reading
-stops after ``max_bytes`` of unpacked bytes or ``max_rows`` rows, counted while
+stops after ``max_bytes`` of unpacked bytes or ``max_rows`` rows (in a JSON
+Lines file, lines: a gigabyte of blank lines is work too), counted while
 streaming, and :attr:`DatasetReader.limit_hit` says which limit stopped it.
+``heartbeat()`` is called after every chunk read, whatever the chunk holds
+(blank lines, the skipped rest of an over-long line...): a caller that must stop
+on request (a cancelled job) hears from the reader at least every 256 KiB.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import gzip
 import io
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -159,9 +163,10 @@ class _CappedStream(io.RawIOBase):
     gzip bomb is stopped after ``limit`` bytes, never unpacked whole.
     """
 
-    def __init__(self, source: BinaryIO, limit: int | None) -> None:
+    def __init__(self, source: BinaryIO, limit: int | None, heartbeat: Callable[[], None] | None) -> None:
         self._read = getattr(source, "read1", None) or source.read
         self.limit = limit
+        self.heartbeat = heartbeat
         self.count = 0
         self.exceeded = False
 
@@ -171,6 +176,8 @@ class _CappedStream(io.RawIOBase):
     def readinto(self, buffer) -> int:  # type: ignore[override]
         if self.exceeded:
             return 0
+        if self.heartbeat is not None:
+            self.heartbeat()
         data = self._read(len(buffer))
         self.count += len(data)
         if self.limit is not None and self.count > self.limit:
@@ -197,11 +204,13 @@ class DatasetReader:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         max_bytes: int | None = None,
         max_rows: int | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.max_line_bytes = max_line_bytes
         self.max_bytes = max_bytes
         self.max_rows = max_rows
+        self.heartbeat = heartbeat
         self.total_bytes = os.path.getsize(self.path)
         self.blank_lines = 0
         self.damaged = False
@@ -249,7 +258,7 @@ class DatasetReader:
         source = gzip.GzipFile(fileobj=self._raw) if self.compression == "gzip" else self._raw
         # read1 of the source: one read at a time, so a truncated archive loses
         # only the line it was cut in.
-        self._capped = _CappedStream(source, self.max_bytes)  # type: ignore[arg-type]
+        self._capped = _CappedStream(source, self.max_bytes, self.heartbeat)  # type: ignore[arg-type]
         stream: BinaryIO = io.BufferedReader(self._capped, CHUNK_BYTES)  # type: ignore[assignment]
         stream.read(self._bom_length)
         if self.encoding in ("utf-8", "utf-8-sig"):
@@ -287,11 +296,15 @@ class DatasetReader:
         readline = stream.readline
         limit = self.max_line_bytes + 1
         blank_start = _BLANK_START
+        max_lines = self.max_rows if self.max_rows is not None else -1
         number = 0
         while True:
             line = readline(limit)
             if not line:
                 break
+            if number == max_lines:
+                self.limit_hit = LIMIT_ROWS
+                return
             number += 1
             if line[-1] != 10 and self._capped is not None and self._capped.exceeded:
                 break  # cut by the size limit, not by the file: no error for it

@@ -91,19 +91,20 @@ def validate_file(
         max_bytes=options.max_unpacked_bytes,
         max_rows=options.max_rows,
     ) as reader:
+        reader.heartbeat = (throttle := _Throttle(reader, progress)).tick
         if spill_near is None:
-            return _validate(reader, None, options, progress, None, None)
+            return _validate(reader, None, options, throttle, None, None)
         # Spill files sit next to the output so the canonical file can be
         # moved into place instead of copied.
         with tempfile.TemporaryDirectory(dir=Path(spill_near).parent, prefix=".validate-") as workdir:
-            return _validate(reader, Path(workdir), options, progress, canonical_out, errors_out)
+            return _validate(reader, Path(workdir), options, throttle, canonical_out, errors_out)
 
 
 def _validate(
     reader: DatasetReader,
     workdir: Path | None,
     options: ValidationOptions,
-    progress: Progress | None,
+    throttle: _Throttle,
     canonical_out: str | Path | None,
     errors_out: str | Path | None,
 ) -> ValidationReport:
@@ -116,7 +117,7 @@ def _validate(
     tallies = {name: FormatTally(name, workdir, **sizes, **spill) for name in FORMATS}
     unformatted = FormatTally("none", workdir, **sizes, canonical=False, errors=spill["errors"])
     try:
-        _read_rows(reader, tallies, unformatted, options, _Throttle(reader, progress))
+        _read_rows(reader, tallies, unformatted, options, throttle)
     finally:
         for tally in (*tallies.values(), unformatted):
             tally.close()
@@ -243,7 +244,8 @@ def _file_errors(
         limit = human_size(options.max_unpacked_bytes or 0)
         problems.append(("too_large_unpacked", {"what": what, "limit": limit, "rows": f"{rows:,}"}))
     elif reader.limit_hit == LIMIT_ROWS:
-        problems.append(("too_many_rows", {"limit": f"{options.max_rows or 0:,}"}))
+        what = "rows" if reader.container == "json_array" else "lines"
+        problems.append(("too_many_rows", {"limit": f"{options.max_rows or 0:,}", "what": what}))
     if reader.damaged:
         problems.append(("corrupt_archive", {"rows": f"{rows:,}"}))
     elif rows == 0:

@@ -12,11 +12,11 @@ import time
 import orjson
 import pytest
 
-from datasets_app.core.cleaning import CleaningRules, clean_file
+from datasets_app.core.cleaning import clean_file
 from datasets_app.core.split import split_file
 from datasets_app.core.stats import compute_stats
-from datasets_app.core.validate import validate_file
-from tests.datasets_app.canonical_rows import chat, write_canonical
+from datasets_app.core.validate import ValidationOptions, validate_file
+from tests.datasets_app.canonical_rows import chat, only, write_canonical
 
 MiB = 1024 * 1024
 
@@ -54,6 +54,21 @@ def test_a_long_validation_reports_at_least_every_second(tmp_path):
     assert len(calls) >= 3 and max(gaps) < 3
 
 
+def test_a_file_of_blank_lines_or_one_endless_line_still_reports(tmp_path):
+    """Neither yields rows: the reader's heartbeat after each chunk read is what reports."""
+    # Gzip members one after another read as one stream: gigabytes made in no time.
+    blank = tmp_path / "blank.jsonl.gz"
+    blank.write_bytes(gzip.compress(b"\n" * MiB) * 2048)
+    endless = tmp_path / "endless.jsonl.gz"
+    endless.write_bytes(gzip.compress(b'{"instruction": "') + gzip.compress(b"x" * MiB) * 8192)
+    for path in (blank, endless):
+        progress, calls = stop_after(1.0)
+        started = time.monotonic()
+        with pytest.raises(Stop):
+            validate_file(path, progress=progress, options=ValidationOptions(max_line_bytes=MiB))
+        assert time.monotonic() - started < 6, path.name
+
+
 def _long_rows(tmp_path, count: int, size: int):
     rows = [chat(f"question {n}", f"{n} " + "answer words " * (size // 13)) for n in range(count)]
     return write_canonical(tmp_path / "long.jsonl", rows)
@@ -62,7 +77,7 @@ def _long_rows(tmp_path, count: int, size: int):
 def test_cleaning_and_statistics_report_after_each_16_mib_of_long_rows(tmp_path):
     path = _long_rows(tmp_path, 20, MiB)  # 20 rows of 1 MiB: one chunk by rows, two by bytes
     reports = []
-    rules = CleaningRules(near_dedup=False, length_mode="off")
+    rules = only(exact_dedup=True)  # the chunking is the same whatever the rules
     clean_file(path, rules=rules, progress=lambda done, total: reports.append((done, total)))
     assert len(reports) >= 2 and reports[0][0] < reports[-1][0] == reports[-1][1]
     reports.clear()

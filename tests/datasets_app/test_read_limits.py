@@ -69,7 +69,16 @@ def test_the_row_limit_stops_reading_and_says_so(tmp_path):
     assert (report.rows, report.valid_rows, report.limit_hit) == (120, 120, LIMIT_ROWS)
     [problem] = report.file_errors
     assert problem.category == "too_many_rows"
-    assert "more than 120 rows" in problem.message and "LATHE_MAX_ROWS" in problem.message
+    assert "more than 120 lines" in problem.message and "LATHE_MAX_ROWS" in problem.message
+
+
+def test_blank_lines_count_toward_the_row_limit(tmp_path):
+    path = gzip_bomb(tmp_path / "blank.jsonl.gz", line=b"\n", unpacked_mib=256)  # 268M blank lines
+    started = time.monotonic()
+    report = validate_file(path, options=ValidationOptions(max_rows=100_000))
+    assert time.monotonic() - started < 10
+    assert (report.rows, report.blank_lines, report.limit_hit) == (0, 100_000, LIMIT_ROWS)
+    assert [error.category for error in report.file_errors] == ["too_many_rows", "empty_file"]
 
 
 def test_exactly_max_rows_is_not_over_the_limit(tmp_path):
