@@ -3,9 +3,10 @@
 At start: stop what a dead worker of this machine left (an evaluation's vLLM recorded in
 DATA_DIR/processes, a server undeployed while no worker ran it) and queue again the serving
 jobs of the models still deployed (models_app/server_restarts.py). On SIGTERM or Ctrl-C: stop
-the vLLM servers this worker supervises (they come back at the next start) and the recorded
-process groups of its pool processes, so that nothing Lathe started outlives the stack. A worker
-killed with SIGKILL cannot do this; the next one does it at start.
+the vLLM servers this worker supervises and the recorded process groups of its pool processes,
+so that nothing Lathe started outlives the stack; the serving jobs go back to the broker once this
+worker no longer consumes (so it cannot take one back on its way out), and the next worker of their
+queue starts them again. A worker killed with SIGKILL cannot do this; the next one does it at start.
 """
 
 from __future__ import annotations
