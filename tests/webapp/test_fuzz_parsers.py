@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import reverse
@@ -325,3 +326,23 @@ def test_known_crash_deeply_nested_fine_tuning_body(raw):
 def test_known_crash_page_limit_with_a_superscript_digit():
     with pytest.raises(OpenAIRequestError):
         page_limit(RequestFactory().get("/v1/files", {"limit": "¹"}))
+
+
+@pytest.mark.django_db
+@settings(FUZZ, max_examples=50)
+@given(
+    purpose=st.text(max_size=20) | st.just("fine-tune"),
+    content=st.binary(max_size=200) | json_bytes | shallow_odd_lines,
+    after=st.text(max_size=12),
+)
+def test_the_files_endpoint_answers_a_file_or_an_openai_error(alice_key, purpose, content, after):
+    assume("\x00" not in purpose + after)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {alice_key}")
+    upload = SimpleUploadedFile("data.jsonl", content)
+    response = client.post(reverse("openai_files"), {"purpose": purpose, "file": upload})
+    if response.status_code == 200:
+        assert purpose == "fine-tune" and response.json()["object"] == "file"
+    else:  # 429: a quota on queued checks or stored bytes (accounts/quotas.py)
+        assert _is_openai_error(response, statuses=(400, 429))
+    listed = client.get(reverse("openai_files"), {"after": after})
+    assert listed.status_code == 200 or _is_openai_error(listed, statuses=(404,))
