@@ -44,9 +44,13 @@ def normalise(text: str) -> str:
 
 def ngram_hashes(text: str) -> list[int]:
     """32-bit hashes of the character n-grams of ``text`` (already normalised)."""
+    return _ngram_array(text).tolist()
+
+
+def _ngram_array(text: str) -> np.ndarray:
     codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     if not codepoints.size:
-        return []
+        return codepoints
     size = 3 if np.count_nonzero(codepoints >= CJK_START) * 2 > codepoints.size else 5
     size = min(size, codepoints.size)
     count = codepoints.size - size + 1
@@ -54,7 +58,7 @@ def ngram_hashes(text: str) -> list[int]:
     for offset in range(1, size):
         hashes += codepoints[offset : offset + count] * _NGRAM_MULTIPLIERS[offset]
     # Fold to the 32 bits datasketch's default affine32 scheme expects.
-    return ((hashes >> np.uint64(32)) ^ (hashes & np.uint64(0xFFFFFFFF))).tolist()
+    return (hashes >> np.uint64(32)) ^ (hashes & np.uint64(0xFFFFFFFF))
 
 
 def signatures(texts: Sequence[str], num_perm: int) -> np.ndarray:
@@ -64,12 +68,12 @@ def signatures(texts: Sequence[str], num_perm: int) -> np.ndarray:
     template = MinHash(num_perm=num_perm, seed=MINHASH_SEED, hashfunc=int)
     block = max(1024, _BLOCK_CELLS // num_perm)
     for index, text in enumerate(texts):
-        hashes = ngram_hashes(text)
+        hashes = _ngram_array(text)
         if len(hashes) > block:
-            hashes = sorted(set(hashes))
+            hashes = np.unique(hashes)
         minhash = template.copy()
         for start in range(0, len(hashes), block):
-            minhash.update_batch(hashes[start : start + block])
+            minhash.update_batch(hashes[start : start + block].tolist())
         result[index] = minhash.hashvalues
     return result
 
