@@ -109,3 +109,78 @@ def test_the_linear_repeated_run_finds_what_the_plain_pattern_finds(text, min_ru
     old = _old_repeated_run(min_run).search(text)
     new = RepeatedRun(min_run).search(text)
     assert (old and old.span()) == (new and new.span())
+
+
+def _split_reference(step, messages, message_tokens):
+    """The split as first written (quadratic): each exchange re-adds the whole chunk."""
+    from datasets_app.core.cleaning.length import _exchanges
+    from datasets_app.core.tokens import framing_for
+
+    def fits(indices):
+        chosen = list(range(head)) + indices
+        tokens = sum(message_tokens[i] for i in chosen)
+        return tokens + framing_for(step.counter, [messages[i]["role"] for i in chosen]) <= step.max_seq_len
+
+    head = 0
+    while head < len(messages) and messages[head]["role"] == "system":
+        head += 1
+    chunks, current = [], []
+    for exchange in _exchanges(messages, head):
+        if not any(messages[i]["role"] == "assistant" for i in exchange):
+            continue
+        if fits(current + exchange):
+            current = current + exchange
+            continue
+        if current:
+            chunks.append(current)
+        current = exchange if fits(exchange) else []
+    if current:
+        chunks.append(current)
+    return [
+        [messages[i]["content"] for i in range(head)] + [messages[i]["content"] for i in c] for c in chunks
+    ]
+
+
+conversations = st.lists(
+    st.tuples(st.sampled_from(["system", "user", "assistant"]), st.integers(min_value=0, max_value=12)),
+    min_size=1,
+    max_size=30,
+)
+
+
+@pytest.mark.parametrize("counter_name", ["whitespace", "demo"])
+def test_the_linear_split_cuts_where_the_plain_one_does(counter_name, request):
+    from datasets_app.core.cleaning.length import TokenLengthStep
+
+    counter = (
+        WhitespaceTokenCounter()
+        if counter_name == "whitespace"
+        else request.getfixturevalue("demo_token_counter")
+    )
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(turns=conversations, max_seq_len=st.integers(min_value=16, max_value=120))
+    def check(turns, max_seq_len):
+        messages = [{"role": role, "content": " ".join(["word"] * (size + 1))} for role, size in turns]
+        step = TokenLengthStep(counter, max_seq_len, "split")
+        tokens = counter.count_many([message["content"] for message in messages])
+        total = sum(tokens) + 10**6  # always over the limit: the split runs
+        outcome = RuleOutcome(rule="token_length", enabled=True)
+        rows = step._split({"messages": messages, "source_line": 1}, tokens, total, outcome)
+        assert [[m["content"] for m in row["messages"]] for row in rows] == _split_reference(
+            step, messages, tokens
+        )
+
+    check()
+
+
+def test_splitting_a_conversation_of_many_short_turns_is_linear():
+    from datasets_app.core.cleaning.length import TokenLengthStep
+
+    messages = [{"role": "user" if n % 2 == 0 else "assistant", "content": "a"} for n in range(200_000)]
+    started = time.monotonic()
+    rows = TokenLengthStep(WhitespaceTokenCounter(), 65_536, "split").apply(
+        [{"messages": messages, "source_line": 1}], RuleOutcome(rule="token_length", enabled=True)
+    )
+    assert time.monotonic() - started < 5  # the quadratic split took minutes
+    assert sum(len(row["messages"]) for row in rows) == 200_000

@@ -82,18 +82,26 @@ class TokenLengthStep:
         head = 0
         while head < len(messages) and messages[head]["role"] == "system":
             head += 1
-        exchanges = _exchanges(messages, head)
+        # Running sums: re-adding the whole chunk for each exchange took time quadratic in the
+        # number of messages (a 4 MB row of short turns: minutes).
+        cost = _ChunkCost(self.counter, messages, message_tokens, head)
         chunks: list[list[int]] = []
         current: list[int] = []
-        for exchange in exchanges:
+        current_tokens = cost.prefix
+        for exchange in _exchanges(messages, head):
             if not any(messages[i]["role"] == "assistant" for i in exchange):
                 continue  # a trailing question without an answer teaches nothing
-            if self._fits(messages, message_tokens, head, current + exchange):
-                current = current + exchange
+            grown = cost.grown(current_tokens, bool(current), exchange)
+            if grown <= self.max_seq_len:
+                current.extend(exchange)
+                current_tokens = grown
                 continue
             if current:
                 chunks.append(current)
-            current = exchange if self._fits(messages, message_tokens, head, exchange) else []
+            alone = cost.grown(cost.prefix, False, exchange)
+            current, current_tokens = (
+                (list(exchange), alone) if alone <= self.max_seq_len else ([], cost.prefix)
+            )
         if current:
             chunks.append(current)
         if not chunks:
@@ -106,12 +114,42 @@ class TokenLengthStep:
         outcome.record_changed(row, new_rows)
         return new_rows
 
-    def _fits(
-        self, messages: Sequence[Message], message_tokens: list[int], head: int, indices: list[int]
-    ) -> bool:
-        chosen = list(range(head)) + indices
-        tokens = sum(message_tokens[i] for i in chosen)
-        return tokens + self._framing([messages[i] for i in chosen]) <= self.max_seq_len
+
+class _ChunkCost:
+    """Tokens of the system messages plus a chunk of exchanges, grown one exchange at a time.
+
+    A template's framing is a cost per message plus one that depends on the first
+    message's role (see ``tokens.framing_for``), so once a conversation has a first
+    message, each further message adds its content and its role's cost.
+    """
+
+    def __init__(
+        self, counter: TokenCounter, messages: Sequence[Message], message_tokens: list[int], head: int
+    ) -> None:
+        self.counter = counter
+        self.messages = messages
+        self.message_tokens = message_tokens
+        self.head = head
+        self._added: dict[str, int] = {}
+        self.prefix = self._whole(range(head)) if head else 0
+
+    def grown(self, tokens: int, has_chunk: bool, exchange: list[int]) -> int:
+        """Tokens once ``exchange`` is added to the system messages and a chunk worth ``tokens``."""
+        if not self.head and not has_chunk:
+            return self._whole(exchange)
+        return tokens + sum(
+            self.message_tokens[i] + self._role_cost(self.messages[i]["role"]) for i in exchange
+        )
+
+    def _whole(self, indices) -> int:
+        roles = [self.messages[i]["role"] for i in indices]
+        return sum(self.message_tokens[i] for i in indices) + framing_for(self.counter, roles)
+
+    def _role_cost(self, role: str) -> int:
+        if role not in self._added:
+            base = framing_for(self.counter, ["system"])
+            self._added[role] = framing_for(self.counter, ["system", role]) - base
+        return self._added[role]
 
 
 def _exchanges(messages: Sequence[Message], start: int) -> list[list[int]]:
