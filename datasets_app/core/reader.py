@@ -287,11 +287,6 @@ class DatasetReader:
         if self._capped is not None and self._capped.exceeded:
             self.limit_hit = LIMIT_BYTES
 
-    @property
-    def unpacked_bytes(self) -> int:
-        """Bytes read so far after unpacking (the file's size for a plain file read whole)."""
-        return self._capped.count if self._capped is not None else 0
-
     def _lines(self, stream: BinaryIO) -> Iterator[PhysicalLine]:
         readline = stream.readline
         limit = self.max_line_bytes + 1
