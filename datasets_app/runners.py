@@ -22,7 +22,7 @@ from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatu
 from datasets_app.read_limits import ReadLimits
 from datasets_app.services import dataset_version_create, dataset_version_from_file
 from jobs.models import Job
-from jobs.registry import JobCancelled, JobFailure
+from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from models_app.models import BaseModel
 from models_app.selectors import default_tokenizer_model
@@ -65,7 +65,7 @@ def run_validation(job: Job, reporter: JobReporter) -> dict:
                 options=ReadLimits.from_job_params(job.params).validation_options(dataset_file.field_mapping),
                 progress=reporter.callback(),
             ).to_dict()
-        except JobCancelled:
+        except Exception:  # cancelled (JobCancelled) or crashed: the job records which
             # The file's page must not say "Checking" forever; a later check of it is left alone.
             DatasetFile.objects.filter(pk=dataset_file.pk, validation_job_id=job.pk).update(
                 status=FileStatus.FAILED
