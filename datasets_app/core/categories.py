@@ -46,6 +46,7 @@ CATEGORIES: dict[str, Category] = _categories(
     ("corrupt_archive", "Damaged compressed file", "file"),
     ("too_large_unpacked", "Too much data in one file", "file"),
     ("too_many_rows", "Too many rows in one file", "file"),
+    ("unsupported_archive", "An archive Lathe does not unpack", "file"),
 )
 
 _ONE_OBJECT = 'Each line must be one complete JSON object, like {{"instruction": "...", "output": "..."}}.'
@@ -84,6 +85,11 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "so only the first {limit} {what} were checked and the rest was not read. Split "
         "it into smaller files and upload each one, or ask your administrator to "
         "raise LATHE_MAX_ROWS. Your original file is kept as it is.",
+    ),
+    "unsupported_archive": (
+        "unsupported_archive",
+        "This file is a {kind} archive, which Lathe does not unpack. Upload the .jsonl "
+        "or .json file itself, or compress it with gzip (.gz) instead.",
     ),
     "empty_file": (
         "empty_file",

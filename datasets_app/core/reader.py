@@ -61,6 +61,15 @@ PhysicalLine = tuple[int, "bytes | str", "str | None"]
 codecs.register_error("lathe-mark-invalid", lambda error: ("\udcff", error.end))
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# Archives Lathe does not unpack: named in the report instead of read as lines of binary noise.
+_OTHER_ARCHIVES = {
+    b"PK\x03\x04": "ZIP",
+    b"BZh": "bzip2 (.bz2)",
+    b"\xfd7zXZ\x00": "xz (.xz)",
+    b"7z\xbc\xaf\x27\x1c": "7-Zip (.7z)",
+    b"\x28\xb5\x2f\xfd": "Zstandard (.zst)",
+    b"Rar!\x1a\x07": "RAR",
+}
 _DAMAGED_ARCHIVE = (EOFError, zlib.error, gzip.BadGzipFile)
 _BLANK_START = frozenset(b" \t\r\n")
 # What a cut-off end looks like once a limit stopped the read: not the file's fault.
@@ -217,7 +226,12 @@ class DatasetReader:
         self.limit_hit: str | None = None
         self._capped: _CappedStream | None = None
         self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
-        self.compression = "gzip" if self._raw.read(2) == _GZIP_MAGIC else None
+        magic = self._raw.read(8)
+        self.compression = "gzip" if magic.startswith(_GZIP_MAGIC) else None
+        # Which other archive the file is (never read): None for gzip and plain text.
+        self.unsupported_archive = next(
+            (name for prefix, name in _OTHER_ARCHIVES.items() if magic.startswith(prefix)), None
+        )
         self._raw.seek(0)
         sample = self._sample()
         self.encoding, self._bom_length = sniff_encoding(sample)
@@ -266,6 +280,8 @@ class DatasetReader:
         return io.BufferedReader(_RecodeToUtf8(stream, self.encoding), CHUNK_BYTES)
 
     def __iter__(self) -> Iterator[PhysicalLine]:
+        if self.unsupported_archive:
+            return
         rows = 0
         max_rows = self.max_rows
         try:

@@ -239,6 +239,8 @@ def _file_errors(
     reader: DatasetReader, rows: int, valid_rows: int, options: ValidationOptions
 ) -> list[FileError]:
     problems: list[tuple[str, dict]] = []
+    if reader.unsupported_archive:
+        return [FileError(*describe("unsupported_archive", None, {"kind": reader.unsupported_archive}))]
     if reader.limit_hit == LIMIT_BYTES:
         what = "unpacks to" if reader.compression else "holds"
         limit = human_size(options.max_unpacked_bytes or 0)

@@ -154,3 +154,23 @@ def test_error_records_stop_at_the_cap_while_counts_go_on(tmp_path):
     assert {error["category"] for error in listed} == {"mixed_formats", "empty_content"}
     report = validate_file(path, errors_out=errors, options=ValidationOptions())
     assert report.errors_listed == 2000 and len(errors.read_bytes().splitlines()) == 2000
+
+
+def test_other_archives_are_named_not_read_as_lines(tmp_path):
+    import bz2
+    import lzma
+    import zipfile
+
+    rows = ROW * 1000
+    zipped = tmp_path / "rows.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("rows.jsonl", rows)
+    files = {"ZIP": zipped, "bzip2": tmp_path / "rows.jsonl.bz2", "xz": tmp_path / "rows.jsonl.xz"}
+    files["bzip2"].write_bytes(bz2.compress(rows))
+    files["xz"].write_bytes(lzma.compress(rows))
+    for kind, path in files.items():
+        report = validate_file(path)
+        assert (report.rows, report.counts) == (0, {}), kind
+        [problem] = report.file_errors
+        assert problem.category == "unsupported_archive"
+        assert kind in problem.message and "compress it with gzip" in problem.message
