@@ -214,6 +214,9 @@ PROBLEMS: dict[str, tuple[str, str]] = {
 }
 
 
+PARAM_CHARS = 200
+
+
 def describe(problem: str, line: int | None, params: dict | None = None) -> tuple[str, str]:
     """Return ``(category, message)`` for one problem found on ``line``.
 
@@ -221,7 +224,11 @@ def describe(problem: str, line: int | None, params: dict | None = None) -> tupl
     conversation, plus whatever fields the template uses.
     """
     category, template = PROBLEMS[problem]
-    fields = dict(params or {})
+    # Values quoted from a row (a role, field names) are cut short: a row may be megabytes.
+    fields = {
+        name: value[:PARAM_CHARS] + "…" if isinstance(value, str) and len(value) > PARAM_CHARS else value
+        for name, value in (params or {}).items()
+    }
     index = fields.get("index")
     if index is not None:
         fields["where"] = f"Message {index} on line {line}"

@@ -209,9 +209,9 @@ def _chat_message(item: object, index: int) -> Message:
     if "role" not in item:
         raise RowError("missing_field", field="role", index=index, format="messages")
     role = item["role"]
+    if type(role) is not str:  # checked first: a list or an object can't even be looked up in a set
+        raise RowError("wrong_type", field="role", index=index, expected=_TEXT, actual=kind_of(role))
     if role not in _ROLE_SET:
-        if type(role) is not str:
-            raise RowError("wrong_type", field="role", index=index, expected=_TEXT, actual=kind_of(role))
         raise RowError("unknown_role", role=role, index=index, allowed=_CHAT_ROLES_TEXT)
     tool_calls = item.get("tool_calls")
     may_be_empty = role == "tool" or (role == "assistant" and bool(tool_calls))

@@ -174,3 +174,17 @@ def test_other_archives_are_named_not_read_as_lines(tmp_path):
         [problem] = report.file_errors
         assert problem.category == "unsupported_archive"
         assert kind in problem.message and "compress it with gzip" in problem.message
+
+
+def test_a_role_that_is_not_text_or_is_huge_is_one_bounded_error(tmp_path):
+    rows = [
+        {"messages": [{"role": ["user"], "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+        {"messages": [{"role": {"a": 1}, "content": "Hi"}]},
+        {"messages": [{"role": "x" * 1_000_000, "content": "Hi"}]},
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+    ]
+    path = tmp_path / "roles.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    report = validate_file(path)
+    assert report.counts == {"wrong_type": 2, "unknown_role": 1}
+    assert all(len(error.message) < 1000 for errors in report.examples.values() for error in errors)

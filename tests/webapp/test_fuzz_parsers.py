@@ -61,6 +61,28 @@ json_values = st.recursive(
     max_leaves=25,
 )
 json_objects = st.dictionaries(keys, json_values, max_size=6)
+# Rows shaped like each format, with any value where a text or a role goes.
+anything = json_values | st.sampled_from(["user", "assistant", "system", "tool", "human", "gpt", ""])
+format_rows = (
+    st.fixed_dictionaries(
+        {
+            "messages": st.lists(
+                st.dictionaries(st.sampled_from(["role", "content", "name", "tool_calls"]), anything)
+            )
+        }
+    )
+    | st.fixed_dictionaries(
+        {
+            "conversations": st.lists(
+                st.dictionaries(st.sampled_from(["from", "value", "role", "content"]), anything)
+            )
+        }
+    )
+    | st.dictionaries(
+        st.sampled_from(["instruction", "input", "output", "system", "history"]), anything, min_size=1
+    )
+    | st.dictionaries(st.sampled_from(["prompt", "completion"]), anything, min_size=1)
+)
 
 
 def _deep(depth: int) -> bytes:
@@ -114,7 +136,7 @@ def test_the_validator_files_arbitrary_bytes_under_known_categories(lines):
 
 
 @FUZZ
-@given(rows=st.lists(json_values | json_objects, min_size=1, max_size=8))
+@given(rows=st.lists(json_values | json_objects | format_rows, min_size=1, max_size=8))
 def test_the_validator_files_arbitrary_json_under_known_categories(rows):
     # A row first that is not "[": a file starting with "[" is read as one JSON array (tested below).
     content = b'{"x": 1}\n' + b"".join(json.dumps(row).encode() + b"\n" for row in rows)
