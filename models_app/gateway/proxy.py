@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
 from models_app.gateway.request_filter import upstream_body
@@ -30,9 +31,11 @@ UPSTREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=30.0)
 def _client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     if loop not in _clients:
-        _clients[loop] = httpx.AsyncClient(
-            timeout=UPSTREAM_TIMEOUT, limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        # One person's requests at once stay below this pool's size (LATHE_QUOTA_CONCURRENT_REQUESTS).
+        pool = httpx.Limits(
+            max_connections=settings.LATHE_GATEWAY_MAX_CONNECTIONS or None, max_keepalive_connections=64
         )
+        _clients[loop] = httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT, limits=pool)
     return _clients[loop]
 
 
