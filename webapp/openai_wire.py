@@ -98,7 +98,7 @@ def page_limit(request: HttpRequest) -> int:
     """The page size asked for, within 1 to MAX_PAGE: OpenAI documents no maximum, so a client that asks
     for more gets the site's most, not an error; only a value that is not a whole number is refused."""
     raw = (request.GET.get("limit") or str(DEFAULT_PAGE)).strip()
-    if not raw.lstrip("-").isdigit() or len(raw) > 20:
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw):
         raise OpenAIRequestError(f"limit must be a whole number, not {raw[:40]!r}.", param="limit")
     return min(max(int(raw), 1), MAX_PAGE)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F
 from django.http import HttpRequest
@@ -20,8 +19,9 @@ MAX_METADATA_PAIRS = 16
 
 def json_body(request: HttpRequest) -> dict:
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
+        # orjson refuses nesting past 1,024 levels with an error; json.loads would recurse until it crashed.
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
         raise OpenAIRequestError("The request body must be a JSON object.") from None
     if not isinstance(body, dict):
         raise OpenAIRequestError("The request body must be a JSON object.")
@@ -41,6 +41,12 @@ def _file(user: AbstractBaseUser, body: dict, param: str) -> DatasetFile | None:
         raise
 
 
+def _quoted(value: object, limit: int = 80) -> str:
+    """A client's value in a message, cut short: an error never echoes a whole request back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _base_model(user: AbstractBaseUser, model: object) -> BaseModel:
     available = base_model_list_for_user(user)
     # The user's own registration of an id before the shared one.
@@ -52,7 +58,7 @@ def _base_model(user: AbstractBaseUser, model: object) -> BaseModel:
     if found is None:
         names = ", ".join(sorted(set(available.values_list("hf_id", flat=True)))[:20]) or "none yet"
         raise OpenAIRequestError(
-            f"The model {model!r} is not available for fine-tuning here. Use the Hugging Face id of a "
+            f"The model {_quoted(model)} is not available for fine-tuning here. Use the Hugging Face id of a "
             f"registered base model ({names}), or register it on Lathe's Models page first.",
             param="model",
             code="model_not_available",
@@ -72,7 +78,12 @@ def _hyperparameters(body: dict) -> dict:
                 param="method",
             )
         supervised = method.get("supervised") or {}
-        hyperparameters = {**hyperparameters, **(supervised.get("hyperparameters") or {})}
+        if not isinstance(supervised, dict):
+            raise OpenAIRequestError("method.supervised must be an object.", param="method.supervised")
+        inner = supervised.get("hyperparameters") or {}
+        if not isinstance(inner, dict) or not isinstance(hyperparameters, dict):
+            raise OpenAIRequestError("hyperparameters must be an object.", param="hyperparameters")
+        hyperparameters = {**hyperparameters, **inner}
     if not isinstance(hyperparameters, dict):
         raise OpenAIRequestError("hyperparameters must be an object.", param="hyperparameters")
     return hyperparameters

@@ -26,6 +26,8 @@ from webapp.openai_wire import OpenAIRequestError
 
 SUBJECT_FILE = "dataset_file"
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+# OpenAI's own range tops out at 10; far beyond it a run only diverges.
+MAX_LEARNING_RATE_MULTIPLIER = 100.0
 # Recipe settings back to the names the client sent, for error messages.
 _OPENAI_NAMES = {
     "num_epochs": "hyperparameters.n_epochs",
@@ -68,9 +70,11 @@ def recipe_from_hyperparameters(hyperparameters: dict, seed: int | None = None) 
         changes.update(batch_size=1, grad_accum=hyperparameters["batch_size"])
     multiplier = hyperparameters.get("learning_rate_multiplier")
     if _given(multiplier):
-        if isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or multiplier <= 0:
+        numeric = isinstance(multiplier, int | float) and not isinstance(multiplier, bool)
+        if not numeric or not 0 < multiplier <= MAX_LEARNING_RATE_MULTIPLIER:
             raise OpenAIRequestError(
-                f"learning_rate_multiplier must be a number above 0, not {multiplier!r}.",
+                f"learning_rate_multiplier must be a number above 0 and at most "
+                f"{MAX_LEARNING_RATE_MULTIPLIER:g}, not {str(multiplier)[:40]}.",
                 param="hyperparameters.learning_rate_multiplier",
             )
         changes["learning_rate"] = default.learning_rate * multiplier

@@ -4,8 +4,7 @@ Each parser must never raise on arbitrary input: the validator files every row u
 known category, and the /v1 parsers answer a parsed value or an OpenAI-shaped 4xx.
 Examples are kept few (200 at most) so the suite stays fast.
 
-Crashes found in files this test's author does not own are pinned by the strict xfail
-tests at the end (they pass once fixed: then drop the xfail and the matching `assume`).
+The crashes fuzzing found are pinned by the plain tests at the end.
 """
 
 from __future__ import annotations
@@ -180,7 +179,7 @@ def test_the_gateway_body_parser_answers_a_dict_or_an_openai_400(raw):
 
 
 @FUZZ
-@given(raw=st.binary(max_size=200) | json_bytes | shallow_odd_lines)  # deep nesting: see the xfail below
+@given(raw=st.binary(max_size=200) | json_bytes | shallow_odd_lines)
 def test_the_fine_tuning_body_reader_answers_a_dict_or_an_openai_error(raw):
     request = RequestFactory().post("/v1/fine_tuning/jobs", data=raw, content_type="application/json")
     try:
@@ -202,7 +201,6 @@ def test_public_ids_parse_or_answer_404(value):
 @given(limit=st.text(max_size=25))
 def test_page_limits_clamp_or_answer_400(limit):
     assume("\x00" not in limit)
-    assume(not any(char.isdigit() and not char.isdecimal() for char in limit))  # see the xfail below
     request = RequestFactory().get("/v1/files", {"limit": limit})
     try:
         assert 1 <= page_limit(request) <= 100
@@ -254,7 +252,6 @@ fine_tuning_bodies = st.fixed_dictionaries(
 def test_the_fine_tuning_request_parses_or_answers_an_openai_error(alice, fine_tuning_inputs, body, keep):
     base = {name: fine_tuning_inputs[name] for name in ("training_file", "model") if keep in ("both", name)}
     body = {**body, **base}
-    assume(not _known_crash(body))
     try:
         parsed = fine_tuning_request_parse(alice, body)
     except OpenAIRequestError as error:
@@ -279,38 +276,10 @@ def test_the_fine_tuning_endpoint_answers_openai_errors_to_bodies_it_cannot_use(
     assert _is_openai_error(response, statuses=(400, 404))
 
 
-# --- crashes found here, in files owned by others (reported; see the module docstring) -----------
-
-
-def _known_crash(body: dict) -> bool:
-    """Bodies that reach the crashes pinned below, so the property above tests everything else."""
-    method = body.get("method")
-    hyperparameters = body.get("hyperparameters")
-    if isinstance(method, dict) and method.get("type") == "supervised":
-        supervised = method.get("supervised")
-        if hyperparameters and not isinstance(hyperparameters, dict):
-            return True
-        if supervised and not isinstance(supervised, dict):
-            return True
-        if isinstance(supervised, dict):
-            inner = supervised.get("hyperparameters")
-            if inner and not isinstance(inner, dict):
-                return True
-            hyperparameters = {**(hyperparameters or {}), **(inner or {})}
-    if isinstance(hyperparameters, dict):
-        multiplier = hyperparameters.get("learning_rate_multiplier")
-        return isinstance(multiplier, int) and not isinstance(multiplier, bool) and abs(multiplier) > 2**1000
-    return False
+# --- crashes fuzzing found, pinned ------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, TypeError, OverflowError),
-    reason="jobs/training/openai_request.py _hyperparameters reads method.supervised and its hyperparameters "
-    "as objects without checking; jobs/training/openai_services.py multiplies learning_rate_multiplier "
-    "into a float without catching OverflowError: both answer 500",
-)
 @pytest.mark.parametrize(
     "body",
     [
@@ -320,32 +289,19 @@ def _known_crash(body: dict) -> bool:
         {"hyperparameters": {"learning_rate_multiplier": 10**400}},
     ],
 )
-def test_known_crash_fine_tuning_hyperparameters(alice, fine_tuning_inputs, body):
-    assert _known_crash({**body, **fine_tuning_inputs})
+def test_odd_hyperparameter_shapes_answer_400(alice, fine_tuning_inputs, body):
     with pytest.raises(OpenAIRequestError):
         fine_tuning_request_parse(alice, {**body, **fine_tuning_inputs})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="jobs/training/openai_request.py json_body parses with json.loads, which raises RecursionError "
-    "(a 500) on a body nested a few thousand levels deep; orjson (as the gateway uses) refuses it cleanly",
-)
 @pytest.mark.parametrize("raw", DEEP)
-def test_known_crash_deeply_nested_fine_tuning_body(raw):
+def test_a_deeply_nested_fine_tuning_body_answers_400(raw):
     request = RequestFactory().post("/v1/fine_tuning/jobs", data=raw, content_type="application/json")
     with pytest.raises(OpenAIRequestError):
         json_body(request)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="webapp/openai_wire.py page_limit checks str.isdigit(), which accepts digits like '¹' that int() "
-    "refuses: a 500 instead of a 400",
-)
-def test_known_crash_page_limit_with_a_superscript_digit():
+def test_a_page_limit_with_a_superscript_digit_answers_400():
     with pytest.raises(OpenAIRequestError):
         page_limit(RequestFactory().get("/v1/files", {"limit": "¹"}))
 
