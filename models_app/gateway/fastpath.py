@@ -21,7 +21,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from accounts.selectors import api_token_find_active
 from accounts.tokens import token_hash
-from models_app.gateway.cache import gateway_cache, gateway_cache_sync
+from models_app.gateway.cache import gateway_cache
 from models_app.gateway.completions import answer_remembered, bearer_of
 from models_app.gateway.errors import key_refused
 from webapp.db import outside_request
@@ -82,9 +82,10 @@ def _with_hsts(response: HttpResponse, scope) -> HttpResponse:
 
 
 async def _key_is_active(bearer: str) -> bool:
+    """Whether to read the body at all. A remembered key passes without asking Redis whether the cache
+    is still current: `answer_remembered` asks that next, and refuses a key revoked since."""
     if not bearer:
         return False
-    await gateway_cache_sync()
     entry = ("key", token_hash(bearer))
     if gateway_cache.get(entry) is not None:
         return True
