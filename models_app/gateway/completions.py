@@ -137,10 +137,19 @@ async def _released_at_end(content: AsyncIterator[bytes], release: Release) -> A
         await release()
 
 
-async def _released_when_answered(response: HttpResponse, release: Release) -> HttpResponse:
-    """Free the request's slot once its answer is out: now for a whole answer, at a stream's end."""
+# On a whole answer of the fast path: what frees its slot, for the fast path to await once it is sent.
+RELEASE_AFTER_SENDING = "lathe_release_after_sending"
+
+
+async def _released_when_answered(
+    response: HttpResponse, release: Release, *, after_sending: bool = False
+) -> HttpResponse:
+    """Free the request's slot once its answer is out: at a stream's end; for a whole answer now, or,
+    with `after_sending`, by the caller once the answer is sent (no Redis trip before the caller's answer)."""
     if isinstance(response, StreamingHttpResponse) and response.is_async:
         response.streaming_content = _released_at_end(response.streaming_content, release)
+    elif after_sending:
+        setattr(response, RELEASE_AFTER_SENDING, release)
     else:
         await release()
     return response
@@ -254,7 +263,7 @@ async def answer_remembered(
         gateway_cache.drop(_route_entry(token, model_id))
         scope[RATE_COUNTED] = True
         return None
-    return await _released_when_answered(response, admitted)
+    return await _released_when_answered(response, admitted, after_sending=True)
 
 
 async def answer_for_user(*, user, path: str, body: dict, on_usage: UsageSink) -> HttpResponse:

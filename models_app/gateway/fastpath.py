@@ -22,7 +22,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from accounts.selectors import api_token_find_active
 from accounts.tokens import token_hash
 from models_app.gateway.cache import gateway_cache
-from models_app.gateway.completions import answer_remembered, bearer_of
+from models_app.gateway.completions import RELEASE_AFTER_SENDING, answer_remembered, bearer_of
 from models_app.gateway.errors import key_refused
 from webapp.db import outside_request
 
@@ -57,7 +57,11 @@ class GatewayFastPath:
         elif isinstance(response, StreamingHttpResponse):
             await _send_stream(_with_hsts(response, scope), send, receive)
         else:
-            await _send_whole(_with_hsts(response, scope), send)
+            try:
+                await _send_whole(_with_hsts(response, scope), send)
+            finally:
+                if release := getattr(response, RELEASE_AFTER_SENDING, None):
+                    await release()
 
 
 def _header(scope, name: bytes) -> str:
