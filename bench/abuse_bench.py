@@ -5,8 +5,9 @@
 1. Request bodies, through the real site (uvicorn, SQLite, the machine's Redis): a 96 MiB chunked
    body from someone with no account to a page, to the completions route and to the upload route,
    and from a key holder to the completions route. For each: the answer, the body bytes the client
-   got into the connection before it, the seconds, and the most the site spooled to its disk
-   (DATA_DIR/tmp) meanwhile. The same requests go to the earlier commit's site in the same run.
+   got into the connection before it, the bytes the web process read and wrote through system calls
+   meanwhile (its socket reads, and its spool file on disk), and the seconds. The same requests go to
+   the earlier commit's site in the same run.
 2. A YAML recipe of 400 bytes whose aliases expand to billions of values: time and peak Python memory
    until refused (`jobs.ml.recipe.load_plain_yaml`).
 3. A gzip upload of a few MB that unpacks to 1 GiB of bad lines, checked with the site's default limits
@@ -35,6 +36,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -46,33 +49,10 @@ MiB = 1024**2
 ATTEMPT = 96 * MiB
 
 
-def _spool_bytes(data_dir: Path) -> int:
-    total = 0
-    for path in (data_dir / "tmp").rglob("*"):
-        try:
-            total += path.stat().st_size if path.is_file() else 0
-        except FileNotFoundError:
-            pass
-    return total
-
-
-def _watched(data_dir: Path, action):
-    """Run `action`, sampling the site's spool folder meanwhile; (its result, the most spooled)."""
-    peak = [0]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _spool_bytes(data_dir))
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        return action(), peak[0]
-    finally:
-        done.set()
-        watcher.join()
+def _io_of(pid: int) -> tuple[int, int]:
+    """Bytes the process has read and written through system calls (sockets and files alike)."""
+    counters = psutil.Process(pid).io_counters()
+    return counters.read_chars, counters.write_chars
 
 
 def bodies(base_rev: str) -> dict:
@@ -83,6 +63,7 @@ def bodies(base_rev: str) -> dict:
         url = f"http://127.0.0.1:{port}"
         cases = {
             "PUT /healthz, no account": dict(method="PUT", path="/healthz"),
+            "POST /accounts/login/, no account": dict(path="/accounts/login/"),
             "POST /v1/chat/completions, no key": dict(path="/v1/chat/completions"),
             "POST /datasets/upload/, no account": dict(
                 path="/datasets/upload/", headers={"Content-Type": "multipart/form-data; boundary=x"}
@@ -93,15 +74,18 @@ def bodies(base_rev: str) -> dict:
         }
         try:
             for name, request in cases.items():
+                read_before, written_before = _io_of(web.pid)
                 started = time.perf_counter()
-                outcome, spooled = _watched(
-                    OUT / f"data-abuse-{label}", lambda r=request, u=url: stream_body(u, total=ATTEMPT, **r)
-                )
+                outcome = stream_body(url, total=ATTEMPT, **request)
+                seconds = time.perf_counter() - started
+                time.sleep(0.5)  # what the server still reads after answering counts too
+                read_after, written_after = _io_of(web.pid)
                 found.setdefault(name, {})[label] = {
                     "status": outcome.status,
-                    "sent_mib": round(outcome.sent / MiB, 1),
-                    "seconds": round(time.perf_counter() - started, 2),
-                    "spooled_mib": round(spooled / MiB, 1),
+                    "client_sent_mib": round(outcome.sent / MiB, 1),
+                    "server_read_mib": round((read_after - read_before) / MiB, 1),
+                    "server_wrote_mib": round((written_after - written_before) / MiB, 1),
+                    "seconds": round(seconds, 2),
                 }
         finally:
             os.killpg(web.pid, signal.SIGTERM)

@@ -3,9 +3,9 @@
 What a request may send is decided from its method and path alone, before a byte of its body is read:
 - an upload (the browser's and the API's dataset upload, OpenAI's POST /v1/files) up to
   LATHE_MAX_UPLOAD_BYTES, and only from a signed-in session or an active API key, checked first;
-- any other POST/PUT/PATCH under /v1/ (JSON) up to LATHE_MAX_JSON_BYTES;
-- any other POST/PUT/PATCH (the site's forms) up to LATHE_MAX_FORM_BYTES;
-- every other method (GET, HEAD, DELETE, OPTIONS...) no body at all.
+- any other POST under /v1/ (JSON) up to LATHE_MAX_JSON_BYTES;
+- any other POST (the site's forms) up to LATHE_MAX_FORM_BYTES;
+- every other method (GET, HEAD, PUT, PATCH, DELETE, OPTIONS...) no body at all: no view takes one.
 A declared Content-Length over the limit is answered at once; a chunked body is counted as it
 streams and answered the moment it passes the limit, with the connection closed, so nobody can make
 the server read (or spool to disk) more than the limit, whoever they are.
@@ -24,7 +24,8 @@ from django.conf import settings
 # Room for the multipart envelope and the other form fields of an upload.
 _ENVELOPE = 1024 * 1024
 UPLOAD_PATHS = frozenset({"/datasets/upload/", "/api/datasets/upload/", "/v1/files"})
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The only method whose requests carry bodies here: no view takes PUT or PATCH.
+BODY_METHODS = frozenset({"POST"})
 
 
 def human_size(size: float) -> str:
@@ -64,7 +65,7 @@ class BodyRule:
 def body_rule(method: str, path: str) -> BodyRule:
     if method not in BODY_METHODS:
         return BodyRule(0, "")
-    if method == "POST" and path in UPLOAD_PATHS:
+    if path in UPLOAD_PATHS:
         return BodyRule(settings.LATHE_MAX_UPLOAD_BYTES + _ENVELOPE, "LATHE_MAX_UPLOAD_BYTES", True)
     if path.startswith("/v1/"):
         return BodyRule(settings.LATHE_MAX_JSON_BYTES, "LATHE_MAX_JSON_BYTES")

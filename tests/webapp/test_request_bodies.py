@@ -35,13 +35,20 @@ def _bytes_in_spool() -> int:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("PUT", "/healthz"), ("GET", "/healthz"), ("POST", "/accounts/login/"), ("DELETE", "/v1/models")],
+    [("PUT", "/healthz"), ("GET", "/healthz"), ("PATCH", "/v1/files"), ("DELETE", "/v1/models")],
 )
-def test_an_unauthenticated_body_to_a_page_is_answered_before_a_few_mib(live_site, method, path):
+def test_a_body_where_none_is_taken_is_refused_at_its_first_bytes(live_site, method, path):
     outcome = stream_body(live_site, method=method, path=path, total=ATTEMPT)
     assert outcome.status == 413
-    assert outcome.sent < settings.LATHE_MAX_FORM_BYTES + SLACK
-    assert b"request_too_large" in outcome.body
+    assert outcome.sent < SLACK
+    assert b"takes no body" in outcome.body
+
+
+def test_an_unauthenticated_form_post_is_answered_before_a_few_mib(live_site):
+    outcome = stream_body(live_site, path="/accounts/login/", total=ATTEMPT)
+    assert outcome.status == 413
+    assert settings.LATHE_MAX_FORM_BYTES <= outcome.sent < settings.LATHE_MAX_FORM_BYTES + SLACK
+    assert "LATHE_MAX_FORM_BYTES" in orjson.loads(outcome.body)["error"]["message"]
 
 
 def test_a_completion_without_a_key_is_refused_before_its_body_is_read(live_site):
