@@ -15,6 +15,7 @@ from evals_app.services import EvaluationRefused, evaluation_start
 from jobs.selectors import get_job_for_user
 from jobs.states import JobKind
 from models_app.selectors import get_adapter_for_user, get_base_model_for_user
+from webapp.params import int_list_param
 
 METRIC_LABELS = {
     "bleu": "BLEU",
@@ -149,11 +150,7 @@ def evaluation_export(request: HttpRequest, evaluation_id: int, fmt: str) -> Htt
 @login_required
 def run_compare(request: HttpRequest) -> HttpResponse:
     """Runs chosen on the Jobs page (?job=1&job=2...), overlaid, diffed and scored."""
-    try:
-        ids = list(dict.fromkeys(int(value) for value in request.GET.getlist("job")))
-    except ValueError as exc:
-        raise Http404 from exc
-    jobs = [get_job_for_user(request.user, job_id) for job_id in ids]
+    jobs = [get_job_for_user(request.user, job_id) for job_id in int_list_param(request.GET, "job")]
     jobs = [job for job in jobs if job.kind == JobKind.TRAIN]
     if len(jobs) < 2:
         messages.info(request, "Tick two or more fine-tuning jobs to compare them.")

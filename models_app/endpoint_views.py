@@ -25,7 +25,7 @@ from models_app.selectors import (
     get_endpoint_for_user,
 )
 from models_app.server_restarts import server_state_note
-from webapp.params import BIGINT_MAX, json_number
+from webapp.params import BIGINT_MAX, int_param, json_number
 
 PLAYGROUND_MAX_TOKENS = 512
 
@@ -33,12 +33,9 @@ PLAYGROUND_MAX_TOKENS = 512
 @login_required
 @require_POST
 def deploy(request: HttpRequest) -> HttpResponse:
-    adapter_id, model_id = request.POST.get("adapter_id"), request.POST.get("model_id")
-    try:
-        adapter = get_adapter_for_user(request.user, int(adapter_id)) if adapter_id else None
-        model = get_base_model_for_user(request.user, int(model_id)) if model_id and not adapter else None
-    except ValueError as exc:
-        raise Http404 from exc
+    adapter_id, model_id = int_param(request.POST, "adapter_id"), int_param(request.POST, "model_id")
+    adapter = get_adapter_for_user(request.user, adapter_id) if adapter_id else None
+    model = get_base_model_for_user(request.user, model_id) if model_id and not adapter else None
     if adapter is None and model is None:
         raise Http404
     warning = None if request.POST.get("confirm_below_base") else deploy_warning(adapter=adapter, model=model)

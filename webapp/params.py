@@ -23,6 +23,12 @@ def int_param(data: Mapping[str, str], name: str, default: int = 0, *, minimum: 
     return value
 
 
+def int_list_param(data, name: str) -> list[int]:
+    """Every value of a repeated query parameter (?job=1&job=2) as a whole number, in order, once each."""
+    values = data.getlist(name)
+    return list(dict.fromkeys(int_param({name: value}, name, minimum=1) for value in values))
+
+
 def json_number(
     body: Mapping, name: str, default: float, *, minimum: float, maximum: float, whole: bool = False
 ) -> float:

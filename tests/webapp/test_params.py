@@ -70,3 +70,11 @@ def test_list_limits_clamp_to_the_sites_most_instead_of_refusing(alice):
         refused = client.get(url, {"limit": "ten"})
         assert refused.status_code == 400
         assert refused.json()["error"]["param"] == "limit"
+
+
+def test_ids_that_are_not_whole_numbers_or_too_large_answer_400(alice_client):
+    huge = "99999999999999999999999"
+    for data in ({"adapter_id": "x"}, {"model_id": huge}, {"adapter_id": "-3"}):
+        assert alice_client.post(reverse("endpoint_deploy"), data).status_code == 400, data
+    for jobs in (["1", "x"], [huge, "2"]):
+        assert alice_client.get(reverse("run_compare"), {"job": jobs}).status_code == 400, jobs
