@@ -172,8 +172,10 @@ def _folder_bytes(path: str) -> int:
 
 
 def storage_used(user: AbstractBaseUser) -> int:
-    """Uploaded files (each distinct file once), trained adapters and the user's own model weights."""
+    """Uploaded files (each distinct file once), trained adapters, their checkpoints kept on disk and the
+    user's own model weights."""
     from datasets_app.models import Blob, DatasetFile
+    from jobs.models import Checkpoint
     from models_app.models import Adapter, BaseModel
 
     uploads = Blob.objects.filter(
@@ -181,7 +183,8 @@ def storage_used(user: AbstractBaseUser) -> int:
     ).aggregate(total=Sum("size"))["total"]
     adapters = Adapter.objects.filter(owner=user).values_list("path", flat=True)
     models = BaseModel.objects.filter(owner=user).values_list("local_dir", flat=True)
-    on_disk = sum(_folder_bytes(path) for path in [*adapters, *models])
+    checkpoints = Checkpoint.objects.filter(job__owner=user).values_list("path", flat=True)
+    on_disk = sum(_folder_bytes(path) for path in [*adapters, *models, *checkpoints])
     return (uploads or 0) + on_disk
 
 

@@ -176,3 +176,18 @@ def test_it_counts_a_resumed_job_as_a_new_one(alice, settings):
     assert stopped.state == JobState.CANCELLED
     Job.objects.filter(state=JobState.QUEUED).update(state=JobState.CANCELLED)
     assert sweep_resume(job=stopped).state == JobState.QUEUED
+
+
+def test_checkpoints_kept_on_disk_count_toward_storage_and_other_folders_do_not(alice, bob, settings):
+    from accounts.quotas import storage_used
+    from jobs.models import Checkpoint
+
+    folder = settings.DATA_DIR / "runs" / f"quota-test-{alice.pk}" / "checkpoint-10"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 5000)
+    job = Job.objects.create(owner=alice, kind=JobKind.TRAIN, queue="gpu")
+    Checkpoint.objects.create(job=job, step=10, path=str(folder))
+    outside = Job.objects.create(owner=bob, kind=JobKind.TRAIN, queue="gpu")
+    Checkpoint.objects.create(job=outside, step=10, path="/etc")
+    assert storage_used(alice) == 5000
+    assert storage_used(bob) == 0  # a folder outside the data folder is not anyone's storage
