@@ -59,15 +59,19 @@ def job_enqueue(*, job_id: int, queue: str) -> None:
     run_job.apply_async(args=[job_id], queue=queue)
 
 
-def job_claim(*, job_id: int, worker: str) -> bool:
+def job_claim(*, job_id: int, worker: str, queue: str | None = None) -> bool:
     """Move a job to RUNNING for this worker, unless a live worker already has it.
 
     A conditional update is the lock: of two workers handed the same message,
     only one sees a row count of 1. The claim's attempt number then identifies
-    this run (see :func:`job_run_owned`).
+    this run (see :func:`job_run_owned`). `queue` is the queue the message came from: a message
+    left on a queue the job has since moved away from (a phase handed over to another queue) claims
+    nothing, so a job's phase only ever runs on the workers of its own queue.
     """
     now = timezone.now()
     claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+    if queue:
+        claimable &= Q(queue=queue)
     updated = Job.objects.filter(claimable, pk=job_id).update(
         state=JobState.RUNNING,
         worker=worker,
@@ -127,9 +131,9 @@ def _hand_over(job_id: int, attempt: int, handover: JobHandover) -> None:
         transaction.on_commit(lambda: job_enqueue(job_id=job_id, queue=handover.queue))
 
 
-def job_execute(*, job_id: int, worker: str) -> None:
-    """Run a job to its end. Safe to call twice for the same id."""
-    if not job_claim(job_id=job_id, worker=worker):
+def job_execute(*, job_id: int, worker: str, queue: str | None = None) -> None:
+    """Run a job to its end. Safe to call twice for the same id. `queue`: where its message came from."""
+    if not job_claim(job_id=job_id, worker=worker, queue=queue):
         logger.info("job %s is not claimable (finished, cancelled, deleted or running elsewhere)", job_id)
         return
     job = Job.objects.get(pk=job_id)

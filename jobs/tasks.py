@@ -9,4 +9,7 @@ from jobs.services import job_execute
 
 @shared_task(name="jobs.run_job", bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id: int) -> None:
-    job_execute(job_id=job_id, worker=self.request.hostname or "worker")
+    # The queue the message was delivered from (its routing key): a job handed over to another queue
+    # is not claimed again from the old one (jobs.services.job_claim).
+    queue = (self.request.delivery_info or {}).get("routing_key") or None
+    job_execute(job_id=job_id, worker=self.request.hostname or "worker", queue=queue)

@@ -125,3 +125,9 @@ def test_it_puts_back_a_running_job_whose_worker_went_silent(alice):
     assert (silent.state, alive.state) == (JobState.QUEUED, JobState.RUNNING)
     assert silent.events.filter(kind="log", payload__level="warning").exists()
     assert job_requeue_stale() == []  # a second reaper finds nothing to do
+
+
+def test_a_message_from_a_queue_the_job_left_claims_nothing(alice):
+    job = Job.objects.create(owner=alice, kind="evaluate", queue="data")
+    assert job_claim(job_id=job.pk, worker="gpu-worker", queue="gpu") is False
+    assert job_claim(job_id=job.pk, worker="data-worker", queue="data") is True
