@@ -1,6 +1,6 @@
 """Serving as Deploy serves it: a deployed adapter through the gateway, beside its base (issue 14, part 1).
 
-    .venv/bin/python bench/deploy_bench.py              # the full run (about 25 minutes on 2 cores)
+    .venv/bin/python bench/deploy_bench.py              # the full run (about 30 minutes on 2 cores)
     .venv/bin/python bench/deploy_bench.py --quick      # small numbers, to check the script
 
 bench/serve_bench.py (RESULTS section 7) served a merged model; a user who clicks Deploy on an adapter gets
@@ -17,12 +17,12 @@ it loaded at run time into the shared vLLM server of its base. This measures tha
    same base).
 5. The load on that one server, every request streamed (tokens/s, latency and time to the first token
    from the same requests): chat completions of `max_tokens` 128, temperature 0.7, top_p 0.9, 32 at
-   concurrency 16, one prompt each from serve_bench's list. Pairs alternate base / adapter A:
-   through the gateway with the API key and `ignore_eos`; straight to vLLM with its secret; through the
-   gateway with answers allowed to stop early (no `ignore_eos`); then A and B at once (requests
-   alternate between them) through the gateway.
+   concurrency 16, one prompt each from serve_bench's list. Base, then adapter A: straight to vLLM with
+   its secret and `ignore_eos` (exactly 128 tokens each); through the gateway with the API key, where
+   answers stop where the model ends them (the gateway forwards no `ignore_eos`); then A and B at once
+   through the gateway (requests alternate between them).
 6. Undeploy both (the server stops), Deploy the merged model (a server of its own), the same load through
-   the gateway and directly; undeploy.
+   the gateway and straight to vLLM; undeploy.
 7. The seed's FastAPI + `pipeline` service (serve_bench.seed_phase) on the merged model, the same prompts,
    128 new tokens each (it does not stream: no time to first token).
 
@@ -272,23 +272,18 @@ def shared_server(args, found: dict, fixtures: dict, browser: Browser, base: str
     print(f"  greedy answers: {found['greedy']}", flush=True)
 
     def gateway(name: str, model: str, **more) -> Target:
-        return Target(name, gateway_url, gateway_headers, model, **more)
+        return Target(name, gateway_url, gateway_headers, model, ignore_eos=False, **more)
 
     def direct(name: str, model: str) -> Target:
         return Target(name, direct_url, direct_headers, model)
 
     base_name = fixtures["base_name"]
+    # The gateway forwards no `ignore_eos` (models_app/gateway/request_filter.py drops it), so through the
+    # gateway answers stop where the model ends them; fixed-length answers are measured straight to vLLM.
     pairs = [
-        ("gateway", [gateway("base", base_name), gateway("adapter", names["a"])]),
         ("vLLM direct", [direct("base", base_name), direct("adapter", names["a"])]),
-        (
-            "gateway, stop early",
-            [
-                gateway("base", base_name, ignore_eos=False),
-                gateway("adapter", names["a"], ignore_eos=False),
-            ],
-        ),
-        ("gateway", [gateway("2 adapters", "", models=(names["a"], names["b"]))]),
+        ("gateway, stop early", [gateway("base", base_name), gateway("adapter", names["a"])]),
+        ("gateway, stop early", [gateway("2 adapters", "", models=(names["a"], names["b"]))]),
     ]
     watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"])}
     print("The load on the shared server…", flush=True)
@@ -314,7 +309,10 @@ def merged_server(args, found: dict, fixtures: dict, browser: Browser, base: str
     name = merged["model_name"]
     found["greedy"]["merged"] = greedy_reply(f"{base}/v1/chat/completions", gateway_headers, name)
     pairs = [
-        ("gateway", [Target("merged", f"{base}/v1/chat/completions", gateway_headers, name)]),
+        (
+            "gateway, stop early",
+            [Target("merged", f"{base}/v1/chat/completions", gateway_headers, name, ignore_eos=False)],
+        ),
         ("vLLM direct", [Target("merged", direct_url, direct_headers, name)]),
     ]
     watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"])}
@@ -355,14 +353,16 @@ def report(found: dict) -> str:
         if a and b:
             lines.append(f"{what}: {a['tokens_per_s'] / b['tokens_per_s']:.2f}")
 
-    ratio(("adapter", "gateway"), ("base", "gateway"), "adapter / base, gateway (target >= 0.90)")
-    ratio(("adapter", "vLLM direct"), ("base", "vLLM direct"), "adapter / base, vLLM direct")
-    ratio(("adapter", "gateway, stop early"), ("base", "gateway, stop early"), "adapter / base, stop early")
-    ratio(("2 adapters", "gateway"), ("base", "gateway"), "2 adapters at once / base, gateway")
-    ratio(("merged", "gateway"), ("base", "gateway"), "merged (own server) / base, gateway")
-    ratio(("adapter", "gateway"), ("seed", "seed"), "adapter through the gateway / seed (target >= 6)")
-    ratio(("base", "gateway"), ("seed", "seed"), "base through the gateway / seed")
-    ratio(("merged", "gateway"), ("seed", "seed"), "merged through the gateway / seed")
+    gateway = "gateway, stop early"
+    ratio(("adapter", gateway), ("base", gateway), "adapter / base, gateway, stop early (target >= 0.90)")
+    ratio(("adapter", "vLLM direct"), ("base", "vLLM direct"), "adapter / base, vLLM direct, 128 tokens each")
+    ratio(("2 adapters", gateway), ("base", gateway), "2 adapters at once / base, gateway, stop early")
+    ratio(("2 adapters", gateway), ("adapter", gateway), "2 adapters at once / 1 adapter, gateway")
+    ratio(("merged", gateway), ("base", gateway), "merged (own server) / base, gateway, stop early")
+    ratio(("merged", "vLLM direct"), ("base", "vLLM direct"), "merged (own server) / base, vLLM direct")
+    ratio(("adapter", gateway), ("seed", "seed"), "adapter through the gateway / seed (target >= 6)")
+    ratio(("base", gateway), ("seed", "seed"), "base through the gateway / seed")
+    ratio(("merged", gateway), ("seed", "seed"), "merged through the gateway / seed")
     if "second_adapter" in found:
         second = found["second_adapter"]
         lines.append(
