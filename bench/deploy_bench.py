@@ -56,6 +56,7 @@ from bench.serve_bench import (  # noqa: E402
     Target,
     adapter_log_seconds,
     deploy_breakdown,
+    prepare_in_child,
     run_phase,
     seed_phase,
     site_env,
@@ -414,17 +415,7 @@ def main() -> None:
     }
     print(found["machine"], flush=True)
     print(f"Preparing two r={RANK} adapters…", flush=True)
-    child = subprocess.run(
-        [sys.executable, __file__, "--prepare", *(["--fresh"] if args.fresh else [])],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    result_line = next((line for line in child.stdout.splitlines() if line.startswith("RESULT ")), None)
-    if child.returncode != 0 or result_line is None:
-        raise SystemExit(f"prepare failed:\n{child.stderr[-3000:]}")
-    found["prepare"] = prepared = json.loads(result_line[7:])
+    found["prepare"] = prepared = prepare_in_child(__file__, fresh=args.fresh)
     print(f"  {prepared}", flush=True)
 
     data_dir = OUT / f"site-{time.strftime('%Y%m%d-%H%M%S')}"

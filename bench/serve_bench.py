@@ -206,6 +206,21 @@ def prepare(fresh: bool) -> dict:
 
 
 # --- 2. the site ---------------------------------------------------------------------------------------
+def prepare_in_child(script: str, *, fresh: bool) -> dict:
+    """Run `script --prepare` in a child process (the bench process stays small); its RESULT line."""
+    child = subprocess.run(
+        [sys.executable, script, "--prepare", *(["--fresh"] if fresh else [])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    result_line = next((line for line in child.stdout.splitlines() if line.startswith("RESULT ")), None)
+    if child.returncode != 0 or result_line is None:
+        raise SystemExit(f"prepare failed:\n{child.stderr[-3000:]}")
+    return json.loads(result_line[7:])
+
+
 def site_env(data_dir: Path) -> None:
     os.environ.pop("DATABASE_URL", None)  # SQLite in the fresh data folder, as on a laptop
     os.environ.update(
@@ -1180,17 +1195,7 @@ def main() -> None:
     }
     print(found["machine"], flush=True)
     print("Preparing the adapter and the merged model…", flush=True)
-    child = subprocess.run(
-        [sys.executable, __file__, "--prepare", *(["--fresh"] if args.fresh else [])],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    result_line = next((line for line in child.stdout.splitlines() if line.startswith("RESULT ")), None)
-    if child.returncode != 0 or result_line is None:
-        raise SystemExit(f"prepare failed:\n{child.stderr[-3000:]}")
-    found["prepare"] = prepared = json.loads(result_line[7:])
+    found["prepare"] = prepared = prepare_in_child(__file__, fresh=args.fresh)
     adapter_dir, merged_dir = Path(prepared["adapter_dir"]), Path(prepared["merged_dir"])
 
     data_dir = OUT / f"site-{time.strftime('%Y%m%d-%H%M%S')}"
