@@ -1,29 +1,30 @@
-"""Serving as Deploy serves it: a deployed adapter through the gateway, beside its base (issue 14, part 1).
+"""Serving as Deploy serves it: a deployed adapter through the gateway, beside its base (issue 14).
 
     .venv/bin/python bench/deploy_bench.py              # the full run (about 30 minutes on 2 cores)
     .venv/bin/python bench/deploy_bench.py --quick      # small numbers, to check the script
 
-bench/serve_bench.py (RESULTS section 7) served a merged model; a user who clicks Deploy on an adapter gets
-it loaded at run time into the shared vLLM server of its base. This measures that, in one run:
+A user who clicks Deploy on an adapter gets, on CPU-only workers (LATHE_ADAPTER_SERVING=auto, the default),
+the adapter merged into a copy of its base with a vLLM of its own; on GPUs (or with `lora`) the adapter
+loaded at run time into the shared vLLM server of its base. This measures both, and the seed, in one run:
 
 1. Prepare (a child process): two adapters of the demo model with the guide's LoRA recipe (r=64, alpha 16,
    dropout 0.1, q/k/v/o), 12 steps each of `jobs.ml.train.train` (serve_bench.train_adapter), seeds 42
    and 43, kept under bench/out/deploy/ for later runs (`--fresh` trains them again).
-2. A fresh site (serve_bench.site_env, site_start): a user whose limits are out of the way (no request
-   may be refused: any error, a 429 included, stops the run), both adapters, an API key.
-3. Merge adapter A through the product (POST its Merge form; the merge job runs on the worker).
-4. Deploy adapter A (POST Deploy): the serving job starts vLLM on the demo model with `--enable-lora
-   --max-lora-rank 64` and loads A; then Deploy adapter B and time it to `ready` (a second adapter of the
-   same base).
-5. The load on that one server, every request streamed (tokens/s, latency and time to the first token
-   from the same requests): chat completions of `max_tokens` 128, temperature 0.7, top_p 0.9, 32 at
-   concurrency 16, one prompt each from serve_bench's list. Base, then adapter A: straight to vLLM with
-   its secret and `ignore_eos` (exactly 128 tokens each); through the gateway with the API key, where
-   answers stop where the model ends them (the gateway forwards no `ignore_eos`); then A and B at once
-   through the gateway (requests alternate between them).
-6. Undeploy both (the server stops), Deploy the merged model (a server of its own), the same load through
-   the gateway and straight to vLLM; undeploy.
-7. The seed's FastAPI + `pipeline` service (serve_bench.seed_phase) on the merged model, the same prompts,
+2. A fresh site (serve_bench.site_env, site_start; the model worker with 2 job slots, as `manage.py dev`):
+   a user whose limits are out of the way (no request may be refused: any error, a 429 included, stops
+   the run), both adapters, an API key. Merge adapter A through the product (its Merge form; for the seed).
+3. The shared form (the site started with LATHE_ADAPTER_SERVING=lora, what GPU workers get): Deploy A
+   (the base's server starts with `--enable-lora --max-lora-rank 64` and loads A), then B, timed to
+   `ready`; the load on the base and A, then A and B at once; undeploy.
+4. The default on this CPU machine (the site started again with `auto`): Deploy A (a merged copy on a
+   server of its own), Deploy the base model (a server of its own, without LoRA); the load on both;
+   undeploy the base, Deploy B (a second merged copy), timed to `ready`; A and B at once; undeploy.
+5. The load, every request streamed (tokens/s, latency and time to the first token from the same
+   requests): chat completions of `max_tokens` 128, temperature 0.7, top_p 0.9, 32 at concurrency 16,
+   one prompt each from serve_bench's list; straight to vLLM with its secret and `ignore_eos` (exactly 128
+   tokens each); through the gateway with the API key, where answers stop where the model ends them (the
+   gateway forwards no `ignore_eos`).
+6. The seed's FastAPI + `pipeline` service (serve_bench.seed_phase) on the merged model, the same prompts,
    128 new tokens each (it does not stream: no time to first token).
 
 Prints a table and appends a JSON line to bench/results/serve_deployed.jsonl.
@@ -123,6 +124,7 @@ def make_fixtures(adapter_dirs: dict[str, Path]) -> dict:
     _, key = api_token_create(user=user, name="bench")
     return {
         "base_name": demo.hf_id,
+        "base_id": demo.pk,
         "adapter_ids": {name: a.pk for name, a in adapters.items()},
         "adapter_names": {name: a.served_name for name, a in adapters.items()},
         "key": key,
@@ -262,7 +264,7 @@ def shared_server(args, found: dict, fixtures: dict, browser: Browser, base: str
     )
     direct_url = f"http://127.0.0.1:{deploy['port']}/v1/chat/completions"
     direct_headers = {"Authorization": f"Bearer {deploy['secret']}"}
-    found["greedy"] = {
+    found["greedy_lora"] = {
         what: greedy_reply(gateway_url, gateway_headers, model)
         for what, model in (
             ("base", fixtures["base_name"]),
@@ -270,21 +272,18 @@ def shared_server(args, found: dict, fixtures: dict, browser: Browser, base: str
             ("adapter b", names["b"]),
         )
     }
-    print(f"  greedy answers: {found['greedy']}", flush=True)
+    print(f"  greedy answers: {found['greedy_lora']}", flush=True)
 
-    def gateway(name: str, model: str, **more) -> Target:
-        return Target(name, gateway_url, gateway_headers, model, ignore_eos=False, **more)
-
-    def direct(name: str, model: str) -> Target:
-        return Target(name, direct_url, direct_headers, model)
-
+    gateway = gateway_target(gateway_url, gateway_headers)
+    direct = direct_target(direct_url, direct_headers)
     base_name = fixtures["base_name"]
-    # The gateway forwards no `ignore_eos` (models_app/gateway/request_filter.py drops it), so through the
-    # gateway answers stop where the model ends them; fixed-length answers are measured straight to vLLM.
     pairs = [
-        ("vLLM direct", [direct("base", base_name), direct("adapter", names["a"])]),
-        ("gateway, stop early", [gateway("base", base_name), gateway("adapter", names["a"])]),
-        ("gateway, stop early", [gateway("2 adapters", "", models=(names["a"], names["b"]))]),
+        ("vLLM direct", [direct("base, LoRA on", base_name), direct("adapter, LoRA", names["a"])]),
+        (
+            "gateway, stop early",
+            [gateway("base, LoRA on", base_name), gateway("adapter, LoRA", names["a"])],
+        ),
+        ("gateway, stop early", [gateway("2 adapters, LoRA", "", models=(names["a"], names["b"]))]),
     ]
     watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"])}
     print("The load on the shared server…", flush=True)
@@ -296,31 +295,103 @@ def shared_server(args, found: dict, fixtures: dict, browser: Browser, base: str
     found.pop("vllm_pid")
 
 
-def merged_server(args, found: dict, fixtures: dict, browser: Browser, base: str, web) -> None:
-    merged = found["merge"]
-    print("Deploying the merged model (a server of its own)…", flush=True)
-    deploy = deploy_ready(browser, "model_id", merged["model_id"], timeout=900)
+def gateway_target(url: str, headers: dict):
+    # The gateway forwards no `ignore_eos` (models_app/gateway/request_filter.py drops it), so through the
+    # gateway answers stop where the model ends them; fixed-length answers are measured straight to vLLM.
+    def make(name: str, model: str, **more) -> Target:
+        return Target(name, url, headers, model, ignore_eos=False, **more)
+
+    return make
+
+
+def direct_target(url: str, headers: dict):
+    def make(name: str, model: str) -> Target:
+        return Target(name, url, headers, model)
+
+    return make
+
+
+def served_form(endpoint_id: int) -> str:
+    from models_app.models import Endpoint
+
+    endpoint = Endpoint.objects.select_related("server").get(pk=endpoint_id)
+    return endpoint.serving_form + (f" ({endpoint.note})" if endpoint.note else "")
+
+
+def worker_reported() -> None:
+    from django.db import connection
+
+    from jobs.worker_status import live_workers
+
+    def reported() -> bool:
+        connection.close()
+        return live_workers().filter(cpu__slots__isnull=False).exists()
+
+    wait_for(reported, 60, "the worker's report of its memory and slots")
+
+
+def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str, web) -> None:
+    """The default on this machine: each adapter a merged copy with a server of its own; the base apart."""
+    names, ids = fixtures["adapter_names"], fixtures["adapter_ids"]
+    worker_reported()
+    print("Deploying adapter A (auto: a merged copy, a server of its own)…", flush=True)
+    deploy = deploy_ready(browser, "adapter_id", ids["a"], timeout=900)
     deploy |= deploy_breakdown(deploy["endpoint_id"])
     found["vllm_pid"] = deploy["pid"]
-    found["deploy_merged"] = {k: v for k, v in deploy.items() if k != "secret"}
-    print(f"  ready in {deploy['s']:.1f} s", flush=True)
-    gateway_headers = {"Authorization": f"Bearer {fixtures['key']}"}
-    direct_url = f"http://127.0.0.1:{deploy['port']}/v1/chat/completions"
-    direct_headers = {"Authorization": f"Bearer {deploy['secret']}"}
-    name = merged["model_name"]
-    found["greedy"]["merged"] = greedy_reply(f"{base}/v1/chat/completions", gateway_headers, name)
+    deploy["form"] = served_form(deploy["endpoint_id"])
+    found["deploy_copy"] = {k: v for k, v in deploy.items() if k != "secret"}
+    found["copy_command_lora"] = vllm_lora_flags(deploy["job_id"])
+    print(f"  ready in {deploy['s']:.1f} s as {deploy['form']}", flush=True)
+    print("Deploying the base model (a server of its own)…", flush=True)
+    base_deploy = deploy_ready(browser, "model_id", fixtures["base_id"], timeout=900)
+    base_deploy |= deploy_breakdown(base_deploy["endpoint_id"])
+    found["base_vllm_pid"] = base_deploy["pid"]
+    found["deploy_base"] = {k: v for k, v in base_deploy.items() if k != "secret"}
+    found["base_command_lora"] = vllm_lora_flags(base_deploy["job_id"])
+    print(f"  ready in {base_deploy['s']:.1f} s", flush=True)
+
+    gateway = gateway_target(f"{base}/v1/chat/completions", {"Authorization": f"Bearer {fixtures['key']}"})
+
+    def direct(name: str, model: str, served: dict) -> Target:
+        url = f"http://127.0.0.1:{served['port']}/v1/chat/completions"
+        return direct_target(url, {"Authorization": f"Bearer {served['secret']}"})(name, model)
+
+    base_name = fixtures["base_name"]
+    found["greedy"] = {
+        what: greedy_reply(f"{base}/v1/chat/completions", {"Authorization": f"Bearer {fixtures['key']}"}, m)
+        for what, m in (("base", base_name), ("adapter a", names["a"]))
+    }
     pairs = [
-        (
-            "gateway, stop early",
-            [Target("merged", f"{base}/v1/chat/completions", gateway_headers, name, ignore_eos=False)],
-        ),
-        ("vLLM direct", [Target("merged", direct_url, direct_headers, name)]),
+        ("vLLM direct", [direct("base", base_name, base_deploy), direct("adapter", names["a"], deploy)]),
+        ("gateway, stop early", [gateway("base", base_name), gateway("adapter", names["a"])]),
     ]
-    watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"])}
-    print("The load on the merged model's server…", flush=True)
+    watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"]) + server_pids(base_deploy["pid"])}
+    print("The load on the base's and the copy's servers…", flush=True)
     asyncio.run(load_pairs(args, pairs, watch, found["phases"]))
-    found["undeploy_merged_s"] = undeploy_all(browser, [deploy["endpoint_id"]], deploy["pid"])
+    print("Undeploying the base; deploying adapter B (a second merged copy)…", flush=True)
+    found["undeploy_base_s"] = undeploy_all(browser, [base_deploy["endpoint_id"]], base_deploy["pid"])
+    found.pop("base_vllm_pid")
+    second = deploy_ready(browser, "adapter_id", ids["b"], timeout=900)
+    second |= deploy_breakdown(second["endpoint_id"])
+    found["second_vllm_pid"] = second["pid"]
+    second["form"] = served_form(second["endpoint_id"])
+    found["second_copy"] = {k: v for k, v in second.items() if k != "secret"}
+    print(f"  ready in {second['s']:.1f} s as {second['form']}", flush=True)
+    found["greedy"]["adapter b"] = greedy_reply(
+        f"{base}/v1/chat/completions", {"Authorization": f"Bearer {fixtures['key']}"}, names["b"]
+    )
+    watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"]) + server_pids(second["pid"])}
+    pairs = [("gateway, stop early", [gateway("2 adapters", "", models=(names["a"], names["b"]))])]
+    asyncio.run(load_pairs(args, pairs, watch, found["phases"]))
+    print("Undeploying both adapters…", flush=True)
+    found["undeploy_copies_s"] = undeploy_all(
+        browser, [deploy["endpoint_id"], second["endpoint_id"]], deploy["pid"]
+    )
+    wait_for(lambda: not psutil.pid_exists(second["pid"]), 120, "the second copy's vLLM to stop")
+    copies = Path(os.environ["LATHE_DATA_DIR"]) / "serving"
+    found["copies_left_on_disk"] = sorted(p.name for p in copies.glob("merged-copy-*"))
     found.pop("vllm_pid")
+    found.pop("second_vllm_pid")
 
 
 # --- report ------------------------------------------------------------------------------------------------
@@ -354,27 +425,46 @@ def report(found: dict) -> str:
         if a and b:
             lines.append(f"{what}: {a['tokens_per_s'] / b['tokens_per_s']:.2f}")
 
-    gateway = "gateway, stop early"
-    ratio(("adapter", gateway), ("base", gateway), "adapter / base, gateway, stop early (target >= 0.90)")
-    ratio(("adapter", "vLLM direct"), ("base", "vLLM direct"), "adapter / base, vLLM direct, 128 tokens each")
-    ratio(("2 adapters", gateway), ("base", gateway), "2 adapters at once / base, gateway, stop early")
-    ratio(("2 adapters", gateway), ("adapter", gateway), "2 adapters at once / 1 adapter, gateway")
-    ratio(("merged", gateway), ("base", gateway), "merged (own server) / base, gateway, stop early")
-    ratio(("merged", "vLLM direct"), ("base", "vLLM direct"), "merged (own server) / base, vLLM direct")
-    ratio(("adapter", gateway), ("seed", "seed"), "adapter through the gateway / seed (target >= 6)")
+    gateway, direct = "gateway, stop early", "vLLM direct"
+    ratio(
+        ("adapter", gateway),
+        ("base", gateway),
+        "deployed adapter (merged copy) / base, gateway (target >= 0.90)",
+    )
+    ratio(
+        ("adapter", direct),
+        ("base", direct),
+        "deployed adapter (merged copy) / base, vLLM direct, 128 tokens",
+    )
+    ratio(("adapter", gateway), ("seed", "seed"), "deployed adapter through the gateway / seed (target >= 6)")
+    ratio(("2 adapters", gateway), ("base", gateway), "2 merged copies at once / base, gateway")
     ratio(("base", gateway), ("seed", "seed"), "base through the gateway / seed")
-    ratio(("merged", gateway), ("seed", "seed"), "merged through the gateway / seed")
-    if "second_adapter" in found:
-        second = found["second_adapter"]
-        lines.append(
-            f"second adapter of the base: Deploy -> ready {second['s']:.2f} s (target < 5), "
-            f"vLLM's load {second['vllm_load_s']} s"
-        )
+    ratio(("adapter, LoRA", gateway), ("base", gateway), "adapter, shared LoRA server / base, gateway")
+    ratio(
+        ("adapter, LoRA", gateway), ("base, LoRA on", gateway), "adapter, LoRA / base on that server, gateway"
+    )
+    ratio(("base, LoRA on", gateway), ("base", gateway), "base on a LoRA server / base alone, gateway")
+    ratio(("adapter, LoRA", direct), ("base, LoRA on", direct), "adapter, LoRA / base on that server, direct")
+    ratio(("2 adapters, LoRA", gateway), ("base, LoRA on", gateway), "2 adapters, LoRA / base on that server")
+    ratio(("adapter, LoRA", gateway), ("seed", "seed"), "adapter, LoRA, through the gateway / seed")
+    for key, what in (("second_adapter", "shared LoRA server"), ("second_copy", "merged copy")):
+        if key in found:
+            second = found[key]
+            lines.append(
+                f"second adapter of the base, {what}: Deploy -> ready {second['s']:.2f} s (target < 5)"
+                + (f", vLLM's load {second['vllm_load_s']} s" if "vllm_load_s" in second else "")
+            )
     names = (
         "merge",
         "deploy_adapter",
-        "deploy_merged",
+        "deploy_copy",
+        "deploy_base",
+        "second_copy",
+        "copy_command_lora",
+        "base_command_lora",
         "greedy",
+        "greedy_lora",
+        "copies_left_on_disk",
         "vllm_dtype",
         "vllm_cores",
         "vllm_command_lora",
@@ -393,7 +483,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--seed-requests", type=int, default=32)
     parser.add_argument("--skip-seed", action="store_true")
-    parser.add_argument("--skip-merged", action="store_true")
+    parser.add_argument("--skip-shared", action="store_true", help="only the default (merged copies)")
     parser.add_argument("--fresh", action="store_true", help="train the adapters again")
     parser.add_argument("--quick", action="store_true", help="8 requests at 4, 16 tokens; 4 for the seed")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)  # internal: the child
@@ -434,41 +524,57 @@ def main() -> None:
 
 
 def run(args, found: dict, prepared: dict, data_dir: Path) -> None:
-    log_dir = data_dir / "logs"
-    log_dir.mkdir(parents=True)
     site_env(data_dir)
     os.environ["LATHE_VLLM_EXTRA_ARGS"] = ""  # Deploy as configured by default
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, check=True)
     import django
 
     django.setup()
-    from models_app.ml.vllm_server import vllm_stop
 
     fixtures = make_fixtures({name: Path(prepared[f"adapter_{name}_dir"]) for name in ADAPTER_SEEDS})
-    web = worker = None
-    try:
-        web, worker, base = site_start(log_dir)
-        browser = Browser(base)
-        print("Merging adapter A through the product…", flush=True)
+    for form, phase in (("lora", shared_server), ("auto", merged_copies)):
+        if form == "lora" and args.skip_shared:
+            continue
+        os.environ["LATHE_ADAPTER_SERVING"] = form  # the site's processes read it at start
+
+        def body(browser: Browser, base: str, web, phase=phase) -> None:
+            _merge_once(found, browser, fixtures)
+            phase(args, found, fixtures, browser, base, web)
+
+        on_site(found, data_dir / "logs" / form, body)
+
+    if not args.skip_seed:
+        print("The seed's service…", flush=True)
+        seed = seed_phase(args, Path(found["merge"]["local_dir"]), data_dir / "logs")
+        found["phases"].append(seed)
+        checked(seed, exact_tokens=None)
+
+
+def _merge_once(found: dict, browser: Browser, fixtures: dict) -> None:
+    if "merge" not in found:
+        print("Merging adapter A through the product (the seed serves the merged model)…", flush=True)
         found["merge"] = merge_through_product(browser, fixtures["adapter_ids"]["a"], timeout=600)
         print(f"  {found['merge']}", flush=True)
-        shared_server(args, found, fixtures, browser, base, web)
-        if not args.skip_merged:
-            merged_server(args, found, fixtures, browser, base, web)
+
+
+def on_site(found: dict, log_dir: Path, body) -> None:
+    """Start the site (web and a worker with `manage.py dev`'s 2 model slots), run `body`, stop it all."""
+    from models_app.ml.vllm_server import vllm_stop
+
+    log_dir.mkdir(parents=True)
+    web = worker = None
+    try:
+        web, worker, base = site_start(log_dir, concurrency=2)
+        body(Browser(base), base, web)
     finally:
-        if found.get("vllm_pid"):
-            vllm_stop(found["vllm_pid"])
+        for key in ("vllm_pid", "base_vllm_pid", "second_vllm_pid"):
+            if found.get(key):
+                vllm_stop(found.pop(key))
         stop_group(worker, grace=30)
         stop_group(web)
         import redis
 
         redis.Redis.from_url(REDIS_URL).flushdb()
-
-    if not args.skip_seed:
-        print("The seed's service…", flush=True)
-        seed = seed_phase(args, Path(found["merge"]["local_dir"]), log_dir)
-        found["phases"].append(seed)
-        checked(seed, exact_tokens=None)
 
 
 if __name__ == "__main__":

@@ -336,8 +336,9 @@ def stop_group(process: subprocess.Popen | None, grace: float = 20.0) -> None:
         process.wait(timeout=10)
 
 
-def site_start(log_dir: Path, *, with_worker: bool = True):
+def site_start(log_dir: Path, *, with_worker: bool = True, concurrency: int = 1):
     """uvicorn and one Celery worker as `manage.py dev` runs them (site_env first): (web, worker, base URL).
+    `concurrency`: the worker's job slots (2 in `manage.py dev`; a served model holds one).
 
     The caller stops both with stop_group, also when this raises (a started process is in log_dir's logs)."""
     from models_app.ml.vllm_server import free_port
@@ -350,7 +351,7 @@ def site_start(log_dir: Path, *, with_worker: bool = True):
     try:
         if with_worker:
             celery = ["-m", "celery", "-A", "webapp", "worker", "--queues", "bench-data,bench-gpu"]
-            celery += ["--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO"]
+            celery += ["--concurrency", str(concurrency), "--prefetch-multiplier", "1", "--loglevel", "INFO"]
             celery += ["--hostname", "bench@%h", "--without-gossip", "--without-mingle"]
             worker = spawn("worker", [sys.executable, *celery], log_dir)
             wait_for(

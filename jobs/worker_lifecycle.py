@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 REAP_EVERY_SECONDS = float(os.environ.get("LATHE_WORKER_REPORT_SECONDS", "15"))
 # Longer than a process group's grace period (15 s), shorter than `manage.py dev`'s wait (25 s).
 SHUTDOWN_WAIT_SECONDS = 20.0
+# A server undeployed this long ago whose vLLM still runs has no supervisor to stop it (a supervisor
+# notices within a second and stops it within its 15 s grace period).
+UNSUPERVISED_AFTER_SECONDS = 30.0
 _stop = threading.Event()
 _released: list[tuple[int, str]] = []  # serving jobs put back, queued again once this worker stops consuming
 
@@ -79,11 +82,28 @@ def _in_thread(target, name: str, **kwargs) -> threading.Thread:
     return thread
 
 
+def reap() -> None:
+    """Stop what nobody wants any more while the worker lives on.
+
+    A pool process killed alone (out of memory) leaves its recorded groups; a server undeployed while
+    its serving job waited in the queue (handed over, not yet taken) has no supervisor to hear it.
+    """
+    from models_app.server_restarts import servers_stop_unwanted_on_this_machine
+
+    started_processes().stop()
+    close_old_connections()
+    try:
+        stopped = servers_stop_unwanted_on_this_machine(settled_seconds=UNSUPERVISED_AFTER_SECONDS)
+    finally:
+        connection.close()
+    if stopped:
+        logger.warning("stopped %d undeployed vLLM server(s) nobody supervised: %s", len(stopped), stopped)
+
+
 def _reap_forever() -> None:
-    # A pool process killed alone (out of memory) leaves its recorded groups while the worker lives on.
     while not _stop.wait(REAP_EVERY_SECONDS):
         try:
-            started_processes().stop()
+            reap()
         except Exception:
             logger.warning("reaping started processes failed", exc_info=True)
 

@@ -22,7 +22,8 @@ LIVE_WITHIN = timedelta(seconds=REPORT_EVERY_SECONDS * 4)
 _stop = threading.Event()
 
 
-def worker_status_report(*, hostname: str, queues: list[str]) -> WorkerStatus:
+def worker_status_report(*, hostname: str, queues: list[str], slots: int | None = None) -> WorkerStatus:
+    """`slots`: how many jobs the worker runs at once (its concurrency); a served model holds one."""
     from jobs.ml.gpus import cpu_info, list_gpus  # NVML/torch only in workers
 
     gpus = [dataclasses.asdict(gpu) for gpu in list_gpus()]
@@ -32,7 +33,7 @@ def worker_status_report(*, hostname: str, queues: list[str]) -> WorkerStatus:
         defaults={
             "queues": queues,
             "gpus": gpus,
-            "cpu": {**cpu_info(), "running_job": next(iter(running), None)},
+            "cpu": {**cpu_info(), "running_job": next(iter(running), None), "slots": slots},
             "last_seen": timezone.now(),
         },
     )
@@ -43,11 +44,11 @@ def live_workers():
     return WorkerStatus.objects.filter(last_seen__gte=timezone.now() - LIVE_WITHIN)
 
 
-def _report_forever(hostname: str, queues: list[str]) -> None:
+def _report_forever(hostname: str, queues: list[str], slots: int | None) -> None:
     while not _stop.is_set():
         try:
             close_old_connections()
-            worker_status_report(hostname=hostname, queues=queues)
+            worker_status_report(hostname=hostname, queues=queues, slots=slots)
             job_requeue_stale()
         except Exception:  # reporting must never take the worker down
             logger.warning("worker status report failed", exc_info=True)
@@ -58,8 +59,9 @@ def _report_forever(hostname: str, queues: list[str]) -> None:
 def _on_worker_ready(sender=None, **kwargs) -> None:
     hostname = sender.hostname if sender is not None else "worker"
     queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values()) if sender else []
+    slots = getattr(getattr(sender, "controller", None), "concurrency", None)  # sender: the consumer
     threading.Thread(
-        target=_report_forever, args=(hostname, queues), daemon=True, name="lathe-status"
+        target=_report_forever, args=(hostname, queues, slots), daemon=True, name="lathe-status"
     ).start()
 
 

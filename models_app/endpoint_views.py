@@ -23,6 +23,7 @@ from models_app.selectors import (
     get_adapter_for_user,
     get_base_model_for_user,
     get_endpoint_for_user,
+    live_server_for_model,
 )
 from models_app.server_restarts import server_state_note
 from webapp.params import BIGINT_MAX, int_param, json_number
@@ -121,7 +122,10 @@ def playground(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         "models_app/playground.html",
         {
             "endpoint": endpoint,
-            "base_name": endpoint.server.served_model_name,
+            "base_name": endpoint.server.model.hf_id,
+            # A merged copy's server answers only for its adapter: the base needs a server of its own.
+            "base_served": endpoint.server.adapter_id is None
+            or live_server_for_model(request.user, endpoint.server.model) is not None,
             "max_tokens": PLAYGROUND_MAX_TOKENS,
         },
     )
@@ -147,7 +151,7 @@ async def playground_chat(request: HttpRequest, endpoint_id: int) -> HttpRespons
     body = parse_body(request.body)
     if isinstance(body, HttpResponse):
         return body
-    model = endpoint.server.served_model_name if body.get("side") == "base" else endpoint.served_name
+    model = endpoint.server.model.hf_id if body.get("side") == "base" else endpoint.served_name
     try:
         max_tokens = json_number(body, "max_tokens", 256, minimum=1, maximum=BIGINT_MAX, whole=True)
         temperature = json_number(body, "temperature", 0.0, minimum=0.0, maximum=2.0)

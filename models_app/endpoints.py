@@ -30,6 +30,14 @@ from models_app.models import (
     ServerState,
 )
 from models_app.selectors import live_server_for_model
+from models_app.serving_form import (
+    MERGED,
+    SHARED,
+    MergedCopyRefused,
+    ServingForm,
+    adapter_serving_form,
+    adapters_get_merged_copies,
+)
 from webapp.started_processes import process_group_stop
 
 SUBJECT_SERVER = "model_server"
@@ -42,11 +50,20 @@ class DeployRefused(Exception):
 
 
 def _server_start(
-    *, owner: AbstractBaseUser, model: BaseModel, lora_rank: int, target_queue: str | None
+    *,
+    owner: AbstractBaseUser,
+    model: BaseModel,
+    lora_rank: int,
+    target_queue: str | None,
+    merged_adapter: Adapter | None = None,
 ) -> ModelServer:
     quota_check_live_servers(owner)  # a new server holds a GPU: the owner's limit (QuotaExceeded)
     server = ModelServer.objects.create(
-        owner=owner, model=model, secret=secrets.token_urlsafe(32), max_lora_rank=lora_rank
+        owner=owner,
+        model=model,
+        secret=secrets.token_urlsafe(32),
+        max_lora_rank=lora_rank,
+        adapter=merged_adapter,
     )
     server.job = job_create(
         owner=owner,
@@ -78,6 +95,7 @@ def endpoint_deploy(
     if not served_model.is_available and not served_model.hf_id:
         raise DeployRefused("This model has no weights on the server yet.")
     rank = 16
+    form = ServingForm(SHARED)
     if adapter is not None:
         if adapter.method not in ("lora", "dora"):
             raise DeployRefused(
@@ -88,6 +106,12 @@ def endpoint_deploy(
             rank = lora_rank_ceiling(adapter.rank or 16)
         except VllmError as exc:
             raise DeployRefused(str(exc)) from exc
+        try:
+            form = adapter_serving_form(adapter, target_queue=target_queue)
+        except MergedCopyRefused as exc:
+            raise DeployRefused(exc.message) from exc
+    elif adapters_get_merged_copies(target_queue=target_queue):
+        rank = 0  # no adapter will join this server: no LoRA, which slows a CPU server down
     with transaction.atomic():
         wanted = Endpoint.objects.filter(
             owner_id=owner.pk, served_name=served_name, desired=DesiredState.DEPLOYED
@@ -97,12 +121,23 @@ def endpoint_deploy(
             return existing
         # A failed endpoint of the same name is replaced by this new one: one wish per name.
         wanted.update(desired=DesiredState.UNDEPLOYED)
-        server = live_server_for_model(owner, served_model)
-        if server is None:
-            server = _server_start(owner=owner, model=served_model, lora_rank=rank, target_queue=target_queue)
-        elif rank > server.max_lora_rank:
-            # The supervisor sees the higher rank and restarts vLLM with it.
-            ModelServer.objects.filter(pk=server.pk).update(max_lora_rank=rank)
+        if form.form == MERGED:
+            server = _server_start(
+                owner=owner,
+                model=served_model,
+                lora_rank=0,
+                target_queue=target_queue,
+                merged_adapter=adapter,
+            )
+        else:
+            server = live_server_for_model(owner, served_model)
+            if server is None:
+                server = _server_start(
+                    owner=owner, model=served_model, lora_rank=rank, target_queue=target_queue
+                )
+            elif rank > server.max_lora_rank:
+                # The supervisor sees the higher rank and restarts vLLM with it (with LoRA, from none).
+                ModelServer.objects.filter(pk=server.pk).update(max_lora_rank=rank)
         ready_now = adapter is None and server.state == ServerState.READY
         gateway_epoch_bump()
         return Endpoint.objects.create(
@@ -112,6 +147,7 @@ def endpoint_deploy(
             served_name=served_name,
             state=ServerState.READY if ready_now else ServerState.STARTING,
             ready_at=timezone.now() if ready_now else None,
+            note=form.note,
         )
 
 

@@ -97,7 +97,12 @@ class ModelServer(models.Model):
     pid = models.PositiveIntegerField(null=True, blank=True)
     # vLLM's own API key: only the gateway and the supervisor know it.
     secret = models.CharField(max_length=64)
-    max_lora_rank = models.PositiveIntegerField(default=16)
+    max_lora_rank = models.PositiveIntegerField(default=16)  # 0: started without LoRA
+    # Set on a server of a merged copy: it serves this one adapter merged into its base, under the
+    # adapter's own model id (models_app/serving_form.py decides when).
+    adapter = models.ForeignKey(
+        "Adapter", null=True, blank=True, on_delete=models.CASCADE, related_name="merged_servers"
+    )
     # False for a vLLM server run outside Lathe (its own image, another host): Lathe checks its
     # health and loads adapters into it, but never starts or stops it.
     managed = models.BooleanField(default=True)
@@ -121,7 +126,7 @@ class ModelServer(models.Model):
 
     @property
     def served_model_name(self) -> str:
-        return self.model.hf_id
+        return self.adapter.served_name if self.adapter_id else self.model.hf_id
 
 
 class Endpoint(models.Model):
@@ -137,6 +142,8 @@ class Endpoint(models.Model):
     desired = models.CharField(max_length=16, choices=DesiredState.choices, default=DesiredState.DEPLOYED)
     state = models.CharField(max_length=16, choices=ServerState.choices, default=ServerState.STARTING)
     error = models.JSONField(null=True, blank=True)
+    # How it is served, in words, when that is not the usual way (a merged copy did not fit, say).
+    note = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
@@ -146,6 +153,14 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return self.served_name
+
+    @property
+    def serving_form(self) -> str:
+        """ "merged copy" (an adapter merged into its own server), "adapter" (loaded into its base's
+        shared server at run time) or "model" (a base or merged model on its own server)."""
+        if self.adapter_id is None:
+            return "model"
+        return "merged copy" if self.server.adapter_id else "adapter"
 
     @property
     def model_label(self) -> str:

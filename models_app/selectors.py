@@ -47,9 +47,12 @@ def get_endpoint_for_user(user: AbstractBaseUser, endpoint_id: int) -> Endpoint:
 
 
 def live_server_for_model(owner: AbstractBaseUser, model: BaseModel) -> ModelServer | None:
-    """The user's running (or starting) vLLM server of a model, which new adapters of that base join."""
+    """The user's running (or starting) vLLM server of a model, which new adapters of that base join
+    (a merged copy's server serves one adapter only)."""
     return (
-        ModelServer.objects.filter(owner_id=owner.pk, model=model, state__in=LIVE_SERVER_STATES)
+        ModelServer.objects.filter(
+            owner_id=owner.pk, model=model, adapter__isnull=True, state__in=LIVE_SERVER_STATES
+        )
         .order_by("-pk")
         .first()
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import NamedTuple
 
 import psutil
@@ -131,11 +132,17 @@ def _serving_job_replace(server: ModelServer):
     return new_job
 
 
-def servers_stop_unwanted_on_this_machine() -> list[int]:
-    """Stop vLLM servers undeployed while no worker ran their serving job (it could not hear the cancel)."""
-    leftovers = ModelServer.objects.filter(
-        managed=True, node=socket.gethostname(), pid__isnull=False
-    ).exclude(state__in=LIVE_SERVER_STATES)
+def servers_stop_unwanted_on_this_machine(*, settled_seconds: float = 0) -> list[int]:
+    """Stop vLLM servers undeployed while no worker ran their serving job (it could not hear the cancel).
+
+    `settled_seconds`: leave a server stopped less long ago than that to its own supervisor, which
+    stops it (and reaps its process) within seconds when it runs.
+    """
+    leftovers = (
+        ModelServer.objects.filter(managed=True, node=socket.gethostname(), pid__isnull=False)
+        .exclude(state__in=LIVE_SERVER_STATES)
+        .exclude(stopped_at__gt=timezone.now() - timedelta(seconds=settled_seconds))
+    )
     found = [server for server in leftovers if server_is_vllm(server)]
     pids = [server.pid for server in found]
     process_groups_stop(pids)

@@ -29,6 +29,10 @@ os.environ["LATHE_ALLOWED_HOSTS"] = "localhost,127.0.0.1,testserver"
 # The tests' LLM judges (the session's vLLM, small fake servers) listen on 127.0.0.1: the worker may call
 # that address, as an admin would allow an inside judge. tests/webapp/test_outbound.py checks the refusals.
 os.environ["LATHE_OUTBOUND_ALLOW"] = "127.0.0.1"
+# Adapters join their base's server (the session's one vLLM) unless a test asks for the product's default,
+# "auto", which gives each adapter a merged copy and server of its own on this CPU machine
+# (tests/models_app/test_serving_form.py, tests/models_app/test_merged_copy_serving.py).
+os.environ["LATHE_ADAPTER_SERVING"] = "lora"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 

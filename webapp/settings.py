@@ -235,6 +235,12 @@ LATHE_VLLM_ADVERTISE_HOST = os.environ.get("LATHE_VLLM_ADVERTISE_HOST", LATHE_VL
 LATHE_VLLM_MAX_MODEL_LEN = env_int("LATHE_VLLM_MAX_MODEL_LEN", 2048)
 LATHE_VLLM_START_TIMEOUT = env_int("LATHE_VLLM_START_TIMEOUT", 900)
 LATHE_VLLM_MAX_RESTARTS = env_int("LATHE_VLLM_MAX_RESTARTS", 3)
+# How a deployed adapter is served (models_app/serving_form.py): "auto" merges it into a copy of its
+# base on CPU-only workers when that fits (4x faster there) and loads it into its base's shared server
+# on GPUs; "merged" and "lora" force one way.
+LATHE_ADAPTER_SERVING = os.environ.get("LATHE_ADAPTER_SERVING", "auto").strip().lower()
+if LATHE_ADAPTER_SERVING not in ("auto", "merged", "lora"):
+    raise ValueError('LATHE_ADAPTER_SERVING must be "auto", "merged" or "lora".')
 # Per-person limits (accounts/quotas.py); an admin changes them for one person in Admin -> User quotas.
 # 0 means no limit. Jobs queued or running (model servers not counted), model servers deployed, bytes
 # stored (uploads, adapters, merged and downloaded models), active API keys.

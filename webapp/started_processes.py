@@ -51,7 +51,10 @@ def process_group_stop(pid: int | None, *, grace_seconds: float = 15.0) -> None:
         return
     try:
         os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
+    except PermissionError:
+        return
+    except ProcessLookupError:
+        _gone(pid)  # stopped already (by a reaper, say): reap the leader if it is our zombie child
         return
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
@@ -61,6 +64,11 @@ def process_group_stop(pid: int | None, *, grace_seconds: float = 15.0) -> None:
     # Its children too (vLLM's engine core, its GPU workers), even when the leader went first.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    # Then reap the leader if it is our child: else a leader killed after the grace period stays a
+    # zombie, listed as running, until this process happens to start another one.
+    deadline = time.monotonic() + 5.0
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def process_groups_stop(pids: Iterable[int], *, grace_seconds: float = 15.0) -> None:

@@ -10,17 +10,21 @@ When the stack stops, the worker stops vLLM and puts the job back in the queue
 
 from __future__ import annotations
 
+import logging
 import shlex
+import shutil
 import socket
 import time
+import traceback
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from jobs.merging.runner import merge_into
 from jobs.models import Job
-from jobs.registry import JobFailure
+from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
 from jobs.states import JobState
@@ -41,6 +45,7 @@ from models_app.models import LIVE_SERVER_STATES, DesiredState, Endpoint, ModelS
 from models_app.server_restarts import server_is_vllm
 from webapp.started_processes import process_group_stop
 
+logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # What a start usually takes on a CPU (PLATFORM.md: 50-85 s), for the progress bar's ETA.
 EXPECTED_START_SECONDS = 90.0
@@ -48,6 +53,11 @@ EXPECTED_START_SECONDS = 90.0
 
 def server_log_path(server_id: int) -> Path:
     return settings.DATA_DIR / "serving" / f"server-{server_id}.log"
+
+
+def merged_copy_dir(server_id: int) -> Path:
+    """The merged copy a server of one adapter serves (models_app/serving_form.py); gone at undeploy."""
+    return settings.DATA_DIR / "serving" / f"merged-copy-{server_id}"
 
 
 class _LogPump:
@@ -97,19 +107,29 @@ class _Supervisor:
         self.node = socket.gethostname()
 
     # --- the process ---------------------------------------------------------
+    def _model_dir(self, dtype: str | None) -> Path:
+        adapter = self.server.adapter
+        if adapter is None:
+            return model_dir_for(self.server.model, self.reporter)
+        # A merged copy, in the dtype vLLM computes in here (float32 on most CPUs): the same numbers as
+        # the adapter applied at run time, at the base's speed. Kept across restarts of vLLM.
+        return merge_into(adapter, merged_copy_dir(self.server.pk), self.reporter, dtype=dtype)
+
     def _launch(self) -> VllmLaunch:
-        model_dir = model_dir_for(self.server.model, self.reporter)
+        dtype = default_dtype()
+        model_dir = self._model_dir(dtype)
         return VllmLaunch(
             model_dir=model_dir,
             served_name=self.server.served_model_name,
             port=free_port(settings.LATHE_VLLM_BIND_HOST),
             api_key=self.server.secret,
             host=settings.LATHE_VLLM_BIND_HOST,
+            enable_lora=self.server.max_lora_rank > 0 and self.server.adapter_id is None,
             max_lora_rank=self.server.max_lora_rank,
             max_model_len=settings.LATHE_VLLM_MAX_MODEL_LEN,
             command=settings.LATHE_VLLM_COMMAND or DEFAULT_COMMAND,
             extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
-            dtype=default_dtype(),
+            dtype=dtype,
         )
 
     def _alive(self) -> bool:
@@ -189,9 +209,11 @@ class _Supervisor:
         ).update(state=ServerState.READY, ready_at=now, error=None, interrupted_at=None)
         if not owned:
             return
-        Endpoint.objects.filter(server=self.server, adapter__isnull=True, state=ServerState.STARTING).update(
-            state=ServerState.READY, ready_at=now
-        )
+        # A model's endpoint is ready with its server; an adapter's once loaded, unless merged in.
+        served_with_server = Endpoint.objects.filter(server=self.server, state=ServerState.STARTING)
+        if self.server.adapter_id is None:
+            served_with_server = served_with_server.filter(adapter__isnull=True)
+        served_with_server.update(state=ServerState.READY, ready_at=now)
         self.pump.pump()
         self.pump.verbose = False
         self.reporter.progress(1, 1, force=True)
@@ -208,9 +230,30 @@ class _Supervisor:
             process_group_stop(self.server.pid)
         return JobFailure(code, message, hint, details={"log_tail": tail[-2000:]})
 
+    def crashed(self) -> JobFailure:
+        """Lathe's own code failed while supervising: log the trace, stop vLLM, fail the endpoints."""
+        logger.exception("the supervisor of server %s failed", self.server.pk)
+        message = "Lathe stopped watching this model server because of an internal error."
+        try:
+            handed_over = self._handed_over()
+        except Exception:  # the database itself may be what failed
+            handed_over = False
+        if handed_over:
+            return JobFailure("supervisor_failed", message, "Its next run watches it again.")
+        if self.server.managed:
+            process_group_stop(self.server.pid)  # before any write, which may fail as well
+        self.reporter.log(traceback.format_exc()[-4000:], "error")
+        return self._fail(
+            "supervisor_failed",
+            message + " It stopped the server rather than leave it unwatched.",
+            "Deploy again. If it happens again, download the log and send it to your administrator.",
+        )
+
     # --- adapters -------------------------------------------------------------
     def _sync_adapters(self) -> bool:
         """Load wanted adapters, unload stopped ones. False when vLLM must restart for a larger rank."""
+        if self.server.adapter_id is not None:
+            return True  # a merged copy: its adapter is in the weights
         rank = ModelServer.objects.values_list("max_lora_rank", flat=True).get(pk=self.server.pk)
         if rank != self.server.max_lora_rank and self.server.managed:
             self.reporter.log(f"An adapter needs LoRA rank {rank}; restarting vLLM to allow it.")
@@ -231,6 +274,8 @@ class _Supervisor:
             try:
                 self.client.adapter_load(name, Path(endpoint.adapter.path))
             except (VllmError, OSError) as exc:
+                if not self._alive():
+                    return True  # it died meanwhile: the loop's crash branch restarts it
                 error = {
                     "code": "adapter_load_failed",
                     "message": str(exc),
@@ -304,11 +349,17 @@ class _Supervisor:
         )
         self._start()
 
+    def _handed_over(self) -> bool:
+        """Another run took the job over (a stop of the stack, a missed heartbeat): vLLM is its now."""
+        if not self.reporter.cancelled():
+            return False
+        state = Job.objects.filter(pk=self.job.pk).values_list("state", flat=True).first()
+        return state in (JobState.QUEUED, JobState.RUNNING)
+
     def _leave(self) -> dict:
         """This run lost the job: cancelled by the user (undeploy), or put back in the queue, when the
         stack stops or after a missed heartbeat; then whoever took it back owns vLLM and the states."""
-        state = Job.objects.filter(pk=self.job.pk).values_list("state", flat=True).first()
-        if state in (None, JobState.CANCELLED):
+        if not self._handed_over():
             return self._shutdown()
         self.reporter.log("This run of the job ends here; its next run takes the server over.")
         return {"handed_over": True}
@@ -322,6 +373,8 @@ class _Supervisor:
                     pass
             return {"stopped": True}
         process_group_stop(self.server.pid)
+        if self.server.adapter_id is not None:
+            shutil.rmtree(merged_copy_dir(self.server.pk), ignore_errors=True)  # the disk it used, too
         ModelServer.objects.filter(pk=self.server.pk).update(
             state=ServerState.STOPPED, stopped_at=timezone.now(), pid=None
         )
@@ -334,13 +387,20 @@ class _Supervisor:
 
 
 def run_serving(job: Job, reporter: JobReporter) -> dict:
-    server = ModelServer.objects.select_related("model").filter(pk=job.subject_id).first()
+    server = (
+        ModelServer.objects.select_related("model", "adapter__base_model").filter(pk=job.subject_id).first()
+    )
     if server is None or server.state not in LIVE_SERVER_STATES:
         reporter.log("Nothing to serve: the endpoint was undeployed before the server started.")
         return {"stopped": True}
     supervisor = _Supervisor(job, server, reporter)
     try:
         return supervisor.run()
+    except (JobFailure, JobCancelled):
+        raise
+    except Exception:
+        # The job ends failed: no vLLM may outlive its supervisor, or Undeploy could not stop it.
+        raise supervisor.crashed() from None
     finally:
         if supervisor.client is not None:
             supervisor.client.close()

@@ -209,12 +209,14 @@ def merge_adapter(
     output_dir: Path,
     progress: Progress | None = None,
     device: str | None = None,
+    dtype: str | None = None,
     log: Log | None = None,
 ) -> Path:
     """Merge the adapter into its base and save a standalone model (safetensors shards, tokenizer).
 
     The folder is written under a temporary sibling name and renamed into place at the end, so a
     half-written folder never looks complete. Call `merge_memory_check` first to refuse early.
+    `dtype` (e.g. "float32" for a CPU server that computes in it) overrides `merge_dtype`'s choice.
     """
     base_dir, adapter_dir, output_dir = Path(base_dir), Path(adapter_dir), Path(output_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
@@ -230,7 +232,7 @@ def merge_adapter(
     import torch
 
     device = device or merge_device(base_dir)
-    dtype = merge_dtype(base_dir)
+    dtype = dtype or merge_dtype(base_dir)
     progress = progress or (lambda done, total: None)
     log = log or (lambda message: None)
     output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -199,15 +199,19 @@ class VllmClient:
         """Ready means /health answers and the model is listed in /v1/models."""
         return self.healthy() and served_name in self.model_names()
 
+    def _post(self, path: str, body: dict, timeout: float) -> httpx.Response:
+        try:
+            return self._client.post(path, json=body, timeout=timeout)
+        except httpx.HTTPError as exc:  # the server died or hung meanwhile: the supervisor decides
+            raise VllmError(f"vLLM did not answer {path}: {exc}") from exc
+
     def adapter_load(self, name: str, path: Path) -> None:
-        response = self._client.post(
-            "/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)}, timeout=120.0
-        )
+        response = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)}, 120.0)
         if response.status_code != 200 and "already been loaded" not in response.text:
             raise VllmError(f"vLLM could not load the adapter: {response.text[:500]}")
 
     def adapter_unload(self, name: str) -> None:
-        response = self._client.post("/v1/unload_lora_adapter", json={"lora_name": name}, timeout=30.0)
+        response = self._post("/v1/unload_lora_adapter", {"lora_name": name}, 30.0)
         if response.status_code not in (200, 404):
             raise VllmError(f"vLLM could not unload the adapter: {response.text[:500]}")
 

@@ -80,3 +80,30 @@ def test_it_never_stops_a_process_that_took_a_recorded_number(tmp_path):
         assert records.entries() == []  # the stale record is dropped
     finally:
         process_group_stop(stranger.pid, grace_seconds=1)
+
+
+def test_a_leader_that_ignores_sigterm_is_killed_after_the_grace_period_and_reaped():
+    """vLLM busy on a loaded CPU can outlast the grace period: it must not stay behind as a zombie,
+    which every process list (and the endpoint page) would show as still running."""
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+        ],
+        start_new_session=True,
+    )
+    time.sleep(0.5)  # its handler is installed
+    process_group_stop(stubborn.pid, grace_seconds=0.5)
+    assert not psutil.pid_exists(stubborn.pid)  # gone, not a zombie: reaped by its parent
+
+
+def test_a_group_someone_else_stopped_first_is_still_reaped_by_its_parent():
+    """The worker's reaper and the server's supervisor may both stop one server: the parent must still
+    reap the leader when it finds the group already gone."""
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    os.kill(leader.pid, 9)  # as another process's stop would
+    time.sleep(0.3)  # now a zombie: our child, not yet reaped
+    assert psutil.Process(leader.pid).status() == psutil.STATUS_ZOMBIE
+    process_group_stop(leader.pid, grace_seconds=1)
+    assert not psutil.pid_exists(leader.pid)

@@ -1,0 +1,124 @@
+"""Deploy on a CPU worker, as the product's default ("auto") serves it there: each adapter merged into a
+copy of its base on a vLLM server of its own, called through the gateway with the `openai` client by the
+adapter's own model id, answering what peft in transformers answers (float32, greedy); undeploy frees
+everything: no process left, no copy on disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import openai
+import psutil
+import pytest
+from django.test import override_settings
+
+from accounts.services import api_token_create
+from jobs.serving.runner import merged_copy_dir
+from models_app.endpoints import endpoint_deploy, endpoint_undeploy
+from models_app.models import Adapter, Endpoint, ModelServer, ServerState
+from tests.helpers import wait_until
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+PROMPTS = ("What is 7 plus 7?", "What is 3 plus 3?", "Name a colour.")
+MAX_TOKENS = 16
+START_TIMEOUT = 400  # two servers starting at once on two cores, with merging first
+
+
+def peft_greedy(base_dir: Path, adapter_dir: Path) -> list[str]:
+    """The reference: the adapter applied by peft on the base in float32, greedy."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir, local_files_only=True)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, local_files_only=True)
+    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    answers = []
+    for prompt in PROMPTS:
+        inputs = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}],
+            add_generation_prompt=True,
+            return_dict=True,
+            return_tensors="pt",
+        )
+        with torch.no_grad():
+            output = model.generate(**inputs, max_new_tokens=MAX_TOKENS, do_sample=False)
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
+        answers.append(tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+    return answers
+
+
+@pytest.fixture
+def softer_adapter_dir(demo_adapter_dir, tmp_path) -> Path:
+    """A second adapter of the same base: the trained one at half its strength (lora_alpha halved)."""
+    folder = tmp_path / "softer"
+    shutil.copytree(demo_adapter_dir, folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["lora_alpha"] = config["lora_alpha"] / 2
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _worker_reported(celery_worker) -> None:
+    from jobs.worker_status import live_workers
+
+    wait_until(lambda: live_workers().exists(), timeout=30, message="the worker to report its memory")
+
+
+def test_adapters_on_a_cpu_worker_are_merged_copies_that_answer_like_peft_and_undeploy_to_nothing(
+    live_site, celery_worker, alice, demo_model_dir, make_adapter, softer_adapter_dir
+):
+    _worker_reported(celery_worker)
+    first = make_adapter(alice)
+    second = Adapter.objects.create(
+        owner=alice,
+        base_model=first.base_model,
+        name="softer",
+        path=str(softer_adapter_dir),
+        method="lora",
+        rank=8,
+        suffix="softer",
+    )
+    with override_settings(LATHE_ADAPTER_SERVING="auto"):
+        endpoints = [endpoint_deploy(owner=alice, adapter=adapter) for adapter in (first, second)]
+    assert [endpoint.serving_form for endpoint in endpoints] == ["merged copy", "merged copy"]
+    wait_until(
+        lambda: all(Endpoint.objects.get(pk=e.pk).state == ServerState.READY for e in endpoints),
+        timeout=START_TIMEOUT,
+        interval=1,
+        message="both merged copies to be served",
+    )
+    servers = [ModelServer.objects.get(pk=endpoint.server_id) for endpoint in endpoints]
+    for server in servers:
+        command = psutil.Process(server.pid).cmdline()
+        assert "--enable-lora" not in command and str(merged_copy_dir(server.pk)) in command
+
+    _, key = api_token_create(user=alice, name="script")
+    client = openai.OpenAI(base_url=f"{live_site}/v1", api_key=key, max_retries=0, timeout=120)
+    assert {model.id for model in client.models.list()} == {first.served_name, second.served_name}
+    for adapter in (first, second):
+        served = [
+            client.chat.completions.create(
+                model=adapter.served_name,
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=MAX_TOKENS,
+                temperature=0,
+            )
+            .choices[0]
+            .message.content.strip()
+            for prompt in PROMPTS
+        ]
+        assert served == peft_greedy(demo_model_dir, Path(adapter.path)), adapter.name
+
+    for endpoint in endpoints:
+        endpoint_undeploy(endpoint=endpoint)
+
+    def freed() -> bool:
+        return not any(psutil.pid_exists(server.pid) for server in servers) and not any(
+            merged_copy_dir(server.pk).exists() for server in servers
+        )
+
+    wait_until(freed, timeout=60, message="both servers stopped and their copies deleted")
+    assert all(ModelServer.objects.get(pk=s.pk).state == ServerState.STOPPED for s in servers)
