@@ -39,7 +39,9 @@ def _target_gpu(target: str) -> dict | None:
     for worker in live_workers():
         host = worker.hostname.split("@")[-1]
         for gpu in worker.gpus:
-            if target and target not in (gpu_queue(host, gpu["index"]), machine_queue(host)):
+            # The shared GPU queue (a retried job's queue) is no one card: any GPU counts.
+            pinned = target and target != QUEUE_GPU_ANY
+            if pinned and target not in (gpu_queue(host, gpu["index"]), machine_queue(host)):
                 continue
             gpus.append(gpu)
     return max(gpus, key=lambda gpu: gpu["memory_total_mb"], default=None)

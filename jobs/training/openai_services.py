@@ -16,12 +16,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from datasets_app.models import DatasetFile, DatasetVersion
 from jobs.ml.recipe import Recipe, RecipeError
 from jobs.models import Job
-from jobs.services import job_create
-from jobs.states import JobKind
-from jobs.training.estimate import estimate_for_launch
-from jobs.training.services import SUBJECT_VERSION
+from jobs.training.services import TrainingRefused, train_job_create
 from models_app.models import BaseModel
-from webapp import __version__
 from webapp.openai_wire import OpenAIRequestError
 
 SUBJECT_FILE = "dataset_file"
@@ -153,35 +149,29 @@ def fine_tuning_job_create(
     auto_names: list[str] | None = None,
 ) -> Job:
     """Queue a fine-tuning job; a launch that can't fit the GPUs is refused as in the browser."""
-    estimate = estimate_for_launch(base_model, recipe)
-    if not estimate["fits"]:
-        suggestion = estimate.get("suggestion")
+    version = ready_version_of(training_file) if validation_file is None else None
+    try:
+        return train_job_create(
+            owner=owner,
+            dataset_version=version,
+            base_model=base_model,
+            recipe=recipe,
+            extra_params={
+                # Empty dataset_version_id until the files are checked: the job shows `validating_files`.
+                "training_file_id": training_file.pk,
+                "validation_file_id": validation_file.pk if validation_file else None,
+                # Chosen by the automatic recipe once the training file is checked (openai_runner).
+                "auto_hyperparameters": list(HYPERPARAMETERS) if auto_names is None else auto_names,
+                "suffix": suffix,
+                "metadata": metadata,
+                "auto_deploy": settings.LATHE_AUTO_DEPLOY if auto_deploy is None else auto_deploy,
+            },
+            subject=None if version else (SUBJECT_FILE, training_file.pk),
+        )
+    except TrainingRefused as refused:
+        suggestion = refused.suggestion
         raise OpenAIRequestError(
-            estimate["verdict"] + (f" Settings that would fit: {suggestion}." if suggestion else ""),
+            refused.message + (f" Settings that would fit: {suggestion}." if suggestion else ""),
             param="model",
             code="does_not_fit",
-        )
-    version = ready_version_of(training_file) if validation_file is None else None
-    return job_create(
-        owner=owner,
-        kind=JobKind.TRAIN,
-        params={
-            # Empty until the files are checked: the job shows `validating_files` meanwhile.
-            "dataset_version_id": version.pk if version else None,
-            "training_file_id": training_file.pk,
-            "validation_file_id": validation_file.pk if validation_file else None,
-            "base_model_id": base_model.pk,
-            "base_model_hf_id": base_model.hf_id,
-            "recipe": recipe.to_dict(),
-            # Chosen by the automatic recipe once the training file is checked (openai_runner).
-            "auto_hyperparameters": list(HYPERPARAMETERS) if auto_names is None else auto_names,
-            "trial": False,
-            "checkpointing_needed": estimate["checkpointing_needed"],
-            "lathe_version": __version__,
-            "suffix": suffix,
-            "metadata": metadata,
-            "auto_deploy": settings.LATHE_AUTO_DEPLOY if auto_deploy is None else auto_deploy,
-        },
-        subject_type=SUBJECT_VERSION if version else SUBJECT_FILE,
-        subject_id=version.pk if version else training_file.pk,
-    )
+        ) from None

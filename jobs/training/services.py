@@ -18,6 +18,7 @@ from jobs.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
 from jobs.models import Checkpoint, Job
 from jobs.services import job_create, job_enqueue
 from jobs.states import JobKind, JobState
+from jobs.training.estimate import estimate_for_launch
 from models_app.models import BaseModel
 from models_app.selectors import base_model_list_for_user
 from webapp import __version__
@@ -37,18 +38,19 @@ class TrainingRefused(Exception):
         self.suggestion = suggestion
 
 
-def _run_params(
-    version: DatasetVersion, base_model: BaseModel, recipe: Recipe, checkpointing_needed: bool
-) -> dict:
-    """What every training run records: its data, model, settings and the Lathe that ran it."""
-    return {
-        "dataset_version_id": version.pk,
-        "base_model_id": base_model.pk,
-        "base_model_hf_id": base_model.hf_id,
-        "recipe": recipe.to_dict(),
-        "checkpointing_needed": checkpointing_needed,
-        "lathe_version": __version__,
-    }
+def training_fit_check(*, base_model: BaseModel, recipe: Recipe, target_queue: str | None = None) -> bool:
+    """Refuse a run that can't fit the GPU (or the CPU worker's memory) it would run on.
+
+    Every way of starting a run comes through here, so none skips it. Returns whether the run
+    needs gradient checkpointing to fit (used when the recipe leaves checkpointing on "auto").
+    """
+    problem = recipe.cadence_problem()
+    if problem:
+        raise TrainingRefused(f"save_steps {problem}")
+    estimate = estimate_for_launch(base_model, recipe, target_queue or "")
+    if not estimate["fits"]:
+        raise TrainingRefused(estimate["verdict"], estimate.get("suggestion"))
+    return bool(estimate["checkpointing_needed"])
 
 
 def training_start(
@@ -59,15 +61,54 @@ def training_start(
     recipe: Recipe,
     trial: bool = False,
     target_queue: str | None = None,
-    checkpointing_needed: bool = False,
+    checkpointing_forced: bool = False,
     recipe_reason: str = "",
 ) -> Job:
+    """Queue a fine-tuning job on a ready dataset version (a short trial run when `trial`)."""
     _require_ready(dataset_version)
     if trial:
         recipe = recipe.replace(trial_rows=TRIAL_ROWS, max_steps=TRIAL_STEPS, save_steps=TRIAL_STEPS)
-    params = {"trial": trial, "recipe_reason": recipe_reason}
+    return train_job_create(
+        owner=owner,
+        dataset_version=dataset_version,
+        base_model=base_model,
+        recipe=recipe,
+        trial=trial,
+        recipe_reason=recipe_reason,
+        target_queue=target_queue,
+        checkpointing_forced=checkpointing_forced,
+    )
+
+
+def train_job_create(
+    *,
+    owner: AbstractBaseUser,
+    dataset_version: DatasetVersion | None,
+    base_model: BaseModel,
+    recipe: Recipe,
+    trial: bool = False,
+    recipe_reason: str = "",
+    target_queue: str | None = None,
+    checkpointing_forced: bool = False,
+    extra_params: dict | None = None,
+    subject: tuple[str, int] | None = None,
+) -> Job:
+    """A `train` job, checked as every launch is: the one place its params are written.
+
+    `dataset_version` is None while the job's data is still files being checked (the OpenAI
+    API): the job names them in `extra_params` and its `subject` is then the training file.
+    """
+    params = {"trial": trial, "recipe_reason": recipe_reason, **(extra_params or {})}
     return _queue_run(
-        JobKind.TRAIN, owner, dataset_version, base_model, recipe, checkpointing_needed, params, target_queue
+        JobKind.TRAIN,
+        owner,
+        dataset_version,
+        base_model,
+        recipe,
+        checkpointing_forced,
+        params,
+        target_queue,
+        subject,
     )
 
 
@@ -79,7 +120,6 @@ def sweep_start(
     recipe: Recipe,
     trials: int = DEFAULT_TRIALS,
     target_queue: str | None = None,
-    checkpointing_needed: bool = False,
 ) -> Job:
     """Queue "Find the best settings": `trials` runs around `recipe`, the best one kept."""
     _require_ready(dataset_version)
@@ -92,9 +132,7 @@ def sweep_start(
         raise TrainingRefused(f"A sweep tries between 2 and {MAX_TRIALS} settings.")
     # Names the sweep's folder: a folder left by a deleted job of the same id is never taken for this one's.
     params = {"trials": trials, "study_id": secrets.token_hex(8)}
-    return _queue_run(
-        JobKind.SWEEP, owner, dataset_version, base_model, recipe, checkpointing_needed, params, target_queue
-    )
+    return _queue_run(JobKind.SWEEP, owner, dataset_version, base_model, recipe, False, params, target_queue)
 
 
 def _require_ready(version: DatasetVersion) -> None:
@@ -105,21 +143,33 @@ def _require_ready(version: DatasetVersion) -> None:
 def _queue_run(
     kind: str,
     owner: AbstractBaseUser,
-    version: DatasetVersion,
+    version: DatasetVersion | None,
     base_model: BaseModel,
     recipe: Recipe,
-    checkpointing_needed: bool,
+    checkpointing_forced: bool,
     extra_params: dict,
     target_queue: str | None,
+    subject: tuple[str, int] | None = None,
 ) -> Job:
-    """A training run of either kind, with what every run records (`_run_params`) and its own extras."""
+    """A training run of either kind, once it fits: what every run records, and its own extras."""
+    checkpointing_needed = training_fit_check(base_model=base_model, recipe=recipe, target_queue=target_queue)
+    params = {
+        "dataset_version_id": version.pk if version else None,
+        "base_model_id": base_model.pk,
+        "base_model_hf_id": base_model.hf_id,
+        "recipe": recipe.to_dict(),
+        "checkpointing_needed": checkpointing_needed or checkpointing_forced,
+        "lathe_version": __version__,
+        **extra_params,
+    }
+    subject_type, subject_id = subject or (SUBJECT_VERSION, version.pk)
     with transaction.atomic():
         return job_create(
             owner=owner,
             kind=kind,
-            params={**_run_params(version, base_model, recipe, checkpointing_needed), **extra_params},
-            subject_type=SUBJECT_VERSION,
-            subject_id=version.pk,
+            params=params,
+            subject_type=subject_type,
+            subject_id=subject_id,
             target_queue=target_queue,
         )
 
@@ -171,7 +221,8 @@ def training_retry_with(*, job: Job, changes: dict) -> Job:
         recipe=recipe,
         trial=bool(job.params.get("trial")),
         target_queue=job.queue,
-        checkpointing_needed=True,
+        # The remedies of an out-of-memory failure: checkpointing whether or not the estimate asks for it.
+        checkpointing_forced=True,
     )
 
 

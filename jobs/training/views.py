@@ -76,19 +76,15 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
     refusal = None
     if request.method == "POST" and form.is_valid():
         base_model = form.cleaned_data["base_model"]
-        tokens = ((version.stats or {}).get("tokens") or {}).get("total") or 0
-        estimate = estimate_for_launch(base_model, form.recipe, form.cleaned_data.get("target") or "", tokens)
+        target_queue = form.cleaned_data.get("target") or None
         try:
-            if not estimate["fits"]:
-                raise TrainingRefused(estimate["verdict"], estimate.get("suggestion"))
             if request.POST.get("action") == "sweep":
                 job = sweep_start(
                     owner=request.user,
                     dataset_version=version,
                     base_model=base_model,
                     recipe=form.recipe,
-                    target_queue=form.cleaned_data.get("target") or None,
-                    checkpointing_needed=estimate["checkpointing_needed"],
+                    target_queue=target_queue,
                 )
             else:
                 job = training_start(
@@ -97,8 +93,7 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
                     base_model=base_model,
                     recipe=form.recipe,
                     trial=request.POST.get("action") == "trial",
-                    target_queue=form.cleaned_data.get("target") or None,
-                    checkpointing_needed=estimate["checkpointing_needed"],
+                    target_queue=target_queue,
                     recipe_reason=recipe_reason(form.recipe, version, base_model),
                 )
         except TrainingRefused as exc:
@@ -200,7 +195,11 @@ def training_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
     changes = ((job.error or {}).get("details") or {}).get("retry_with") or {}
     if not changes:
         raise Http404("This job has no suggested settings to retry with.")
-    new_job = training_retry_with(job=job, changes=changes)
+    try:
+        new_job = training_retry_with(job=job, changes=changes)
+    except TrainingRefused as exc:
+        messages.error(request, exc.message)
+        return redirect("job_detail", job_id=job.pk)
     messages.info(request, "Retrying with: " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
     return redirect("job_detail", job_id=new_job.pk)
 
