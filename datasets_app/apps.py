@@ -6,7 +6,7 @@ class DatasetsAppConfig(AppConfig):
     verbose_name = "Datasets"
 
     def ready(self) -> None:
-        from jobs.registry import register_runner_path
+        from jobs.registry import register_end_hook_path, register_runner_path
         from jobs.states import JobKind
 
         for kind, function in (
@@ -16,3 +16,5 @@ class DatasetsAppConfig(AppConfig):
             (JobKind.CLEAN_APPLY, "run_cleaning_apply"),
         ):
             register_runner_path(kind, f"datasets_app.runners.{function}")
+        # However a check ends (crashed, failed, cancelled even while queued), its file hears of it.
+        register_end_hook_path(JobKind.VALIDATE, "datasets_app.services.validation_job_ended")

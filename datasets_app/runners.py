@@ -53,24 +53,24 @@ def run_validation(job: Job, reporter: JobReporter) -> dict:
     if dataset_file is None:
         raise JobFailure("deleted", "The file was deleted before it could be checked.")
     store = artifact_store()
+    # However the check ends (cancelled, crashed), the end hook services.validation_job_ended tells the file.
     source = store.local_path(dataset_file.blob.key)
+    if not source.is_file():
+        raise JobFailure(
+            "file_missing",
+            "The uploaded file is no longer in Lathe's storage, so it could not be checked.",
+            "Upload the file again.",
+        )
     prefix = f"files/{dataset_file.pk}/job-{job.pk}"
     with _workdir() as work:
         reporter.stage("Checking every line")
-        try:
-            report = validate_file(
-                source,
-                canonical_out=work / "canonical.jsonl",
-                errors_out=work / "errors.jsonl",
-                options=ReadLimits.from_job_params(job.params).validation_options(dataset_file.field_mapping),
-                progress=reporter.callback(),
-            ).to_dict()
-        except Exception:  # cancelled (JobCancelled) or crashed: the job records which
-            # The file's page must not say "Checking" forever; a later check of it is left alone.
-            DatasetFile.objects.filter(pk=dataset_file.pk, validation_job_id=job.pk).update(
-                status=FileStatus.FAILED
-            )
-            raise
+        report = validate_file(
+            source,
+            canonical_out=work / "canonical.jsonl",
+            errors_out=work / "errors.jsonl",
+            options=ReadLimits.from_job_params(job.params).validation_options(dataset_file.field_mapping),
+            progress=reporter.callback(),
+        ).to_dict()
         if report["format"] is None or report["counts"].get("unknown_format"):
             report["keys_seen"] = sample_keys(source)
         store.put(work / "canonical.jsonl", f"{prefix}/canonical.jsonl", move=True)

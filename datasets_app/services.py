@@ -13,7 +13,7 @@ from datasets_app.read_limits import ReadLimits
 from datasets_app.uploads import HashedUploadedFile
 from jobs.models import Job
 from jobs.services import job_create
-from jobs.states import JobKind
+from jobs.states import JobKind, JobState
 from webapp.storage import artifact_store
 
 SUBJECT_FILE = "dataset_file"
@@ -97,6 +97,20 @@ def dataset_file_validate(*, dataset_file: DatasetFile, field_mapping: dict[str,
         dataset_file.validation_job = job
         dataset_file.save(update_fields=["field_mapping", "status", "validation_job"])
     return job
+
+
+def validation_job_ended(job: Job) -> None:
+    """The end hook of validation jobs (registered in apps.py): a file whose check failed, crashed or
+    was cancelled, even before a worker took it, says so instead of "Checking" for ever.
+
+    Only the file's current check counts, and only while the file still waits for it: a newer
+    check of the same file, or a result already recorded, is left alone.
+    """
+    if job.state not in (JobState.FAILED, JobState.CANCELLED) or job.subject_type != SUBJECT_FILE:
+        return
+    DatasetFile.objects.filter(
+        pk=job.subject_id, validation_job_id=job.pk, status=FileStatus.VALIDATING
+    ).update(status=FileStatus.FAILED)
 
 
 def _next_version_number(dataset: Dataset) -> int:
