@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.quotas import QuotaExceeded
+from webapp.openai_wire import openai_error
 
 
 def quota_exceeded_response(request: HttpRequest, error: QuotaExceeded) -> HttpResponse:
-    """/v1: OpenAI's 429 (its client does not retry); /api and scripts: JSON 429; pages: a message."""
-    if request.path.startswith("/v1/"):
-        from webapp.openai_wire import openai_error
-
+    """/v1, /api and scripts: OpenAI's 429 (its client does not retry); pages: a message."""
+    scripted = request.headers.get("X-Requested-With") == "XMLHttpRequest"
+    if request.path.startswith(("/v1/", "/api/")) or scripted:
         response = openai_error(429, error.message, code="quota_exceeded", error_type="insufficient_quota")
         # OpenAI's clients retry a 429 unless told not to: waiting does not lift a quota.
         response["x-should-retry"] = "false"
         return response
-    if request.path.startswith("/api/") or request.headers.get("X-Requested-With") == "XMLHttpRequest":
-        return JsonResponse({"error": {"message": error.message, "code": "quota_exceeded"}}, status=429)
     messages.error(request, error.message)
     back = request.META.get("HTTP_REFERER", "")
     if back and url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):

@@ -1,4 +1,4 @@
-"""API token format and hashing: the one place that knows how keys look."""
+"""API key format and hashing: the one place that knows how keys look."""
 
 import hashlib
 import secrets

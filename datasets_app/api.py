@@ -1,11 +1,11 @@
-"""REST endpoints for scripts (token auth). Same services as the pages."""
+"""REST endpoints for scripts (API key auth). Same services as the pages."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.auth import api_error, token_required
+from accounts.api_keys import api_key_required
 from datasets_app.models import Dataset, DatasetFile, DatasetVersion
 from datasets_app.selectors import (
     dataset_list_for_user,
@@ -14,6 +14,7 @@ from datasets_app.selectors import (
     get_dataset_version_for_user,
 )
 from datasets_app.upload_request import upload_from_request
+from webapp.openai_wire import openai_error
 
 
 def file_json(dataset_file: DatasetFile) -> dict:
@@ -56,34 +57,34 @@ def dataset_json(dataset: Dataset, *, full: bool = False) -> dict:
     return data
 
 
-@token_required
+@api_key_required
 @require_POST
-def api_dataset_upload(request: HttpRequest) -> JsonResponse:
+def api_dataset_upload(request: HttpRequest) -> HttpResponse:
     outcome = upload_from_request(request)
     if outcome.dataset_file is None:
-        return api_error(outcome.status, outcome.error, outcome.error_code)
+        return openai_error(outcome.status, outcome.error, code=outcome.error_code)
     return JsonResponse(file_json(outcome.dataset_file), status=201)
 
 
-@token_required
+@api_key_required
 @require_GET
 def api_dataset_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"data": [dataset_json(d) for d in dataset_list_for_user(request.user)]})
 
 
-@token_required
+@api_key_required
 @require_GET
 def api_dataset_detail(request: HttpRequest, dataset_id: int) -> JsonResponse:
     return JsonResponse(dataset_json(get_dataset_for_user(request.user, dataset_id), full=True))
 
 
-@token_required
+@api_key_required
 @require_GET
 def api_dataset_file_detail(request: HttpRequest, file_id: int) -> JsonResponse:
     return JsonResponse(file_json(get_dataset_file_for_user(request.user, file_id)))
 
 
-@token_required
+@api_key_required
 @require_GET
 def api_dataset_version_detail(request: HttpRequest, version_id: int) -> JsonResponse:
     return JsonResponse(version_json(get_dataset_version_for_user(request.user, version_id)))

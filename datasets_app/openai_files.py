@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.api_keys import api_key_required
 from datasets_app.models import DatasetFile, FileStatus
 from datasets_app.selectors import get_dataset_file_for_user
 from datasets_app.upload_request import upload_from_request
@@ -17,7 +18,6 @@ from webapp.openai_wire import (
     OpenAIRequestError,
     list_body,
     not_found,
-    openai_key_required,
     page_newest_first,
     parse_public_id,
     public_id,
@@ -75,7 +75,7 @@ def get_file_for_user(user: AbstractBaseUser, file_id: str) -> DatasetFile:
         raise not_found("file", file_id) from None
 
 
-@openai_key_required
+@api_key_required
 @require_http_methods(["GET", "POST"])
 def files(request: HttpRequest) -> JsonResponse:
     if request.method == "GET":
@@ -98,7 +98,7 @@ def files(request: HttpRequest) -> JsonResponse:
     return JsonResponse(file_object(outcome.dataset_file))
 
 
-@openai_key_required
+@api_key_required
 @require_GET
 def file_detail(request: HttpRequest, file_id: str) -> JsonResponse:
     return JsonResponse(file_object(get_file_for_user(request.user, file_id)))

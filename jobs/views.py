@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.auth import token_required
+from accounts.api_keys import api_key_required
 from jobs.events import event_message, job_snapshot
 from jobs.listing import job_page_for_user
 from jobs.outputs import job_outputs
@@ -93,12 +93,12 @@ def job_events(request: HttpRequest, job_id: int) -> JsonResponse:
     return _events_payload(request, job_id)
 
 
-@token_required
+@api_key_required
 def api_job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
     job = get_job_for_user(request.user, job_id)
     return JsonResponse({**job_snapshot(job), "result": job.result})
 
 
-@token_required
+@api_key_required
 def api_job_events(request: HttpRequest, job_id: int) -> JsonResponse:
     return _events_payload(request, job_id)

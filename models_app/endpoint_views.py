@@ -16,7 +16,6 @@ from evals_app.selectors import deploy_warning
 from jobs.serving.runner import server_log_path
 from models_app.endpoints import DeployRefused, endpoint_deploy, endpoint_undeploy
 from models_app.gateway.completions import answer_for_user, parse_body
-from models_app.gateway.errors import openai_error
 from models_app.models import Endpoint
 from models_app.selectors import (
     endpoint_list_for_user,
@@ -26,6 +25,7 @@ from models_app.selectors import (
     live_server_for_model,
 )
 from models_app.server_restarts import server_state_note
+from webapp.openai_wire import openai_error
 from webapp.params import BIGINT_MAX, int_param, json_number
 
 PLAYGROUND_MAX_TOKENS = 512
@@ -144,10 +144,10 @@ async def playground_chat(request: HttpRequest, endpoint_id: int) -> HttpRespons
     """The playground's chat call: the same path as the gateway, with the browser session instead of a key."""
     user = await request.auser()
     if not user.is_authenticated:
-        return openai_error(401, "Log in again.", "not_logged_in")
+        return openai_error(401, "Log in again.", code="not_logged_in")
     endpoint = await sync_to_async(_find_endpoint)(user, endpoint_id)
     if endpoint is None:
-        return openai_error(404, "No such endpoint.", "not_found")
+        return openai_error(404, "No such endpoint.", code="not_found")
     body = parse_body(request.body)
     if isinstance(body, HttpResponse):
         return body
@@ -156,7 +156,7 @@ async def playground_chat(request: HttpRequest, endpoint_id: int) -> HttpRespons
         max_tokens = json_number(body, "max_tokens", 256, minimum=1, maximum=BIGINT_MAX, whole=True)
         temperature = json_number(body, "temperature", 0.0, minimum=0.0, maximum=2.0)
     except BadRequest as exc:
-        return openai_error(400, str(exc), "invalid_value")
+        return openai_error(400, str(exc), code="invalid_value")
     upstream_body = {
         "model": model,
         "messages": body.get("messages") or [],

@@ -21,6 +21,8 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from webapp.openai_wire import openai_error_body
+
 # Room for the multipart envelope and the other form fields of an upload.
 _ENVELOPE = 1024 * 1024
 UPLOAD_PATHS = frozenset({"/datasets/upload/", "/api/datasets/upload/", "/v1/files"})
@@ -92,13 +94,13 @@ def _cookie(scope, name: str) -> str:
     return ""
 
 
-def _caller_is_known(bearer: str, session_key: str) -> bool:
+def _caller_is_known(authorization: str, session_key: str) -> bool:
     """An active API key, or a session of an active, signed-in user."""
     from django.contrib.auth import get_user
 
-    from accounts.selectors import api_token_find_active
+    from accounts.api_keys import api_key_lookup
 
-    if bearer and api_token_find_active(bearer) is not None:
+    if api_key_lookup(authorization, touch=False) is not None:  # the view it reaches touches it
         return True
     if not session_key:
         return False
@@ -110,15 +112,14 @@ def _caller_is_known(bearer: str, session_key: str) -> bool:
 async def caller_is_known(scope) -> bool:
     from webapp.db import outside_request
 
-    scheme, _, bearer = header(scope, b"authorization").decode("latin-1").partition(" ")
-    bearer = bearer.strip() if scheme.lower() == "bearer" else ""
+    authorization = header(scope, b"authorization").decode("latin-1")
     session_key = _cookie(scope, settings.SESSION_COOKIE_NAME)
-    return await sync_to_async(outside_request(_caller_is_known))(bearer, session_key)
+    return await sync_to_async(outside_request(_caller_is_known))(authorization, session_key)
 
 
 async def send_refusal(send, status: int, code: str, message: str) -> None:
     """An answer in OpenAI's error shape (what the site's scripts and the upload page read), then close."""
-    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}})
+    body = orjson.dumps(openai_error_body(message, code=code))
     await send(
         {
             "type": "http.response.start",

@@ -1,22 +1,18 @@
-"""OpenAI's wire conventions for the /v1 files and fine-tuning views: errors, key auth, ids, pages.
+"""OpenAI's wire conventions: the site's one error builder; ids and pages of the /v1 files and fine-tuning.
 
-Scripts written for OpenAI read `error.message` and pick the exception class from the
-status code, so every answer under /v1, failures included, is shaped as OpenAI's.
+Scripts written for OpenAI read `error.message` and pick the exception class from the status code, so
+every refusal of the site's API (/api, /v1 and the gateway), failures included, is shaped as OpenAI's.
+This module imports no app: the apps import it. API keys are checked in `accounts/api_keys.py`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
 
+import orjson
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-
-from accounts.selectors import api_token_find_active
-from accounts.services import api_token_touch
+from django.http import HttpRequest, HttpResponse
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -33,49 +29,42 @@ class OpenAIRequestError(Exception):
         self.status = status
 
 
+def openai_error_body(
+    message: str,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    error_type: str = "invalid_request_error",
+) -> dict:
+    """OpenAI's error object, for answers that are not Django responses (the ASGI layers)."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
 def openai_error(
     status: int,
     message: str,
     *,
-    param: str | None = None,
     code: str | None = None,
+    param: str | None = None,
     error_type: str = "invalid_request_error",
-) -> JsonResponse:
-    return JsonResponse(
-        {"error": {"message": message, "type": error_type, "param": param, "code": code}}, status=status
-    )
+) -> HttpResponse:
+    """The site's one error answer: `{"error": {"message", "type", "param", "code"}}`, as OpenAI's."""
+    body = openai_error_body(message, code=code, param=param, error_type=error_type)
+    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
 
 
 def not_found(kind: str, public_id: str) -> OpenAIRequestError:
     return OpenAIRequestError(f"No such {kind}: {public_id!r}.", code="not_found", status=404)
 
 
-def openai_key_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """`Authorization: Bearer <API key>`, as the `openai` client sends it; errors in OpenAI's shape."""
+def __getattr__(name: str):
+    # jobs/training/openai_api.py still imports the decorator from here; it moved to accounts/api_keys.py
+    # (imported late: accounts imports this module).
+    if name == "openai_key_required":
+        from accounts.api_keys import api_key_required
 
-    @csrf_exempt
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        scheme, _, plaintext = request.headers.get("Authorization", "").partition(" ")
-        token = api_token_find_active(plaintext.strip()) if scheme.lower() == "bearer" else None
-        if token is None:
-            return openai_error(
-                401,
-                "Missing or revoked API key. Create one on the 'API tokens' page and pass it as "
-                "OpenAI(api_key=...), which sends 'Authorization: Bearer <key>'.",
-                code="invalid_api_key",
-            )
-        api_token_touch(token=token)
-        request.user = token.owner
-        request.api_token = token
-        try:
-            return view(request, *args, **kwargs)
-        except OpenAIRequestError as error:
-            return openai_error(error.status, error.message, param=error.param, code=error.code)
-        except Http404:  # another user's object, or none at all: the same answer
-            return openai_error(404, "Not found.", code="not_found")
-
-    return wrapper
+        return api_key_required
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def public_id(prefix: str, pk: int) -> str:

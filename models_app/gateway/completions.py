@@ -21,39 +21,30 @@ from django.db.models import F
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from accounts.api_keys import api_key_lookup, api_key_refused, bearer_key
 from accounts.models import ApiToken
 from accounts.quotas import quota_for
-from accounts.selectors import api_token_find_active
 from accounts.tokens import token_hash
 from models_app.gateway.cache import gateway_cache, gateway_cache_sync
-from models_app.gateway.errors import (
-    key_refused,
-    model_required,
-    openai_error,
-    route_refused,
-)
+from models_app.gateway.errors import model_required, route_refused
 from models_app.gateway.proxy import UsageSink, forward
 from models_app.gateway.ratelimit import Refusal, Release, gateway_admit
 from models_app.gateway.routing import ModelNotFound, ModelStarting, Route, route_for_model
 from webapp.db import outside_request
+from webapp.openai_wire import openai_error
 
 # Set in the ASGI scope when the fast path counted a request against the per-minute limits and then
 # left it to Django (its cached route had gone away): Django must not count it twice.
 RATE_COUNTED = "lathe.gateway.rate_counted"
 
 
-def bearer_of(authorization: str) -> str:
-    scheme, _, plaintext = authorization.partition(" ")
-    return plaintext.strip() if scheme.lower() == "bearer" else ""
-
-
 def parse_body(raw_body: bytes) -> dict | HttpResponse:
     try:
         body = orjson.loads(raw_body or b"{}")
     except orjson.JSONDecodeError:
-        return openai_error(400, "The request body is not valid JSON.", "invalid_json")
+        return openai_error(400, "The request body is not valid JSON.", code="invalid_json")
     if not isinstance(body, dict):
-        return openai_error(400, "The request body must be a JSON object.", "invalid_json")
+        return openai_error(400, "The request body must be a JSON object.", code="invalid_json")
     return body
 
 
@@ -97,7 +88,7 @@ def too_many_requests(refusal: Refusal) -> HttpResponse:
             f"together), the most this site allows per person. Wait {refusal.retry_after} seconds, or ask "
             "your administrator to raise your limit (LATHE_QUOTA_REQUESTS_PER_MINUTE)."
         )
-    response = openai_error(429, message, "rate_limit_exceeded", "requests")
+    response = openai_error(429, message, code="rate_limit_exceeded", error_type="requests")
     response["Retry-After"] = str(refusal.retry_after)
     return response
 
@@ -120,11 +111,11 @@ async def _admit(
     return too_many_requests(admitted) if isinstance(admitted, Refusal) else admitted
 
 
-async def authenticate(bearer: str) -> ApiToken | HttpResponse:
-    """The active key sent as `bearer`, counted against its owner's limit; or the refusal to send back."""
-    token = await sync_to_async(api_token_find_active)(bearer)
+async def authenticate(authorization: str) -> ApiToken | HttpResponse:
+    """The active key of the `Authorization` header, counted against its owner's limit; or the refusal."""
+    token = await sync_to_async(api_key_lookup)(authorization, touch=False)
     if token is None:
-        return key_refused()
+        return api_key_refused()
     admitted = await _admit(token, take_slot=False)
     return admitted if isinstance(admitted, HttpResponse) else token
 
@@ -155,9 +146,17 @@ async def _released_when_answered(
     return response
 
 
-def _key_and_route(bearer: str, model_id: str) -> tuple[ApiToken | None, Route | Exception | None]:
-    """The key's row and the model's route in one trip to the database thread (the hot path's reads)."""
-    token = api_token_find_active(bearer)
+def key_entry(authorization: str) -> tuple:
+    """Where the gateway cache keeps what `api_key_lookup` found for this header."""
+    return ("key", token_hash(bearer_key(authorization)))
+
+
+def _key_and_route(authorization: str, model_id: str) -> tuple[ApiToken | None, Route | Exception | None]:
+    """The key's row and the model's route in one trip to the database thread (the hot path's reads).
+
+    The key is not touched: `usage_recorder` records its use with the tokens, once answered.
+    """
+    token = api_key_lookup(authorization, touch=False)
     if token is None:
         return None, None
     try:
@@ -170,40 +169,41 @@ def _route_entry(token: ApiToken, model_id: str) -> tuple:
     return ("route", token.owner_id, model_id)
 
 
-async def _key_and_route_cached(bearer: str, model_id: str, *, fresh: bool = False):
+async def _key_and_route_cached(authorization: str, model_id: str, *, fresh: bool = False):
     """Like _key_and_route, from the gateway cache when it holds both (no database trip)."""
     await gateway_cache_sync()
-    key_entry = ("key", token_hash(bearer))
-    token = None if fresh else gateway_cache.get(key_entry)
+    token = None if fresh else gateway_cache.get(key_entry(authorization))
     route = gateway_cache.get(_route_entry(token, model_id)) if token is not None else None
     if token is not None and route is not None:
         return token, route
-    token, route = await sync_to_async(_key_and_route)(bearer, model_id)
+    token, route = await sync_to_async(_key_and_route)(authorization, model_id)
     if token is not None:
-        gateway_cache.put(key_entry, token)
+        gateway_cache.put(key_entry(authorization), token)
         if isinstance(route, Route):
             gateway_cache.put(_route_entry(token, model_id), route)
     return token, route
 
 
-async def answer(*, bearer: str, raw_body: bytes, path: str, rate_counted: bool = False) -> HttpResponse:
+async def answer(
+    *, authorization: str, raw_body: bytes, path: str, rate_counted: bool = False
+) -> HttpResponse:
     """vLLM's answer to an OpenAI request for `path`, or the reason it was refused."""
     body = parse_body(raw_body)
     model_id = None if isinstance(body, HttpResponse) else _model_id_of(body)
     if model_id is None:  # a bad request: the key is still checked first
-        found = await authenticate(bearer)
+        found = await authenticate(authorization)
         if isinstance(found, HttpResponse):
             return found
         return body if isinstance(body, HttpResponse) else model_required()
-    token, route = await _key_and_route_cached(bearer, model_id)
+    token, route = await _key_and_route_cached(authorization, model_id)
     if token is None:
-        return key_refused()
+        return api_key_refused()
     admitted = await _admit(token, count_minute=not rate_counted)
     if isinstance(admitted, HttpResponse):
         return admitted
     try:
         response = await _answer_admitted(
-            token, route, bearer=bearer, model_id=model_id, path=path, body=body
+            token, route, authorization=authorization, model_id=model_id, path=path, body=body
         )
     except BaseException:
         await admitted()
@@ -212,7 +212,13 @@ async def answer(*, bearer: str, raw_body: bytes, path: str, rate_counted: bool 
 
 
 async def _answer_admitted(
-    token: ApiToken, route: Route | Exception | None, *, bearer: str, model_id: str, path: str, body: dict
+    token: ApiToken,
+    route: Route | Exception | None,
+    *,
+    authorization: str,
+    model_id: str,
+    path: str,
+    body: dict,
 ) -> HttpResponse:
     if isinstance(route, Exception):
         return route_refused(model_id, route)
@@ -221,9 +227,9 @@ async def _answer_admitted(
     if getattr(response, "upstream_unreachable", False):
         # The server may have restarted elsewhere since the route was remembered: look again, once.
         gateway_cache.drop(_route_entry(token, model_id))
-        token, fresh_route = await _key_and_route_cached(bearer, model_id, fresh=True)
+        token, fresh_route = await _key_and_route_cached(authorization, model_id, fresh=True)
         if token is None:
-            return key_refused()
+            return api_key_refused()
         if isinstance(fresh_route, Exception):
             return route_refused(model_id, fresh_route)
         if fresh_route != route:
@@ -232,21 +238,21 @@ async def _answer_admitted(
 
 
 async def answer_remembered(
-    *, bearer: str, raw_body: bytes, path: str, scope: MutableMapping
+    *, authorization: str, raw_body: bytes, path: str, scope: MutableMapping
 ) -> HttpResponse | None:
     """Like `answer`, when the key and the route are both remembered; None leaves the request to Django.
 
     Anything unusual (no key, a body that is not a JSON object, no model, a route not remembered, a
     server that stopped answering) goes to Django, whose answer covers it.
     """
-    if not bearer:
+    if not bearer_key(authorization):
         return None
     body = parse_body(raw_body)
     model_id = None if isinstance(body, HttpResponse) else _model_id_of(body)
     if model_id is None:
         return None
     await gateway_cache_sync()
-    token = gateway_cache.get(("key", token_hash(bearer)))
+    token = gateway_cache.get(key_entry(authorization))
     route = gateway_cache.get(_route_entry(token, model_id)) if token is not None else None
     if route is None:
         return None

@@ -1,48 +1,23 @@
-"""The gateway's refusals, in OpenAI's error shape and in words a person can act on."""
+"""The gateway's refusals, in OpenAI's error shape (webapp/openai_wire.py) and in words a person can act on.
+
+A missing or revoked key is refused by `accounts.api_keys.api_key_refused`, as at every other entrance.
+"""
 
 from __future__ import annotations
 
-import orjson
 from django.http import HttpResponse
 
 from models_app.gateway.routing import ModelNotFound
-
-
-def openai_error(
-    status: int,
-    message: str,
-    code: str,
-    error_type: str = "invalid_request_error",
-    param: str | None = None,
-) -> HttpResponse:
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+from webapp.openai_wire import openai_error
 
 
 def field_refused(field: str, message: str, code: str = "invalid_value") -> HttpResponse:
     """A 400 for one field of the request body, named in `param` as OpenAI does."""
-    return openai_error(400, message, code, param=field)
-
-
-def key_refused() -> HttpResponse:
-    return openai_error(
-        401,
-        "Missing or revoked API key. Create one on the 'API keys' page and send it as "
-        "'Authorization: Bearer <key>'.",
-        "invalid_api_key",
-    )
+    return openai_error(400, message, code=code, param=field)
 
 
 def model_required() -> HttpResponse:
-    return openai_error(400, "Say which model to use in the 'model' field.", "model_required")
-
-
-def too_many_requests(retry_after: int) -> HttpResponse:
-    response = openai_error(
-        429, "This API key sent too many requests this minute. Wait a moment.", "rate_limit_exceeded"
-    )
-    response["Retry-After"] = str(retry_after)
-    return response
+    return openai_error(400, "Say which model to use in the 'model' field.", code="model_required")
 
 
 def route_refused(model_id: str, exc: Exception) -> HttpResponse:
@@ -50,11 +25,11 @@ def route_refused(model_id: str, exc: Exception) -> HttpResponse:
         return openai_error(
             404,
             f"The model '{model_id}' does not exist or is not deployed. GET /v1/models lists yours.",
-            "model_not_found",
+            code="model_not_found",
         )
     return openai_error(
         503,
         f"The model '{model_id}' is still starting. Try again in a minute.",
-        "model_starting",
-        "server_error",
+        code="model_starting",
+        error_type="server_error",
     )

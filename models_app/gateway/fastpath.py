@@ -19,11 +19,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
-from accounts.selectors import api_token_find_active
-from accounts.tokens import token_hash
+from accounts.api_keys import api_key_lookup, api_key_refused, bearer_key
 from models_app.gateway.cache import gateway_cache
-from models_app.gateway.completions import RELEASE_AFTER_SENDING, answer_remembered, bearer_of
-from models_app.gateway.errors import key_refused
+from models_app.gateway.completions import RELEASE_AFTER_SENDING, answer_remembered, key_entry
 from webapp.db import outside_request
 
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
@@ -37,9 +35,9 @@ class GatewayFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in COMPLETION_PATHS:
             await self.app(scope, receive, send)
             return
-        bearer = bearer_of(_header(scope, b"authorization"))
-        if not await _key_is_active(bearer):
-            refused = key_refused()
+        authorization = _header(scope, b"authorization")
+        if not await _key_is_active(authorization):
+            refused = api_key_refused()
             refused["Connection"] = "close"  # the body it may be sending is never read
             await _send_whole(_with_hsts(refused, scope), send)
             return
@@ -47,7 +45,7 @@ class GatewayFastPath:
         response = None
         if complete:
             response = await answer_remembered(
-                bearer=bearer,
+                authorization=authorization,
                 raw_body=body,
                 path=scope["path"],
                 scope=scope,
@@ -85,18 +83,18 @@ def _with_hsts(response: HttpResponse, scope) -> HttpResponse:
     return response
 
 
-async def _key_is_active(bearer: str) -> bool:
+async def _key_is_active(authorization: str) -> bool:
     """Whether to read the body at all. A remembered key passes without asking Redis whether the cache
     is still current: `answer_remembered` asks that next, and refuses a key revoked since."""
-    if not bearer:
+    if not bearer_key(authorization):
         return False
-    entry = ("key", token_hash(bearer))
-    if gateway_cache.get(entry) is not None:
+    if gateway_cache.get(key_entry(authorization)) is not None:
         return True
-    token = await sync_to_async(outside_request(api_token_find_active))(bearer)
+    # Not touched: the gateway records a key's use with its tokens, once answered.
+    token = await sync_to_async(outside_request(api_key_lookup))(authorization, touch=False)
     if token is None:
         return False
-    gateway_cache.put(entry, token)
+    gateway_cache.put(key_entry(authorization), token)
     return True
 
 

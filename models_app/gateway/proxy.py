@@ -21,6 +21,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from models_app.gateway.request_filter import upstream_body
 from models_app.gateway.routing import Route
+from webapp.openai_wire import openai_error
 
 UsageSink = Callable[[int, int], Awaitable[None]]
 # An asyncio HTTP client belongs to the event loop that made it; one per loop keeps connections warm.
@@ -54,15 +55,12 @@ def _usage_of(payload: dict) -> tuple[int, int]:
 
 
 def upstream_unreachable() -> HttpResponse:
-    body = {
-        "error": {
-            "message": "The model server did not answer. It may be restarting; try again in a minute.",
-            "type": "server_error",
-            "param": None,
-            "code": "model_server_unavailable",
-        }
-    }
-    response = HttpResponse(orjson.dumps(body), status=503, content_type="application/json")
+    response = openai_error(
+        503,
+        "The model server did not answer. It may be restarting; try again in a minute.",
+        code="model_server_unavailable",
+        error_type="server_error",
+    )
     response.upstream_unreachable = True  # the gateway may look the route up afresh and try once more
     return response
 

@@ -15,14 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from models_app.gateway.completions import RATE_COUNTED, answer, authenticate, bearer_of
-from models_app.gateway.errors import openai_error
+from models_app.gateway.completions import RATE_COUNTED, answer, authenticate
 from models_app.gateway.routing import models_for_user
+from webapp.openai_wire import openai_error
 
 
 async def _answer(request: HttpRequest, path: str) -> HttpResponse:
     return await answer(
-        bearer=bearer_of(request.headers.get("Authorization", "")),
+        authorization=request.headers.get("Authorization", ""),
         raw_body=request.body,
         path=path,
         rate_counted=bool(getattr(request, "scope", {}).get(RATE_COUNTED)),
@@ -44,7 +44,7 @@ async def completions(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_GET
 async def model_list(request: HttpRequest) -> HttpResponse:
-    token = await authenticate(bearer_of(request.headers.get("Authorization", "")))
+    token = await authenticate(request.headers.get("Authorization", ""))
     if isinstance(token, HttpResponse):
         return token
     models = await sync_to_async(models_for_user)(token.owner)
@@ -54,11 +54,11 @@ async def model_list(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_GET
 async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
-    token = await authenticate(bearer_of(request.headers.get("Authorization", "")))
+    token = await authenticate(request.headers.get("Authorization", ""))
     if isinstance(token, HttpResponse):
         return token
     models = await sync_to_async(models_for_user)(token.owner)
     found = next((model for model in models if model["id"] == model_id), None)
     if found is None:
-        return openai_error(404, f"The model '{model_id}' does not exist.", "model_not_found")
+        return openai_error(404, f"The model '{model_id}' does not exist.", code="model_not_found")
     return HttpResponse(orjson.dumps(found), content_type="application/json")
