@@ -10,8 +10,6 @@ stop it through its record (webapp/started_processes.py, jobs/worker_lifecycle.p
 
 from __future__ import annotations
 
-import secrets
-import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +20,17 @@ from evals_app.models import Evaluation
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from jobs.serving.runner import EXPECTED_START_SECONDS
-from jobs.training.runner import model_dir_for
 from models_app.ml.vllm_server import (
-    DEFAULT_COMMAND,
     VllmClient,
     VllmError,
-    VllmLaunch,
-    default_dtype,
-    free_port,
     log_tail,
     lora_rank_ceiling,
     vllm_start,
     wait_until_ready,
 )
 from models_app.models import Adapter, BaseModel, Endpoint, ModelServer, ServerState
+from models_app.vllm_launch import vllm_launch
+from models_app.weights import model_dir_for
 from webapp.started_processes import machine_records, process_group_stop
 
 
@@ -74,7 +69,7 @@ def _ready_server(evaluation: Evaluation, model: BaseModel) -> ModelServer | Non
 
 def _servable_by(server: ModelServer, contender: Contender) -> bool:
     """The base model always; an adapter when its rank fits the server's LoRA slots."""
-    return contender.adapter is None or (contender.adapter.rank or 16) <= server.max_lora_rank
+    return contender.adapter is None or lora_rank_ceiling(contender.adapter.rank) <= server.max_lora_rank
 
 
 def _on_running_server(
@@ -111,20 +106,9 @@ def _on_running_server(
 def _on_own_server(
     evaluation: Evaluation, model: BaseModel, group: list[Contender], reporter: JobReporter
 ) -> Iterator[Target]:
-    ranks = [contender.adapter.rank or 16 for contender in group if contender.adapter]
-    model_dir = model_dir_for(model, reporter)
-    launch = VllmLaunch(
-        model_dir=model_dir,
-        served_name=model.hf_id,
-        port=free_port(settings.LATHE_VLLM_BIND_HOST),
-        api_key=secrets.token_urlsafe(32),
-        host=settings.LATHE_VLLM_BIND_HOST,
-        enable_lora=bool(ranks),
-        max_lora_rank=lora_rank_ceiling(max(ranks)) if ranks else 16,
-        max_model_len=settings.LATHE_VLLM_MAX_MODEL_LEN,
-        command=settings.LATHE_VLLM_COMMAND or DEFAULT_COMMAND,
-        extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
-        dtype=default_dtype(),
+    ranks = [lora_rank_ceiling(contender.adapter.rank) for contender in group if contender.adapter]
+    launch = vllm_launch(
+        model_dir=model_dir_for(model, reporter), served_name=model.hf_id, lora_rank=max(ranks, default=0)
     )
     log_path = evaluation_log_path(evaluation.pk)
     reporter.stage(f"Starting vLLM for {model.display_name} (no running server of it to use)")

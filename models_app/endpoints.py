@@ -19,7 +19,7 @@ from accounts.quotas import quota_check_live_servers
 from jobs.services import job_cancel, job_create
 from jobs.states import JobKind
 from models_app.gateway.cache import gateway_epoch_bump
-from models_app.ml.vllm_server import VllmError, lora_rank_ceiling
+from models_app.ml.vllm_server import ASSUMED_ADAPTER_RANK, VllmError, lora_rank_ceiling
 from models_app.models import (
     LIVE_SERVER_STATES,
     Adapter,
@@ -94,7 +94,7 @@ def endpoint_deploy(
     served_name = adapter.served_name if adapter else model.hf_id
     if not served_model.is_available and not served_model.hf_id:
         raise DeployRefused("This model has no weights on the server yet.")
-    rank = 16
+    rank = ASSUMED_ADAPTER_RANK
     form = ServingForm(SHARED)
     if adapter is not None:
         if adapter.method not in ("lora", "dora"):
@@ -103,7 +103,7 @@ def endpoint_deploy(
                 "Merge it into its base model first, then deploy the merged model."
             )
         try:
-            rank = lora_rank_ceiling(adapter.rank or 16)
+            rank = lora_rank_ceiling(adapter.rank)
         except VllmError as exc:
             raise DeployRefused(str(exc)) from exc
         try:

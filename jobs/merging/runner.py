@@ -11,8 +11,8 @@ from jobs.merging.services import merged_model_register
 from jobs.models import Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
-from jobs.training.runner import model_dir_for
 from models_app.models import Adapter
+from models_app.weights import model_dir_for
 
 
 def merged_model_dir(adapter_id: int) -> Path:

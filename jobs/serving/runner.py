@@ -28,14 +28,11 @@ from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
 from jobs.states import JobState
-from jobs.training.runner import model_dir_for
 from models_app.ml.vllm_server import (
-    DEFAULT_COMMAND,
     VllmClient,
     VllmError,
     VllmLaunch,
     default_dtype,
-    free_port,
     log_tail,
     pid_alive,
     vllm_start,
@@ -43,6 +40,8 @@ from models_app.ml.vllm_server import (
 )
 from models_app.models import LIVE_SERVER_STATES, DesiredState, Endpoint, ModelServer, ServerState
 from models_app.server_restarts import server_is_vllm
+from models_app.vllm_launch import vllm_launch
+from models_app.weights import model_dir_for
 from webapp.started_processes import process_group_stop
 
 logger = logging.getLogger(__name__)
@@ -117,18 +116,12 @@ class _Supervisor:
 
     def _launch(self) -> VllmLaunch:
         dtype = default_dtype()
-        model_dir = self._model_dir(dtype)
-        return VllmLaunch(
-            model_dir=model_dir,
+        copy = self.server.adapter_id is not None
+        return vllm_launch(
+            model_dir=self._model_dir(dtype),
             served_name=self.server.served_model_name,
-            port=free_port(settings.LATHE_VLLM_BIND_HOST),
             api_key=self.server.secret,
-            host=settings.LATHE_VLLM_BIND_HOST,
-            enable_lora=self.server.max_lora_rank > 0 and self.server.adapter_id is None,
-            max_lora_rank=self.server.max_lora_rank,
-            max_model_len=settings.LATHE_VLLM_MAX_MODEL_LEN,
-            command=settings.LATHE_VLLM_COMMAND or DEFAULT_COMMAND,
-            extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
+            lora_rank=0 if copy else self.server.max_lora_rank,
             dtype=dtype,
         )
 

@@ -26,8 +26,9 @@ from jobs.models import Checkpoint, Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from jobs.training.folder_lock import training_folder_lock
-from models_app.ml.hub import ModelUnavailable, model_download, model_fingerprint
+from models_app.ml.hub import model_fingerprint
 from models_app.models import Adapter, BaseModel
+from models_app.weights import model_dir_for
 from webapp.storage import artifact_store
 
 METRIC_KEYS = (
@@ -55,22 +56,6 @@ ERROR_CODES = {
 
 def training_output_dir(job_id: int) -> Path:
     return settings.DATA_DIR / "training" / f"job-{job_id}"
-
-
-def model_dir_for(base_model: BaseModel, reporter: JobReporter) -> Path:
-    """The folder of a model's weights on this worker, downloading them first if needed."""
-    if base_model.local_dir and Path(base_model.local_dir).exists():
-        return Path(base_model.local_dir)
-    target = settings.LATHE_MODELS_DIR / base_model.hf_id.replace("/", "--")
-    reporter.stage(f"Downloading {base_model.hf_id}")
-    try:
-        model_download(
-            base_model.hf_id, target, reporter.callback(), max_bytes=settings.LATHE_MAX_MODEL_DOWNLOAD_BYTES
-        )
-    except ModelUnavailable as exc:
-        raise JobFailure("model_unavailable", exc.message, exc.hint) from exc
-    BaseModel.objects.filter(pk=base_model.pk).update(local_dir=str(target))
-    return target
 
 
 def _resume_path(job: Job) -> str | None:

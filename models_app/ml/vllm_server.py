@@ -39,8 +39,13 @@ class VllmError(RuntimeError):
     pass
 
 
-def lora_rank_ceiling(rank: int) -> int:
-    """The smallest rank vLLM accepts that holds an adapter of rank `rank`."""
+# An adapter with no recorded rank (registered by hand, an older version) is taken to be of this rank.
+ASSUMED_ADAPTER_RANK = 16
+
+
+def lora_rank_ceiling(rank: int | None) -> int:
+    """The smallest rank vLLM accepts that holds an adapter of rank `rank` (unknown: the assumed one)."""
+    rank = rank or ASSUMED_ADAPTER_RANK
     for allowed in LORA_RANKS:
         if allowed >= rank:
             return allowed
@@ -73,7 +78,7 @@ class VllmLaunch:
     port: int
     api_key: str
     host: str = "127.0.0.1"
-    max_lora_rank: int = 16
+    max_lora_rank: int = ASSUMED_ADAPTER_RANK
     enable_lora: bool = True
     max_model_len: int = 2048
     max_loras: int = 4

@@ -12,10 +12,10 @@ from jobs.models import Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from jobs.states import JobKind, JobState
-from jobs.training.runner import model_dir_for
 from models_app.ml import hub
 from models_app.ml.hub import ModelUnavailable, model_download
 from models_app.models import BaseModel
+from models_app.weights import model_dir_for
 
 GB = 1024**3
 

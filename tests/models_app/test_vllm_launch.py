@@ -5,6 +5,7 @@ from pathlib import Path
 
 from models_app.ml import vllm_server
 from models_app.ml.vllm_server import VllmLaunch, default_dtype, vllm_start, vllm_stop
+from tests.helpers import wait_until
 
 INTEL_AMX = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
@@ -57,7 +58,12 @@ def test_it_starts_vllm_without_the_workers_secrets(monkeypatch, tmp_path):
     )
     process = vllm_start(launch, tmp_path / "vllm.log")
     try:
-        raw = Path(f"/proc/{process.pid}/environ").read_bytes().decode()
+        # Read once the child has exec'd its command (before that, /proc shows the forked parent's).
+        raw = wait_until(
+            lambda: (text := Path(f"/proc/{process.pid}/environ").read_bytes().decode()) * ("VLLM_API_KEY=" in text),
+            timeout=10,
+            message="the started command's environment",
+        )
         environ = dict(entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
     finally:
         vllm_stop(process.pid, grace_seconds=5)
