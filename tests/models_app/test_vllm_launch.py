@@ -59,8 +59,9 @@ def test_it_starts_vllm_without_the_workers_secrets(monkeypatch, tmp_path):
     process = vllm_start(launch, tmp_path / "vllm.log")
     try:
         # Read once the child has exec'd its command (before that, /proc shows the forked parent's).
+        environ_file = Path(f"/proc/{process.pid}/environ")
         raw = wait_until(
-            lambda: (text := Path(f"/proc/{process.pid}/environ").read_bytes().decode()) * ("VLLM_API_KEY=" in text),
+            lambda: (text := environ_file.read_bytes().decode()) * ("VLLM_API_KEY=" in text),
             timeout=10,
             message="the started command's environment",
         )
