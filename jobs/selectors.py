@@ -31,10 +31,6 @@ def job_list_for_user(user: AbstractBaseUser) -> QuerySet[Job]:
     return Job.objects.filter(owner_id=user.pk)
 
 
-def job_list_for_subject(user: AbstractBaseUser, subject_type: str, subject_id: int) -> QuerySet[Job]:
-    return Job.objects.filter(owner_id=user.pk, subject_type=subject_type, subject_id=subject_id)
-
-
 def job_events_shown(job: Job) -> QuerySet[JobEvent]:
     """The job's history as pages and APIs show it: without the steps a resumed run trained again."""
     return job.events.filter(superseded=False)

@@ -25,10 +25,6 @@ HAN_SHARE_FOR_CHINESE = 0.2
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U000323af]")
 
 
-def is_han(character: str) -> bool:
-    return _HAN.fullmatch(character) is not None
-
-
 def han_share(text: str) -> float:
     """Han characters divided by all letters (Unicode's isalpha: Latin, Han, Cyrillic, ...); 0 for none."""
     letters = sum(1 for character in text if character.isalpha())
