@@ -253,7 +253,9 @@ GPU_BF16_TFLOPS: dict[str, float] = {
     "V100": 125.0,
 }
 
-# The demo model (135M) with LoRA trained at about 140 tokens/s on 2 cores in fp32 (PLATFORM.md);
+# The demo model (135M) with LoRA trained at about 140 tokens/s on 2 cores in fp32: trl 1.16's
+# SFTTrainer, LoRA r=16 on q/k/v/o, 200 short chat rows at batch 8 and max_length 256, one epoch in
+# 88 s (a one-off measurement, recorded only here);
 # in bf16 on a CPU with AVX512-BF16 it was CPU_BF16_SPEEDUP times that (bench/RESULTS.md, section 6).
 CPU_TOKENS_PER_SECOND = 140.0
 CPU_BF16_SPEEDUP = 1.4  # 1.28x and 1.57x in two runs
@@ -271,8 +273,9 @@ def gpu_tflops(gpu_name: str) -> float | None:
 
 
 # Turning checkpointing off made 7B steps 1.24x faster on the H200 (1.28x for the demo model on
-# the CPU, PLATFORM.md), not the 1.5x that 4N against 6N suggests: attention, norms, the adapters
-# and the optimizer don't shrink with it.
+# 2 CPU cores: 159 against 125 real tokens/s with LoRA r=64 on q/k/v/o, batch 1 x accumulation 8;
+# bench/RESULTS.md, section 6, quotes it), not the 1.5x that 4N against 6N suggests: attention,
+# norms, the adapters and the optimizer don't shrink with it.
 CHECKPOINTING_SLOWDOWN = 1.25
 # No step is quicker than launching its kernels from Python: about 9 ms a layer with
 # checkpointing and 4.5 ms without, measured on the H200's host for SmolLM2-135M and Qwen2.5-0.5B
