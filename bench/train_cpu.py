@@ -23,7 +23,7 @@ Each run is a process of its own (run one after the other, never side by side):
 - ``ours``: ``jobs.ml.train.train(...)`` with ``Recipe(max_steps=...)`` (the recipe defaults are the
   seed's LoRA settings); loss on assistant tokens only; every event kept in a list as JSON. Precision
   "auto": bf16 on a CPU with AVX512-BF16 or AMX (with attention in fp32 and the cheaper LoRA dropout of
-  ``jobs.ml.cpu``), fp32 on other CPUs.
+  ``jobs.ml.cpu`` and ``jobs.ml.patches.peft``), fp32 on other CPUs.
 - ``ours_fp32``: ``ours`` with ``Recipe(precision="fp32")``, what "auto" picked on every CPU before
   ``jobs.ml.cpu`` (the cheaper LoRA dropout still applies).
 - ``ours_all_positions``: ``ours`` with ``score_labelled_positions_only`` turned into a no-op, i.e. trl's

@@ -174,35 +174,6 @@ def keeps_best_checkpoint(recipe: Recipe, *, has_validation: bool, train_rows: i
     return save_steps % eval_steps == 0
 
 
-def score_labelled_positions_only() -> None:
-    """Have trl's fused LM head project only the positions the loss is taken on, on a CPU too.
-
-    trl 1.16 computes the loss through a chunked LM head that never builds the full logits. Where
-    Triton runs it (CUDA), only positions with a label go through the head; elsewhere every position
-    does, so that devices which compile per tensor shape (AWS Neuron) see fixed shapes. A CPU compiles
-    nothing, yet paid for projecting every prompt token through the whole vocabulary only to throw
-    the result away; with the loss on assistant tokens only, skipping them made steps 1.12-1.17x
-    faster on the demo model (bench/RESULTS.md, section 6). The loss, its gradient and the token
-    accuracy are unchanged.
-
-    trl decides this in one place, ``trl.trainer.utils``, by asking ``_use_triton(device)``; that
-    name there is used for nothing else (the kernels import their own), so answering "yes" for a CPU
-    there changes only which positions are scored. trl is pinned; ``tests/jobs/ml/test_components.py``
-    fails if an upgrade moves the decision.
-    """
-    import trl.trainer.utils as trl_utils
-
-    use_triton = trl_utils._use_triton
-    if getattr(use_triton, "scores_cpu_compactly", False):
-        return  # already done in this process
-
-    def compact_on_cpu(device: Any) -> bool:
-        return device.type == "cpu" or use_triton(device)
-
-    compact_on_cpu.scores_cpu_compactly = True  # type: ignore[attr-defined]
-    trl_utils._use_triton = compact_on_cpu
-
-
 def out_of_memory_remedies(recipe: Recipe) -> dict[str, Any]:
     """The guide's three remedies, keeping the effective batch (batch x accumulation) unchanged."""
     return {

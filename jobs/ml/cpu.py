@@ -8,11 +8,13 @@ in bf16, adapters and optimizer in fp32, bf16 autocast). Two parts are then bett
 - attention: PyTorch's CPU flash-attention backward is about twice as slow in bf16 as in fp32 at
   the lengths of most conversations (150-350 tokens), so attention runs in fp32 there;
 - LoRA dropout: ``nn.Dropout`` draws one random number per element (about 7% of a step), while
-  four 16-bit draws fit in one 64-bit draw;
+  four 16-bit draws fit in one 64-bit draw (:func:`cheap_dropout_class`);
 - LoRA inputs: peft casts each adapter's input up to the adapter's fp32, and autocast casts it
   straight back to bf16 for the matmul; skipping both casts gives the same numbers.
 
-Nothing here imports Django; ``train()`` applies it when it trains on a CPU.
+Putting the last two into peft's LoRA layers patches peft's internals, so that lives in
+:mod:`jobs.ml.patches.peft`, with the peft versions it was written against. Nothing here imports
+Django; ``train()`` applies it when it trains on a CPU.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def fp32_attention() -> str:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    if FP32_ATTENTION in AttentionInterface._global_mapping:
+    if FP32_ATTENTION in AttentionInterface():  # registered already in this process
         return FP32_ATTENTION
 
     def sdpa_in_fp32(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any):
@@ -95,55 +97,3 @@ def cheap_dropout_class() -> type:
             return torch.where(keep, x * (1 / (1 - self.p)), 0.0)
 
     return CheapDropout
-
-
-def use_cheap_lora_dropout(model: Any) -> int:
-    """Swap peft's LoRA dropout modules for :class:`CheapDropout`; returns how many were swapped."""
-    import torch
-
-    cheap_dropout = cheap_dropout_class()
-    swapped = 0
-    for module in model.modules():
-        dropouts = getattr(module, "lora_dropout", None)
-        if not isinstance(dropouts, torch.nn.ModuleDict):
-            continue
-        for name, dropout in dropouts.items():
-            if type(dropout) is torch.nn.Dropout and dropout.p > 0:
-                dropouts[name] = cheap_dropout(dropout.p)
-                swapped += 1
-    return swapped
-
-
-class _UpcastOutsideAutocast:
-    """peft's ``cast_input_dtype_enabled`` flag, true only when CPU autocast is off.
-
-    peft reads the flag with ``bool()`` on every call, so the same layer skips the cast while training
-    (autocast on) and keeps it for sample generation and other calls made without autocast, where an
-    fp32 adapter needs an fp32 input.
-    """
-
-    def __bool__(self) -> bool:
-        import torch
-
-        return not torch.is_autocast_enabled("cpu")
-
-
-def skip_lora_input_upcast(model: Any) -> int:
-    """Under bf16 autocast, let LoRA layers take their input as it comes; returns how many changed.
-
-    peft casts a LoRA layer's input to its weights' dtype (fp32) before dropout and ``lora_A``;
-    autocast then runs ``lora_A`` in bf16, so the input is cast back. Without the first cast the
-    dropout works on bf16 (products rounded to bf16 once, as autocast would round them) and the
-    matmul takes the input as is. Outside autocast peft's cast still happens. DoRA layers keep
-    peft's casts: their norms want fp32.
-    """
-    changed = 0
-    for module in model.modules():
-        flag = getattr(module, "cast_input_dtype_enabled", None)
-        if not hasattr(module, "lora_A") or flag is not True:
-            continue
-        if any(getattr(module, "use_dora", {}).values()):
-            continue
-        module.cast_input_dtype_enabled = _UpcastOutsideAutocast()
-        changed += 1
-    return changed

@@ -24,12 +24,13 @@ from jobs.ml.components import (
     load_tokenizer,
     out_of_memory_remedies,
     peft_config,
-    score_labelled_positions_only,
     sft_config,
 )
-from jobs.ml.cpu import fp32_attention, skip_lora_input_upcast, use_cheap_lora_dropout
+from jobs.ml.cpu import fp32_attention
 from jobs.ml.data import PreparedData, prepare_data
 from jobs.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
+from jobs.ml.patches.peft import speed_up_lora_on_cpu
+from jobs.ml.patches.trl import score_labelled_positions_only
 from jobs.ml.recipe import Recipe
 from jobs.ml.run_outcome import (
     best_checkpoint,
@@ -284,9 +285,7 @@ def _build_trainer(
     # With tqdm off, transformers prints every log line to stdout; the events carry them instead.
     trainer.remove_callback(PrinterCallback)
     if device == "cpu":
-        use_cheap_lora_dropout(trainer.model)
-        if precision == "bf16":  # trained under bf16 autocast
-            skip_lora_input_upcast(trainer.model)
+        speed_up_lora_on_cpu(trainer.model, bf16_autocast=precision == "bf16")
     return trainer
 
 

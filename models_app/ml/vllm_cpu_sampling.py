@@ -11,9 +11,8 @@ whose total is at most ``1 - p``). The kept set is nearly always within the few 
 tokens, which ``topk`` finds in one pass; a row whose top candidates don't reach ``p`` (a very flat
 distribution, or ``p`` = 1) falls back to vLLM's own function. Ties at the cut are all kept.
 
-:func:`install` swaps the function in vLLM's CPU sampler. It runs in the process that imports
-:mod:`models_app.ml.vllm_entry`, which Lathe starts in place of vLLM's own entry point; vLLM's
-engine process inherits it (fork) or re-imports that module (spawn). Nothing here imports Django.
+:mod:`models_app.ml.patches.vllm` puts it into vLLM's CPU sampler. Nothing here imports vLLM or
+Django.
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 CANDIDATES = 256  # most probable tokens examined before falling back to the full sort
-_PATCHED = "lathe_top_p_without_sort"
-ANNOUNCEMENT = "Lathe: top-p sampling without sorting the vocabulary is in use."
 
 
 def top_p_without_sort(logits: Any, p: Any, *, fallback: Any, candidates: int = CANDIDATES) -> Any:
@@ -46,47 +43,3 @@ def top_p_without_sort(logits: Any, p: Any, *, fallback: Any, candidates: int = 
     if slow_rows.numel():
         logits[slow_rows] = fallback(logits[slow_rows], None, p[slow_rows])
     return logits
-
-
-# Where vLLM's CPU path looks the function up: the sampler module itself, and the model runner's
-# sampling modules, which import it by name (the CPU model runner is the GPU one's subclass).
-_HOLDERS = (
-    "vllm.v1.sample.ops.topk_topp_sampler",
-    "vllm.v1.worker.gpu.sample.states",
-    "vllm.v1.worker.gpu.sample.sampler",
-)
-
-
-def install() -> bool:
-    """Use :func:`top_p_without_sort` in vLLM's CPU sampling; False where vLLM or that path is absent."""
-    import importlib
-
-    try:
-        from vllm.platforms import current_platform
-        from vllm.v1.sample.ops import topk_topp_sampler
-    except ImportError:
-        return False
-    original = topk_topp_sampler.apply_top_k_top_p
-    if getattr(original, _PATCHED, False):
-        return True
-    if not current_platform.is_cpu():
-        return False
-    announced = []
-
-    def apply_top_k_top_p(logits: Any, k: Any, p: Any) -> Any:
-        if p is None or k is not None:
-            return original(logits, k, p)
-        if not announced:  # once, into the server's log, from the process that samples
-            announced.append(True)
-            print(ANNOUNCEMENT, flush=True)
-        return top_p_without_sort(logits, p, fallback=original)
-
-    setattr(apply_top_k_top_p, _PATCHED, True)
-    for name in _HOLDERS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if getattr(module, "apply_top_k_top_p", None) is original:
-            module.apply_top_k_top_p = apply_top_k_top_p
-    return True

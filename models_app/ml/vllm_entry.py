@@ -9,7 +9,7 @@ inherits it, and on a CPU spawns the worker that samples, which imports this mod
 
 import runpy
 
-from models_app.ml.vllm_cpu_sampling import install
+from models_app.ml.patches.vllm import install
 
 install()
 

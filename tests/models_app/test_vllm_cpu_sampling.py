@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 topk_topp_sampler = pytest.importorskip("vllm.v1.sample.ops.topk_topp_sampler")
 
-from models_app.ml.vllm_cpu_sampling import install, top_p_without_sort  # noqa: E402
+from models_app.ml.vllm_cpu_sampling import top_p_without_sort  # noqa: E402
 
 VOCAB = 49_152
 
@@ -63,37 +63,12 @@ def test_it_keeps_at_least_one_token():
     assert torch.isfinite(ours[:, 7]).all()
 
 
-def test_it_installs_into_vllms_cpu_sampler_once(monkeypatch):
-    import importlib
-
-    from models_app.ml.vllm_cpu_sampling import _HOLDERS
-
-    holders = [importlib.import_module(name) for name in _HOLDERS]
-    for module in holders:  # put back whatever is there now when the test ends
-        monkeypatch.setattr(module, "apply_top_k_top_p", module.apply_top_k_top_p)
-    original = topk_topp_sampler.apply_top_k_top_p
-    assert install() and install()
-    patched = topk_topp_sampler.apply_top_k_top_p
-    assert patched is not original
-    # The CPU model runner's sampler looks it up in its own modules: patched there too.
-    assert all(module.apply_top_k_top_p is patched for module in holders)
-    logits = language_model_logits(3, seed=9)
-    p = torch.full((3,), 0.9)
-    assert torch.equal(
-        torch.isinf(patched(logits.clone(), None, p)), torch.isinf(vllm_top_p(logits.clone(), None, p))
-    )
-    # top-k (with or without top-p) and no filtering at all are vLLM's own.
-    k = torch.full((3,), 5)
-    assert torch.equal(patched(logits.clone(), k, p), original(logits.clone(), k, p))
-    assert patched(logits, None, None) is logits
-
-
 def test_the_session_vllm_samples_top_p_through_it(vllm_server):
     """The server Lathe starts (models_app.ml.vllm_entry) samples through it, with vLLM's meaning of top_p."""
     import httpx
 
     from models_app.ml.demo_model import DEMO_MODEL_ID
-    from models_app.ml.vllm_cpu_sampling import ANNOUNCEMENT
+    from models_app.ml.patches.vllm import ANNOUNCEMENT
 
     def answer(**sampling) -> str:
         response = httpx.post(

@@ -1,51 +1,6 @@
-"""Training on a CPU projects only the labelled positions through the LM head, with the same loss."""
+"""From a recipe to trl's training configuration."""
 
 from __future__ import annotations
-
-import pytest
-
-
-@pytest.fixture
-def fused_model(tiny_model_dir, monkeypatch):
-    """The tiny model with trl's fused LM head, trl's own choice of positions restored afterwards."""
-    import torch
-    import trl.kernels.chunked_logprob as chunked_logprob
-    import trl.trainer.utils as trl_utils
-    from transformers import AutoModelForCausalLM
-
-    monkeypatch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)
-    scored: list[int] = []
-
-    class CountingLogProb:
-        @staticmethod
-        def apply(hidden, *args):
-            scored.append(hidden.shape[0])
-            return chunked_logprob.ChunkedLogProbFunction.apply(hidden, *args)
-
-    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", CountingLogProb)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
-    return model, scored
-
-
-def test_it_scores_only_labelled_positions_on_the_cpu(fused_model):
-    import torch
-
-    from jobs.ml.components import score_labelled_positions_only
-
-    model, scored = fused_model
-    ids = torch.randint(0, model.config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(0))
-    labels = ids.clone()
-    labels[:, :7] = -100  # a prompt of 7 tokens: 5 positions carry a label
-    before = model(input_ids=ids, labels=labels, fused_lm_head=True)
-    score_labelled_positions_only()
-    score_labelled_positions_only()  # a second call changes nothing
-    after = model(input_ids=ids, labels=labels, fused_lm_head=True)
-
-    assert scored == [11, 5]  # every position but the last, then only the labelled ones
-    torch.testing.assert_close(after.loss, before.loss)
-    torch.testing.assert_close(after.log_probs, before.log_probs)
-    assert torch.equal(after.is_top1, before.is_top1)
 
 
 def test_it_uses_fused_adamw_and_length_grouped_batches_only_on_a_gpu(tmp_path):
