@@ -37,8 +37,14 @@ def _same_process(pid: int, started_at: float | None) -> bool:
 
 
 def _gone(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child, so it does not linger as a zombie
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        # Our child is gone once reaped (then it is no zombie either). Before that it may show as a
+        # zombie while it still runs: a leader whose main thread returned while other threads work on
+        # (vLLM's API server after SIGTERM does that).
+        return reaped == pid
+    except ChildProcessError:
+        pass  # not our child, or reaped already: what the system says is all we know
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:

@@ -107,3 +107,22 @@ def test_a_group_someone_else_stopped_first_is_still_reaped_by_its_parent():
     assert psutil.Process(leader.pid).status() == psutil.STATUS_ZOMBIE
     process_group_stop(leader.pid, grace_seconds=1)
     assert not psutil.pid_exists(leader.pid)
+
+
+def test_a_leader_whose_main_thread_ended_is_not_taken_for_gone_while_its_threads_run():
+    """After SIGTERM vLLM's API server can end its main thread while others work on: the system lists it
+    as a zombie, but it runs (and holds its memory) until its last thread ends. It must be killed."""
+    script = (
+        "import signal, threading, time, _thread\n"
+        "def linger():\n    time.sleep(600)\n"
+        "threading.Thread(target=linger).start()\n"
+        "signal.signal(signal.SIGTERM, lambda *a: _thread.interrupt_main())\n"
+        "import ctypes\n"
+        "try:\n    time.sleep(600)\n"
+        "except KeyboardInterrupt:\n"
+        "    ctypes.CDLL(None).pthread_exit(None)\n"  # the main thread ends; the other one goes on
+    )
+    leader = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    time.sleep(0.5)
+    process_group_stop(leader.pid, grace_seconds=1)
+    assert not psutil.pid_exists(leader.pid)
