@@ -46,7 +46,7 @@ from webapp.started_processes import process_group_stop
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
-# What a start usually takes on a CPU (PLATFORM.md: 50-85 s), for the progress bar's ETA.
+# What a start usually takes on 2 CPU cores (50-85 s for the demo model), for the progress bar's ETA.
 EXPECTED_START_SECONDS = 90.0
 
 
