@@ -14,6 +14,7 @@ from accounts.api_keys import api_key_required
 from datasets_app.models import DatasetFile, FileStatus
 from datasets_app.selectors import get_dataset_file_for_user
 from datasets_app.upload_request import upload_from_request
+from jobs.states import JobState
 from webapp.openai_wire import (
     OpenAIRequestError,
     list_body,
@@ -37,7 +38,10 @@ def file_public_id(dataset_file_id: int) -> str:
 def file_problems(dataset_file: DatasetFile) -> str:
     """The first problems of a checked file in words, for `status_details` and a failed job's error."""
     if dataset_file.status == FileStatus.FAILED:
-        error = (dataset_file.validation_job.error or {}) if dataset_file.validation_job else {}
+        job = dataset_file.validation_job
+        if job is not None and job.state == JobState.CANCELLED:
+            return "The file could not be checked: the check was cancelled. Upload it again to check it."
+        error = (job.error or {}) if job else {}
         return f"The file could not be checked: {error.get('message') or 'the check failed'}"
     report = dataset_file.report or {}
     line_errors = sorted(

@@ -57,16 +57,6 @@ def not_found(kind: str, public_id: str) -> OpenAIRequestError:
     return OpenAIRequestError(f"No such {kind}: {public_id!r}.", code="not_found", status=404)
 
 
-def __getattr__(name: str):
-    # jobs/training/openai_api.py still imports the decorator from here; it moved to accounts/api_keys.py
-    # (imported late: accounts imports this module).
-    if name == "openai_key_required":
-        from accounts.api_keys import api_key_required
-
-        return api_key_required
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def public_id(prefix: str, pk: int) -> str:
     return f"{prefix}-{pk}"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.api_keys import api_key_required
 from jobs.selectors import job_events_shown
 from jobs.services import job_cancel
 from jobs.training.openai_objects import (
@@ -23,10 +24,10 @@ from jobs.training.openai_objects import (
 from jobs.training.openai_request import fine_tuning_request_parse, json_body
 from jobs.training.openai_selectors import fine_tuning_job_list_for_user, get_fine_tuning_job_for_user
 from jobs.training.openai_services import fine_tuning_job_create
-from webapp.openai_wire import list_body, openai_key_required, page_newest_first
+from webapp.openai_wire import list_body, page_newest_first
 
 
-@openai_key_required
+@api_key_required
 @require_http_methods(["GET", "POST"])
 def fine_tuning_jobs(request: HttpRequest) -> JsonResponse:
     if request.method == "GET":
@@ -38,13 +39,13 @@ def fine_tuning_jobs(request: HttpRequest) -> JsonResponse:
     return JsonResponse(job_object(fine_tuning_job_create(owner=request.user, **arguments)))
 
 
-@openai_key_required
+@api_key_required
 @require_GET
 def fine_tuning_job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
     return JsonResponse(job_object(get_fine_tuning_job_for_user(request.user, job_id)))
 
 
-@openai_key_required
+@api_key_required
 @require_POST
 def fine_tuning_job_cancel(request: HttpRequest, job_id: str) -> JsonResponse:
     job = get_fine_tuning_job_for_user(request.user, job_id)
@@ -53,7 +54,7 @@ def fine_tuning_job_cancel(request: HttpRequest, job_id: str) -> JsonResponse:
     return JsonResponse(job_object(job))
 
 
-@openai_key_required
+@api_key_required
 @require_GET
 def fine_tuning_job_events(request: HttpRequest, job_id: str) -> JsonResponse:
     job = get_fine_tuning_job_for_user(request.user, job_id)
@@ -62,7 +63,7 @@ def fine_tuning_job_events(request: HttpRequest, job_id: str) -> JsonResponse:
     return JsonResponse(list_body([event_object(event) for event in page], has_more))
 
 
-@openai_key_required
+@api_key_required
 @require_GET
 def fine_tuning_job_checkpoints(request: HttpRequest, job_id: str) -> JsonResponse:
     job = get_fine_tuning_job_for_user(request.user, job_id)

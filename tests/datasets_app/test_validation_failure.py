@@ -64,7 +64,8 @@ def test_it_marks_the_file_failed_when_its_check_is_cancelled_before_it_starts(a
 
     dataset_file.refresh_from_db()
     assert dataset_file.status == FileStatus.FAILED
-    assert _openai_file(alice, dataset_file)["status"] == "error"
+    body = _openai_file(alice, dataset_file)
+    assert body["status"] == "error" and "the check was cancelled" in body["status_details"]
     assert "It was cancelled" in _page(alice_client, dataset_file)
 
 
