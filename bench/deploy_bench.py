@@ -164,8 +164,8 @@ def merge_through_product(browser: Browser, adapter_id: int, timeout: float) -> 
     }
 
 
-def deploy_ready(browser: Browser, field: str, pk: int, timeout: float) -> dict:
-    found = browser.deploy(field, pk, timeout=timeout)
+def deploy_ready(browser: Browser, field: str, pk: int, timeout: float, page: str = "/models/") -> dict:
+    found = browser.deploy(field, pk, timeout=timeout, page=page)
     if found["state"] != "ready":
         raise RuntimeError(f"Deploy of {field}={pk} did not become ready: {found}")
     return found
@@ -342,8 +342,9 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
     found["deploy_copy"] = {k: v for k, v in deploy.items() if k != "secret"}
     found["copy_command_lora"] = vllm_lora_flags(deploy["job_id"])
     print(f"  ready in {deploy['s']:.1f} s as {deploy['form']}", flush=True)
-    print("Deploying the base model (a server of its own)…", flush=True)
-    base_deploy = deploy_ready(browser, "model_id", fixtures["base_id"], timeout=900)
+    print("Deploying the base model (its button on the copy's playground; a server of its own)…", flush=True)
+    playground = f"/models/endpoints/{deploy['endpoint_id']}/playground"
+    base_deploy = deploy_ready(browser, "model_id", fixtures["base_id"], timeout=900, page=playground)
     base_deploy |= deploy_breakdown(base_deploy["endpoint_id"])
     found["base_vllm_pid"] = base_deploy["pid"]
     found["deploy_base"] = {k: v for k, v in base_deploy.items() if k != "secret"}
@@ -389,7 +390,7 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
     )
     wait_for(lambda: not psutil.pid_exists(second["pid"]), 120, "the second copy's vLLM to stop")
     copies = Path(os.environ["LATHE_DATA_DIR"]) / "serving"
-    found["copies_left_on_disk"] = sorted(p.name for p in copies.glob("merged-copy-*"))
+    found["copies_left_on_disk"] = sorted(p.name for p in (copies / "copies").glob("server-*"))
     found.pop("vllm_pid")
     found.pop("second_vllm_pid")
 

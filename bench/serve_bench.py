@@ -380,10 +380,10 @@ class Browser:
     def post(self, path: str, data: dict) -> httpx.Response:
         return self.http.post(path, data={**data, "csrfmiddlewaretoken": self.http.cookies["csrftoken"]})
 
-    def deploy(self, field: str, pk: int, timeout: float) -> dict:
-        page = self.http.get("/models/").text
-        if f'name="{field}" value="{pk}"' not in page:
-            raise RuntimeError(f"no Deploy button for {field}={pk} on /models/")
+    def deploy(self, field: str, pk: int, timeout: float, page: str = "/models/") -> dict:
+        """Click the Deploy button for `field`=`pk` on `page` (the Models page unless told)."""
+        if f'name="{field}" value="{pk}"' not in self.http.get(page).text:
+            raise RuntimeError(f"no Deploy button for {field}={pk} on {page}")
         started = time.perf_counter()
         response = self.post("/models/deploy", {field: pk})
         match = re.search(r"/models/endpoints/(\d+)/$", response.headers.get("location", ""))

@@ -19,10 +19,12 @@ def vllm_launch(
     lora_rank: int = 0,
     api_key: str | None = None,
     dtype: str | None = None,
+    cwd: Path | None = None,
 ) -> VllmLaunch:
     """A server of `model_dir` answering as `served_name`; `lora_rank` 0 starts it without LoRA.
 
     `dtype`: what `default_dtype()` chose for this machine, when the caller needed it first.
+    `cwd`: where vLLM runs, for a `model_dir` relative to it (see VllmLaunch.cwd).
     """
     return VllmLaunch(
         model_dir=model_dir,
@@ -36,4 +38,5 @@ def vllm_launch(
         command=settings.LATHE_VLLM_COMMAND or DEFAULT_COMMAND,
         extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
         dtype=dtype or default_dtype(),
+        cwd=cwd,
     )

@@ -11,6 +11,7 @@ When the stack stops, the worker stops vLLM and puts the job back in the queue
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import shutil
 import socket
@@ -38,7 +39,7 @@ from models_app.ml.vllm_server import (
     vllm_start,
     wait_until_ready,
 )
-from models_app.models import LIVE_SERVER_STATES, DesiredState, Endpoint, ModelServer, ServerState
+from models_app.models import LIVE_SERVER_STATES, BaseModel, DesiredState, Endpoint, ModelServer, ServerState
 from models_app.server_restarts import server_is_vllm
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
@@ -54,9 +55,17 @@ def server_log_path(server_id: int) -> Path:
     return settings.DATA_DIR / "serving" / f"server-{server_id}.log"
 
 
-def merged_copy_dir(server_id: int) -> Path:
-    """The merged copy a server of one adapter serves (models_app/serving_form.py); gone at undeploy."""
-    return settings.DATA_DIR / "serving" / f"merged-copy-{server_id}"
+def merged_copy_home(server_id: int) -> Path:
+    """The folder of the merged copy a server of one adapter serves (models_app/serving_form.py), where
+    its vLLM runs; deleted at undeploy."""
+    return settings.DATA_DIR / "serving" / "copies" / f"server-{server_id}"
+
+
+def merged_copy_name(base_model: BaseModel, dtype: str | None) -> str:
+    """The copy's folder name inside its home, the same for every copy of one base in one dtype: vLLM
+    keys its compile cache on the model path as given, so the second copy starts without compiling."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", base_model.hf_id).strip("-.") or "model"
+    return f"copy-of-{slug}-{dtype or 'own-dtype'}"
 
 
 class _LogPump:
@@ -106,22 +115,27 @@ class _Supervisor:
         self.node = socket.gethostname()
 
     # --- the process ---------------------------------------------------------
-    def _model_dir(self, dtype: str | None) -> Path:
-        adapter = self.server.adapter
-        if adapter is None:
-            return model_dir_for(self.server.model, self.reporter)
-        # A merged copy, in the dtype vLLM computes in here (float32 on most CPUs): the same numbers as
-        # the adapter applied at run time, at the base's speed. Kept across restarts of vLLM.
-        return merge_into(adapter, merged_copy_dir(self.server.pk), self.reporter, dtype=dtype)
-
     def _launch(self) -> VllmLaunch:
         dtype = default_dtype()
-        copy = self.server.adapter_id is not None
+        adapter = self.server.adapter
+        if adapter is None:
+            model_dir = model_dir_for(self.server.model, self.reporter)
+            return vllm_launch(
+                model_dir=model_dir,
+                served_name=self.server.served_model_name,
+                api_key=self.server.secret,
+                lora_rank=self.server.max_lora_rank,
+                dtype=dtype,
+            )
+        # A merged copy, in the dtype vLLM computes in here (float32 on most CPUs): the same numbers as
+        # the adapter applied at run time, at the base's speed. Kept across restarts of vLLM.
+        home, name = merged_copy_home(self.server.pk), merged_copy_name(adapter.base_model, dtype)
+        merge_into(adapter, home / name, self.reporter, dtype=dtype)
         return vllm_launch(
-            model_dir=self._model_dir(dtype),
+            model_dir=Path(name),
+            cwd=home,
             served_name=self.server.served_model_name,
             api_key=self.server.secret,
-            lora_rank=0 if copy else self.server.max_lora_rank,
             dtype=dtype,
         )
 
@@ -367,7 +381,7 @@ class _Supervisor:
             return {"stopped": True}
         process_group_stop(self.server.pid)
         if self.server.adapter_id is not None:
-            shutil.rmtree(merged_copy_dir(self.server.pk), ignore_errors=True)  # the disk it used, too
+            shutil.rmtree(merged_copy_home(self.server.pk), ignore_errors=True)  # the disk it used, too
         ModelServer.objects.filter(pk=self.server.pk).update(
             state=ServerState.STOPPED, stopped_at=timezone.now(), pid=None
         )

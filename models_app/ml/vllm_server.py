@@ -86,6 +86,9 @@ class VllmLaunch:
     command: str = DEFAULT_COMMAND
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Where the server runs; a relative `model_dir` is found from there. vLLM keys its compile cache on
+    # the model's path as given, so copies named alike in folders of their own share one compilation.
+    cwd: Path | None = None
 
     def argv(self) -> list[str]:
         args = [
@@ -148,6 +151,7 @@ def vllm_start(launch: VllmLaunch, log_path: Path) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=launch.cwd,
         )
 
 

@@ -15,7 +15,7 @@ import pytest
 from django.test import override_settings
 
 from accounts.services import api_token_create
-from jobs.serving.runner import merged_copy_dir
+from jobs.serving.runner import merged_copy_home
 from models_app.endpoints import endpoint_deploy, endpoint_undeploy
 from models_app.models import Adapter, Endpoint, ModelServer, ServerState
 from tests.helpers import wait_until
@@ -92,8 +92,13 @@ def test_adapters_on_a_cpu_worker_are_merged_copies_that_answer_like_peft_and_un
     )
     servers = [ModelServer.objects.get(pk=endpoint.server_id) for endpoint in endpoints]
     for server in servers:
-        command = psutil.Process(server.pid).cmdline()
-        assert "--enable-lora" not in command and str(merged_copy_dir(server.pk)) in command
+        process = psutil.Process(server.pid)
+        command = process.cmdline()
+        assert "--enable-lora" not in command
+        # Each copy in a folder of its own, under one name, so that vLLM compiles the model once.
+        assert process.cwd() == str(merged_copy_home(server.pk))
+        model_arg = command[command.index("--model") + 1]
+        assert model_arg.startswith("copy-of-HuggingFaceTB-SmolLM2-135M-Instruct-")
 
     _, key = api_token_create(user=alice, name="script")
     client = openai.OpenAI(base_url=f"{live_site}/v1", api_key=key, max_retries=0, timeout=120)
@@ -117,7 +122,7 @@ def test_adapters_on_a_cpu_worker_are_merged_copies_that_answer_like_peft_and_un
 
     def freed() -> bool:
         return not any(psutil.pid_exists(server.pid) for server in servers) and not any(
-            merged_copy_dir(server.pk).exists() for server in servers
+            merged_copy_home(server.pk).exists() for server in servers
         )
 
     wait_until(freed, timeout=60, message="both servers stopped and their copies deleted")
