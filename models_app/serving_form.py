@@ -24,9 +24,10 @@ from models_app.selectors import live_server_for_model
 from models_app.shapes import model_shape
 
 GIB = 1024**3
-# What a vLLM CPU server holds besides its weights and KV cache (the Python runtime, torch, compiled
-# kernels, buffers): measured at about 1.2 GiB for the demo model; rounded up.
-SERVER_RUNTIME_BYTES = int(1.5 * GIB)
+# What a vLLM CPU server holds besides its weights and KV cache (three processes: the API server, the
+# engine core and the worker, with Python, torch and the compiled model): 2.2 GiB (PSS) to 3.1 GiB (RSS)
+# for a merged copy of the demo model on 2 cores (bench/RESULTS.md, section 12); the larger, rounded.
+SERVER_RUNTIME_BYTES = 3 * GIB
 # A CPU without native bf16 serves in float32 (models_app/ml/vllm_server.default_dtype): 4 bytes a weight.
 CPU_WEIGHT_BYTES = 4
 MERGED, SHARED = "merged", "lora"
