@@ -520,6 +520,8 @@ class Target:
     model: str = ""
     seed: bool = False
     ignore_eos: bool = True  # every answer exactly max_tokens long; False lets answers stop early
+    # The gateway forwards no `ignore_eos`; `min_tokens` = max_tokens gives the same equal lengths there.
+    min_tokens: bool = False
     models: tuple[str, ...] = ()  # when given, request i asks models[i % len(models)] (load split)
 
 
@@ -559,6 +561,8 @@ async def one_request(
         "top_p": 0.9,
         "ignore_eos": target.ignore_eos,
     }
+    if target.min_tokens:
+        body["min_tokens"] = max_tokens
     if not stream:
         response = await client.post(target.url, json=body, headers=target.headers)
         done = time.perf_counter()

@@ -5,13 +5,13 @@ state or reach outside the request (`kv_transfer_params`, `request_id`, `priorit
 `prompt_embeds`, a Jinja `chat_template`, `mm_processor_kwargs`, `media_io_kwargs`, grammars in
 `structured_outputs`, `vllm_xargs`). The gateway forwards only the fields below: OpenAI's chat and
 completions parameters, plus three harmless sampling knobs people use with open models (`top_k`,
-`min_p`, `repetition_penalty`). Any other field is dropped, not refused, so that clients written for
-OpenAI or another vendor, which send extras of their own, still work. `best_of` is dropped: vLLM
-0.32 no longer reads it.
+`min_p`, `repetition_penalty`) and vLLM's `min_tokens`, bounded like `max_tokens`. Any other field is
+dropped, not refused, so that clients written for OpenAI or another vendor, which send extras of their
+own, still work. `best_of` is dropped: vLLM 0.32 no longer reads it.
 
-`n` and `max_tokens`/`max_completion_tokens` above the site's limits answer 400 naming the field and
-the limit, as OpenAI answers a value out of range (clamping would return less than was asked for,
-silently). A request that sets no `max_tokens` is bounded by the server's context length
+`n`, `max_tokens`/`max_completion_tokens` and `min_tokens` above the site's limits answer 400 naming
+the field and the limit, as OpenAI answers a value out of range (clamping would return less than was
+asked for, silently). A request that sets no `max_tokens` is bounded by the server's context length
 (LATHE_VLLM_MAX_MODEL_LEN). Media parts in messages (images, audio, video, files) answer 400: Lathe
 serves no model that reads them, and a URL in one would have vLLM fetch it from inside the network.
 """
@@ -56,12 +56,17 @@ FORWARDED_FIELDS = frozenset(
         "top_k",
         "min_p",
         "repetition_penalty",
+        # vLLM's floor on the answer's length (bounded like max_tokens): answers of equal length, for
+        # comparing two models' speed through the gateway (bench/deploy_bench.py).
+        "min_tokens",
     }
 )
+# Each counted field: its setting, and the smallest value allowed.
 CAPPED_FIELDS = {
-    "n": "LATHE_GATEWAY_MAX_N",
-    "max_tokens": "LATHE_GATEWAY_MAX_TOKENS",
-    "max_completion_tokens": "LATHE_GATEWAY_MAX_TOKENS",
+    "n": ("LATHE_GATEWAY_MAX_N", 1),
+    "max_tokens": ("LATHE_GATEWAY_MAX_TOKENS", 1),
+    "max_completion_tokens": ("LATHE_GATEWAY_MAX_TOKENS", 1),
+    "min_tokens": ("LATHE_GATEWAY_MAX_TOKENS", 0),
 }
 STREAM_OPTIONS = frozenset({"include_usage", "continuous_usage_stats"})
 # OpenAI's response formats; vLLM's own (e.g. "structural_tag") compile grammars the client writes.
@@ -79,8 +84,8 @@ TEXT_ONLY = (
 
 def upstream_body(body: dict) -> dict | HttpResponse:
     """The body to send to vLLM, or the 400 that says what to change."""
-    for field, setting_name in CAPPED_FIELDS.items():
-        refused = _refuse_count(body, field, setting_name)
+    for field, (setting_name, smallest) in CAPPED_FIELDS.items():
+        refused = _refuse_count(body, field, setting_name, smallest)
         if refused is not None:
             return refused
     refused = _refuse_response_format(body.get("response_format")) or _refuse_media(body.get("messages"))
@@ -93,17 +98,17 @@ def upstream_body(body: dict) -> dict | HttpResponse:
     return forwarded
 
 
-def _refuse_count(body: dict, field: str, setting_name: str) -> HttpResponse | None:
+def _refuse_count(body: dict, field: str, setting_name: str, smallest: int) -> HttpResponse | None:
     value = body.get(field)
     if value is None:
         return None
     limit = getattr(settings, setting_name)
     # JSON has one kind of number: 2.0 is a whole number too (vLLM reads it as 2).
     whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
-    if not whole or not 1 <= value <= limit:
+    if not whole or not smallest <= value <= limit:
         return field_refused(
             field,
-            f"'{field}' must be a whole number from 1 to {limit} on this site (the limit is "
+            f"'{field}' must be a whole number from {smallest} to {limit} on this site (the limit is "
             f"{setting_name}, set by its administrator); it was {_shown(value)}.",
         )
     return None

@@ -74,6 +74,11 @@ def test_it_refuses_n_and_max_tokens_over_the_sites_limits(live_site, deployed):
         assert error["param"] == field and "1 to 4096" in error["message"]
         assert "LATHE_GATEWAY_MAX_TOKENS" in error["message"]
     assert refusal(post(live_site, key, {**base, "n": "3"}))["param"] == "n"
+    error = refusal(post(live_site, key, {**base, "min_tokens": 100_000}))
+    assert error["param"] == "min_tokens" and "0 to 4096" in error["message"]
+    # Within the limit it reaches vLLM: the greedy answer is as long as asked, not where the model stops.
+    floored = post(live_site, key, {**base, "max_tokens": 24, "min_tokens": 24})
+    assert floored.status_code == 200 and floored.json()["usage"]["completion_tokens"] == 24
     completions = {"model": endpoint.served_name, "prompt": "Hello", "max_tokens": 5000}
     assert refusal(post(live_site, key, completions, "/v1/completions"))["param"] == "max_tokens"
 
@@ -135,9 +140,14 @@ def test_what_it_forwards_is_within_the_allowlist_and_the_limits(body, messages)
         assert orjson.loads(forwarded.content)["error"]["param"]
         return
     assert set(forwarded) <= FORWARDED_FIELDS
-    for field, limit in (("n", 4), ("max_tokens", 4096), ("max_completion_tokens", 4096)):
+    for field, smallest, limit in (
+        ("n", 1, 4),
+        ("max_tokens", 1, 4096),
+        ("max_completion_tokens", 1, 4096),
+        ("min_tokens", 0, 4096),
+    ):
         value = forwarded.get(field)
-        assert value is None or (not isinstance(value, bool) and 1 <= value <= limit)
+        assert value is None or (not isinstance(value, bool) and smallest <= value <= limit)
     messages = forwarded.get("messages")
     for message in messages if isinstance(messages, list) else []:  # vLLM refuses other shapes itself
         if isinstance(message, dict) and isinstance(message.get("content"), list):
