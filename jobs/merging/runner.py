@@ -55,7 +55,7 @@ def merge_into(
 
     adapter_dir = Path(adapter.path)
     if merged_output_matches(output_dir, adapter_dir):
-        reporter.log("This adapter's merge is already on this worker's disk; keeping it.")
+        reporter.log("This adapter was merged before and the merge is on this worker's disk; keeping it.")
         return output_dir
     base_dir = model_dir_for(adapter.base_model, reporter)
     device = merge_device(base_dir)
