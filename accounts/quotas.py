@@ -134,7 +134,8 @@ def quota_check_job_start(*, user: AbstractBaseUser, kind: str) -> None:
 def live_server_count(user: AbstractBaseUser) -> int:
     from models_app.models import LIVE_SERVER_STATES, ModelServer
 
-    return ModelServer.objects.filter(owner=user, state__in=LIVE_SERVER_STATES).count()
+    # A warm spare is Lathe's, started for speed, never the user's choice: not counted.
+    return ModelServer.objects.filter(owner=user, state__in=LIVE_SERVER_STATES, spare_of__isnull=True).count()
 
 
 def quota_check_live_servers(user: AbstractBaseUser) -> None:

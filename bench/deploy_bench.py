@@ -16,15 +16,18 @@ loaded at run time into the shared vLLM server of its base. This measures both, 
 3. The shared form (the site started with LATHE_ADAPTER_SERVING=lora, what GPU workers get): Deploy A
    (the base's server starts with `--enable-lora --max-lora-rank 64` and loads A), then B, timed to
    `ready`; the load on the base and A, then A and B at once; undeploy.
-4. The default on this CPU machine (the site started again with `auto`): Deploy A (a merged copy on a
-   server of its own), Deploy the base model (a server of its own, without LoRA); the load on both;
-   undeploy the base, Deploy B (a second merged copy), timed to `ready`; A and B at once; undeploy.
-5. The load, every request streamed (tokens/s, latency and time to the first token from the same
+4. Without a warm spare (the site started with `auto` and LATHE_WARM_SPARE=false): Deploy A, then B,
+   each a merged copy starting a vLLM of its own, B timed to `ready`; undeploy.
+5. The default on this CPU machine (the site started again with `auto`, warm spares on): Deploy A (a
+   merged copy on a server of its own), Deploy the base model (a server of its own, without LoRA); the
+   load on both; undeploy the base, wait for the warm spare A's supervisor keeps (its memory recorded),
+   Deploy B (a second merged copy, on that spare), timed to `ready`; A and B at once; undeploy.
+6. The load, every request streamed (tokens/s, latency and time to the first token from the same
    requests): chat completions of `max_tokens` 128, temperature 0.7, top_p 0.9, 32 at concurrency 16,
    one prompt each from serve_bench's list; straight to vLLM with its secret and `ignore_eos` (exactly 128
    tokens each); through the gateway with the API key, where answers stop where the model ends them (the
    gateway forwards no `ignore_eos`), and (merged copies) through the gateway with `min_tokens` = 128.
-6. The seed's FastAPI + `pipeline` service (serve_bench.seed_phase) on the merged model, the same prompts,
+7. The seed's FastAPI + `pipeline` service (serve_bench.seed_phase) on the merged model, the same prompts,
    128 new tokens each (it does not stream: no time to first token).
 
 Prints a table and appends a JSON line to bench/results/serve_deployed.jsonl.
@@ -372,15 +375,19 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
     watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"]) + server_pids(base_deploy["pid"])}
     print("The load on the base's and the copy's servers…", flush=True)
     asyncio.run(load_pairs(args, pairs, watch, found["phases"]))
-    print("Undeploying the base; deploying adapter B (a second merged copy)…", flush=True)
+    print("Undeploying the base; waiting for the warm spare beside A…", flush=True)
     found["undeploy_base_s"] = undeploy_all(browser, [base_deploy["endpoint_id"]], base_deploy["pid"])
     found.pop("base_vllm_pid")
+    found["spare"] = spare = ready_spare()
+    print(f"  {spare}", flush=True)
+    print("Deploying adapter B (a second merged copy, on the warm spare)…", flush=True)
     second = deploy_ready(browser, "adapter_id", ids["b"], timeout=900)
     second |= deploy_breakdown(second["endpoint_id"])
     found["second_vllm_pid"] = second["pid"]
     second["form"] = served_form(second["endpoint_id"])
+    second["took_the_spare"] = second["pid"] == spare["pid"]
     found["second_copy"] = {k: v for k, v in second.items() if k != "secret"}
-    print(f"  ready in {second['s']:.1f} s as {second['form']}", flush=True)
+    print(f"  ready in {second['s']:.1f} s as {second['form']}, took the spare: {second['took_the_spare']}")
     found["greedy"]["adapter b"] = greedy_reply(
         f"{base}/v1/chat/completions", {"Authorization": f"Bearer {fixtures['key']}"}, names["b"]
     )
@@ -394,6 +401,49 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
     wait_for(lambda: not psutil.pid_exists(second["pid"]), 120, "the second copy's vLLM to stop")
     copies = Path(os.environ["LATHE_DATA_DIR"]) / "serving"
     found["copies_left_on_disk"] = sorted(p.name for p in (copies / "copies").glob("server-*"))
+    found.pop("vllm_pid")
+    found.pop("second_vllm_pid")
+
+
+def ready_spare(timeout: float = 600) -> dict:
+    """Wait for the warm spare A's supervisor keeps (jobs/serving/spare.py); its process and memory."""
+    from django.db import connection
+
+    from models_app.models import ModelServer, ServerState
+
+    started = time.perf_counter()
+
+    def spare():
+        connection.close()  # a fresh read of SQLite each time
+        return ModelServer.objects.filter(spare_of__isnull=False, state=ServerState.READY).first()
+
+    wait_for(spare, timeout, "a warm spare", poll=1)
+    found = spare()
+    processes = [psutil.Process(pid) for pid in server_pids(found.pid)]
+    return {
+        "pid": found.pid,
+        "waited_s": round(time.perf_counter() - started, 1),
+        "rss_gib": round(sum(p.memory_info().rss for p in processes) / 1024**3, 2),
+        "pss_gib": round(sum(p.memory_full_info().pss for p in processes) / 1024**3, 2),
+    }
+
+
+def second_copy_cold(args, found: dict, fixtures: dict, browser: Browser, base: str, web) -> None:
+    """The baseline of a warm spare, in the same run: the site without one (LATHE_WARM_SPARE=false),
+    Deploy A, then B, which starts a vLLM of its own."""
+    ids = fixtures["adapter_ids"]
+    worker_reported()
+    print("Without a warm spare: deploying adapter A, then B…", flush=True)
+    first = deploy_ready(browser, "adapter_id", ids["a"], timeout=900)
+    found["vllm_pid"] = first["pid"]
+    second = deploy_ready(browser, "adapter_id", ids["b"], timeout=900)
+    second |= deploy_breakdown(second["endpoint_id"])
+    found["second_vllm_pid"] = second["pid"]
+    second["form"] = served_form(second["endpoint_id"])
+    found["second_copy_cold"] = {k: v for k, v in second.items() if k != "secret"}
+    print(f"  B ready in {second['s']:.1f} s as {second['form']}", flush=True)
+    undeploy_all(browser, [first["endpoint_id"], second["endpoint_id"]], first["pid"])
+    wait_for(lambda: not psutil.pid_exists(second["pid"]), 120, "the second copy's vLLM to stop")
     found.pop("vllm_pid")
     found.pop("second_vllm_pid")
 
@@ -452,7 +502,12 @@ def report(found: dict) -> str:
     ratio(("adapter, LoRA", direct), ("base, LoRA on", direct), "adapter, LoRA / base on that server, direct")
     ratio(("2 adapters, LoRA", gateway), ("base, LoRA on", gateway), "2 adapters, LoRA / base on that server")
     ratio(("adapter, LoRA", gateway), ("seed", "seed"), "adapter, LoRA, through the gateway / seed")
-    for key, what in (("second_adapter", "shared LoRA server"), ("second_copy", "merged copy")):
+    seconds = (
+        ("second_adapter", "shared LoRA server"),
+        ("second_copy_cold", "merged copy, no warm spare"),
+        ("second_copy", "merged copy on the warm spare"),
+    )
+    for key, what in seconds:
         if key in found:
             second = found[key]
             lines.append(
@@ -464,6 +519,8 @@ def report(found: dict) -> str:
         "deploy_adapter",
         "deploy_copy",
         "deploy_base",
+        "second_copy_cold",
+        "spare",
         "second_copy",
         "copy_command_lora",
         "base_command_lora",
@@ -489,6 +546,7 @@ def main() -> None:
     parser.add_argument("--seed-requests", type=int, default=32)
     parser.add_argument("--skip-seed", action="store_true")
     parser.add_argument("--skip-shared", action="store_true", help="only the default (merged copies)")
+    parser.add_argument("--skip-cold", action="store_true", help="no second copy without a warm spare")
     parser.add_argument("--fresh", action="store_true", help="train the adapters again")
     parser.add_argument("--quick", action="store_true", help="8 requests at 4, 16 tokens; 4 for the seed")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)  # internal: the child
@@ -537,16 +595,22 @@ def run(args, found: dict, prepared: dict, data_dir: Path) -> None:
     django.setup()
 
     fixtures = make_fixtures({name: Path(prepared[f"adapter_{name}_dir"]) for name in ADAPTER_SEEDS})
-    for form, phase in (("lora", shared_server), ("auto", merged_copies)):
-        if form == "lora" and args.skip_shared:
+    sites = (
+        ("lora", "false", shared_server),
+        ("auto", "false", second_copy_cold),
+        ("auto", "true", merged_copies),
+    )
+    for form, spare, phase in sites:
+        if (form == "lora" and args.skip_shared) or (phase is second_copy_cold and args.skip_cold):
             continue
-        os.environ["LATHE_ADAPTER_SERVING"] = form  # the site's processes read it at start
+        os.environ["LATHE_ADAPTER_SERVING"] = form  # the site's processes read them at start
+        os.environ["LATHE_WARM_SPARE"] = spare
 
         def body(browser: Browser, base: str, web, phase=phase) -> None:
             _merge_once(found, browser, fixtures)
             phase(args, found, fixtures, browser, base, web)
 
-        on_site(found, data_dir / "logs" / form, body)
+        on_site(found, data_dir / "logs" / phase.__name__, body)
 
     if not args.skip_seed:
         print("The seed's service…", flush=True)

@@ -61,8 +61,8 @@ def evaluation_log_path(evaluation_id: int) -> Path:
 
 def _ready_server(evaluation: Evaluation, model: BaseModel) -> ModelServer | None:
     # Not a merged copy's server: it answers for its one adapter, not for the base.
-    server = ModelServer.objects.filter(
-        owner_id=evaluation.owner_id, model=model, adapter__isnull=True, state=ServerState.READY
+    server = ModelServer.objects.of_base_models().filter(
+        owner_id=evaluation.owner_id, model=model, state=ServerState.READY
     )
     return server.order_by("-ready_at").first()
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.selectors import api_token_list_for_user
 from evals_app.selectors import deploy_warning
-from jobs.serving.runner import server_log_path
+from jobs.serving.folders import server_log_path
 from models_app.endpoints import DeployRefused, endpoint_deploy, endpoint_undeploy
 from models_app.gateway.completions import answer_for_user, parse_body
 from models_app.models import Endpoint

@@ -1,7 +1,9 @@
 """Deploying and undeploying models: the writes behind the Deploy and Undeploy buttons.
 
 A user's adapters of one base model share that user's vLLM server of the base
-and are loaded into it at run time; a merged (or plain base) model gets a
+and are loaded into it at run time, or each get a merged copy on a server of
+their own (models_app/serving_form.py), which takes a warm spare of the base
+when one is ready (models_app/spares.py); a merged (or plain base) model gets a
 server of its own. The serving job on a worker owns the process; these
 functions only record what the user wants, and the job makes it so.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import secrets
 import socket
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -38,6 +41,7 @@ from models_app.serving_form import (
     adapter_serving_form,
     adapters_get_merged_copies,
 )
+from models_app.spares import spare_take
 from webapp.started_processes import process_group_stop
 
 SUBJECT_SERVER = "model_server"
@@ -56,6 +60,7 @@ def _server_start(
     lora_rank: int,
     target_queue: str | None,
     merged_adapter: Adapter | None = None,
+    keeps_spare: bool = False,
 ) -> ModelServer:
     quota_check_live_servers(owner)  # a new server holds a GPU: the owner's limit (QuotaExceeded)
     server = ModelServer.objects.create(
@@ -64,6 +69,7 @@ def _server_start(
         secret=secrets.token_urlsafe(32),
         max_lora_rank=lora_rank,
         adapter=merged_adapter,
+        keeps_spare=keeps_spare,
     )
     server.job = job_create(
         owner=owner,
@@ -122,12 +128,14 @@ def endpoint_deploy(
         # A failed endpoint of the same name is replaced by this new one: one wish per name.
         wanted.update(desired=DesiredState.UNDEPLOYED)
         if form.form == MERGED:
-            server = _server_start(
+            keeps_spare = settings.LATHE_WARM_SPARE  # the next adapter of this base ready in seconds
+            server = spare_take(owner=owner, adapter=adapter, keeps_spare=keeps_spare) or _server_start(
                 owner=owner,
                 model=served_model,
                 lora_rank=0,
                 target_queue=target_queue,
                 merged_adapter=adapter,
+                keeps_spare=keeps_spare,
             )
         else:
             server = live_server_for_model(owner, served_model)

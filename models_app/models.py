@@ -77,11 +77,25 @@ class DesiredState(models.TextChoices):
     UNDEPLOYED = "undeployed", "Undeployed"
 
 
+def spare_served_name(server_id: int) -> str:
+    """What a warm spare answers to: no user's model id, so the gateway routes nothing to it."""
+    return f"spare-{server_id}"
+
+
+class ModelServerQuerySet(models.QuerySet):
+    def of_base_models(self) -> "ModelServerQuerySet":
+        """Servers that answer for their base model: not a merged copy's (it answers for its one adapter)
+        and not a warm spare (it answers for nothing until an adapter takes it)."""
+        return self.filter(adapter__isnull=True, spare_of__isnull=True)
+
+
 class ModelServer(models.Model):
     """One vLLM process serving one model (a base or a merged model) and, at run time, its adapters.
 
     Users reach it only through their Endpoints.
     The serving job that supervises the process is `job`; while it runs, the server runs.
+    A warm spare (`spare_of` set) is a server of a base model with no name users can call, kept ready
+    by a merged copy's supervisor for the next adapter of that base (jobs/serving/spare.py).
     """
 
     # Each user's adapters share that user's server of their base: logs and GPU use stay theirs.
@@ -103,6 +117,12 @@ class ModelServer(models.Model):
     adapter = models.ForeignKey(
         "Adapter", null=True, blank=True, on_delete=models.CASCADE, related_name="merged_servers"
     )
+    # Set on a warm spare: the merged copy's server whose supervisor started and watches it.
+    spare_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="spares"
+    )
+    # Set on a merged copy's server when deployed: keep a warm spare of its base beside it.
+    keeps_spare = models.BooleanField(default=False)
     # False for a vLLM server run outside Lathe (its own image, another host): Lathe checks its
     # health and loads adapters into it, but never starts or stops it.
     managed = models.BooleanField(default=True)
@@ -113,6 +133,8 @@ class ModelServer(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
     # When a stop of the stack (not of the endpoint) stopped the process; cleared once it answers again.
     interrupted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelServerQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -126,6 +148,8 @@ class ModelServer(models.Model):
 
     @property
     def served_model_name(self) -> str:
+        if self.spare_of_id:
+            return spare_served_name(self.pk)
         return self.adapter.served_name if self.adapter_id else self.model.hf_id
 
 

@@ -50,9 +50,8 @@ def live_server_for_model(owner: AbstractBaseUser, model: BaseModel) -> ModelSer
     """The user's running (or starting) vLLM server of a model, which new adapters of that base join
     (a merged copy's server serves one adapter only)."""
     return (
-        ModelServer.objects.filter(
-            owner_id=owner.pk, model=model, adapter__isnull=True, state__in=LIVE_SERVER_STATES
-        )
+        ModelServer.objects.of_base_models()
+        .filter(owner_id=owner.pk, model=model, state__in=LIVE_SERVER_STATES)
         .order_by("-pk")
         .first()
     )

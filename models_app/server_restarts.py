@@ -84,9 +84,14 @@ def servers_interrupt(*, workers: Iterable[str], enqueue: bool = True) -> Interr
             Endpoint.objects.filter(server=server, state=ServerState.READY).update(state=ServerState.STARTING)
     if servers:
         gateway_epoch_bump()
-    pids = [server.pid for server in servers if server_is_vllm(server)]
+    # Their warm spares end too: the next run of each copy's job starts another.
+    spares = list(ModelServer.objects.filter(spare_of__in=servers, state__in=LIVE_SERVER_STATES))
+    ModelServer.objects.filter(pk__in=[spare.pk for spare in spares]).update(
+        state=ServerState.STOPPED, stopped_at=now
+    )
+    pids = [server.pid for server in servers + spares if server_is_vllm(server)]
     process_groups_stop(pids)
-    ModelServer.objects.filter(pk__in=[server.pk for server in servers]).update(pid=None)
+    ModelServer.objects.filter(pk__in=[server.pk for server in servers + spares]).update(pid=None)
     return Interrupted(pids, [(server.job_id, server.job.queue) for server in servers])
 
 
@@ -136,8 +141,12 @@ def servers_stop_unwanted_on_this_machine(*, settled_seconds: float = 0) -> list
     """Stop vLLM servers undeployed while no worker ran their serving job (it could not hear the cancel).
 
     `settled_seconds`: leave a server stopped less long ago than that to its own supervisor, which
-    stops it (and reaps its process) within seconds when it runs.
+    stops it (and reaps its process) within seconds when it runs. A warm spare whose merged copy no
+    longer runs (its supervisor died with its worker) is stopped the same way.
     """
+    ModelServer.objects.filter(spare_of__isnull=False, state__in=LIVE_SERVER_STATES).exclude(
+        spare_of__state__in=LIVE_SERVER_STATES
+    ).update(state=ServerState.STOPPED, stopped_at=timezone.now())
     leftovers = (
         ModelServer.objects.filter(managed=True, node=socket.gethostname(), pid__isnull=False)
         .exclude(state__in=LIVE_SERVER_STATES)

@@ -33,6 +33,9 @@ os.environ["LATHE_OUTBOUND_ALLOW"] = "127.0.0.1"
 # "auto", which gives each adapter a merged copy and server of its own on this CPU machine
 # (tests/models_app/test_serving_form.py, tests/models_app/test_merged_copy_serving.py).
 os.environ["LATHE_ADAPTER_SERVING"] = "lora"
+# Merged copies keep no warm spare (one more vLLM each) unless a test asks for one
+# (tests/models_app/test_merged_copy_serving.py).
+os.environ["LATHE_WARM_SPARE"] = "false"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 

@@ -241,6 +241,9 @@ LATHE_VLLM_MAX_RESTARTS = env_int("LATHE_VLLM_MAX_RESTARTS", 3)
 LATHE_ADAPTER_SERVING = os.environ.get("LATHE_ADAPTER_SERVING", "auto").strip().lower()
 if LATHE_ADAPTER_SERVING not in ("auto", "merged", "lora"):
     raise ValueError('LATHE_ADAPTER_SERVING must be "auto", "merged" or "lora".')
+# Beside a merged copy, keep a warm spare vLLM of its base while memory allows (jobs/serving/spare.py):
+# the next adapter of that base is then served in seconds instead of a minute. It costs memory only.
+LATHE_WARM_SPARE = env_bool("LATHE_WARM_SPARE", True)
 # Per-person limits (accounts/quotas.py); an admin changes them for one person in Admin -> User quotas.
 # 0 means no limit. Jobs queued or running (model servers not counted), model servers deployed, bytes
 # stored (uploads, adapters, merged and downloaded models), active API keys.

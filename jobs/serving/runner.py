@@ -11,7 +11,6 @@ When the stack stops, the worker stops vLLM and puts the job back in the queue
 from __future__ import annotations
 
 import logging
-import re
 import shlex
 import shutil
 import socket
@@ -28,6 +27,8 @@ from jobs.models import Job
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
+from jobs.serving.folders import merged_copy_home, merged_copy_name, server_log_path
+from jobs.serving.spare import SpareKeeper
 from jobs.states import JobState
 from models_app.ml.vllm_server import (
     VllmClient,
@@ -39,7 +40,14 @@ from models_app.ml.vllm_server import (
     vllm_start,
     wait_until_ready,
 )
-from models_app.models import LIVE_SERVER_STATES, BaseModel, DesiredState, Endpoint, ModelServer, ServerState
+from models_app.models import (
+    LIVE_SERVER_STATES,
+    DesiredState,
+    Endpoint,
+    ModelServer,
+    ServerState,
+    spare_served_name,
+)
 from models_app.server_restarts import server_is_vllm
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
@@ -49,23 +57,6 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # What a start usually takes on 2 CPU cores (50-85 s for the demo model), for the progress bar's ETA.
 EXPECTED_START_SECONDS = 90.0
-
-
-def server_log_path(server_id: int) -> Path:
-    return settings.DATA_DIR / "serving" / f"server-{server_id}.log"
-
-
-def merged_copy_home(server_id: int) -> Path:
-    """The folder of the merged copy a server of one adapter serves (models_app/serving_form.py), where
-    its vLLM runs; deleted at undeploy."""
-    return settings.DATA_DIR / "serving" / "copies" / f"server-{server_id}"
-
-
-def merged_copy_name(base_model: BaseModel, dtype: str | None) -> str:
-    """The copy's folder name inside its home, the same for every copy of one base in one dtype: vLLM
-    keys its compile cache on the model path as given, so the second copy starts without compiling."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", base_model.hf_id).strip("-.") or "model"
-    return f"copy-of-{slug}-{dtype or 'own-dtype'}"
 
 
 class _LogPump:
@@ -113,6 +104,7 @@ class _Supervisor:
         self.client: VllmClient | None = None
         self.loaded: set[str] = set()
         self.node = socket.gethostname()
+        self.spare = SpareKeeper(server, reporter, self.node)
 
     # --- the process ---------------------------------------------------------
     def _launch(self) -> VllmLaunch:
@@ -174,12 +166,39 @@ class _Supervisor:
         if self.server.node != self.node or not self._alive() or not self.server.port:
             return False
         self._connect()
+        if self.server.adapter_id is not None and self.client.ready(spare_served_name(self.server.pk)):
+            return self._take_spare()
         if not self.client.ready(self.server.served_model_name):
             if server_is_vllm(self.server):  # after a reboot the number may belong to another process
                 process_group_stop(self.server.pid)
             return False
         self.reporter.log(f"Found the vLLM server (process {self.server.pid}) still running; keeping it.")
         self.loaded = self.client.model_names() - {self.server.served_model_name}
+        self._set_ready()
+        return True
+
+    def _take_spare(self) -> bool:
+        """This server was a warm spare of the base, running and idle: give it this adapter's merged
+        weights and model id in place (jobs/serving/spare.py). False, with vLLM stopped, if that fails:
+        the server then starts the usual way."""
+        started = time.monotonic()
+        adapter = self.server.adapter
+        self.reporter.stage(f"Giving {adapter.name} the warm spare of {adapter.base_model.display_name}")
+        dtype = default_dtype()
+        name = merged_copy_name(adapter.base_model, dtype)
+        try:
+            merge_into(adapter, merged_copy_home(self.server.pk) / name, self.reporter, dtype=dtype)
+            self.client.swap_weights(Path(name), self.server.served_model_name)
+        except (JobFailure, VllmError) as exc:
+            self.reporter.log(
+                f"The warm spare could not take the adapter ({exc}); starting a server.", "warning"
+            )
+            process_group_stop(self.server.pid)
+            return False
+        self.reporter.log(
+            f"{adapter.name} took the warm spare (process {self.server.pid}): merged and served in "
+            f"{time.monotonic() - started:.1f} s, without starting vLLM."
+        )
         self._set_ready()
         return True
 
@@ -235,6 +254,7 @@ class _Supervisor:
         )
         if self.server.managed:
             process_group_stop(self.server.pid)
+        self.spare.stop_all()
         return JobFailure(code, message, hint, details={"log_tail": tail[-2000:]})
 
     def crashed(self) -> JobFailure:
@@ -249,6 +269,8 @@ class _Supervisor:
             return JobFailure("supervisor_failed", message, "Its next run watches it again.")
         if self.server.managed:
             process_group_stop(self.server.pid)  # before any write, which may fail as well
+        for pid in ModelServer.objects.filter(spare_of=self.server).values_list("pid", flat=True):
+            process_group_stop(pid)
         self.reporter.log(traceback.format_exc()[-4000:], "error")
         return self._fail(
             "supervisor_failed",
@@ -305,6 +327,7 @@ class _Supervisor:
 
     # --- the loop -------------------------------------------------------------
     def run(self) -> dict:
+        self.spare.stop_all("of an earlier run of this job was stopped")  # this run starts its own
         if not self._adopt():
             self._start()
         while True:
@@ -331,6 +354,7 @@ class _Supervisor:
                 process_group_stop(self.server.pid)
                 self._start()
                 continue
+            self.spare.tend()
             time.sleep(POLL_SECONDS)
 
     def _restart_after_crash(self) -> None:
@@ -368,6 +392,7 @@ class _Supervisor:
         stack stops or after a missed heartbeat; then whoever took it back owns vLLM and the states."""
         if not self._handed_over():
             return self._shutdown()
+        self.spare.stop_all("stopped: the next run of this job starts another")
         self.reporter.log("This run of the job ends here; its next run takes the server over.")
         return {"handed_over": True}
 
@@ -380,6 +405,7 @@ class _Supervisor:
                     pass
             return {"stopped": True}
         process_group_stop(self.server.pid)
+        self.spare.stop_all()
         if self.server.adapter_id is not None:
             shutil.rmtree(merged_copy_home(self.server.pk), ignore_errors=True)  # the disk it used, too
         ModelServer.objects.filter(pk=self.server.pk).update(

@@ -39,9 +39,8 @@ def route_for_model(user: AbstractBaseUser, model_id: str) -> Route:
             raise ModelStarting(model_id)
         return Route(endpoint.server.base_url, endpoint.server.secret)
     server = (
-        ModelServer.objects.filter(
-            owner_id=user.pk, model__hf_id=model_id, adapter__isnull=True, state__in=LIVE_SERVER_STATES
-        )
+        ModelServer.objects.of_base_models()
+        .filter(owner_id=user.pk, model__hf_id=model_id, state__in=LIVE_SERVER_STATES)
         .order_by("-pk")
         .first()
     )
@@ -55,9 +54,11 @@ def route_for_model(user: AbstractBaseUser, model_id: str) -> Route:
 def models_for_user(user: AbstractBaseUser) -> list[dict]:
     """OpenAI's model objects for everything the user can call right now."""
     listed: dict[str, dict] = {}
-    servers = ModelServer.objects.filter(
-        owner_id=user.pk, state=ServerState.READY, adapter__isnull=True
-    ).select_related("model")
+    servers = (
+        ModelServer.objects.of_base_models()
+        .filter(owner_id=user.pk, state=ServerState.READY)
+        .select_related("model")
+    )
     for server in servers:
         listed[server.model.hf_id] = {
             "id": server.model.hf_id,

@@ -227,6 +227,14 @@ class VllmClient:
         if response.status_code != 200 and "already been loaded" not in response.text:
             raise VllmError(f"vLLM could not load the adapter: {response.text[:500]}")
 
+    def swap_weights(self, weights_path: Path, served_name: str) -> None:
+        """The server serves the model at `weights_path` (relative to its folder, or absolute) as
+        `served_name` from now on, instead of what it served (models_app/ml/vllm_guard.py)."""
+        body = {"weights_path": str(weights_path), "served_name": served_name}
+        response = self._post("/lathe/swap_weights", body, 600.0)
+        if response.status_code != 200:
+            raise VllmError(f"vLLM could not take the new weights: {response.text[:500]}")
+
     def adapter_unload(self, name: str) -> None:
         response = self._post("/v1/unload_lora_adapter", {"lora_name": name}, 30.0)
         if response.status_code not in (200, 404):

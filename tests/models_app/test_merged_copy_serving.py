@@ -15,7 +15,7 @@ import pytest
 from django.test import override_settings
 
 from accounts.services import api_token_create
-from jobs.serving.runner import merged_copy_home
+from jobs.serving.folders import merged_copy_home
 from models_app.endpoints import endpoint_deploy, endpoint_undeploy
 from models_app.models import Adapter, Endpoint, ModelServer, ServerState
 from tests.helpers import wait_until
@@ -67,9 +67,27 @@ def _worker_reported(celery_worker) -> None:
     wait_until(lambda: live_workers().exists(), timeout=30, message="the worker to report its memory")
 
 
-def test_adapters_on_a_cpu_worker_are_merged_copies_that_answer_like_peft_and_undeploy_to_nothing(
+def _answers(client: openai.OpenAI, model: str) -> list[str]:
+    return [
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=MAX_TOKENS, temperature=0
+        )
+        .choices[0]
+        .message.content.strip()
+        for prompt in PROMPTS
+    ]
+
+
+def _ready_spare(alice) -> ModelServer | None:
+    return ModelServer.objects.filter(owner=alice, spare_of__isnull=False, state=ServerState.READY).first()
+
+
+def test_adapters_on_a_cpu_worker_are_merged_copies_the_second_on_a_warm_spare_answering_like_peft(
     live_site, celery_worker, alice, demo_model_dir, make_adapter, softer_adapter_dir
 ):
+    """The first adapter's copy starts a vLLM; beside it a warm spare of the base starts, which the
+    second adapter takes (no new process: its weights swapped in place); both answer what peft answers;
+    undeploying both ends every process, spares included, and deletes every copy."""
     _worker_reported(celery_worker)
     first = make_adapter(alice)
     second = Adapter.objects.create(
@@ -81,16 +99,29 @@ def test_adapters_on_a_cpu_worker_are_merged_copies_that_answer_like_peft_and_un
         rank=8,
         suffix="softer",
     )
-    with override_settings(LATHE_ADAPTER_SERVING="auto"):
-        endpoints = [endpoint_deploy(owner=alice, adapter=adapter) for adapter in (first, second)]
+    with override_settings(LATHE_ADAPTER_SERVING="auto", LATHE_WARM_SPARE=True):
+        endpoints = [endpoint_deploy(owner=alice, adapter=first)]
+        wait_until(
+            lambda: Endpoint.objects.get(pk=endpoints[0].pk).state == ServerState.READY,
+            timeout=START_TIMEOUT,
+            interval=1,
+            message="the first merged copy to be served",
+        )
+        spare = wait_until(
+            lambda: _ready_spare(alice), timeout=START_TIMEOUT, interval=1, message="a warm spare"
+        )
+        assert spare.spare_of_id == endpoints[0].server_id and spare.adapter_id is None
+        endpoints.append(endpoint_deploy(owner=alice, adapter=second))
     assert [endpoint.serving_form for endpoint in endpoints] == ["merged copy", "merged copy"]
+    assert endpoints[1].server_id == spare.pk  # the spare's row and process became the copy's
     wait_until(
-        lambda: all(Endpoint.objects.get(pk=e.pk).state == ServerState.READY for e in endpoints),
-        timeout=START_TIMEOUT,
-        interval=1,
-        message="both merged copies to be served",
+        lambda: Endpoint.objects.get(pk=endpoints[1].pk).state == ServerState.READY,
+        timeout=120,
+        interval=0.5,
+        message="the second adapter served by the spare",
     )
     servers = [ModelServer.objects.get(pk=endpoint.server_id) for endpoint in endpoints]
+    assert servers[1].pid == spare.pid and servers[1].spare_of_id is None
     for server in servers:
         process = psutil.Process(server.pid)
         command = process.cmdline()
@@ -104,26 +135,33 @@ def test_adapters_on_a_cpu_worker_are_merged_copies_that_answer_like_peft_and_un
     client = openai.OpenAI(base_url=f"{live_site}/v1", api_key=key, max_retries=0, timeout=120)
     assert {model.id for model in client.models.list()} == {first.served_name, second.served_name}
     for adapter in (first, second):
-        served = [
-            client.chat.completions.create(
-                model=adapter.served_name,
-                messages=[{"role": "user", "content": prompt}],
-                max_tokens=MAX_TOKENS,
-                temperature=0,
-            )
-            .choices[0]
-            .message.content.strip()
-            for prompt in PROMPTS
-        ]
-        assert served == peft_greedy(demo_model_dir, Path(adapter.path)), adapter.name
+        assert _answers(client, adapter.served_name) == peft_greedy(demo_model_dir, Path(adapter.path)), (
+            adapter.name
+        )
+    # A spare answers to no name a user can call: not its own, not the base's.
+    for name in (f"spare-{spare.pk}", first.base_model.hf_id):
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=name, messages=[{"role": "user", "content": "Hi"}])
 
+    started = ModelServer.objects.filter(owner=alice)  # the copies and every spare started beside them
+    pids = set(started.exclude(pid=None).values_list("pid", flat=True))
     for endpoint in endpoints:
         endpoint_undeploy(endpoint=endpoint)
 
+    def running(pid: int) -> bool:
+        # A spare that an adapter took stays its starter's child: ended, it may wait as a zombie (no
+        # memory, no port) until that supervisor reaps it.
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
     def freed() -> bool:
-        return not any(psutil.pid_exists(server.pid) for server in servers) and not any(
-            merged_copy_home(server.pk).exists() for server in servers
+        return (
+            not started.exclude(pid=None).exists()
+            and not any(running(pid) for pid in pids)
+            and not any(merged_copy_home(server.pk).exists() for server in started)
         )
 
-    wait_until(freed, timeout=60, message="both servers stopped and their copies deleted")
-    assert all(ModelServer.objects.get(pk=s.pk).state == ServerState.STOPPED for s in servers)
+    wait_until(freed, timeout=90, message="every server stopped and its folder deleted")
+    assert set(started.values_list("state", flat=True)) == {ServerState.STOPPED}

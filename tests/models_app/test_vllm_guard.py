@@ -137,11 +137,11 @@ async def answered(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"answered"})
 
 
-def request(method: str, path: str, headers: dict | None = None) -> httpx.Response:
+def request(method: str, path: str, headers: dict | None = None, content: bytes = b"") -> httpx.Response:
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=VllmGuard(answered, secret=SECRET))
         async with httpx.AsyncClient(transport=transport, base_url="http://vllm") as client:
-            return await client.request(method, path, headers=headers or {})
+            return await client.request(method, path, headers=headers or {}, content=content)
 
     return asyncio.run(go())
 
@@ -164,3 +164,18 @@ def test_the_guard_refuses_to_start_without_a_secret(monkeypatch):
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     with pytest.raises(RuntimeError, match="VLLM_API_KEY"):
         VllmGuard(answered)
+
+
+def test_the_weight_swap_is_the_key_holders_only_and_reads_a_small_body():
+    """The guard's own route (a warm spare taking an adapter's weights): 401 without the secret, 400 for
+    a body that is not the two names, 413 past its small limit, never passed on to vLLM's routes. Its
+    effect on a running vLLM is tested in tests/models_app/test_merged_copy_serving.py."""
+    body = json.dumps({"weights_path": "copy", "served_name": "ft:x"}).encode()
+    assert request("POST", "/lathe/swap_weights", content=body).status_code == 401
+    bearer = {"Authorization": f"Bearer {SECRET}"}
+    assert request("GET", "/lathe/swap_weights", bearer).status_code == 404
+    for bad in (b"", b"[]", b'{"weights_path": "copy"}', b'{"weights_path": 1, "served_name": "x"}', b"{"):
+        response = request("POST", "/lathe/swap_weights", bearer, content=bad)
+        assert response.status_code == 400 and "weights_path" in response.text, bad
+    response = request("POST", "/lathe/swap_weights", bearer, content=b" " * (64 * 1024))
+    assert response.status_code == 413 and response.text != "answered"
