@@ -435,6 +435,7 @@ def second_copy_cold(args, found: dict, fixtures: dict, browser: Browser, base: 
     worker_reported()
     print("Without a warm spare: deploying adapter A, then B…", flush=True)
     first = deploy_ready(browser, "adapter_id", ids["a"], timeout=900)
+    first |= deploy_breakdown(first["endpoint_id"])
     found["vllm_pid"] = first["pid"]
     second = deploy_ready(browser, "adapter_id", ids["b"], timeout=900)
     second |= deploy_breakdown(second["endpoint_id"])

@@ -415,10 +415,14 @@ def deploy_breakdown(endpoint_id: int) -> dict:
     server = endpoint.server
     job = Job.objects.get(pk=server.job_id)
     events = list(JobEvent.objects.filter(job=job, kind="log").order_by("pk"))
-    launched = next(e.created_at for e in events if e.payload.get("message", "").startswith("Command: "))
+    # None when the job started no vLLM: an adapter that took a warm spare (jobs/serving/spare.py).
+    launched = next(
+        (e.created_at for e in events if e.payload.get("message", "").startswith("Command: ")), None
+    )
     return {
         "pickup_s": (job.started_at - job.created_at).total_seconds(),
-        "vllm_launch_to_ready_s": (server.ready_at - launched).total_seconds(),
+        "vllm_launch_to_ready_s": (server.ready_at - launched).total_seconds() if launched else None,
+        "job_created_to_ready_s": (server.ready_at - job.created_at).total_seconds(),
         "created_to_ready_s": (server.ready_at - server.created_at).total_seconds(),
         "pid": server.pid,
         "port": server.port,

@@ -2,6 +2,7 @@ from celery import shared_task
 
 from jobs import (
     worker_lifecycle,  # noqa: F401  (stops and restores what workers started)
+    worker_preload,  # noqa: F401  (model workers import the ML stack before forking)
     worker_status,  # noqa: F401  (connects the worker's status reports)
 )
 from jobs.services import job_execute

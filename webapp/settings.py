@@ -244,6 +244,8 @@ if LATHE_ADAPTER_SERVING not in ("auto", "merged", "lora"):
 # Beside a merged copy, keep a warm spare vLLM of its base while memory allows (jobs/serving/spare.py):
 # the next adapter of that base is then served in seconds instead of a minute. It costs memory only.
 LATHE_WARM_SPARE = env_bool("LATHE_WARM_SPARE", True)
+# Model workers import torch, transformers and peft before forking their pool (jobs/worker_preload.py).
+LATHE_WORKER_PRELOAD_ML = env_bool("LATHE_WORKER_PRELOAD_ML", True)
 # Per-person limits (accounts/quotas.py); an admin changes them for one person in Admin -> User quotas.
 # 0 means no limit. Jobs queued or running (model servers not counted), model servers deployed, bytes
 # stored (uploads, adapters, merged and downloaded models), active API keys.

@@ -109,6 +109,14 @@ class SpareKeeper:
         )
         if others.exists():
             return False  # another copy of this base keeps one already
+        starting = ModelServer.objects.filter(
+            owner_id=self.sponsor.owner_id,
+            model_id=self.sponsor.model_id,
+            node=self.node,
+            state=ServerState.STARTING,
+        )
+        if starting.exists():
+            return False  # an adapter is taking the last spare: a vLLM starting now would slow its merge
         needed = merged_copy_bytes(self.sponsor.adapter)
         return needed is not None and psutil.virtual_memory().available - needed >= SPARE_HEADROOM_BYTES
 
