@@ -20,8 +20,8 @@ loaded at run time into the shared vLLM server of its base. This measures both, 
    each a merged copy starting a vLLM of its own, B timed to `ready`; undeploy.
 5. The default on this CPU machine (the site started again with `auto`, warm spares on): Deploy A (a
    merged copy on a server of its own), Deploy the base model (a server of its own, without LoRA); the
-   load on both; undeploy the base, wait for the warm spare A's supervisor keeps (its memory recorded),
-   Deploy B (a second merged copy, on that spare), timed to `ready`; A and B at once; undeploy.
+   load on both once the warm spare A's supervisor keeps is ready (its memory recorded); undeploy the
+   base, Deploy B (a second merged copy, on that spare), timed to `ready`; A and B at once; undeploy.
 6. The load, every request streamed (tokens/s, latency and time to the first token from the same
    requests): chat completions of `max_tokens` 128, temperature 0.7, top_p 0.9, 32 at concurrency 16,
    one prompt each from serve_bench's list; straight to vLLM with its secret and `ignore_eos` (exactly 128
@@ -355,6 +355,11 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
     found["base_command_lora"] = vllm_lora_flags(base_deploy["job_id"])
     print(f"  ready in {base_deploy['s']:.1f} s", flush=True)
 
+    # The warm spare starts once nothing of this base is starting: the load waits for it, so that it measures
+    # the servers as they serve once deployed, not beside a vLLM compiling.
+    print("Waiting for the warm spare beside A…", flush=True)
+    found["spare"] = spare = ready_spare()
+    print(f"  {spare}", flush=True)
     gateway = gateway_target(f"{base}/v1/chat/completions", {"Authorization": f"Bearer {fixtures['key']}"})
 
     def direct(name: str, model: str, served: dict) -> Target:
@@ -375,11 +380,9 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
     watch = {"web": [web.pid], "vllm": server_pids(deploy["pid"]) + server_pids(base_deploy["pid"])}
     print("The load on the base's and the copy's servers…", flush=True)
     asyncio.run(load_pairs(args, pairs, watch, found["phases"]))
-    print("Undeploying the base; waiting for the warm spare beside A…", flush=True)
+    print("Undeploying the base…", flush=True)
     found["undeploy_base_s"] = undeploy_all(browser, [base_deploy["endpoint_id"]], base_deploy["pid"])
     found.pop("base_vllm_pid")
-    found["spare"] = spare = ready_spare()
-    print(f"  {spare}", flush=True)
     print("Deploying adapter B (a second merged copy, on the warm spare)…", flush=True)
     second = deploy_ready(browser, "adapter_id", ids["b"], timeout=900)
     second |= deploy_breakdown(second["endpoint_id"])
