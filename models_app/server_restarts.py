@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import psutil
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from jobs.services import job_create, job_enqueue, job_release
@@ -84,8 +84,13 @@ def servers_interrupt(*, workers: Iterable[str], enqueue: bool = True) -> Interr
             Endpoint.objects.filter(server=server, state=ServerState.READY).update(state=ServerState.STARTING)
     if servers:
         gateway_epoch_bump()
-    # Their warm spares end too: the next run of each copy's job starts another.
-    spares = list(ModelServer.objects.filter(spare_of__in=servers, state__in=LIVE_SERVER_STATES))
+    # The warm spares these workers' supervisors started end too (the next run of each copy's job starts
+    # another), also those of a copy undeployed a moment ago whose supervisor the stop cut short.
+    spares = list(
+        ModelServer.objects.filter(node=socket.gethostname(), spare_of__job__worker__in=list(workers)).filter(
+            Q(state__in=LIVE_SERVER_STATES) | Q(pid__isnull=False)
+        )
+    )
     ModelServer.objects.filter(pk__in=[spare.pk for spare in spares]).update(
         state=ServerState.STOPPED, stopped_at=now
     )

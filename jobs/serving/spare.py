@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.reporter import JobReporter
@@ -65,6 +66,12 @@ class SpareKeeper:
 
     def _mine(self):
         return ModelServer.objects.filter(spare_of=self.sponsor, state__in=LIVE_SERVER_STATES)
+
+    def _mine_running(self):
+        """Its spares that may still run: live, or marked stopped (by the reaper, say) with a process."""
+        return ModelServer.objects.filter(spare_of=self.sponsor).filter(
+            Q(state__in=LIVE_SERVER_STATES) | Q(pid__isnull=False)
+        )
 
     def tend(self) -> None:
         """Called from the supervisor's loop while its copy is ready: start, watch or replace the spare."""
@@ -156,7 +163,9 @@ class SpareKeeper:
     def _end(self, spare: ModelServer, why: str) -> bool:
         """Stop a spare that is still this copy's (not taken meanwhile); True if it was."""
         stopped = (
-            self._mine().filter(pk=spare.pk).update(state=ServerState.STOPPED, stopped_at=timezone.now())
+            self._mine_running()
+            .filter(pk=spare.pk)
+            .update(state=ServerState.STOPPED, stopped_at=timezone.now())
         )
         if not stopped:
             return False  # an adapter took it: its own job supervises it now
@@ -169,5 +178,5 @@ class SpareKeeper:
         return True
 
     def stop_all(self, why: str = "stopped with its merged copy") -> None:
-        for spare in list(self._mine()):
+        for spare in list(self._mine_running()):
             self._end(spare, why)

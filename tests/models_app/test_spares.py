@@ -5,6 +5,10 @@ when its copy no longer runs. The process side runs in tests/models_app/test_mer
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import pytest
 from django.test import override_settings
 from django.utils import timezone
@@ -12,12 +16,12 @@ from django.utils import timezone
 from accounts.quotas import live_server_count
 from jobs.models import Job, WorkerStatus
 from jobs.queues import gpu_queue
-from jobs.states import JobKind
+from jobs.states import JobKind, JobState
 from models_app.endpoints import endpoint_deploy
 from models_app.gateway.routing import ModelNotFound, models_for_user, route_for_model
 from models_app.models import ModelServer, ServerState
 from models_app.selectors import live_server_for_model
-from models_app.server_restarts import servers_stop_unwanted_on_this_machine
+from models_app.server_restarts import servers_interrupt, servers_stop_unwanted_on_this_machine
 from models_app.spares import spare_take
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -99,3 +103,33 @@ def test_a_spare_whose_copy_no_longer_runs_is_stopped(alice, make_adapter):
     ModelServer.objects.filter(pk=copy.pk).update(state=ServerState.FAILED)
     servers_stop_unwanted_on_this_machine(settled_seconds=30)
     assert ModelServer.objects.get(pk=spare.pk).state == ServerState.STOPPED
+
+
+def _pretend_vllm(port: int) -> subprocess.Popen:
+    """A process in its own group whose command line names its port, as a vLLM's does."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "--port", str(port)], start_new_session=True
+    )
+
+
+@pytest.mark.parametrize("copy_state", ["running", "just undeployed"])
+def test_a_stopping_worker_stops_the_spares_its_supervisors_started(alice, make_adapter, copy_state):
+    """Ctrl-C of the stack: the spare of a copy supervised there ends too, also when the copy was
+    undeployed a moment before and the reaper had marked its spare stopped without stopping it yet."""
+    copy, spare = _copy_with_spare(alice, make_adapter(alice))
+    process = _pretend_vllm(spare.port)
+    node = socket.gethostname()
+    ModelServer.objects.filter(pk__in=[copy.pk, spare.pk]).update(node=node)
+    ModelServer.objects.filter(pk=spare.pk).update(pid=process.pid)
+    job_state = JobState.RUNNING if copy_state == "running" else JobState.CANCELLED
+    Job.objects.filter(pk=copy.job_id).update(worker="lathe@machine", state=job_state)
+    if copy_state == "just undeployed":
+        ModelServer.objects.filter(pk=copy.pk).update(state=ServerState.STOPPED)
+        ModelServer.objects.filter(pk=spare.pk).update(state=ServerState.STOPPED)
+    try:
+        servers_interrupt(workers=["lathe@machine"], enqueue=False)
+        assert process.wait(timeout=30) is not None
+        stopped = ModelServer.objects.get(pk=spare.pk)
+        assert stopped.state == ServerState.STOPPED and stopped.pid is None
+    finally:
+        process.kill()
