@@ -402,8 +402,10 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
         browser, [deploy["endpoint_id"], second["endpoint_id"]], deploy["pid"]
     )
     wait_for(lambda: not psutil.pid_exists(second["pid"]), 120, "the second copy's vLLM to stop")
-    copies = Path(os.environ["LATHE_DATA_DIR"]) / "serving"
-    found["copies_left_on_disk"] = sorted(p.name for p in (copies / "copies").glob("server-*"))
+    copies = Path(os.environ["LATHE_DATA_DIR"]) / "serving" / "copies"
+    # Each supervisor deletes its copy (and stops its spare) after its vLLM stops: give them their time.
+    wait_for(lambda: not any(copies.glob("server-*")), 60, "every copy and spare deleted", poll=0.5)
+    found["copies_left_on_disk"] = sorted(p.name for p in copies.glob("server-*"))
     found.pop("vllm_pid")
     found.pop("second_vllm_pid")
 
