@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation
 from jobs.models import Job, JobEvent
-from jobs.states import JobState
+from jobs.states import EventKind, JobState
 
 CURVE_KEYS = ("loss", "eval_loss")
 SCORE_METRICS = ("bleu", "chrf", "rougeL", "similarity", "exact_match", "judge")
@@ -47,7 +47,9 @@ def loss_curves(jobs: list[Job]) -> list[dict]:
     for job in jobs:
         by_step: dict[int, dict] = {}
         for payload in (
-            JobEvent.objects.filter(job=job, kind="metric").order_by("pk").values_list("payload", flat=True)
+            JobEvent.objects.filter(job=job, kind=EventKind.METRIC)
+            .order_by("pk")
+            .values_list("payload", flat=True)
         ):
             step = payload.get("step")
             if step is None:

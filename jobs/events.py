@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobEvent
 from jobs.payloads import EventMessage, JobSnapshot
+from jobs.states import EventKind
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _broadcast(job_id: int, message: EventMessage) -> None:
 
 
 # What a run draws per step; a run resumed from a checkpoint trains the steps after it again.
-STEP_EVENT_KINDS = ("metric", "samples")
+STEP_EVENT_KINDS = (EventKind.METRIC, EventKind.SAMPLES)
 
 
 def job_steps_supersede(job_id: int, *, after_step: int) -> int:
@@ -73,7 +74,7 @@ def job_steps_supersede(job_id: int, *, after_step: int) -> int:
         marked = JobEvent.objects.filter(
             job_id=job_id, kind__in=STEP_EVENT_KINDS, superseded=False, payload__step__gt=after_step
         ).update(superseded=True)
-        job_event_emit(job_id, "resumed", {"from_step": after_step})
+        job_event_emit(job_id, EventKind.RESUMED, {"from_step": after_step})
     return marked
 
 

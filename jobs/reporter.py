@@ -10,6 +10,7 @@ from jobs.events import job_event_emit
 from jobs.payloads import ProgressPayload
 from jobs.registry import JobCancelled
 from jobs.selectors import job_run_owned
+from jobs.states import EventKind
 
 
 class JobReporter:
@@ -58,14 +59,14 @@ class JobReporter:
             "eta_seconds": eta,
             "message": self._stage,
         }
-        job_event_emit(self.job_id, "progress", dict(payload), store=False)
+        job_event_emit(self.job_id, EventKind.PROGRESS, dict(payload), store=False)
 
     def callback(self):
         """A plain `progress(done, total)` function for code that knows nothing of jobs."""
         return lambda done, total: self.progress(done, total)
 
     def log(self, message: str, level: str = "info") -> None:
-        job_event_emit(self.job_id, "log", {"level": level, "message": message})
+        job_event_emit(self.job_id, EventKind.LOG, {"level": level, "message": message})
 
     def cancelled(self) -> bool:
         """Whether the user asked this job to stop (for code that stops on its own terms)."""

@@ -20,7 +20,7 @@ from jobs.queues import queue_for_job
 from jobs.registry import JobCancelled, JobFailure, JobHandover, end_hooks_for, runner_for
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
-from jobs.states import JobState
+from jobs.states import EventKind, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def job_create(
         subject_id=subject_id,
         queue=queue_for_job(kind, target_queue),
     )
-    job_event_emit(job.pk, "state", {"state": JobState.QUEUED})
+    job_event_emit(job.pk, EventKind.STATE, {"state": JobState.QUEUED})
     transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
     return job
 
@@ -102,7 +102,7 @@ def _finish(
         eta_seconds=None,
     )
     if updated:
-        job_event_emit(job_id, "state", {"state": state, "error": error})
+        job_event_emit(job_id, EventKind.STATE, {"state": state, "error": error})
         _job_ended(job_id)
 
 
@@ -126,8 +126,8 @@ def _hand_over(job_id: int, attempt: int, handover: JobHandover) -> None:
         )
         if moved != 1:
             return  # cancelled meanwhile: it stays cancelled
-        job_event_emit(job_id, "log", {"level": "info", "message": handover.message})
-        job_event_emit(job_id, "state", {"state": JobState.QUEUED})
+        job_event_emit(job_id, EventKind.LOG, {"level": "info", "message": handover.message})
+        job_event_emit(job_id, EventKind.STATE, {"state": JobState.QUEUED})
         transaction.on_commit(lambda: job_enqueue(job_id=job_id, queue=handover.queue))
 
 
@@ -138,7 +138,7 @@ def job_execute(*, job_id: int, worker: str, queue: str | None = None) -> None:
         return
     job = Job.objects.get(pk=job_id)
     attempt = job.attempts
-    job_event_emit(job_id, "state", {"state": JobState.RUNNING})
+    job_event_emit(job_id, EventKind.STATE, {"state": JobState.RUNNING})
     reporter = JobReporter(job_id, attempt=attempt)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(job_id, attempt, stop), daemon=True)
@@ -146,14 +146,16 @@ def job_execute(*, job_id: int, worker: str, queue: str | None = None) -> None:
     try:
         result = runner_for(job.kind)(job, reporter)
     except JobCancelled:
-        job_event_emit(job_id, "log", {"level": "warning", "message": "Stopped: the job was cancelled."})
+        job_event_emit(
+            job_id, EventKind.LOG, {"level": "warning", "message": "Stopped: the job was cancelled."}
+        )
     except JobHandover as handover:
         _hand_over(job_id, attempt, handover)
     except JobFailure as failure:
         _finish(job_id, attempt, JobState.FAILED, error=failure.as_dict())
     except Exception as exc:  # the full trace goes to the log; the user gets words
         logger.exception("job %s crashed", job_id)
-        job_event_emit(job_id, "log", {"level": "error", "message": traceback.format_exc()[-4000:]})
+        job_event_emit(job_id, EventKind.LOG, {"level": "error", "message": traceback.format_exc()[-4000:]})
         _finish(
             job_id,
             attempt,
@@ -176,7 +178,7 @@ def job_cancel(*, job: Job) -> bool:
         state=JobState.CANCELLED, finished_at=timezone.now()
     )
     if updated:
-        job_event_emit(job.pk, "state", {"state": JobState.CANCELLED})
+        job_event_emit(job.pk, EventKind.STATE, {"state": JobState.CANCELLED})
         _job_ended(job.pk)
     return updated == 1
 
@@ -193,8 +195,8 @@ def job_release(*, job_id: int, message: str, enqueue: bool = True) -> bool:
         released = Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(state=JobState.QUEUED)
         if released != 1:
             return False
-        job_event_emit(job_id, "log", {"level": "warning", "message": message})
-        job_event_emit(job_id, "state", {"state": JobState.QUEUED})
+        job_event_emit(job_id, EventKind.LOG, {"level": "warning", "message": message})
+        job_event_emit(job_id, EventKind.STATE, {"state": JobState.QUEUED})
         if enqueue:
             transaction.on_commit(lambda: job_enqueue(job_id=job_id, queue=job.queue))
     return True
@@ -225,7 +227,7 @@ def job_requeue_stale() -> list[int]:
                     "and continues from its last checkpoint.",
                 },
             )
-            job_event_emit(job.pk, "state", {"state": JobState.QUEUED})
+            job_event_emit(job.pk, EventKind.STATE, {"state": JobState.QUEUED})
             transaction.on_commit(lambda job=job: job_enqueue(job_id=job.pk, queue=job.queue))
         requeued.append(job.pk)
     return requeued

@@ -11,7 +11,7 @@ from jobs.listing import job_page_for_user
 from jobs.outputs import job_outputs
 from jobs.selectors import get_job_for_user, job_events_after, job_queue_position
 from jobs.services import job_cancel
-from jobs.states import JobKind, JobState
+from jobs.states import EventKind, JobKind, JobState
 from jobs.worker_status import live_workers
 from webapp.params import int_param
 
@@ -70,7 +70,7 @@ def job_log(request: HttpRequest, job_id: int) -> HttpResponse:
     """The whole event log as plain text, to keep or to send to an administrator."""
     job = get_job_for_user(request.user, job_id)
     lines = [f"Lathe job {job.pk} ({job.get_kind_display()}), state {job.state}"]
-    for event in job.events.exclude(kind="metric").order_by("pk").iterator():
+    for event in job.events.exclude(kind=EventKind.METRIC).order_by("pk").iterator():
         detail = event.payload.get("message") or event.payload.get("state") or ""
         lines.append(f"{event.created_at.isoformat()} {event.kind:>6} {detail}")
     if job.error:

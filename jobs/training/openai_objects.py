@@ -12,7 +12,7 @@ from datasets_app.models import DatasetVersion
 from datasets_app.openai_files import file_public_id
 from jobs.ml.recipe import Recipe
 from jobs.models import Checkpoint, Job, JobEvent
-from jobs.states import JobState
+from jobs.states import EventKind, JobState
 from jobs.training.openai_services import hyperparameters_of
 from webapp.openai_wire import public_id, unix
 
@@ -28,7 +28,7 @@ _STATE_MESSAGES = {
 }
 _FILE_ERRORS = {"invalid_training_file": "training_file", "invalid_validation_file": "validation_file"}
 # Samples and progress ticks have no counterpart in OpenAI's event list.
-EVENT_KINDS = ("state", "log", "metric")
+EVENT_KINDS = (EventKind.STATE, EventKind.LOG, EventKind.METRIC)
 
 
 def job_status(job: Job) -> str:
@@ -130,10 +130,10 @@ def _metrics_event(payload: dict) -> tuple[str, dict]:
 def event_object(event: JobEvent) -> dict:
     """A stored job event as OpenAI's `fine_tuning.job.event` (the kinds listed by `EVENT_KINDS`)."""
     payload, level, event_type, data = event.payload, "info", "message", None
-    if event.kind == "metric":
+    if event.kind == EventKind.METRIC:
         event_type = "metrics"
         message, data = _metrics_event(payload)
-    elif event.kind == "state":
+    elif event.kind == EventKind.STATE:
         state = payload.get("state")
         if state == JobState.FAILED:
             level = "error"
@@ -156,7 +156,7 @@ def event_object(event: JobEvent) -> dict:
 
 def checkpoint_object(job: Job, checkpoint: Checkpoint) -> dict:
     metrics: dict = {"step": checkpoint.step}
-    for event in job.events.filter(kind="metric", payload__step=checkpoint.step).order_by("pk"):
+    for event in job.events.filter(kind=EventKind.METRIC, payload__step=checkpoint.step).order_by("pk"):
         if event.payload.get("loss") is not None:
             metrics["train_loss"] = event.payload["loss"]
             metrics["train_mean_token_accuracy"] = event.payload.get("token_accuracy")

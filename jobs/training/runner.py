@@ -23,27 +23,18 @@ from jobs.ml.errors import (
 )
 from jobs.ml.recipe import Recipe
 from jobs.models import Checkpoint, Job
+from jobs.payloads import MetricPayload
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
+from jobs.states import EventKind
 from jobs.training.folder_lock import training_folder_lock
 from models_app.ml.hub import model_fingerprint
 from models_app.models import Adapter, BaseModel
 from models_app.weights import model_dir_for
 from webapp.storage import artifact_store
 
-METRIC_KEYS = (
-    "step",
-    "max_steps",
-    "epoch",
-    "loss",
-    "eval_loss",
-    "learning_rate",
-    "grad_norm",
-    "tokens_per_second",
-    "token_accuracy",
-    "gpu_memory_mb",
-    "process_memory_mb",
-)
+# What a metric event carries: the keys of MetricPayload, the one definition the charts draw from.
+METRIC_KEYS = tuple(MetricPayload.__annotations__)
 
 
 ERROR_CODES = {
@@ -88,13 +79,13 @@ class _EventSink:
     def __call__(self, event: dict) -> None:
         kind = event.get("type")
         if kind == "metrics":
-            payload = {key: event.get(key) for key in METRIC_KEYS}
+            payload: MetricPayload = {key: event.get(key) for key in METRIC_KEYS}
             if "trial" in event:  # a sweep's trial: the page draws each trial's curve apart
                 payload["trial"] = event["trial"]
-            job_event_emit(self.job.pk, "metric", payload)
+            job_event_emit(self.job.pk, EventKind.METRIC, payload)
         elif kind == "trial":
             job_event_emit(
-                self.job.pk, "trial", {key: value for key, value in event.items() if key != "type"}
+                self.job.pk, EventKind.TRIAL, {key: value for key, value in event.items() if key != "type"}
             )
         elif kind == "checkpoint" and "trial" in event:
             pass  # a sweep's trials are not resumed from checkpoints: an interrupted trial is replaced
@@ -106,7 +97,9 @@ class _EventSink:
             )
             self.reporter.log(f"Saved checkpoint at step {event['step']}.")
         elif kind == "samples":
-            job_event_emit(self.job.pk, "samples", {"step": event["step"], "samples": event["samples"]})
+            job_event_emit(
+                self.job.pk, EventKind.SAMPLES, {"step": event["step"], "samples": event["samples"]}
+            )
         elif kind == "verdict_progress":
             if not self._verdict_started:
                 self._verdict_started = True
@@ -114,7 +107,7 @@ class _EventSink:
             self.reporter.progress(event["done"], event["total"], raise_on_cancel=False)
         elif kind == "verdict":
             payload = {key: value for key, value in event.items() if key != "type"}
-            job_event_emit(self.job.pk, "verdict", payload)
+            job_event_emit(self.job.pk, EventKind.VERDICT, payload)
         elif kind == "log":
             self.reporter.log(event.get("message", ""), event.get("level", "info"))
 

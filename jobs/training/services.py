@@ -17,7 +17,7 @@ from jobs.ml.recipe import Recipe, RecipeError, load_plain_yaml
 from jobs.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
 from jobs.models import Checkpoint, Job
 from jobs.services import job_create, job_enqueue
-from jobs.states import JobKind, JobState
+from jobs.states import EventKind, JobKind, JobState
 from jobs.training.estimate import estimate_for_launch
 from models_app.models import BaseModel
 from models_app.selectors import base_model_list_for_user
@@ -195,8 +195,8 @@ def _requeue(job: Job, *, params: dict, message: str) -> Job:
         )
         if not updated:
             raise TrainingRefused("This job is still queued or running; cancel it first to resume elsewhere.")
-        job_event_emit(job.pk, "log", {"level": "info", "message": message})
-        job_event_emit(job.pk, "state", {"state": JobState.QUEUED})
+        job_event_emit(job.pk, EventKind.LOG, {"level": "info", "message": message})
+        job_event_emit(job.pk, EventKind.STATE, {"state": JobState.QUEUED})
         transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
     job.refresh_from_db()
     return job

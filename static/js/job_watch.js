@@ -1,9 +1,15 @@
 // Live job widgets: connect to /ws/jobs/<id>/, replay stored history, then follow
 // live events. On reconnect, ask only for events after the last one seen.
+// Event kinds and job states are the server's (jobs/states.py job_wire, in base.html's
+// #job-wire); other scripts read them from window.LatheJobWire.
 (function () {
   "use strict";
-  const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
-  const LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled" };
+  const WIRE = JSON.parse(document.getElementById("job-wire").textContent);
+  const KIND = WIRE.event_kinds;
+  const STATE = WIRE.states;
+  const FINISHED = new Set(WIRE.finished_states);
+  const LABELS = WIRE.state_labels;
+  window.LatheJobWire = WIRE;
 
   function formatEta(seconds) {
     if (seconds == null || !isFinite(seconds)) return "";
@@ -27,7 +33,7 @@
       stateEl.textContent = LABELS[state] || state;
       stateEl.className = "state state-" + state;
       if (error && error.message) part("error").textContent = error.message + " " + (error.hint || "");
-      if (state === "succeeded") part("fill").style.width = "100%";
+      if (state === STATE.SUCCEEDED) part("fill").style.width = "100%";
       if (FINISHED.has(state)) {
         part("eta").textContent = "";
         if (!finished && reloadOnFinish) setTimeout(() => window.location.reload(), 300);
@@ -58,9 +64,9 @@
         lastSeq = Math.max(lastSeq, msg.seq);
       }
       const p = msg.payload || {};
-      if (msg.kind === "progress") setProgress(p.fraction, p.message, p.eta_seconds);
-      else if (msg.kind === "state") { setState(p.state, p.error); addLog(msg.at, "State: " + (LABELS[p.state] || p.state), "info"); }
-      else if (msg.kind === "log") addLog(msg.at, p.message, p.level);
+      if (msg.kind === KIND.PROGRESS) setProgress(p.fraction, p.message, p.eta_seconds);
+      else if (msg.kind === KIND.STATE) { setState(p.state, p.error); addLog(msg.at, "State: " + (LABELS[p.state] || p.state), "info"); }
+      else if (msg.kind === KIND.LOG) addLog(msg.at, p.message, p.level);
       el.dispatchEvent(new CustomEvent("lathe:event", { detail: msg }));
     }
     function poll() {

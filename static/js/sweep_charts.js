@@ -47,10 +47,11 @@
   document.addEventListener("DOMContentLoaded", () => {
     const watch = document.querySelector(".job-watch");
     if (!watch || !document.getElementById("sweep")) return;
+    const KIND = window.LatheJobWire.event_kinds;
     watch.addEventListener("lathe:event", (e) => {
       const { kind, payload } = e.detail;
-      if (kind === "trial") { trials.set(payload.number, { ...(trials.get(payload.number) || {}), ...payload }); renderTable(); }
-      if (kind === "metric" && payload.trial != null && payload.eval_loss != null) {
+      if (kind === KIND.TRIAL) { trials.set(payload.number, { ...(trials.get(payload.number) || {}), ...payload }); renderTable(); }
+      if (kind === KIND.METRIC && payload.trial != null && payload.eval_loss != null) {
         if (!curves.has(payload.trial)) curves.set(payload.trial, new Map());
         curves.get(payload.trial).set(payload.step, payload.eval_loss);
         renderChart();

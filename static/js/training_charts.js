@@ -120,11 +120,12 @@
     const watch = document.querySelector(".job-watch");
     if (!watch || !document.getElementById("chart-loss")) return;
     build();
+    const KIND = window.LatheJobWire.event_kinds;
     watch.addEventListener("lathe:event", (e) => {
-      if (e.detail.kind === "metric") { addPoint(e.detail.payload); schedule(); }
-      if (e.detail.kind === "resumed") { cutAfter(e.detail.payload.from_step || 0); schedule(); }
-      if (e.detail.kind === "samples") showSamples(e.detail.payload);
-      if (e.detail.kind === "verdict") showVerdict(e.detail.payload);
+      if (e.detail.kind === KIND.METRIC) { addPoint(e.detail.payload); schedule(); }
+      if (e.detail.kind === KIND.RESUMED) { cutAfter(e.detail.payload.from_step || 0); schedule(); }
+      if (e.detail.kind === KIND.SAMPLES) showSamples(e.detail.payload);
+      if (e.detail.kind === KIND.VERDICT) showVerdict(e.detail.payload);
     });
   });
 })();
