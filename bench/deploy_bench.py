@@ -411,7 +411,7 @@ def merged_copies(args, found: dict, fixtures: dict, browser: Browser, base: str
 
 
 def ready_spare(timeout: float = 600) -> dict:
-    """Wait for the warm spare A's supervisor keeps (jobs/serving/spare.py); its process and memory."""
+    """Wait for the warm spare A's supervisor keeps (models_app/serving/spare.py); its process and memory."""
     from django.db import connection
 
     from models_app.models import ModelServer, ServerState

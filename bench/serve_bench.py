@@ -249,7 +249,7 @@ def make_fixtures(adapter_dir: Path, merged_dir: Path) -> Fixtures:
 
     from accounts.models import UserQuota
     from accounts.services import api_token_create
-    from jobs.merging.services import merged_model_register
+    from models_app.merging.services import merged_model_register
     from models_app.ml.demo_model import DEMO_MODEL_ID
     from models_app.models import Adapter, BaseModel
 
@@ -415,7 +415,7 @@ def deploy_breakdown(endpoint_id: int) -> dict:
     server = endpoint.server
     job = Job.objects.get(pk=server.job_id)
     events = list(JobEvent.objects.filter(job=job, kind="log").order_by("pk"))
-    # None when the job started no vLLM: an adapter that took a warm spare (jobs/serving/spare.py).
+    # None when the job started no vLLM: an adapter that took a warm spare (models_app/serving/spare.py).
     launched = next(
         (e.created_at for e in events if e.payload.get("message", "").startswith("Command: ")), None
     )

@@ -19,7 +19,6 @@ from django.conf import settings
 from evals_app.models import Evaluation
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
-from jobs.serving.runner import EXPECTED_START_SECONDS
 from models_app.ml.vllm_server import (
     VllmClient,
     VllmError,
@@ -29,6 +28,7 @@ from models_app.ml.vllm_server import (
     wait_until_ready,
 )
 from models_app.models import Adapter, BaseModel, Endpoint, ModelServer, ServerState
+from models_app.serving.runner import EXPECTED_START_SECONDS
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
 from webapp.started_processes import machine_records, process_group_stop

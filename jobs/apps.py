@@ -10,5 +10,3 @@ class JobsConfig(AppConfig):
 
         register_runner_path(JobKind.TRAIN, "jobs.training.runner.run_training")
         register_runner_path(JobKind.SWEEP, "jobs.training.sweep_runner.run_sweep_job")
-        register_runner_path(JobKind.MERGE, "jobs.merging.runner.run_merge")
-        register_runner_path(JobKind.SERVE, "jobs.serving.runner.run_serving")

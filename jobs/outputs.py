@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jobs.merging.services import SUBJECT_ADAPTER
 from jobs.models import Job
 from jobs.states import JobKind, JobState
+from models_app.merging.services import SUBJECT_ADAPTER
 from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel
 
 

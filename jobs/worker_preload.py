@@ -2,7 +2,7 @@
 
 Training, merging and serving jobs run in the worker's pool processes. Each imported torch,
 transformers and peft on its first job (3-7 s on 2 cores), which is most of what a warm spare
-takes to serve a new adapter (jobs/serving/spare.py). Imported by the main process before the pool
+takes to serve a new adapter (models_app/serving/spare.py). Imported by the main process before the pool
 forks, they are shared by every pool process (copy-on-write) and ready at their first job. Only
 workers of GPU queues (the model workers) do it; no CUDA is initialised by importing.
 """

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.selectors import api_token_list_for_user
 from evals_app.selectors import deploy_warning
-from jobs.serving.folders import server_log_path
 from models_app.endpoints import DeployRefused, endpoint_deploy, endpoint_undeploy
 from models_app.gateway.completions import answer_for_user, parse_body
 from models_app.models import Endpoint
@@ -25,6 +24,7 @@ from models_app.selectors import (
     live_server_for_model,
 )
 from models_app.server_restarts import server_state_note
+from models_app.serving.folders import server_log_path
 from webapp.openai_wire import openai_error
 from webapp.params import BIGINT_MAX, int_param, json_number
 

@@ -95,7 +95,7 @@ class ModelServer(models.Model):
     Users reach it only through their Endpoints.
     The serving job that supervises the process is `job`; while it runs, the server runs.
     A warm spare (`spare_of` set) is a server of a base model with no name users can call, kept ready
-    by a merged copy's supervisor for the next adapter of that base (jobs/serving/spare.py).
+    by a merged copy's supervisor for the next adapter of that base (models_app/serving/spare.py).
     """
 
     # Each user's adapters share that user's server of their base: logs and GPU use stay theirs.

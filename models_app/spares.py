@@ -1,4 +1,4 @@
-"""Deploy's side of warm spares (jobs/serving/spare.py): an adapter to be served as a merged copy takes
+"""Deploy's side of warm spares (models_app/serving/spare.py): an adapter to be served as a merged copy takes
 its owner's ready spare of its base, which then becomes that copy's server without a new vLLM."""
 
 from __future__ import annotations

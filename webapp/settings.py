@@ -241,7 +241,7 @@ LATHE_VLLM_MAX_RESTARTS = env_int("LATHE_VLLM_MAX_RESTARTS", 3)
 LATHE_ADAPTER_SERVING = os.environ.get("LATHE_ADAPTER_SERVING", "auto").strip().lower()
 if LATHE_ADAPTER_SERVING not in ("auto", "merged", "lora"):
     raise ValueError('LATHE_ADAPTER_SERVING must be "auto", "merged" or "lora".')
-# Beside a merged copy, keep a warm spare vLLM of its base while memory allows (jobs/serving/spare.py):
+# Beside a merged copy, keep a warm spare vLLM of its base while memory allows (models_app/serving/spare.py):
 # the next adapter of that base is then served in seconds instead of a minute. It costs memory only.
 LATHE_WARM_SPARE = env_bool("LATHE_WARM_SPARE", True)
 # Model workers import torch, transformers and peft before forking their pool (jobs/worker_preload.py).

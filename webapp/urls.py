@@ -11,7 +11,7 @@ urlpatterns = [
     path("datasets/", include("datasets_app.urls")),
     path("jobs/", include("jobs.urls")),
     path("train/", include("jobs.training.urls")),
-    path("merge/", include("jobs.merging.urls")),
+    path("merge/", include("models_app.merging.urls")),
     path("models/", include("models_app.urls")),
     path("evaluations/", include("evals_app.urls")),
     path("api/", include("datasets_app.api_urls")),

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from jobs.merging.services import merge_start
 from jobs.models import Job
 from jobs.services import job_cancel
 from jobs.states import FINISHED_STATES, JobKind, JobState
+from models_app.merging.services import merge_start
 from models_app.models import Adapter, BaseModel
 from models_app.selectors import base_model_list_for_user
 from tests.helpers import wait_until
@@ -122,8 +122,8 @@ def test_it_returns_the_running_job_on_a_second_click(
 
 
 def test_it_registers_the_same_model_once_when_the_job_runs_again(alice, alice_adapter):
-    from jobs.merging.runner import run_merge
     from jobs.reporter import JobReporter
+    from models_app.merging.runner import run_merge
 
     job = Job.objects.create(
         owner=alice, kind=JobKind.MERGE, state=JobState.RUNNING, params={"adapter_id": alice_adapter.pk}

@@ -15,9 +15,9 @@ import pytest
 from django.test import override_settings
 
 from accounts.services import api_token_create
-from jobs.serving.folders import merged_copy_home
 from models_app.endpoints import endpoint_deploy, endpoint_undeploy
 from models_app.models import Adapter, Endpoint, ModelServer, ServerState
+from models_app.serving.folders import merged_copy_home
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

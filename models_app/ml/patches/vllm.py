@@ -82,7 +82,7 @@ async def swap_weights(app_state: Any, *, weights_path: str, served_name: str) -
     `app_state`: the state of vLLM's API server app. The workers reload the weights in place (0.5 s for
     the demo model on 2 cores, against 40-90 s for a new server), the prefix cache computed with the old
     weights is dropped, then the server answers to the new name only. Called by Lathe's guard
-    (models_app/ml/vllm_guard.py) when a merged copy takes a warm spare (jobs/serving/spare.py); the
+    (models_app/ml/vllm_guard.py) when a merged copy takes a warm spare (models_app/serving/spare.py); the
     spare serves no requests meanwhile, as no name users call reaches it.
     """
     check_version(patch_module=__name__, distributions=DISTRIBUTIONS, supported=SUPPORTED_VERSIONS)

@@ -1,7 +1,7 @@
 """Warm spares: a second adapter of a base served as a merged copy in seconds, not a minute.
 
 A merged copy needs a vLLM of its own, and a vLLM takes 40-90 s to start on a CPU. So the supervisor
-of a merged copy's server (jobs/serving/runner.py) keeps one more server of the same base beside it,
+of a merged copy's server (models_app/serving/runner.py) keeps one more server of the same base beside it,
 started the same way (the same folder name, so vLLM's compile cache serves it) but answering to no
 name a user can call. Deploying another adapter of that base takes the spare (models_app/spares.py):
 its new serving job merges the adapter (about a second for the demo model), the running vLLM reloads
@@ -27,9 +27,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.reporter import JobReporter
-from jobs.serving.folders import merged_copy_home, merged_copy_name, server_log_path
 from models_app.ml.vllm_server import VllmClient, default_dtype, pid_alive, vllm_start
 from models_app.models import LIVE_SERVER_STATES, ModelServer, ServerState
+from models_app.serving.folders import merged_copy_home, merged_copy_name, server_log_path
 from models_app.serving_form import GIB, merged_copy_bytes
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.merging.services import merged_model_register
 from jobs.models import Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
+from models_app.merging.services import merged_model_register
 from models_app.models import Adapter
 from models_app.weights import model_dir_for
 

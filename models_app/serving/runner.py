@@ -22,14 +22,12 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from jobs.merging.runner import merge_into
 from jobs.models import Job
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
-from jobs.serving.folders import merged_copy_home, merged_copy_name, server_log_path
-from jobs.serving.spare import SpareKeeper
 from jobs.states import JobState
+from models_app.merging.runner import merge_into
 from models_app.ml.vllm_server import (
     VllmClient,
     VllmError,
@@ -49,6 +47,8 @@ from models_app.models import (
     spare_served_name,
 )
 from models_app.server_restarts import server_is_vllm
+from models_app.serving.folders import merged_copy_home, merged_copy_name, server_log_path
+from models_app.serving.spare import SpareKeeper
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
 from webapp.started_processes import process_group_stop
@@ -179,7 +179,7 @@ class _Supervisor:
 
     def _take_spare(self) -> bool:
         """This server was a warm spare of the base, running and idle: give it this adapter's merged
-        weights and model id in place (jobs/serving/spare.py). False, with vLLM stopped, if that fails:
+        weights and model id in place (models_app/serving/spare.py). False, with vLLM stopped, if that fails:
         the server then starts the usual way."""
         started = time.monotonic()
         adapter = self.server.adapter

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs.merging import views
+from models_app.merging import views
 
 urlpatterns = [
     path("adapters/<int:adapter_id>/", views.merge_view, name="merge_adapter"),
