@@ -9,7 +9,7 @@
    meanwhile (its socket reads, and its spool file on disk), and the seconds. The same requests go to
    the earlier commit's site in the same run.
 2. A YAML recipe of 400 bytes whose aliases expand to billions of values: time and peak Python memory
-   until refused (`jobs.ml.recipe.load_plain_yaml`).
+   until refused (`training_app.ml.recipe.load_plain_yaml`).
 3. A gzip upload of a few MB that unpacks to 1 GiB of bad lines, checked with the site's default limits
    (`datasets_app.core.validate.validate_file`): seconds, rows and bytes read, error records written.
 4. Judge addresses inside the network, in ten spellings, with a server listening on 127.0.0.1: time to
@@ -94,7 +94,7 @@ def bodies(base_rev: str) -> dict:
 
 
 def yaml_bomb() -> dict:
-    from jobs.ml.recipe import load_plain_yaml
+    from training_app.ml.recipe import load_plain_yaml
 
     lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]

@@ -8,7 +8,7 @@ the adapter merged into a copy of its base with a vLLM of its own; on GPUs (or w
 loaded at run time into the shared vLLM server of its base. This measures both, and the seed, in one run:
 
 1. Prepare (a child process): two adapters of the demo model with the guide's LoRA recipe (r=64, alpha 16,
-   dropout 0.1, q/k/v/o), 12 steps each of `jobs.ml.train.train` (serve_bench.train_adapter), seeds 42
+   dropout 0.1, q/k/v/o), 12 steps each of `training_app.ml.train.train` (serve_bench.train_adapter), seeds 42
    and 43, kept under bench/out/deploy/ for later runs (`--fresh` trains them again).
 2. A fresh site (serve_bench.site_env, site_start; the model worker with 2 job slots, as `manage.py dev`):
    a user whose limits are out of the way (no request may be refused: any error, a 429 included, stops

@@ -6,14 +6,14 @@
 
 For each set of ``bench/domain_sets.py``: the alpaca rows are made canonical and split as the product
 splits a new version (10 % held out for validation, seed 42); the demo model is fine-tuned with
-``jobs.ml.train.train`` (the trainer the worker runs); then the held-out questions (worded unlike any
+``training_app.ml.train.train`` (the trainer the worker runs); then the held-out questions (worded unlike any
 training row) are answered greedily, up to 64 new tokens, by the adapter the run kept, by its last
 checkpoint, and by the base model, and an answer counts when it contains the fact
 (``domain_sets.answer_is_right``). Recipes:
 
 - ``guide``: the seed guide's settings (``Recipe()``: r=64, alpha 16, lr 2e-4, 3 epochs, batch 1 x 8);
-- ``auto``: ``jobs.ml.auto_recipe.auto_recipe`` for the set's size and token lengths (what the form and
-  the OpenAI API's "auto" start from);
+- ``auto``: ``training_app.ml.auto_recipe.auto_recipe`` for the set's size and token lengths (what the form
+  and the OpenAI API's "auto" start from);
 - ``custom``: the guide's settings with ``--set name=value`` changes.
 
 One line per run is appended to bench/out/recipe_outcomes.jsonl (wall time of training, the recipe,
@@ -54,12 +54,12 @@ def canonical_split(train_file: Path, folder: Path) -> tuple[Path, Path, list[di
 
 
 def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path):
-    from jobs.ml.recipe import Recipe
+    from training_app.ml.recipe import Recipe
 
     if name == "guide":
         return Recipe(), "the guide's settings"
     if name == "auto":
-        from jobs.ml.auto_recipe import auto_recipe, dataset_shape
+        from training_app.ml.auto_recipe import auto_recipe, dataset_shape
 
         shape = dataset_shape(train_path, base_model_dir)
         choice = auto_recipe(shape, model_parameters=135e6)
@@ -68,7 +68,7 @@ def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path)
 
 
 def score(model, tokenizer, tests: list[dict]) -> tuple[int, list[str]]:
-    from jobs.ml.answers import generate_answers
+    from training_app.ml.answers import generate_answers
 
     conversations = [[{"role": "user", "content": test["question"]}] for test in tests]
     answers = generate_answers(model, tokenizer, conversations, max_new_tokens=64)
@@ -80,7 +80,7 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from jobs.ml.train import train
+    from training_app.ml.train import train
 
     train_file, tests_file = domain_sets.build(set_name)
     tests = [json.loads(line) for line in tests_file.open(encoding="utf-8")]

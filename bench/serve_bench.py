@@ -6,7 +6,7 @@
 One run, in this order:
 
 1. Prepare (a child process, so the bench process stays small): train a LoRA adapter (r=8, q/k/v/o, a few
-   steps, `jobs.ml.train.train`) on the demo model and merge it into the demo model with
+   steps, `training_app.ml.train.train`) on the demo model and merge it into the demo model with
    `models_app.ml.merge.merge_adapter`: the *merged demo model* every contender serves. Both are kept
    under bench/out/serve/ and reused by later runs (`--fresh` makes them again).
 2. A fresh site: LATHE_DATA_DIR under bench/out/serve/, migrated, SQLite; Redis DB 12 with the `bench-`
@@ -146,12 +146,13 @@ def _conversation(index: int) -> dict:
 
 
 def train_adapter(folder: Path, *, lora_r: int = 8, lora_dropout: float = 0.0, seed: int = 42) -> float:
-    """A few steps of `jobs.ml.train.train` on the demo model into folder/adapter; the seconds it took.
+    """A few steps of `training_app.ml.train.train` on the demo model into folder/adapter; the seconds it
+    took.
 
     The other settings are the recipe's own (LoRA alpha, q/k/v/o), so `lora_r=64, lora_dropout=0.1` is the
     guide's LoRA recipe, trained briefly."""
-    from jobs.ml.recipe import Recipe
-    from jobs.ml.train import train
+    from training_app.ml.recipe import Recipe
+    from training_app.ml.train import train
 
     shutil.rmtree(folder, ignore_errors=True)
     data = folder / "train.jsonl"

@@ -20,15 +20,15 @@ Each run is a process of its own (run one after the other, never side by side):
   autocast.
 - ``seed_trl_defaults``: the same with ``SFTConfig`` built directly, i.e. trl's defaults: gradient
   checkpointing on, bf16 autocast on.
-- ``ours``: ``jobs.ml.train.train(...)`` with ``Recipe(max_steps=...)`` (the recipe defaults are the
+- ``ours``: ``training_app.ml.train.train(...)`` with ``Recipe(max_steps=...)`` (the recipe defaults are the
   seed's LoRA settings); loss on assistant tokens only; every event kept in a list as JSON. Precision
   "auto": bf16 on a CPU with AVX512-BF16 or AMX (with attention in fp32 and the cheaper LoRA dropout of
-  ``jobs.ml.cpu`` and ``jobs.ml.patches.peft``), fp32 on other CPUs.
+  ``webapp.cpu`` and ``training_app.ml.patches.peft``), fp32 on other CPUs.
 - ``ours_fp32``: ``ours`` with ``Recipe(precision="fp32")``, what "auto" picked on every CPU before
-  ``jobs.ml.cpu`` (the cheaper LoRA dropout still applies).
+  ``webapp.cpu`` (the cheaper LoRA dropout still applies).
 - ``ours_all_positions``: ``ours`` with ``score_labelled_positions_only`` turned into a no-op, i.e. trl's
   fused LM head projecting every position on a CPU, as before that lever went in.
-- ``ours_events``: ``ours`` with the job runner's real event sink (``jobs.training.runner._EventSink``
+- ``ours_events``: ``ours`` with the job runner's real event sink (``training_app.runner._EventSink``
   and ``JobReporter``: SQLite in a fresh data folder, Redis DB 13 with the ``bench-`` namespace, flushed
   afterwards), to price the event path.
 
@@ -51,7 +51,7 @@ from pathlib import Path
 
 from _measure import REPO, child_report, machine, run_child, table
 
-sys.path.insert(0, str(REPO))  # jobs.ml, models_app, webapp
+sys.path.insert(0, str(REPO))  # training_app.ml, models_app, webapp
 OUT = REPO / "bench" / "out" / "train-cpu"
 DEMO_MODEL = REPO / ".data" / "test-cache" / "demo-model"
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -124,8 +124,8 @@ def ensure_data(rows: int) -> Path:
 
 def data_stats(path: Path) -> dict:
     """Token lengths and the assistant's share, as our tokenizer lays the rows out."""
-    from jobs.ml.components import load_tokenizer
-    from jobs.ml.data import ConversationTokenizer
+    from training_app.ml.components import load_tokenizer
+    from training_app.ml.data import ConversationTokenizer
 
     encode = ConversationTokenizer(load_tokenizer(DEMO_MODEL), 2048)
     lengths, assistant = [], 0
@@ -264,9 +264,9 @@ def run_seed(found: dict, data: Path, steps: int, output: Path, trl_defaults: bo
 def run_ours(found: dict, data: Path, steps: int, output: Path, mode: str) -> None:
     import torch
 
-    from jobs.ml import callbacks, samples
-    from jobs.ml import train as train_module
-    from jobs.ml.recipe import Recipe
+    from training_app.ml import callbacks, samples
+    from training_app.ml import train as train_module
+    from training_app.ml.recipe import Recipe
 
     real_events = mode == "ours_events"
     recipe = Recipe(max_steps=steps)
@@ -342,7 +342,7 @@ def event_sink():
     from jobs.models import Job
     from jobs.reporter import JobReporter
     from jobs.states import JobKind, JobState
-    from jobs.training.runner import _EventSink
+    from training_app.runner import _EventSink
 
     user = get_user_model().objects.create_user(username="bench", password=None)
     job = Job.objects.create(owner=user, kind=JobKind.TRAIN, queue="bench-cpu", state=JobState.RUNNING)

@@ -6,7 +6,8 @@ class DatasetsAppConfig(AppConfig):
     verbose_name = "Datasets"
 
     def ready(self) -> None:
-        from jobs.registry import register_end_hook_path, register_runner_path
+        from datasets_app.models import SUBJECT_FILE, SUBJECT_VERSION
+        from jobs.registry import register_end_hook_path, register_runner_path, register_subject_names_path
         from jobs.states import JobKind
 
         for kind, function in (
@@ -18,3 +19,5 @@ class DatasetsAppConfig(AppConfig):
             register_runner_path(kind, f"datasets_app.runners.{function}")
         # However a check ends (crashed, failed, cancelled even while queued), its file hears of it.
         register_end_hook_path(JobKind.VALIDATE, "datasets_app.services.validation_job_ended")
+        register_subject_names_path(SUBJECT_FILE, "datasets_app.selectors.dataset_file_names")
+        register_subject_names_path(SUBJECT_VERSION, "datasets_app.selectors.dataset_version_names")

@@ -1,6 +1,10 @@
 from django.conf import settings
 from django.db import models
 
+# What jobs on these rows are about (Job.subject_type): the one spelling.
+SUBJECT_FILE = "dataset_file"
+SUBJECT_VERSION = "dataset_version"
+
 
 class Blob(models.Model):
     """An uploaded file's bytes, stored once under their SHA-256 whoever uploads them."""

@@ -2,7 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
-from datasets_app.models import Dataset, DatasetFile, DatasetVersion, FileRole
+from datasets_app.models import SUBJECT_VERSION, Dataset, DatasetFile, DatasetVersion, FileRole
 from jobs.models import Job
 
 
@@ -31,8 +31,19 @@ def validation_files_for_dataset(dataset: Dataset) -> QuerySet[DatasetFile]:
 
 
 def version_jobs(version: DatasetVersion) -> QuerySet[Job]:
-    return Job.objects.filter(subject_type="dataset_version", subject_id=version.pk)
+    return Job.objects.filter(subject_type=SUBJECT_VERSION, subject_id=version.pk)
 
 
 def latest_preview_job(version: DatasetVersion) -> Job | None:
     return version_jobs(version).filter(kind="clean_preview").order_by("-created_at").first()
+
+
+def dataset_version_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
+    """The jobs list's words for versions (jobs/listing.py, through jobs/registry.py)."""
+    versions = DatasetVersion.objects.filter(pk__in=ids, dataset__owner=user).select_related("dataset")
+    return {version.pk: f"{version.dataset.name} v{version.number}" for version in versions}
+
+
+def dataset_file_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
+    files = DatasetFile.objects.filter(pk__in=ids, dataset__owner=user).select_related("dataset")
+    return {file.pk: f"{file.dataset.name}: {file.original_name}" for file in files}

@@ -8,16 +8,22 @@ from django.db.models import Max
 
 from accounts.quotas import quota_check_upload
 from datasets_app.core.cleaning import CleaningRules
-from datasets_app.models import Blob, Dataset, DatasetFile, DatasetVersion, FileRole, FileStatus
+from datasets_app.models import (
+    SUBJECT_FILE,
+    SUBJECT_VERSION,
+    Blob,
+    Dataset,
+    DatasetFile,
+    DatasetVersion,
+    FileRole,
+    FileStatus,
+)
 from datasets_app.read_limits import ReadLimits
 from datasets_app.uploads import HashedUploadedFile
 from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind, JobState
 from webapp.storage import artifact_store
-
-SUBJECT_FILE = "dataset_file"
-SUBJECT_VERSION = "dataset_version"
 
 
 def blob_key(sha256: str) -> str:

@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.db import models
 
+# What an evaluation job is about (Job.subject_type): the one spelling.
+SUBJECT_EVALUATION = "evaluation"
+
 # The labels answers and scores are kept under: the fine-tuned candidate and its base on the same prompts.
 LABEL_TUNED = "tuned"
 LABEL_BASE = "base"

@@ -59,3 +59,17 @@ def deploy_warning(*, adapter: Adapter | None = None, model: BaseModel | None = 
         return None
     worse = metrics_below_base(evaluation)
     return {"evaluation": evaluation, "worse": worse} if worse else None
+
+
+def evaluation_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
+    """The jobs list's words for evaluations (jobs/listing.py, through jobs/registry.py)."""
+    evaluations = Evaluation.objects.filter(pk__in=ids, owner=user).select_related(
+        "adapter", "model", "dataset_version__dataset"
+    )
+    return {
+        evaluation.pk: (
+            f"{evaluation.adapter.name if evaluation.adapter_id else evaluation.model.display_name} "
+            f"on {evaluation.dataset_version.dataset.name}"
+        )
+        for evaluation in evaluations
+    }

@@ -7,14 +7,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from datasets_app.models import DatasetVersion
-from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation, EvaluationExample
+from evals_app.models import (
+    LABEL_BASE,
+    LABEL_TUNED,
+    SUBJECT_EVALUATION,
+    EvalSplit,
+    Evaluation,
+    EvaluationExample,
+)
 from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind
 from models_app.models import Adapter, BaseModel
 from webapp.outbound import OutboundRefused, check_url, outbound_policy
-
-SUBJECT_EVALUATION = "evaluation"
 
 DEFAULT_SETTINGS = {
     "max_rows": 200,

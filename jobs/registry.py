@@ -1,7 +1,17 @@
-"""Job runners by kind. Each app registers the runners of its own job kinds.
+"""What each app tells the job engine about its own job kinds, registered in its AppConfig.ready.
 
-A runner is `runner(job, reporter) -> dict` (the job's result). It raises
-`JobFailure` for problems the user can fix, with words they understand.
+The engine (this package) imports no app: it finds every kind-specific function here, named by
+module path and imported on first use, so the web process never loads what only workers need.
+
+- the runner of a kind: `runner(job, reporter) -> dict` (the job's result); it raises `JobFailure`
+  for problems the user can fix, with words they understand;
+- end hooks of a kind: `hook(job)` once the job has ended, however (e.g. mark the file it checked);
+- for the jobs pages: names of subjects (`names(user, ids) -> {id: name}` per subject type), and per
+  kind a `label(job, subject_name) -> str`, an `outcome(job) -> str`, what it `made` (`outputs(job)`),
+  and extra `page` context (`page(job) -> dict`);
+- checks before a job is created (`check(user=..., kind=...)`, raising to refuse: quotas);
+- worker hooks: `started(queues=...)`, `stopping(hostname=...) -> [(job_id, queue)]` (jobs put back,
+  queued again once the worker no longer consumes), `reap()` every few seconds.
 """
 
 from __future__ import annotations
@@ -77,15 +87,65 @@ def register_end_hook_path(kind: str, dotted_path: str) -> None:
 
 
 def end_hooks_for(kind: str) -> list[Callable[[Job], None]]:
-    hooks = []
-    for path in _END_HOOK_PATHS.get(kind, []):
-        module_name, _, function_name = path.rpartition(".")
-        hooks.append(getattr(importlib.import_module(module_name), function_name))
-    return hooks
+    return [_imported(path) for path in _END_HOOK_PATHS.get(kind, [])]
 
 
 def runner_for(kind: str) -> Runner:
     if kind not in _RUNNERS and kind in _RUNNER_PATHS:
-        module_name, _, function_name = _RUNNER_PATHS[kind].rpartition(".")
-        _RUNNERS[kind] = getattr(importlib.import_module(module_name), function_name)
+        _RUNNERS[kind] = _imported(_RUNNER_PATHS[kind])
     return _RUNNERS[kind]
+
+
+def _imported(dotted_path: str) -> Callable:
+    module_name, _, function_name = dotted_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+# --- the jobs pages, checks before creating, worker hooks ---------------------------------------------
+_SUBJECT_NAME_PATHS: dict[str, str] = {}
+KIND_FUNCTIONS = ("label", "outcome", "outputs", "page")
+_KIND_FUNCTION_PATHS: dict[tuple[str, str], str] = {}
+_CREATE_CHECK_PATHS: list[str] = []
+WORKER_MOMENTS = ("started", "stopping", "reap")
+_WORKER_HOOK_PATHS: dict[str, list[str]] = {}
+
+
+def register_subject_names_path(subject_type: str, dotted_path: str) -> None:
+    _SUBJECT_NAME_PATHS[subject_type] = dotted_path
+
+
+def subject_names_for(subject_type: str) -> Callable | None:
+    path = _SUBJECT_NAME_PATHS.get(subject_type)
+    return _imported(path) if path else None
+
+
+def register_kind_function_path(what: str, kind: str, dotted_path: str) -> None:
+    if what not in KIND_FUNCTIONS:
+        raise ValueError(f"{what!r} is none of {KIND_FUNCTIONS}")
+    _KIND_FUNCTION_PATHS[what, kind] = dotted_path
+
+
+def kind_function(what: str, kind: str) -> Callable | None:
+    path = _KIND_FUNCTION_PATHS.get((what, kind))
+    return _imported(path) if path else None
+
+
+def register_create_check_path(dotted_path: str) -> None:
+    if dotted_path not in _CREATE_CHECK_PATHS:
+        _CREATE_CHECK_PATHS.append(dotted_path)
+
+
+def create_checks() -> list[Callable]:
+    return [_imported(path) for path in _CREATE_CHECK_PATHS]
+
+
+def register_worker_hook_path(moment: str, dotted_path: str) -> None:
+    if moment not in WORKER_MOMENTS:
+        raise ValueError(f"{moment!r} is none of {WORKER_MOMENTS}")
+    paths = _WORKER_HOOK_PATHS.setdefault(moment, [])
+    if dotted_path not in paths:
+        paths.append(dotted_path)
+
+
+def worker_hooks(moment: str) -> list[Callable]:
+    return [_imported(path) for path in _WORKER_HOOK_PATHS.get(moment, [])]

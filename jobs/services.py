@@ -13,11 +13,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.quotas import quota_check_job_start
 from jobs.events import job_event_emit
 from jobs.models import Job
 from jobs.queues import queue_for_job
-from jobs.registry import JobCancelled, JobFailure, JobHandover, end_hooks_for, runner_for
+from jobs.registry import JobCancelled, JobFailure, JobHandover, create_checks, end_hooks_for, runner_for
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
 from jobs.states import EventKind, JobState
@@ -39,7 +38,8 @@ def job_create(
     target_queue: str | None = None,
 ) -> Job:
     """Create a job and enqueue it once the surrounding transaction commits."""
-    quota_check_job_start(user=owner, kind=kind)  # the owner's job and storage limits (QuotaExceeded)
+    for check in create_checks():  # e.g. the owner's job and storage limits (accounts/quotas.py)
+        check(user=owner, kind=kind)
     job = Job.objects.create(
         owner=owner,
         kind=kind,

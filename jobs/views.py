@@ -9,6 +9,7 @@ from accounts.api_keys import api_key_required
 from jobs.events import event_message, job_snapshot
 from jobs.listing import job_page_for_user
 from jobs.outputs import job_outputs
+from jobs.registry import kind_function
 from jobs.selectors import get_job_for_user, job_events_after, job_queue_position
 from jobs.services import job_cancel
 from jobs.states import EventKind, JobKind, JobState
@@ -46,10 +47,9 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     if job.kind == JobKind.EVALUATE and job.subject_id:
         return redirect("evaluation_detail", job.subject_id)  # its page shows the job and the scores
     context = {"job": job, "queue_position": job_queue_position(job), "made": job_outputs(job)}
-    if job.kind in (JobKind.TRAIN, JobKind.SWEEP):
-        from jobs.training.views import training_context
-
-        context.update(training_context(job))
+    page = kind_function("page", job.kind)  # what the kind's app adds to its jobs' page
+    if page is not None:
+        context.update(page(job))
     return render(request, "jobs/job_detail.html", context)
 
 

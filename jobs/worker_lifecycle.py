@@ -1,9 +1,9 @@
 """What a worker does when it starts and when it is asked to stop, about the processes it runs.
 
 At start: stop what a dead worker of this machine left (an evaluation's vLLM recorded in
-DATA_DIR/processes, a server undeployed while no worker ran it) and queue again the serving
-jobs of the models still deployed (models_app/server_restarts.py). On SIGTERM or Ctrl-C: stop
-the vLLM servers this worker supervises and the recorded process groups of its pool processes,
+DATA_DIR/processes) and run the apps' "started" hooks (jobs/registry.py: models_app queues again the
+serving jobs of the models still deployed). On SIGTERM or Ctrl-C: the "stopping" hooks (models_app
+stops the vLLM servers this worker supervises) and the recorded process groups of its pool processes,
 so that nothing Lathe started outlives the stack; the serving jobs go back to the broker once this
 worker no longer consumes (so it cannot take one back on its way out), and the next worker of their
 queue starts them again. A worker killed with SIGKILL cannot do this; the next one does it at start.
@@ -20,15 +20,13 @@ from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from jobs.registry import worker_hooks
 from webapp.started_processes import StartedProcesses, machine_records
 
 logger = logging.getLogger(__name__)
 REAP_EVERY_SECONDS = float(os.environ.get("LATHE_WORKER_REPORT_SECONDS", "15"))
 # Longer than a process group's grace period (15 s), shorter than `manage.py dev`'s wait (25 s).
 SHUTDOWN_WAIT_SECONDS = 20.0
-# A server undeployed this long ago whose vLLM still runs has no supervisor to stop it (a supervisor
-# notices within a second and stops it within its 15 s grace period).
-UNSUPERVISED_AFTER_SECONDS = 30.0
 _stop = threading.Event()
 _released: list[tuple[int, str]] = []  # serving jobs put back, queued again once this worker stops consuming
 
@@ -38,21 +36,16 @@ def started_processes() -> StartedProcesses:
 
 
 def worker_started(*, queues: list[str]) -> None:
-    from models_app.server_restarts import servers_restore, servers_stop_unwanted_on_this_machine
-
     stopped = started_processes().stop()
     if stopped:
         logger.warning("stopped %d process group(s) left by a worker that is gone: %s", len(stopped), stopped)
-    servers_stop_unwanted_on_this_machine()
-    queued = servers_restore(queues=queues)
-    if queued:
-        logger.info("queued the serving jobs of %d deployed server(s) again: %s", len(queued), queued)
+    for hook in worker_hooks("started"):  # e.g. models still deployed start again
+        hook(queues=queues)
 
 
 def worker_stopping(*, hostname: str) -> None:
-    from models_app.server_restarts import servers_interrupt
-
-    _released.extend(servers_interrupt(workers=[hostname], enqueue=False).jobs)
+    for hook in worker_hooks("stopping"):  # e.g. model servers stop, their jobs go back to the queue
+        _released.extend(hook(hostname=hostname))
     children = [child.pid for child in psutil.Process().children(recursive=True)]
     started_processes().stop(owners=[os.getpid(), *children])
 
@@ -85,19 +78,16 @@ def _in_thread(target, name: str, **kwargs) -> threading.Thread:
 def reap() -> None:
     """Stop what nobody wants any more while the worker lives on.
 
-    A pool process killed alone (out of memory) leaves its recorded groups; a server undeployed while
-    its serving job waited in the queue (handed over, not yet taken) has no supervisor to hear it.
+    A pool process killed alone (out of memory) leaves its recorded groups; the apps' reap hooks do
+    the rest (a server undeployed while its serving job waited in the queue has no supervisor to hear it).
     """
-    from models_app.server_restarts import servers_stop_unwanted_on_this_machine
-
     started_processes().stop()
     close_old_connections()
     try:
-        stopped = servers_stop_unwanted_on_this_machine(settled_seconds=UNSUPERVISED_AFTER_SECONDS)
+        for hook in worker_hooks("reap"):
+            hook()
     finally:
         connection.close()
-    if stopped:
-        logger.warning("stopped %d undeployed vLLM server(s) nobody supervised: %s", len(stopped), stopped)
 
 
 def _reap_forever() -> None:

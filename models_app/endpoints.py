@@ -25,6 +25,7 @@ from models_app.gateway.cache import gateway_epoch_bump
 from models_app.ml.vllm_server import ASSUMED_ADAPTER_RANK, VllmError, lora_rank_ceiling
 from models_app.models import (
     LIVE_SERVER_STATES,
+    SUBJECT_SERVER,
     Adapter,
     BaseModel,
     DesiredState,
@@ -43,8 +44,6 @@ from models_app.serving_form import (
 )
 from models_app.spares import spare_take
 from webapp.started_processes import process_group_stop
-
-SUBJECT_SERVER = "model_server"
 
 
 class DeployRefused(Exception):

@@ -1,6 +1,10 @@
 from django.conf import settings
 from django.db import models
 
+# What jobs on these rows are about (Job.subject_type): the one spelling.
+SUBJECT_ADAPTER = "adapter"
+SUBJECT_SERVER = "model_server"
+
 
 class BaseModel(models.Model):
     """A model that can be fine-tuned. `owner` is empty for models every user may pick."""

@@ -55,3 +55,13 @@ def live_server_for_model(owner: AbstractBaseUser, model: BaseModel) -> ModelSer
         .order_by("-pk")
         .first()
     )
+
+
+def adapter_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
+    """The jobs list's words for adapters and model servers (jobs/listing.py, through jobs/registry.py)."""
+    return dict(Adapter.objects.filter(pk__in=ids, owner=user).values_list("pk", "name"))
+
+
+def model_server_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
+    servers = ModelServer.objects.filter(pk__in=ids, owner=user).select_related("model")
+    return {server.pk: f"serving {server.model.display_name}" for server in servers}

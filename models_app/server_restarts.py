@@ -25,11 +25,17 @@ from django.utils import timezone
 from jobs.services import job_create, job_enqueue, job_release
 from jobs.states import FINISHED_STATES, JobKind, JobState
 from models_app.gateway.cache import gateway_epoch_bump
-from models_app.models import LIVE_SERVER_STATES, DesiredState, Endpoint, ModelServer, ServerState
+from models_app.models import (
+    LIVE_SERVER_STATES,
+    SUBJECT_SERVER,
+    DesiredState,
+    Endpoint,
+    ModelServer,
+    ServerState,
+)
 from webapp.started_processes import process_groups_stop
 
 logger = logging.getLogger(__name__)
-SUBJECT_SERVER = "model_server"  # as in models_app.endpoints
 RESTARTING_NOTE = "Restarting after a restart of the server"
 RELEASE_MESSAGE = (
     "The worker is stopping (a restart of the server): vLLM stops with it and starts again, "
@@ -169,3 +175,27 @@ def server_state_note(server: ModelServer) -> str:
     if server.state == ServerState.STARTING and server.interrupted_at is not None:
         return RESTARTING_NOTE
     return ""
+
+
+# A server undeployed this long ago whose vLLM still runs has no supervisor to stop it (a supervisor
+# notices within a second and stops it within its 15 s grace period).
+UNSUPERVISED_AFTER_SECONDS = 30.0
+
+
+def worker_started(*, queues: list[str]) -> None:
+    """A worker starts (jobs/worker_lifecycle.py): stop what no one wants, start what is still wanted."""
+    servers_stop_unwanted_on_this_machine()
+    queued = servers_restore(queues=queues)
+    if queued:
+        logger.info("queued the serving jobs of %d deployed server(s) again: %s", len(queued), queued)
+
+
+def worker_stopping(*, hostname: str) -> list[tuple[int, str]]:
+    """A worker stops: its vLLM servers stop; their serving jobs, returned, go back once it stopped."""
+    return servers_interrupt(workers=[hostname], enqueue=False).jobs
+
+
+def worker_reap() -> None:
+    stopped = servers_stop_unwanted_on_this_machine(settled_seconds=UNSUPERVISED_AFTER_SECONDS)
+    if stopped:
+        logger.warning("stopped %d undeployed vLLM server(s) nobody supervised: %s", len(stopped), stopped)

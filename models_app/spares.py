@@ -10,9 +10,7 @@ from accounts.quotas import quota_check_live_servers
 from jobs.queues import machine_queue
 from jobs.services import job_create
 from jobs.states import JobKind
-from models_app.models import Adapter, ModelServer, ServerState
-
-SUBJECT_SERVER = "model_server"  # as in models_app.endpoints
+from models_app.models import SUBJECT_SERVER, Adapter, ModelServer, ServerState
 
 
 def _queue_of_machine(node: str, fallback: str) -> str:

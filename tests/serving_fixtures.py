@@ -89,8 +89,8 @@ def demo_adapter_dir(demo_model_dir, tmp_path_factory) -> Path:
     """A LoRA adapter (r=8 on the attention projections) trained a few steps on the demo model."""
     import orjson
 
-    from jobs.ml.recipe import Recipe
-    from jobs.ml.train import train
+    from training_app.ml.recipe import Recipe
+    from training_app.ml.train import train
 
     folder = tmp_path_factory.mktemp("demo-adapter")
     data = folder / "train.jsonl"

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "accounts",
     "datasets_app",
     "jobs",
+    "training_app",
     "models_app",
     "evals_app",
     "axes",  # login throttling; keep it last (its docs)
@@ -276,7 +277,7 @@ LATHE_GATEWAY_MAX_TOKENS = env_int("LATHE_GATEWAY_MAX_TOKENS", 4096)
 # Reserved: the domains a multimodal model may fetch images or audio from. Lathe serves no
 # multimodal model yet, so the gateway refuses media content whatever this says.
 LATHE_GATEWAY_MEDIA_DOMAINS = env_list("LATHE_GATEWAY_MEDIA_DOMAINS", "")
-# vLLM and other model processes start with a minimal environment (jobs/ml/child_env.py), never the
+# vLLM and other model processes start with a minimal environment (webapp/child_env.py), never the
 # worker's secrets; LATHE_CHILD_ENV_ALLOW (comma-separated names) passes more variables to them. That
 # Django-free module reads it from the environment itself, so it is not a Django setting.
 

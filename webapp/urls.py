@@ -10,14 +10,14 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("datasets/", include("datasets_app.urls")),
     path("jobs/", include("jobs.urls")),
-    path("train/", include("jobs.training.urls")),
+    path("train/", include("training_app.urls")),
     path("merge/", include("models_app.merging.urls")),
     path("models/", include("models_app.urls")),
     path("evaluations/", include("evals_app.urls")),
     path("api/", include("datasets_app.api_urls")),
     path("api/", include("jobs.api_urls")),
     # OpenAI-compatible: files and fine-tuning jobs.
-    path("v1/", include("jobs.training.openai_urls")),
+    path("v1/", include("training_app.openai_urls")),
     # OpenAI-compatible: the gateway to deployed models.
     path("v1/", include("models_app.gateway.urls")),
 ]

@@ -10,9 +10,8 @@ from django.db import transaction
 from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind, JobState
-from models_app.models import Adapter, BaseModel
+from models_app.models import SUBJECT_ADAPTER, Adapter, BaseModel
 
-SUBJECT_ADAPTER = "adapter"
 HF_ID_MAX = BaseModel._meta.get_field("hf_id").max_length
 
 
@@ -64,3 +63,11 @@ def merged_model_register(*, adapter: Adapter, local_dir: Path) -> BaseModel:
         },
     )
     return model
+
+
+def merge_outputs(job: Job) -> dict | None:
+    """What a finished merge made, for its job's page (jobs/outputs.py, through jobs/registry.py)."""
+    if job.subject_type != SUBJECT_ADAPTER:
+        return None
+    merged = BaseModel.objects.filter(merged_from_id=job.subject_id, owner=job.owner).first()
+    return {"merged_model": merged} if merged else None

@@ -165,7 +165,7 @@ def test_it_lets_an_administrator_set_a_persons_limits_in_the_admin(client, djan
 
 def test_it_counts_a_resumed_job_as_a_new_one(alice, settings):
     from jobs.states import JobState
-    from jobs.training.services import sweep_resume
+    from training_app.services import sweep_resume
 
     settings.LATHE_QUOTA_ACTIVE_JOBS = 2
     stopped = Job.objects.create(owner=alice, kind=JobKind.SWEEP, queue="gpu", state=JobState.CANCELLED)

@@ -3,13 +3,13 @@
 import pytest
 
 from evals_app.models import Evaluation
-from jobs.ml.recipe import Recipe
 from jobs.models import Job
 from jobs.states import FINISHED_STATES, JobKind, JobState
-from jobs.training.services import training_start
 from models_app.models import Adapter, BaseModel
 from tests.datasets_app.factories import dataset_with_version
 from tests.helpers import wait_until
+from training_app.ml.recipe import Recipe
+from training_app.services import training_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 

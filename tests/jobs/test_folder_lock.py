@@ -13,7 +13,7 @@ from jobs.models import Job
 from jobs.registry import JobCancelled
 from jobs.reporter import JobReporter
 from jobs.services import job_cancel, job_claim
-from jobs.training.folder_lock import LOCK_FILENAME, training_folder_lock
+from training_app.folder_lock import LOCK_FILENAME, training_folder_lock
 
 pytestmark = pytest.mark.django_db
 

@@ -7,15 +7,15 @@ import pytest
 from django.urls import reverse
 
 from accounts.services import api_token_create, api_token_revoke
-from jobs.ml.recipe import Recipe
 from jobs.models import Job
 from jobs.states import FINISHED_STATES, JobKind, JobState
-from jobs.training.openai_objects import job_status
-from jobs.training.services import training_start
 from models_app.models import Adapter, BaseModel
 from tests.datasets_app.factories import dataset_with_version
 from tests.helpers import wait_until
 from tests.openai_client import chat_jsonl, openai_client
+from training_app.ml.recipe import Recipe
+from training_app.openai_objects import job_status
+from training_app.services import training_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -254,7 +254,7 @@ def test_it_shows_validating_files_until_the_job_has_a_dataset_version():
 
 def test_it_keeps_the_adapter_and_says_why_when_auto_deploy_is_refused(alice, tiny_model_dir):
     from jobs.reporter import JobReporter
-    from jobs.training.openai_runner import adapter_auto_deploy
+    from training_app.openai_runner import adapter_auto_deploy
 
     model = BaseModel.objects.create(hf_id=TINY, display_name="Tiny", local_dir=str(tiny_model_dir))
     job = Job.objects.create(owner=alice, kind=JobKind.TRAIN, queue="gpu", state=JobState.SUCCEEDED)

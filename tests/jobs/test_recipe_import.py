@@ -9,7 +9,7 @@ from django.urls import reverse
 from jobs.models import Job
 from models_app.models import BaseModel
 from tests.datasets_app.factories import dataset_with_version
-from tests.jobs.ml.test_recipe import BILLION_LAUGHS
+from tests.training_app.ml.test_recipe import BILLION_LAUGHS
 
 pytestmark = pytest.mark.django_db
 

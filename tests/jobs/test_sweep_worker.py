@@ -9,10 +9,10 @@ import pytest
 from jobs.models import Job
 from jobs.services import job_cancel
 from jobs.states import JobState
-from jobs.training.services import sweep_resume, sweep_start
 from models_app.models import Adapter
 from tests.helpers import wait_until
 from tests.jobs.test_training_worker import QUICK, _finished
+from training_app.services import sweep_resume, sweep_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

@@ -7,14 +7,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.services import api_token_create
-from jobs.ml.recipe import Recipe
 from jobs.models import Job, WorkerStatus
 from jobs.queues import QUEUE_GPU_ANY
 from jobs.states import JobKind, JobState
-from jobs.training.services import TrainingRefused, training_fit_check
 from models_app.models import BaseModel
 from tests.datasets_app.factories import dataset_with_version
 from tests.jobs.test_training_launch import _gpu_worker, _recipe_form
+from training_app.ml.recipe import Recipe
+from training_app.services import TrainingRefused, training_fit_check
 
 pytestmark = pytest.mark.django_db
 

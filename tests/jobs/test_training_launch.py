@@ -106,7 +106,7 @@ def test_it_keeps_other_users_out_of_training_pages(alice, bob_client):
 
 
 def _recipe_form(**changes) -> dict:
-    from jobs.ml.recipe import Recipe
+    from training_app.ml.recipe import Recipe
 
     values = {**Recipe().to_dict(), **changes}
     form = {}
@@ -142,7 +142,7 @@ def test_it_recreates_a_run_from_its_exported_recipe(alice_client, alice):
 def test_it_retries_an_out_of_memory_failure_with_the_guides_remedies(alice_client, alice):
     _, _, version = dataset_with_version(alice)
     model = _model("Qwen/Qwen2.5-7B-Instruct")
-    from jobs.ml.recipe import Recipe
+    from training_app.ml.recipe import Recipe
 
     failed = Job.objects.create(
         owner=alice,

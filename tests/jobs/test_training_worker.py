@@ -10,15 +10,15 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from jobs.ml.recipe import Recipe
 from jobs.models import Job
 from jobs.selectors import job_events_shown
 from jobs.services import job_cancel
 from jobs.states import FINISHED_STATES, JobState
-from jobs.training.services import training_resume, training_start
 from models_app.models import Adapter, BaseModel
 from tests import processes
 from tests.helpers import wait_until, websocket_headers
+from training_app.ml.recipe import Recipe
+from training_app.services import training_resume, training_start
 from webapp.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 topk_topp_sampler = pytest.importorskip("vllm.v1.sample.ops.topk_topp_sampler")
 
-from jobs.ml.patches import version_check  # noqa: E402
 from models_app.ml.patches import vllm as vllm_patch  # noqa: E402
+from training_app.ml.patches import version_check  # noqa: E402
 
 
 @pytest.fixture

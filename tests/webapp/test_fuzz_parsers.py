@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from datasets_app.core.categories import CATEGORIES
 from datasets_app.core.validate import ValidationOptions, validate_file
-from jobs.training.openai_request import fine_tuning_request_parse, json_body
 from models_app.gateway.completions import parse_body
+from training_app.openai_request import fine_tuning_request_parse, json_body
 from webapp.openai_wire import OpenAIRequestError, page_limit, parse_public_id
 
 FUZZ = settings(

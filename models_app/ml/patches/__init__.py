@@ -1,1 +1,2 @@
-"""Lathe's patches of vLLM's private internals; the others and the version check: :mod:`jobs.ml.patches`."""
+"""Lathe's patches of vLLM's private internals; trl's and peft's are in :mod:`training_app.ml.patches`, the
+version check in :mod:`webapp.version_check`."""

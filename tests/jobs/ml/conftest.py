@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from jobs.ml.recipe import Recipe
+from training_app.ml.recipe import Recipe
 
 
 def conversation(index: int) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class Run:
 
 @pytest.fixture(scope="session")
 def trained_run(tiny_model_dir, canonical_files, tmp_path_factory) -> Run:
-    from jobs.ml.train import train
+    from training_app.ml.train import train
 
     output_dir = tmp_path_factory.mktemp("run")
     events: list[dict[str, Any]] = []

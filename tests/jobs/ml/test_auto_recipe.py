@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jobs.ml.auto_recipe import DatasetShape, auto_recipe
-from jobs.ml.recipe import Recipe
+from training_app.ml.auto_recipe import DatasetShape, auto_recipe
+from training_app.ml.recipe import Recipe
 
 
 def test_it_gives_a_small_set_many_passes_at_a_high_learning_rate():

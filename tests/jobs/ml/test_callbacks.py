@@ -6,8 +6,8 @@ import math
 
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from jobs.ml.callbacks import DivergenceDetector, EventCallback
-from tests.jobs.ml.conftest import recorder
+from tests.training_app.ml.conftest import recorder
+from training_app.ml.callbacks import DivergenceDetector, EventCallback
 
 
 def feed(detector: DivergenceDetector, losses: list[float]) -> list[str | None]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 
 def test_it_uses_fused_adamw_and_length_grouped_batches_only_on_a_gpu(tmp_path):
-    from jobs.ml.components import sft_config
-    from jobs.ml.recipe import Recipe
+    from training_app.ml.components import sft_config
+    from training_app.ml.recipe import Recipe
 
     def config(device: str, batch_size: int):
         return sft_config(

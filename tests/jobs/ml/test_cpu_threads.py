@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jobs.ml.cpu_threads import FreeCoreThreads, threads_for, usable_cores
+from training_app.ml.cpu_threads import FreeCoreThreads, threads_for, usable_cores
 
 
 @pytest.mark.parametrize(

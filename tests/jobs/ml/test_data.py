@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.ml.data import ConversationTokenizer, load_conversations, prepare_data
-from jobs.ml.errors import TrainingDataError
-from tests.jobs.ml.conftest import conversation, write_jsonl
+from tests.training_app.ml.conftest import conversation, write_jsonl
+from training_app.ml.data import ConversationTokenizer, load_conversations, prepare_data
+from training_app.ml.errors import TrainingDataError
 
 MULTI_TURN = [
     {"role": "system", "content": "Be brief."},

@@ -1,12 +1,13 @@
 """The memory and time estimates, against the seed's claims and the H200 measurements.
 
-The measured figures quoted here are in jobs/ml/memory.py's docstring (one H200 run; none can
+The measured figures quoted here are in training_app/ml/memory.py's docstring (one H200 run; none can
 run here). "GB" in a card's name is GiB, which is what the estimate returns.
 """
 
 import pytest
 
-from jobs.ml.memory import (
+from models_app.presets import LORA_TARGET_PRESETS, preset_for
+from training_app.ml.memory import (
     CPU_BF16_SPEEDUP,
     GPU_BF16_TFLOPS,
     activation_bytes_per_token_per_layer,
@@ -18,7 +19,6 @@ from jobs.ml.memory import (
     suggest_fitting_settings,
     trainable_parameters,
 )
-from models_app.presets import LORA_TARGET_PRESETS, preset_for
 
 QWEN_7B = preset_for("Qwen/Qwen2.5-7B-Instruct").shape
 QWEN_14B = preset_for("Qwen/Qwen2.5-14B-Instruct").shape

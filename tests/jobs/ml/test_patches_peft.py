@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.ml.patches import peft as peft_patch
-from jobs.ml.patches import version_check
+from training_app.ml.patches import peft as peft_patch
+from training_app.ml.patches import version_check
 
 
 def lora_model(tiny_model_dir, dtype_name: str = "float32", **lora):
@@ -18,7 +18,7 @@ def lora_model(tiny_model_dir, dtype_name: str = "float32", **lora):
 
 
 def test_it_swaps_the_dropout_of_every_lora_layer_once(tiny_model_dir):
-    from jobs.ml.cpu import cheap_dropout_class
+    from webapp.cpu import cheap_dropout_class
 
     model = lora_model(tiny_model_dir, lora_dropout=0.1, target_modules=["q_proj", "v_proj"])
     # 2 layers x 2 projections; outside autocast the input upcast stays
@@ -79,6 +79,8 @@ def test_it_refuses_another_peft_naming_the_module_and_both_versions(tiny_model_
     with pytest.raises(version_check.UnsupportedDependencyVersion) as refusal:
         peft_patch.speed_up_lora_on_cpu(model, bf16_autocast=True)
     message = str(refusal.value)
-    assert "jobs.ml.patches.peft" in message and "peft ==0.21.2" in message and "peft 0.22.0" in message
+    assert (
+        "training_app.ml.patches.peft" in message and "peft ==0.21.2" in message and "peft 0.22.0" in message
+    )
     kinds = {type(m.lora_dropout["default"]) for m in model.modules() if hasattr(m, "lora_dropout")}
     assert kinds == {torch.nn.Dropout}  # nothing was patched

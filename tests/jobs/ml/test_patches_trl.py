@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.ml.patches import trl as trl_patch
-from jobs.ml.patches import version_check
+from training_app.ml.patches import trl as trl_patch
+from training_app.ml.patches import version_check
 
 
 @pytest.fixture
@@ -65,5 +65,5 @@ def test_it_refuses_another_trl_naming_the_module_and_both_versions(monkeypatch)
     with pytest.raises(version_check.UnsupportedDependencyVersion) as refusal:
         trl_patch.score_labelled_positions_only()
     message = str(refusal.value)
-    assert "jobs.ml.patches.trl" in message and "trl ==1.16.0" in message and "trl 1.17.0" in message
+    assert "training_app.ml.patches.trl" in message and "trl ==1.16.0" in message and "trl 1.17.0" in message
     assert trl_utils._use_triton is use_triton  # nothing was patched

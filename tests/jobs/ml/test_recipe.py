@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.ml.errors import TrainingNotRunnable
-from jobs.ml.recipe import RECIPE_HELP, Recipe, RecipeError, load_plain_yaml
+from training_app.ml.errors import TrainingNotRunnable
+from training_app.ml.recipe import RECIPE_HELP, Recipe, RecipeError, load_plain_yaml
 
 
 def test_it_defaults_to_the_guides_lora_recipe():
@@ -98,19 +98,19 @@ def test_it_resolves_auto_settings_for_the_device():
 
 
 def test_it_refuses_qlora_and_half_precision_without_a_gpu(monkeypatch):
-    import jobs.ml.cpu
+    import webapp.cpu
 
     with pytest.raises(TrainingNotRunnable, match="QLoRA needs an NVIDIA GPU") as caught:
         Recipe(method="qlora").check_runnable("cpu")
     assert "Choose LoRA" in caught.value.hint
     with pytest.raises(TrainingNotRunnable, match="fp16 needs a GPU"):
         Recipe(precision="fp16").check_runnable("cpu")
-    monkeypatch.setattr(jobs.ml.cpu, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(webapp.cpu, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(TrainingNotRunnable, match="bf16 needs a GPU or a CPU with bf16 instructions"):
         Recipe(precision="bf16").check_runnable("cpu")
     assert Recipe().resolve_precision("cpu") == "fp32"
     Recipe().check_runnable("cpu")
-    monkeypatch.setattr(jobs.ml.cpu, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(webapp.cpu, "cpu_has_native_bf16", lambda: True)
     Recipe(precision="bf16").check_runnable("cpu")
     assert Recipe().resolve_precision("cpu") == "bf16"
 

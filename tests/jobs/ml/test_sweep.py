@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.ml.recipe import Recipe
-from jobs.ml.sweep import TrialOutcome, best_trial, run_sweep
-from jobs.ml.sweep_space import search_space
-from tests.jobs.ml.conftest import TINY_RECIPE, recorder
+from tests.training_app.ml.conftest import TINY_RECIPE, recorder
+from training_app.ml.recipe import Recipe
+from training_app.ml.sweep import TrialOutcome, best_trial, run_sweep
+from training_app.ml.sweep_space import search_space
 
 SWEEP_RECIPE = TINY_RECIPE.replace(max_steps=6, eval_steps=2, save_steps=2)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jobs.ml.train import train
-from tests.jobs.ml.conftest import TINY_RECIPE, recorder
+from tests.training_app.ml.conftest import TINY_RECIPE, recorder
+from training_app.ml.train import train
 
 
 def test_it_reports_a_run_to_mlflow(tiny_model_dir, canonical_files, tmp_path, monkeypatch):

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from jobs.ml import callbacks
-from jobs.ml.errors import (
+from tests.training_app.ml.conftest import TINY_RECIPE, Run, conversation, recorder, write_jsonl
+from training_app.ml import callbacks
+from training_app.ml.errors import (
     TrainingDataError,
     TrainingDiverged,
     TrainingModelMissing,
     TrainingNotRunnable,
     TrainingOutOfMemory,
 )
-from jobs.ml.recipe import Recipe
-from jobs.ml.train import train
-from tests.jobs.ml.conftest import TINY_RECIPE, Run, conversation, recorder, write_jsonl
+from training_app.ml.recipe import Recipe
+from training_app.ml.train import train
 
 
 def run_training(tiny_model_dir, canonical_files, output_dir, recipe=TINY_RECIPE, **kwargs) -> Run:

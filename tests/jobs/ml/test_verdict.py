@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.ml.verdict import answer_matches, next_step, summary
+from training_app.ml.verdict import answer_matches, next_step, summary
 
 
 @pytest.mark.parametrize(

@@ -22,11 +22,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from jobs.ml.gpus import list_gpus
 from jobs.queues import QUEUE_DATA, QUEUE_GPU_ANY, gpu_queue, machine_queue
 from models_app.services import base_model_presets_sync
 from webapp.bootstrap import admin_ensure
 from webapp.embedded_redis import redis_answers, start_embedded_redis
+from webapp.gpus import list_gpus
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 # How long the web server and workers get to stop on their own (a worker stops its vLLM servers, each

@@ -1,0 +1,79 @@
+"""The fine-tuning form: the recipe's fields, generated from the Recipe itself, each with its help line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django import forms
+
+from training_app.ml.recipe import (
+    CHECKPOINTING_CHOICES,
+    METHODS,
+    PRECISION_CHOICES,
+    RECIPE_HELP,
+    REPORT_TO_CHOICES,
+    Recipe,
+    RecipeError,
+)
+
+CHOICES = {
+    "method": [(m, {"lora": "LoRA", "qlora": "QLoRA (4-bit, GPU only)", "ia3": "IA³"}[m]) for m in METHODS],
+    "gradient_checkpointing": [(c, c) for c in CHECKPOINTING_CHOICES],
+    "precision": [(c, c) for c in PRECISION_CHOICES],
+    "report_to": [(c, c) for c in REPORT_TO_CHOICES],
+    "target_modules": None,  # free text with presets: attention, all_linear, or names
+}
+# Shown first; the rest sit under "More settings".
+MAIN_FIELDS = ("method", "lora_r", "learning_rate", "num_epochs", "max_seq_len", "batch_size", "grad_accum")
+
+
+def _field_for(field: dataclasses.Field, default) -> forms.Field:
+    label = field.name.replace("_", " ").capitalize()
+    common = {"label": label, "help_text": RECIPE_HELP.get(field.name, ""), "initial": default}
+    if CHOICES.get(field.name):
+        return forms.ChoiceField(choices=CHOICES[field.name], **common)
+    if isinstance(default, bool):
+        return forms.BooleanField(required=False, **common)
+    if isinstance(default, float) or field.name in {"learning_rate", "num_epochs"}:
+        return forms.FloatField(**common)
+    if isinstance(default, int) or default is None:
+        return forms.IntegerField(required=default is not None, **common)
+    return forms.CharField(**common)
+
+
+class TrainingForm(forms.Form):
+    base_model = forms.ModelChoiceField(queryset=None, help_text="The model to fine-tune.")
+    target = forms.ChoiceField(required=False, help_text="Where it runs: any free GPU, or one card.")
+
+    def __init__(
+        self, *args, base_models, targets: list[tuple[str, str]], initial_recipe: Recipe | None = None, **kw
+    ):
+        super().__init__(*args, **kw)
+        self.fields["base_model"].queryset = base_models
+        self.fields["base_model"].initial = base_models.first()
+        self.fields["target"].choices = [("", "Any free GPU (or the CPU worker)")] + targets
+        recipe = initial_recipe or Recipe()
+        for field in dataclasses.fields(Recipe):
+            self.fields[field.name] = _field_for(field, getattr(recipe, field.name))
+
+    @property
+    def main_fields(self):
+        return [self[name] for name in MAIN_FIELDS]
+
+    @property
+    def more_fields(self):
+        return [self[f.name] for f in dataclasses.fields(Recipe) if f.name not in MAIN_FIELDS]
+
+    def clean(self):
+        data = super().clean()
+        values = {f.name: data.get(f.name) for f in dataclasses.fields(Recipe) if f.name in data}
+        try:
+            self.recipe = Recipe.from_dict(values)
+        except RecipeError as error:
+            for name, message in error.errors.items():
+                self.add_error(name if name in self.fields else None, message)
+            return data
+        problem = self.recipe.cadence_problem()
+        if problem:
+            self.add_error("save_steps", problem)
+        return data

@@ -1,0 +1,145 @@
+"""The automatic recipe: settings chosen from the data's size and lengths and the model's size.
+
+A domain expert does not know what a learning rate is; they know whether the model answers their
+questions. The rule below was found by measuring held-out answers on several small domain sets
+(facts in English and Chinese, classification, style; bench/recipe_outcomes.py, bench/RESULTS.md
+section 9), not by guessing. It states itself in plain words (``AutoChoice.reason``) so the job page
+can say why a run trains the way it does.
+
+The guide's recipe (3 epochs at 2e-4, r=64 with alpha 16) suits the 5,000+ rows the guide asks for.
+On a small set it shows each fact too few times, too gently: the loss falls, the style is learned,
+the facts are not. So small sets get more passes, a stronger adapter and a higher learning rate,
+with evaluations through the run, early stopping and the best checkpoint kept, which keep the extra
+passes from memorising the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training_app.ml.recipe import Recipe
+
+# Passes over the data so that a small set's facts are seen often enough; a large set needs fewer.
+EXAMPLES_TO_SEE = 1000
+MIN_EPOCHS, MAX_EPOCHS = 2, 10
+SMALL_ROWS = 2000  # below this, facts must be learned from few examples
+LEARNING_RATE_SMALL, LEARNING_RATE_LARGE = 5e-4, 2e-4
+LORA_RANK, LORA_ALPHA = 16, 32
+EARLY_STOPPING_PATIENCE = 3
+# Models above this many parameters get a gentler learning rate (LoRA on a big model moves more per step).
+LARGE_MODEL_PARAMETERS = 20e9
+MAX_SEQ_LEN = 2048
+SHORT_ROW_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    rows: int  # training rows
+    mean_tokens: float
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    recipe: Recipe
+    reason: str  # one or two sentences for the job page
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.to_dict(), "reason": self.reason}
+
+
+def effective_batch(rows: int) -> int:
+    """Examples per weight update: small sets need more updates per pass, large ones steadier ones."""
+    if rows < 200:
+        return 4
+    if rows < 5000:
+        return 8
+    return 16
+
+
+def device_batch(effective: int, max_tokens: int) -> int:
+    """Rows per forward pass: short rows go together (1.9x the tokens/s of one at a time on a CPU,
+    bench/RESULTS.md section 9), long ones one at a time with gradient accumulation, as the guide does."""
+    if max_tokens <= SHORT_ROW_TOKENS:
+        return effective
+    if max_tokens <= 2 * SHORT_ROW_TOKENS:
+        return min(2, effective)
+    return 1
+
+
+def auto_epochs(rows: int) -> int:
+    return max(MIN_EPOCHS, min(MAX_EPOCHS, math.ceil(EXAMPLES_TO_SEE / max(1, rows))))
+
+
+def auto_max_seq_len(max_tokens: int) -> int:
+    """Long enough for the longest row (rounded up to 256 tokens), at most the guide's 2,048."""
+    return min(MAX_SEQ_LEN, max(256, math.ceil(max(1, max_tokens) / 256) * 256))
+
+
+def auto_recipe(
+    shape: DatasetShape, *, model_parameters: float | None = None, base: Recipe | None = None
+) -> AutoChoice:
+    """The automatic settings for ``shape``; ``base`` supplies everything the rule does not choose."""
+    base = base or Recipe()
+    rows = max(1, shape.rows)
+    small = rows < SMALL_ROWS
+    epochs = auto_epochs(rows)
+    learning_rate = LEARNING_RATE_SMALL if small else LEARNING_RATE_LARGE
+    if model_parameters and model_parameters > LARGE_MODEL_PARAMETERS:
+        learning_rate /= 2
+    batch = effective_batch(rows)
+    per_pass = device_batch(batch, shape.max_tokens)
+    recipe = base.replace(
+        lora_r=LORA_RANK,
+        lora_alpha=LORA_ALPHA,
+        target_modules="all_linear",
+        learning_rate=learning_rate,
+        num_epochs=epochs,
+        batch_size=per_pass,
+        grad_accum=batch // per_pass,
+        max_seq_len=auto_max_seq_len(shape.max_tokens),
+        warmup_ratio=0.05,
+        eval_steps=None,
+        save_steps=None,
+        early_stopping_patience=EARLY_STOPPING_PATIENCE,
+        keep_best=True,
+    )
+    size = "short" if shape.mean_tokens < 200 else "long" if shape.mean_tokens > 1000 else "medium-length"
+    if small:
+        why = (
+            f"{rows:,} {size} rows: {epochs} passes over the data at learning rate {learning_rate:g} "
+            f"so the model sees each fact about {epochs} times, with LoRA r={LORA_RANK} on every layer"
+        )
+    else:
+        why = (
+            f"{rows:,} {size} rows: {epochs} passes at learning rate {learning_rate:g} "
+            f"(a large set teaches by its variety, not by repetition), LoRA r={LORA_RANK} on every layer"
+        )
+    reason = (
+        f"{why}. Validation loss is checked about 12 times; training stops once it has not improved for "
+        f"{EARLY_STOPPING_PATIENCE} checks, and the checkpoint with the lowest one is kept."
+    )
+    return AutoChoice(recipe=recipe, reason=reason)
+
+
+def dataset_shape(train_path: str | Path, base_model_dir: str | Path) -> DatasetShape:
+    """The shape of a canonical JSONL file, counted with the model's chat template (for scripts)."""
+    import orjson
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir, local_files_only=True)
+    lengths = []
+    with open(train_path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                messages = orjson.loads(line)["messages"]
+                text = tokenizer.apply_chat_template(messages, tokenize=False)
+                lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return DatasetShape(
+        rows=len(lengths),
+        mean_tokens=sum(lengths) / max(1, len(lengths)),
+        max_tokens=max(lengths, default=0),
+    )

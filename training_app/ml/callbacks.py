@@ -1,0 +1,195 @@
+"""Turning the trainer's progress into events, honouring stop requests, spotting divergence.
+
+Every event is a JSON-safe dict (NaN and infinity become ``None``), so the job
+runner can store and broadcast it as it is. Shapes:
+
+- ``{"type": "metrics", "step", "max_steps", "epoch", "loss", "eval_loss", "learning_rate",
+  "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb", "process_memory_mb"}``, one per logged
+  step; ``eval_loss`` is the latest evaluation's (``None`` before the first);
+- ``{"type": "progress", "step", "max_steps"}`` when training starts (``step`` is the
+  checkpoint's on a resumed run) and after every optimizer step;
+- ``{"type": "checkpoint", "step", "path"}`` once a checkpoint folder is written;
+- ``{"type": "eval", "step", "eval_loss", "token_accuracy"}`` after each evaluation;
+- ``{"type": "log", "level", "message"}`` (sent by :mod:`training_app.ml.train`);
+- ``{"type": "verdict_progress", "done", "total"}`` and ``{"type": "verdict", ...}`` (the held-out check
+  after training, :mod:`training_app.ml.verdict`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def json_number(value: Any) -> float | None:
+    """A float JSON can carry: NaN, infinity and non-numbers become None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class DivergenceDetector:
+    """Says when training has gone wrong: a NaN/infinite loss, or a loss that keeps rising.
+
+    Single steps are noisy (batch 1), so "rising" is judged on an exponential
+    moving average: above ``factor`` times its lowest value (and at least
+    ``min_rise`` above it, so a loss near zero wobbling is not mistaken for
+    divergence) for ``patience`` logged steps in a row.
+    """
+
+    def __init__(
+        self, *, factor: float = 1.5, patience: int = 20, smoothing: float = 0.9, min_rise: float = 0.1
+    ) -> None:
+        self.factor = factor
+        self.patience = patience
+        self.smoothing = smoothing
+        self.min_rise = min_rise
+        self.smoothed: float | None = None
+        self.minimum = math.inf
+        self.rising = 0
+
+    def update(self, loss: float) -> str | None:
+        """Feed one logged loss; returns why training diverged, or None while it's fine."""
+        if not math.isfinite(loss):
+            return "the loss became NaN or infinite"
+        if self.smoothed is None:
+            self.smoothed = loss
+        else:
+            self.smoothed = self.smoothing * self.smoothed + (1 - self.smoothing) * loss
+        self.minimum = min(self.minimum, self.smoothed)
+        threshold = max(self.factor * self.minimum, self.minimum + self.min_rise)
+        self.rising = self.rising + 1 if self.smoothed > threshold else 0
+        if self.rising >= self.patience:
+            return (
+                f"the loss kept rising: {self.smoothed:.3g} (smoothed) against a lowest {self.minimum:.3g}, "
+                f"for {self.rising} steps in a row"
+            )
+        return None
+
+
+def _reset_gpu_memory_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _process_memory_mb() -> int | None:
+    """This process's resident memory: what a CPU run uses (a GPU run reports the card's peak)."""
+    import psutil
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return round(psutil.Process().memory_info().rss / 2**20)
+
+
+def _gpu_memory_mb() -> int | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20)
+
+
+class EventCallback(TrainerCallback):
+    """Reports through ``on_event``; stops on ``should_stop()`` (with a checkpoint) or divergence."""
+
+    def __init__(
+        self,
+        on_event: EventSink,
+        should_stop: Callable[[], bool],
+        detector: DivergenceDetector | None = None,
+    ) -> None:
+        self.on_event = on_event
+        self.should_stop = should_stop
+        self.detector = detector or DivergenceDetector()
+        self.stopped = False
+        self.diverged: tuple[int, str] | None = None  # (step, reason)
+        self.checkpoints: list[dict[str, Any]] = []
+        self.latest_eval_loss: float | None = None
+        # Tokens/s is measured over training time only: evaluations and saves restart the clock.
+        self._interval_start = time.monotonic()
+        self._interval_tokens = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        _reset_gpu_memory_peak()  # a worker trains job after job: report this run's peak only
+        self._interval_start = time.monotonic()
+        self._interval_tokens = 0.0  # trl's token count starts again with each trainer
+        # The step to start from (not 0 on a resumed run) and the total, before the first step ends.
+        self.on_event({"type": "progress", "step": state.global_step, "max_steps": state.max_steps})
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.on_event({"type": "progress", "step": state.global_step, "max_steps": state.max_steps})
+        if not control.should_training_stop and self.should_stop():
+            self.stopped = True
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" not in logs:  # evaluation logs and the end-of-training summary
+            return control
+        now = time.monotonic()
+        tokens = json_number(logs.get("num_tokens"))
+        tokens_per_second = None
+        if tokens is not None and now > self._interval_start:
+            tokens_per_second = round((tokens - self._interval_tokens) / (now - self._interval_start), 1)
+            self._interval_tokens = tokens
+        self._interval_start = now
+        self.on_event(
+            {
+                "type": "metrics",
+                "step": state.global_step,
+                "max_steps": state.max_steps,
+                "epoch": json_number(state.epoch),
+                "loss": json_number(logs["loss"]),
+                "eval_loss": self.latest_eval_loss,
+                "learning_rate": json_number(logs.get("learning_rate")),
+                "grad_norm": json_number(logs.get("grad_norm")),
+                "tokens_per_second": tokens_per_second,
+                "token_accuracy": json_number(logs.get("mean_token_accuracy")),
+                "gpu_memory_mb": _gpu_memory_mb(),
+                "process_memory_mb": _process_memory_mb(),
+            }
+        )
+        reason = self.detector.update(float(logs["loss"]))
+        if reason is not None and self.diverged is None:
+            self.diverged = (state.global_step, reason)
+            control.should_training_stop = True
+            # Weights that diverged are not worth a checkpoint or an evaluation.
+            control.should_save = False
+            control.should_evaluate = False
+        return control
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        self.latest_eval_loss = json_number(metrics.get("eval_loss"))
+        self.on_event(
+            {
+                "type": "eval",
+                "step": state.global_step,
+                "eval_loss": self.latest_eval_loss,
+                "token_accuracy": json_number(metrics.get("eval_mean_token_accuracy")),
+            }
+        )
+        self._interval_start = time.monotonic()
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        path = str(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        checkpoint = {"step": state.global_step, "path": path}
+        self.checkpoints.append(checkpoint)
+        self.on_event({"type": "checkpoint", **checkpoint})
+        self._interval_start = time.monotonic()
+        return control

@@ -1,0 +1,190 @@
+"""From a recipe to the objects trl trains with: tokenizer, base model, PEFT and trainer configs.
+
+Models are only ever loaded from a local folder: no Hub look-ups, and never
+``trust_remote_code`` (a model folder must not be able to run code on a worker).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training_app.ml.errors import TrainingModelMissing
+from training_app.ml.recipe import MLP_MODULES, Recipe
+
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def check_model_dir(base_model_dir: Path) -> None:
+    if not base_model_dir.is_dir():
+        raise TrainingModelMissing(
+            f"The base model folder {base_model_dir} is missing.",
+            "The model may have been deleted or not downloaded yet: add it again under Models.",
+        )
+    if not (base_model_dir / "config.json").is_file():
+        raise TrainingModelMissing(
+            f"The folder {base_model_dir} holds no model (there is no config.json).",
+            "Point the base model at a Hugging Face model folder, or download it again.",
+        )
+    if not any(next(base_model_dir.glob(pattern), None) for pattern in _WEIGHT_PATTERNS):
+        raise TrainingModelMissing(
+            f"The base model folder {base_model_dir} has no weight files.",
+            "The download may have stopped half-way: download the model again.",
+        )
+
+
+def load_tokenizer(base_model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_model_dir, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise TrainingModelMissing(
+            f"The tokenizer in {base_model_dir} could not be loaded ({error}).",
+            "The model folder looks incomplete: download the model again.",
+        ) from None
+    if tokenizer.pad_token is None:
+        # Padding positions are masked out of attention and loss, so any known token will do.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def torch_dtype(precision: str) -> Any:
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def load_model(
+    base_model_dir: Path, recipe: Recipe, *, precision: str, attn_implementation: str | None = None
+) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": torch_dtype(precision)}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if recipe.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype(precision),
+        )
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_model_dir, **kwargs)
+    except (OSError, ValueError, KeyError) as error:
+        raise TrainingModelMissing(
+            f"The base model in {base_model_dir} could not be loaded ({error}).",
+            "The folder may be incomplete or hold a kind of model Lathe can't train: download it again "
+            "or pick another model.",
+        ) from None
+    model.config.use_cache = False  # the generation cache only costs memory while training
+    return model
+
+
+def peft_config(recipe: Recipe) -> Any:
+    from peft import IA3Config, LoraConfig
+
+    targets = recipe.target_module_list
+    if recipe.method == "ia3":
+        # IA3 scales the input of feed-forward layers (the paper does so for down_proj),
+        # the output of the others.
+        return IA3Config(
+            task_type="CAUSAL_LM",
+            target_modules=targets,
+            feedforward_modules=[name for name in targets if name in MLP_MODULES[2:]],
+        )
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=recipe.lora_r,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        use_rslora=recipe.use_rslora,
+        use_dora=recipe.use_dora,
+    )
+
+
+def sft_config(
+    recipe: Recipe,
+    *,
+    checkpoints_dir: Path,
+    device: str,
+    precision: str,
+    gradient_checkpointing: bool,
+    has_validation: bool,
+    train_rows: int,
+) -> Any:
+    from trl import SFTConfig
+
+    eval_steps, save_steps = recipe.cadence(train_rows)
+    keep_best = keeps_best_checkpoint(recipe, has_validation=has_validation, train_rows=train_rows)
+    return SFTConfig(
+        output_dir=str(checkpoints_dir),
+        per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=recipe.batch_size,
+        gradient_accumulation_steps=recipe.grad_accum,
+        learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.num_epochs,
+        max_steps=recipe.max_steps or -1,
+        # transformers 5 dropped warmup_ratio: a warmup_steps value below 1 is the share of all steps.
+        warmup_steps=recipe.warmup_ratio,
+        # On a GPU: fused AdamW (one kernel for all parameters), and micro-batches of similar lengths so
+        # less padding is computed (bench/RESULTS.md, section 5). A CPU gains from neither.
+        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+        train_sampling_strategy="group_by_length" if device == "cuda" and recipe.batch_size > 1 else "random",
+        logging_steps=recipe.logging_steps,
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        # transformers keeps the evaluated checkpoint with the lowest validation loss and loads it back
+        # at the end (the adapter only, through peft); early stopping needs the same bookkeeping.
+        load_best_model_at_end=keep_best,
+        metric_for_best_model="eval_loss" if has_validation else None,
+        greater_is_better=False if has_validation else None,
+        # trl's defaults (bf16 on, checkpointing on) would break or slow a CPU run: set both explicitly.
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        max_length=recipe.max_seq_len,
+        packing=False,
+        report_to=[] if recipe.report_to == "none" else [recipe.report_to],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        log_level="warning",
+    )
+
+
+def keeps_best_checkpoint(recipe: Recipe, *, has_validation: bool, train_rows: int) -> bool:
+    """Whether the run ends on its best evaluated checkpoint: needs a validation set and checkpoints
+    taken at evaluations."""
+    if not has_validation or not recipe.keep_best:
+        return False
+    eval_steps, save_steps = recipe.cadence(train_rows)
+    return save_steps % eval_steps == 0
+
+
+def out_of_memory_remedies(recipe: Recipe) -> dict[str, Any]:
+    """The guide's three remedies, keeping the effective batch (batch x accumulation) unchanged."""
+    return {
+        "max_seq_len": max(256, min(1024, recipe.max_seq_len // 2)),
+        "gradient_checkpointing": "on",
+        "batch_size": 1,
+        "grad_accum": recipe.effective_batch_size,
+    }
+
+
+def divergence_remedies(recipe: Recipe) -> dict[str, Any]:
+    """The guide's advice for a loss that won't settle: a smaller learning rate and a warm-up."""
+    learning_rate = 2e-5 if recipe.learning_rate > 5e-5 else max(1e-6, recipe.learning_rate / 2)
+    return {"learning_rate": learning_rate, "warmup_ratio": max(0.1, recipe.warmup_ratio)}

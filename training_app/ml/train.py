@@ -1,0 +1,334 @@
+"""Fine-tune a base model with a recipe: the one entry point the job runner calls.
+
+``train()`` takes paths and a :class:`~training_app.ml.recipe.Recipe`, reports through
+``on_event`` (event shapes in :mod:`training_app.ml.callbacks`), checks ``should_stop()``
+after every step, and either returns a :class:`TrainResult` or raises a
+:class:`~training_app.ml.errors.TrainingError` with a message and a hint for the user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training_app.ml.callbacks import EventCallback, EventSink, json_number
+from training_app.ml.components import (
+    check_model_dir,
+    divergence_remedies,
+    load_model,
+    load_tokenizer,
+    out_of_memory_remedies,
+    peft_config,
+    sft_config,
+)
+from training_app.ml.data import PreparedData, prepare_data
+from training_app.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
+from training_app.ml.patches.peft import speed_up_lora_on_cpu
+from training_app.ml.patches.trl import score_labelled_positions_only
+from training_app.ml.recipe import Recipe
+from training_app.ml.run_outcome import (
+    best_checkpoint,
+    held_out_verdict,
+    log_outcome,
+    log_plan,
+    stopped_early,
+    thread_governor,
+)
+from training_app.ml.samples import SampleCallback, load_sample_prompts
+from training_app.ml.schedule import run_end_callbacks
+from webapp.cpu import fp32_attention
+
+ADAPTER_DIRNAME = "adapter"
+CHECKPOINTS_DIRNAME = "checkpoints"
+RECIPE_FILENAME = "recipe.yaml"
+# The seed guide's remedies for a loss that won't settle.
+DIVERGENCE_HINT = (
+    "This usually means the learning rate is too high or the data is noisy. Lower the learning rate "
+    "to between 1e-5 and 5e-5, keep a warm-up (warmup_ratio 0.1), and check the data for broken "
+    "or unusual rows."
+)
+OUT_OF_MEMORY_HINT = (
+    "Retry with shorter sequences (max_seq_len 1024), gradient checkpointing on and batch size 1; "
+    "QLoRA needs less memory still."
+)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    adapter_dir: str
+    checkpoints: list[dict[str, Any]]  # [{"step": int, "path": str}], oldest first
+    final_step: int
+    train_loss: float | None  # mean training loss over this run's steps
+    stopped: bool  # True when should_stop() ended it early (a checkpoint was saved)
+    dropped_rows: int  # rows with nothing to learn from, training and validation together
+    best_step: int | None = None  # the evaluated checkpoint kept as the adapter (None: the last weights)
+    best_eval_loss: float | None = None
+    early_stopped: bool = False  # the validation loss stopped improving before the planned end
+    verdict: dict[str, Any] | None = None  # training_app.ml.verdict.quick_verdict on the validation rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def train(
+    *,
+    base_model_dir: str | Path,
+    train_path: str | Path,
+    validation_path: str | Path | None,
+    output_dir: str | Path,
+    recipe: Recipe,
+    on_event: EventSink,
+    should_stop: Callable[[], bool] = lambda: False,
+    resume_from_checkpoint: str | Path | None = None,
+    checkpointing_needed: bool = False,
+    extra_callbacks: Sequence[Any] = (),
+    check_held_out: Callable[[], bool] = lambda: True,
+) -> TrainResult:
+    """Train an adapter into ``output_dir/adapter``; checkpoints go to ``output_dir/checkpoints``.
+
+    ``checkpointing_needed`` is the memory estimate's verdict, used when the
+    recipe's gradient checkpointing is "auto". ``resume_from_checkpoint`` is a
+    checkpoint folder of an earlier run of the same recipe and data; step numbers
+    continue from it. ``extra_callbacks`` join the trainer's (a sweep's pruning);
+    ``check_held_out()`` says, once training ends, whether the held-out verdict is worth its time.
+    """
+    import torch
+
+    base_model_dir, output_dir = Path(base_model_dir), Path(output_dir)
+
+    def log(level: str, message: str) -> None:
+        on_event({"type": "log", "level": level, "message": message})
+
+    check_model_dir(base_model_dir)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    recipe.check_runnable(device)
+    resume = _checkpoint_to_resume(resume_from_checkpoint)
+
+    tokenizer = load_tokenizer(base_model_dir)
+    data = prepare_data(
+        tokenizer=tokenizer,
+        train_path=train_path,
+        validation_path=validation_path,
+        max_seq_len=recipe.max_seq_len,
+        trial_rows=recipe.trial_rows,
+    )
+    _log_data(log, data, recipe)
+
+    precision = recipe.resolve_precision(device)
+    checkpointing = recipe.resolve_gradient_checkpointing(device, checkpointing_needed=checkpointing_needed)
+    where = torch.cuda.get_device_name() if device == "cuda" else "the CPU"
+    log(
+        "info",
+        f"Training {recipe.method.upper()} on {where} in {precision}, "
+        f"gradient checkpointing {'on' if checkpointing else 'off'}"
+        + (f", resuming from {resume.name}" if resume else "")
+        + ".",
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RECIPE_FILENAME).write_text(recipe.to_yaml(), encoding="utf-8")
+
+    callback = EventCallback(on_event, should_stop)
+    samples = SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)
+    callbacks = [
+        callback,
+        samples,
+        *run_end_callbacks(recipe, has_validation=data.validation is not None),
+        *extra_callbacks,
+    ]
+    if device == "cpu":
+        callbacks.append(thread_governor(log))
+    log_plan(log, recipe, data)
+    trainer = None
+    out_of_memory = False
+    try:
+        with _quiet_progress_bars():
+            trainer = _build_trainer(
+                base_model_dir,
+                recipe,
+                data,
+                tokenizer,
+                callbacks,
+                checkpoints_dir=output_dir / CHECKPOINTS_DIRNAME,
+                device=device,
+                precision=precision,
+                gradient_checkpointing=checkpointing,
+            )
+            output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+            if callback.diverged is not None:
+                step, reason = callback.diverged
+                raise TrainingDiverged(
+                    f"Training was stopped at step {step}: {reason}.",
+                    DIVERGENCE_HINT,
+                    remedies=divergence_remedies(recipe),
+                    step=step,
+                )
+            best_step, best_eval_loss = best_checkpoint(trainer.state)
+            # A callback that ended the run for its own reason (a sweep pruning a weak trial) says why.
+            other_reason = next(
+                (c.stop_reason for c in extra_callbacks if getattr(c, "stop_reason", None)), None
+            )
+            early_stopped = other_reason is None and stopped_early(trainer.state, callback)
+            if other_reason:
+                log(
+                    "info",
+                    f"Stopped at step {trainer.state.global_step} of {trainer.state.max_steps}: "
+                    f"{other_reason}.",
+                )
+            log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
+            adapter_dir = output_dir / ADAPTER_DIRNAME
+            trainer.model.save_pretrained(adapter_dir)
+            tokenizer.save_pretrained(adapter_dir)
+            log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
+            verdict = None
+            if not callback.stopped and check_held_out():
+                verdict = held_out_verdict(trainer.model, tokenizer, validation_path, on_event, log)
+            return TrainResult(
+                adapter_dir=str(adapter_dir),
+                checkpoints=[dict(checkpoint) for checkpoint in callback.checkpoints],
+                final_step=trainer.state.global_step,
+                train_loss=json_number(output.training_loss),
+                stopped=callback.stopped,
+                dropped_rows=data.dropped_rows,
+                best_step=best_step,
+                best_eval_loss=best_eval_loss,
+                early_stopped=early_stopped,
+                verdict=verdict,
+            )
+    except torch.OutOfMemoryError:
+        out_of_memory = True
+    finally:
+        # A worker process trains many jobs: let the next one have the GPU memory back.
+        trainer = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    # Raised outside the except block, so the traceback (and the model it holds) is already released.
+    assert out_of_memory
+    raise TrainingOutOfMemory(
+        "The GPU ran out of memory.",
+        OUT_OF_MEMORY_HINT,
+        remedies=out_of_memory_remedies(recipe),
+    )
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """No tqdm bars in the worker's log while training; put them back as they were."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets_bars = not datasets.are_progress_bars_disabled()
+    transformers_bars = transformers_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if datasets_bars:
+            datasets.enable_progress_bars()
+        if transformers_bars:
+            transformers_logging.enable_progress_bar()
+
+
+def _build_trainer(
+    base_model_dir: Path,
+    recipe: Recipe,
+    data: PreparedData,
+    tokenizer: Any,
+    callbacks: list,
+    *,
+    checkpoints_dir: Path,
+    device: str,
+    precision: str,
+    gradient_checkpointing: bool,
+) -> Any:
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTTrainer
+
+    attention = None
+    if device == "cpu":
+        score_labelled_positions_only()
+        if precision == "bf16":
+            attention = fp32_attention()  # the CPU's bf16 attention backward is the slower one
+    model = load_model(base_model_dir, recipe, precision=precision, attn_implementation=attention)
+    try:
+        trainer = SFTTrainer(
+            model=model,
+            args=sft_config(
+                recipe,
+                checkpoints_dir=checkpoints_dir,
+                device=device,
+                precision=precision,
+                gradient_checkpointing=gradient_checkpointing,
+                has_validation=data.validation is not None,
+                train_rows=data.train_rows,
+            ),
+            train_dataset=data.train,
+            eval_dataset=data.validation,
+            processing_class=tokenizer,
+            peft_config=peft_config(recipe),
+            callbacks=callbacks,
+        )
+    except ValueError as error:
+        if "Target module" not in str(error):
+            raise
+        raise TrainingNotRunnable(
+            f"This model has no layers called {', '.join(recipe.target_module_list)}.",
+            f"Its layers that can take an adapter are called: {', '.join(_linear_layer_names(model))}. "
+            "Use some of these in target_modules.",
+        ) from None
+    # With tqdm off, transformers prints every log line to stdout; the events carry them instead.
+    trainer.remove_callback(PrinterCallback)
+    if device == "cpu":
+        speed_up_lora_on_cpu(trainer.model, bf16_autocast=precision == "bf16")
+    return trainer
+
+
+def _linear_layer_names(model: Any) -> list[str]:
+    import torch
+
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    names.discard("lm_head")
+    return sorted(names)
+
+
+def _checkpoint_to_resume(path: str | Path | None) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path)
+    if not (path / "trainer_state.json").is_file():
+        raise TrainingError(
+            f"The checkpoint {path.name} to resume from is missing or incomplete.",
+            "Start the training again from the beginning, or resume from another checkpoint.",
+        )
+    return path
+
+
+def _log_data(log: Callable[[str, str], None], data: PreparedData, recipe: Recipe) -> None:
+    message = f"{data.train_rows} training conversations"
+    if data.validation is not None:
+        message += f" and {data.validation_rows} for validation"
+    log(
+        "info",
+        message + (f" (trial run: the first {recipe.trial_rows} of each)." if recipe.trial_rows else "."),
+    )
+    for name, count, lines in (
+        ("training", data.dropped_train_rows, data.dropped_train_lines),
+        ("validation", data.dropped_validation_rows, data.dropped_validation_lines),
+    ):
+        if count:
+            shown = ", ".join(str(line) for line in lines) + (", ..." if count > len(lines) else "")
+            log(
+                "warning",
+                f"{count} {name} conversations were left out: no assistant reply remains once cut to "
+                f"{recipe.max_seq_len} tokens (lines {shown}).",
+            )

@@ -1,0 +1,134 @@
+"""Reading a `POST /v1/fine_tuning/jobs` body into the arguments of `fine_tuning_job_create`."""
+
+from __future__ import annotations
+
+import orjson
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F
+from django.http import HttpRequest
+
+from datasets_app.models import DatasetFile
+from datasets_app.openai_files import get_file_for_user
+from models_app.models import BaseModel
+from models_app.selectors import base_model_list_for_user
+from training_app.openai_services import auto_hyperparameters, recipe_from_hyperparameters, suffix_check
+from webapp.openai_wire import OpenAIRequestError
+
+MAX_METADATA_PAIRS = 16
+
+
+def json_body(request: HttpRequest) -> dict:
+    try:
+        # orjson refuses nesting past 1,024 levels with an error; json.loads would recurse until it crashed.
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        raise OpenAIRequestError("The request body must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise OpenAIRequestError("The request body must be a JSON object.")
+    return body
+
+
+def _file(user: AbstractBaseUser, body: dict, param: str) -> DatasetFile | None:
+    value = body.get(param)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise OpenAIRequestError(f"{param} must be a file id such as 'file-12'.", param=param)
+    try:
+        return get_file_for_user(user, value)
+    except OpenAIRequestError as error:
+        error.param = param
+        raise
+
+
+def _quoted(value: object, limit: int = 80) -> str:
+    """A client's value in a message, cut short: an error never echoes a whole request back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _base_model(user: AbstractBaseUser, model: object) -> BaseModel:
+    available = base_model_list_for_user(user)
+    # The user's own registration of an id before the shared one.
+    found = (
+        available.filter(hf_id=model).order_by(F("owner_id").asc(nulls_last=True)).first()
+        if isinstance(model, str)
+        else None
+    )
+    if found is None:
+        names = ", ".join(sorted(set(available.values_list("hf_id", flat=True)))[:20]) or "none yet"
+        raise OpenAIRequestError(
+            f"The model {_quoted(model)} is not available for fine-tuning here. Use the Hugging Face id of a "
+            f"registered base model ({names}), or register it on Lathe's Models page first.",
+            param="model",
+            code="model_not_available",
+        )
+    return found
+
+
+def _hyperparameters(body: dict) -> dict:
+    """`hyperparameters`, or the newer `method: {"type": "supervised", "supervised": {...}}`."""
+    hyperparameters = body.get("hyperparameters") or {}
+    method = body.get("method")
+    if method:
+        if not isinstance(method, dict) or method.get("type") != "supervised":
+            kind = method.get("type") if isinstance(method, dict) else method
+            raise OpenAIRequestError(
+                f"Lathe trains supervised fine-tuning (LoRA adapters) only, not {kind!r}.",
+                param="method",
+            )
+        supervised = method.get("supervised") or {}
+        if not isinstance(supervised, dict):
+            raise OpenAIRequestError("method.supervised must be an object.", param="method.supervised")
+        inner = supervised.get("hyperparameters") or {}
+        if not isinstance(inner, dict) or not isinstance(hyperparameters, dict):
+            raise OpenAIRequestError("hyperparameters must be an object.", param="hyperparameters")
+        hyperparameters = {**hyperparameters, **inner}
+    if not isinstance(hyperparameters, dict):
+        raise OpenAIRequestError("hyperparameters must be an object.", param="hyperparameters")
+    return hyperparameters
+
+
+def _metadata(body: dict) -> dict | None:
+    metadata = body.get("metadata")
+    if metadata is None:
+        return None
+    valid = isinstance(metadata, dict) and all(
+        isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()
+    )
+    if not valid or len(metadata) > MAX_METADATA_PAIRS:
+        raise OpenAIRequestError(
+            f"metadata must be up to {MAX_METADATA_PAIRS} pairs of strings.", param="metadata"
+        )
+    return metadata
+
+
+def fine_tuning_request_parse(user: AbstractBaseUser, body: dict) -> dict:
+    """Keyword arguments for `fine_tuning_job_create`; a body the client must fix raises OpenAIRequestError.
+
+    Besides OpenAI's fields, Lathe reads `auto_deploy` (true/false): whether the fine-tuned
+    model is deployed once trained; without it, the site's LATHE_AUTO_DEPLOY decides.
+    """
+    training_file = _file(user, body, "training_file")
+    if training_file is None:
+        raise OpenAIRequestError(
+            "training_file is required: the id of a file uploaded with purpose 'fine-tune'.",
+            param="training_file",
+        )
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise OpenAIRequestError("seed must be a whole number.", param="seed")
+    auto_deploy = body.get("auto_deploy")
+    if auto_deploy is not None and not isinstance(auto_deploy, bool):
+        raise OpenAIRequestError("auto_deploy must be true or false.", param="auto_deploy")
+    hyperparameters = _hyperparameters(body)
+    return {
+        "training_file": training_file,
+        "validation_file": _file(user, body, "validation_file"),
+        "base_model": _base_model(user, body.get("model")),
+        "recipe": recipe_from_hyperparameters(hyperparameters, seed),
+        "auto_names": auto_hyperparameters(hyperparameters),
+        "suffix": suffix_check(body.get("suffix")),
+        "metadata": _metadata(body),
+        "auto_deploy": auto_deploy,
+    }

@@ -1,0 +1,243 @@
+"""The worker side of a fine-tuning job: load by id, call the Django-free trainer, record what it reports."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from datasets_app.models import DatasetVersion
+from jobs.events import job_event_emit, job_steps_supersede
+from jobs.models import Checkpoint, Job
+from jobs.payloads import MetricPayload
+from jobs.registry import JobFailure
+from jobs.reporter import JobReporter
+from jobs.states import EventKind
+from models_app.ml.hub import model_fingerprint
+from models_app.models import Adapter, BaseModel
+from models_app.weights import model_dir_for
+from training_app.folder_lock import training_folder_lock
+from training_app.ml.errors import (
+    TrainingDataError,
+    TrainingDiverged,
+    TrainingError,
+    TrainingModelMissing,
+    TrainingNotRunnable,
+    TrainingOutOfMemory,
+)
+from training_app.ml.recipe import Recipe
+from webapp.storage import artifact_store
+
+# What a metric event carries: the keys of MetricPayload, the one definition the charts draw from.
+METRIC_KEYS = tuple(MetricPayload.__annotations__)
+
+
+ERROR_CODES = {
+    TrainingDataError: "bad_training_data",
+    TrainingDiverged: "diverged",
+    TrainingModelMissing: "model_missing",
+    TrainingNotRunnable: "not_runnable",
+}
+
+
+def training_output_dir(job_id: int) -> Path:
+    return settings.DATA_DIR / "training" / f"job-{job_id}"
+
+
+def _resume_path(job: Job) -> str | None:
+    """An explicit checkpoint chosen by the user, else the newest one when the job is restarted."""
+    step = job.params.get("resume_from_step")
+    checkpoints = job.checkpoints.order_by("-step")
+    if step is not None:
+        chosen = checkpoints.filter(step=step).first()
+        if chosen is None or not Path(chosen.path).exists():
+            raise JobFailure(
+                "checkpoint_missing", f"Checkpoint {step} is no longer on disk.", "Pick another one."
+            )
+        return chosen.path
+    if job.attempts > 1:  # a worker died mid-run: carry on from the last checkpoint
+        latest = next((c for c in checkpoints if Path(c.path).exists()), None)
+        return latest.path if latest else None
+    return None
+
+
+class _EventSink:
+    """Turns trainer events into stored metrics, checkpoints, progress and log lines."""
+
+    def __init__(self, job: Job, reporter: JobReporter) -> None:
+        self.job = job
+        self.reporter = reporter
+        self._last_cancel_check = 0.0
+        self._cancelled = False
+        self._verdict_started = False
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind == "metrics":
+            payload: MetricPayload = {key: event.get(key) for key in METRIC_KEYS}
+            if "trial" in event:  # a sweep's trial: the page draws each trial's curve apart
+                payload["trial"] = event["trial"]
+            job_event_emit(self.job.pk, EventKind.METRIC, payload)
+        elif kind == "trial":
+            job_event_emit(
+                self.job.pk, EventKind.TRIAL, {key: value for key, value in event.items() if key != "type"}
+            )
+        elif kind == "checkpoint" and "trial" in event:
+            pass  # a sweep's trials are not resumed from checkpoints: an interrupted trial is replaced
+        elif kind == "progress":
+            self.reporter.progress(event["step"], event.get("max_steps") or 0, raise_on_cancel=False)
+        elif kind == "checkpoint":
+            Checkpoint.objects.update_or_create(
+                job=self.job, step=event["step"], defaults={"path": event["path"]}
+            )
+            self.reporter.log(f"Saved checkpoint at step {event['step']}.")
+        elif kind == "samples":
+            job_event_emit(
+                self.job.pk, EventKind.SAMPLES, {"step": event["step"], "samples": event["samples"]}
+            )
+        elif kind == "verdict_progress":
+            if not self._verdict_started:
+                self._verdict_started = True
+                self.reporter.stage("Checking answers to held-out questions")
+            self.reporter.progress(event["done"], event["total"], raise_on_cancel=False)
+        elif kind == "verdict":
+            payload = {key: value for key, value in event.items() if key != "type"}
+            job_event_emit(self.job.pk, EventKind.VERDICT, payload)
+        elif kind == "log":
+            self.reporter.log(event.get("message", ""), event.get("level", "info"))
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_cancel_check > 1.0:
+            self._last_cancel_check = now
+            self._cancelled = self.reporter.cancelled()
+        return self._cancelled
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    version: DatasetVersion
+    base_model: BaseModel
+    model_dir: Path
+    revision: str
+    train_path: Path
+    validation_path: Path | None
+
+
+def training_inputs(job: Job, reporter: JobReporter) -> TrainingInputs:
+    """The job's data and model on this worker (the model downloaded first if needed)."""
+    version = DatasetVersion.objects.filter(pk=job.params.get("dataset_version_id")).first()
+    base_model = BaseModel.objects.filter(pk=job.params.get("base_model_id")).first()
+    if version is None or base_model is None:
+        raise JobFailure("deleted", "The dataset version or base model was deleted before training started.")
+    if not version.ready:
+        raise JobFailure(
+            "not_ready", "The dataset version is still being prepared.", "Start again in a minute."
+        )
+    model_dir = model_dir_for(base_model, reporter)
+    revision = model_fingerprint(model_dir)
+    reporter.log(f"Base model {base_model.hf_id}, weights fingerprint {revision}.")
+    store = artifact_store()
+    return TrainingInputs(
+        version=version,
+        base_model=base_model,
+        model_dir=model_dir,
+        revision=revision,
+        train_path=Path(store.local_path(version.train_key)),
+        validation_path=Path(store.local_path(version.validation_key)) if version.validation_rows else None,
+    )
+
+
+@contextlib.contextmanager
+def training_failures_explained() -> Iterator[None]:
+    """The trainer's errors as failures the user can act on."""
+    try:
+        yield
+    except TrainingOutOfMemory as exc:
+        raise JobFailure(
+            "out_of_memory", exc.message, exc.hint, details={"retry_with": exc.remedies}
+        ) from exc
+    except TrainingError as exc:
+        raise JobFailure(ERROR_CODES.get(type(exc), "training_error"), exc.message, exc.hint) from exc
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise JobFailure(
+            "disk_full",
+            "The worker's disk is full, so training could not save its files.",
+            "Free some space (old checkpoints under the data folder's training/ directory can go), then "
+            "resume from the last checkpoint.",
+        ) from exc
+
+
+def adapter_record(job: Job, inputs: TrainingInputs, recipe: Recipe, adapter_dir: str) -> Adapter:
+    """The trained adapter, listed on Models under its job (the same row again on a re-run)."""
+    version, base_model = inputs.version, inputs.base_model
+    adapter, _ = Adapter.objects.update_or_create(
+        job=job,
+        defaults={
+            "owner": job.owner,
+            "base_model": base_model,
+            "name": f"{version.dataset.name} v{version.number} · {base_model.display_name} · job {job.pk}",
+            "path": str(adapter_dir),
+            "method": recipe.method,
+            "rank": recipe.lora_r if recipe.method != "ia3" else None,
+            "suffix": job.params.get("suffix") or "",
+        },
+    )
+    return adapter
+
+
+def run_training(job: Job, reporter: JobReporter) -> dict:
+    if job.params.get("training_file_id"):  # made through the OpenAI API: its files may still be checked
+        from training_app.openai_runner import training_files_prepare
+
+        training_files_prepare(job, reporter)
+    inputs = training_inputs(job, reporter)
+    recipe = Recipe.from_dict(job.params["recipe"])
+    resume = _resume_path(job)
+    if resume or job.attempts > 1:  # earlier runs' steps after the checkpoint are trained again
+        step = job.checkpoints.filter(path=resume).values_list("step", flat=True).first() if resume else 0
+        job_steps_supersede(job.pk, after_step=step or 0)
+    reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
+    sink = _EventSink(job, reporter)
+    from training_app.ml.train import train  # torch and friends load on the worker only
+
+    output_dir = training_output_dir(job.pk)
+    with training_failures_explained(), training_folder_lock(output_dir, reporter):
+        result = train(
+            base_model_dir=inputs.model_dir,
+            train_path=inputs.train_path,
+            validation_path=inputs.validation_path,
+            output_dir=output_dir,
+            recipe=recipe,
+            on_event=sink,
+            should_stop=sink.should_stop,
+            resume_from_checkpoint=resume,
+            checkpointing_needed=bool(job.params.get("checkpointing_needed")),
+        )
+    if result.stopped:
+        reporter.log(f"Training stopped at step {result.final_step}; its checkpoint is kept.", "warning")
+        return {"stopped_at_step": result.final_step}
+    adapter = adapter_record(job, inputs, recipe, result.adapter_dir)
+    reporter.log(f"New fine-tuned model created: {adapter.served_name}.")
+    if job.params.get("auto_deploy"):
+        from training_app.openai_runner import adapter_auto_deploy
+
+        adapter_auto_deploy(adapter=adapter, reporter=reporter)
+    return {
+        "adapter_id": adapter.pk,
+        "final_step": result.final_step,
+        "base_model_revision": inputs.revision,
+        "train_loss": result.train_loss,
+        "dropped_rows": result.dropped_rows,
+        "best_step": result.best_step,
+        "best_eval_loss": result.best_eval_loss,
+        "early_stopped": result.early_stopped,
+        "verdict": result.verdict,
+    }

@@ -1,0 +1,282 @@
+"""Starting, resuming and retrying fine-tuning jobs."""
+
+from __future__ import annotations
+
+import secrets
+
+import yaml
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.quotas import quota_check_job_start
+from datasets_app.models import SUBJECT_VERSION, DatasetVersion
+from jobs.events import job_event_emit
+from jobs.models import Checkpoint, Job
+from jobs.services import job_create, job_enqueue
+from jobs.states import EventKind, JobKind, JobState
+from models_app.models import BaseModel
+from models_app.selectors import base_model_list_for_user
+from training_app.estimate import estimate_for_launch
+from training_app.ml.recipe import Recipe, RecipeError, load_plain_yaml
+from training_app.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
+from webapp import __version__
+
+# The guide: "先小规模试训：用100条数据跑通全流程" (a trial with 100 rows first).
+TRIAL_ROWS = 100
+TRIAL_STEPS = 5
+
+
+class TrainingRefused(Exception):
+    """The launch can't work as asked; `message` says why and `suggestion` what would."""
+
+    def __init__(self, message: str, suggestion: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.suggestion = suggestion
+
+
+def training_fit_check(*, base_model: BaseModel, recipe: Recipe, target_queue: str | None = None) -> bool:
+    """Refuse a run that can't fit the GPU (or the CPU worker's memory) it would run on.
+
+    Every way of starting a run comes through here, so none skips it. Returns whether the run
+    needs gradient checkpointing to fit (used when the recipe leaves checkpointing on "auto").
+    """
+    problem = recipe.cadence_problem()
+    if problem:
+        raise TrainingRefused(f"save_steps {problem}")
+    estimate = estimate_for_launch(base_model, recipe, target_queue or "")
+    if not estimate["fits"]:
+        raise TrainingRefused(estimate["verdict"], estimate.get("suggestion"))
+    return bool(estimate["checkpointing_needed"])
+
+
+def training_start(
+    *,
+    owner: AbstractBaseUser,
+    dataset_version: DatasetVersion,
+    base_model: BaseModel,
+    recipe: Recipe,
+    trial: bool = False,
+    target_queue: str | None = None,
+    checkpointing_forced: bool = False,
+    recipe_reason: str = "",
+) -> Job:
+    """Queue a fine-tuning job on a ready dataset version (a short trial run when `trial`)."""
+    _require_ready(dataset_version)
+    if trial:
+        recipe = recipe.replace(trial_rows=TRIAL_ROWS, max_steps=TRIAL_STEPS, save_steps=TRIAL_STEPS)
+    return train_job_create(
+        owner=owner,
+        dataset_version=dataset_version,
+        base_model=base_model,
+        recipe=recipe,
+        trial=trial,
+        recipe_reason=recipe_reason,
+        target_queue=target_queue,
+        checkpointing_forced=checkpointing_forced,
+    )
+
+
+def train_job_create(
+    *,
+    owner: AbstractBaseUser,
+    dataset_version: DatasetVersion | None,
+    base_model: BaseModel,
+    recipe: Recipe,
+    trial: bool = False,
+    recipe_reason: str = "",
+    target_queue: str | None = None,
+    checkpointing_forced: bool = False,
+    extra_params: dict | None = None,
+    subject: tuple[str, int] | None = None,
+) -> Job:
+    """A `train` job, checked as every launch is: the one place its params are written.
+
+    `dataset_version` is None while the job's data is still files being checked (the OpenAI
+    API): the job names them in `extra_params` and its `subject` is then the training file.
+    """
+    params = {"trial": trial, "recipe_reason": recipe_reason, **(extra_params or {})}
+    return _queue_run(
+        JobKind.TRAIN,
+        owner,
+        dataset_version,
+        base_model,
+        recipe,
+        checkpointing_forced,
+        params,
+        target_queue,
+        subject,
+    )
+
+
+def sweep_start(
+    *,
+    owner: AbstractBaseUser,
+    dataset_version: DatasetVersion,
+    base_model: BaseModel,
+    recipe: Recipe,
+    trials: int = DEFAULT_TRIALS,
+    target_queue: str | None = None,
+) -> Job:
+    """Queue "Find the best settings": `trials` runs around `recipe`, the best one kept."""
+    _require_ready(dataset_version)
+    if not dataset_version.validation_rows:
+        raise TrainingRefused(
+            "Finding the best settings compares runs on validation rows, and this version has none: "
+            "make a version with a validation share first."
+        )
+    if not 2 <= trials <= MAX_TRIALS:
+        raise TrainingRefused(f"A sweep tries between 2 and {MAX_TRIALS} settings.")
+    # Names the sweep's folder: a folder left by a deleted job of the same id is never taken for this one's.
+    params = {"trials": trials, "study_id": secrets.token_hex(8)}
+    return _queue_run(JobKind.SWEEP, owner, dataset_version, base_model, recipe, False, params, target_queue)
+
+
+def _require_ready(version: DatasetVersion) -> None:
+    if not version.ready:
+        raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
+
+
+def _queue_run(
+    kind: str,
+    owner: AbstractBaseUser,
+    version: DatasetVersion | None,
+    base_model: BaseModel,
+    recipe: Recipe,
+    checkpointing_forced: bool,
+    extra_params: dict,
+    target_queue: str | None,
+    subject: tuple[str, int] | None = None,
+) -> Job:
+    """A training run of either kind, once it fits: what every run records, and its own extras."""
+    checkpointing_needed = training_fit_check(base_model=base_model, recipe=recipe, target_queue=target_queue)
+    params = {
+        "dataset_version_id": version.pk if version else None,
+        "base_model_id": base_model.pk,
+        "base_model_hf_id": base_model.hf_id,
+        "recipe": recipe.to_dict(),
+        "checkpointing_needed": checkpointing_needed or checkpointing_forced,
+        "lathe_version": __version__,
+        **extra_params,
+    }
+    subject_type, subject_id = subject or (SUBJECT_VERSION, version.pk)
+    with transaction.atomic():
+        return job_create(
+            owner=owner,
+            kind=kind,
+            params=params,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            target_queue=target_queue,
+        )
+
+
+def sweep_resume(*, job: Job) -> Job:
+    """Queue a stopped sweep again; its study file keeps the finished trials."""
+    if job.kind != JobKind.SWEEP:
+        raise TrainingRefused("Only a sweep goes on this way; resume a fine-tuning job from a checkpoint.")
+    return _requeue(job, params=job.params, message="Going on with the sweep; finished trials are kept.")
+
+
+def _requeue(job: Job, *, params: dict, message: str) -> Job:
+    quota_check_job_start(user=job.owner, kind=job.kind)  # a resumed job counts as a new one
+    with transaction.atomic():
+        updated = Job.objects.filter(
+            pk=job.pk, state__in=[JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED]
+        ).update(
+            state=JobState.QUEUED,
+            params=params,
+            error=None,
+            finished_at=None,
+            created_at=timezone.now(),
+        )
+        if not updated:
+            raise TrainingRefused("This job is still queued or running; cancel it first to resume elsewhere.")
+        job_event_emit(job.pk, EventKind.LOG, {"level": "info", "message": message})
+        job_event_emit(job.pk, EventKind.STATE, {"state": JobState.QUEUED})
+        transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
+    job.refresh_from_db()
+    return job
+
+
+def training_resume(*, job: Job, checkpoint: Checkpoint) -> Job:
+    """Put a stopped job back in the queue, to continue from one of its checkpoints."""
+    return _requeue(
+        job,
+        params={**job.params, "resume_from_step": checkpoint.step},
+        message=f"Resuming from checkpoint {checkpoint.step}.",
+    )
+
+
+def training_retry_with(*, job: Job, changes: dict) -> Job:
+    """A new job with the same data and model and the recipe changed as given (e.g. OOM remedies)."""
+    recipe = Recipe.from_dict({**job.params["recipe"], **changes})
+    return training_start(
+        owner=job.owner,
+        dataset_version=DatasetVersion.objects.get(pk=job.params["dataset_version_id"]),
+        base_model=BaseModel.objects.get(pk=job.params["base_model_id"]),
+        recipe=recipe,
+        trial=bool(job.params.get("trial")),
+        target_queue=job.queue,
+        # The remedies of an out-of-memory failure: checkpointing whether or not the estimate asks for it.
+        checkpointing_forced=True,
+    )
+
+
+def recipe_export(job: Job) -> str:
+    """A YAML file that re-creates the job: data, model, settings and the Lathe version."""
+    recipe_lines = Recipe.from_dict(job.params["recipe"]).to_yaml().splitlines()[1:]
+    head = yaml.safe_dump(
+        {
+            "lathe_version": job.params.get("lathe_version", __version__),
+            "dataset_version_id": job.params["dataset_version_id"],
+            "base_model": job.params.get("base_model_hf_id", ""),
+            "trial": bool(job.params.get("trial")),
+        },
+        sort_keys=False,
+    )
+    body = "\n".join("  " + line for line in recipe_lines)
+    return f"# Lathe fine-tuning recipe exported from job {job.pk}.\n{head}recipe:\n{body}\n"
+
+
+def recipe_import(*, owner: AbstractBaseUser, text: str, dataset_version: DatasetVersion) -> Job:
+    """Start a job from an exported recipe (on the given dataset version, which the caller checked).
+
+    The text comes from a user: it is bounded before it is parsed, and parsed without
+    anchors or aliases (see training_app.ml.recipe.load_plain_yaml).
+    """
+    limit = settings.LATHE_MAX_RECIPE_BYTES
+    if len(text.encode("utf-8", "replace")) > limit:
+        raise TrainingRefused(
+            f"This recipe file is larger than {limit // 1024} KB; an exported recipe is a few KB. "
+            "Export the recipe from a job page again, or ask your administrator to raise "
+            "LATHE_MAX_RECIPE_BYTES."
+        )
+    try:
+        data = load_plain_yaml(text)
+    except ValueError as exc:
+        raise TrainingRefused(f"This recipe file can't be used: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("recipe"), dict):
+        raise TrainingRefused(
+            "This file has no 'recipe' section. Export a recipe from a job page and use that."
+        )
+    model_name, trial = data.get("base_model"), data.get("trial", False)
+    if not isinstance(model_name, str):
+        raise TrainingRefused(
+            "In this recipe file, base_model must be a model name, like HuggingFaceTB/SmolLM2-135M."
+        )
+    if not isinstance(trial, bool):
+        raise TrainingRefused("In this recipe file, trial must be true or false.")
+    base_model = base_model_list_for_user(owner).filter(hf_id=model_name).first()
+    if base_model is None:
+        raise TrainingRefused(f"The base model {model_name[:200]!r} is not registered on this site.")
+    try:
+        recipe = Recipe.from_dict(data["recipe"])
+    except RecipeError as exc:
+        problems = "; ".join(f"{name}: {message}" for name, message in list(exc.errors.items())[:10])
+        raise TrainingRefused(f"Some settings in this recipe file can't be used. {problems}") from exc
+    return training_start(
+        owner=owner, dataset_version=dataset_version, base_model=base_model, recipe=recipe, trial=trial
+    )
