@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 topk_topp_sampler = pytest.importorskip("vllm.v1.sample.ops.topk_topp_sampler")
 
 from models_app.ml.patches import vllm as vllm_patch  # noqa: E402
-from training_app.ml.patches import version_check  # noqa: E402
+from webapp import version_check  # noqa: E402
 
 
 @pytest.fixture

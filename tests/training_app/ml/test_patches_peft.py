@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from training_app.ml.patches import peft as peft_patch
-from training_app.ml.patches import version_check
+from webapp import version_check
 
 
 def lora_model(tiny_model_dir, dtype_name: str = "float32", **lora):

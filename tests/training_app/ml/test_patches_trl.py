@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from training_app.ml.patches import trl as trl_patch
-from training_app.ml.patches import version_check
+from webapp import version_check
 
 
 @pytest.fixture
