@@ -52,23 +52,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._measure import git_state, machine, table, versions  # noqa: E402
-from bench.serve_bench import (  # noqa: E402
-    DEMO_DIR,
-    PASSWORD,
-    REDIS_URL,
-    Browser,
-    Target,
-    adapter_log_seconds,
-    deploy_breakdown,
-    prepare_in_child,
-    run_phase,
-    seed_phase,
-    site_env,
-    site_start,
-    stop_group,
-    train_adapter,
-    wait_for,
-)
+from bench.serving.common import DEMO_DIR, PASSWORD, REDIS_URL  # noqa: E402
+from bench.serving.load import Target, run_phase  # noqa: E402
+from bench.serving.product import Browser, adapter_log_seconds, deploy_breakdown, train_adapter  # noqa: E402
+from bench.serving.seed import seed_phase  # noqa: E402
+from bench.serving.site import prepare_in_child, site_env, site_start, stop_group, wait_for  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "deploy"
 RESULTS = REPO / "bench" / "results" / "serve_deployed.jsonl"

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.db import connection
 
 from jobs.queues import ALL_QUEUES
+from webapp.site_commands import web_command, worker_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,28 +41,9 @@ def start_worker(
     log_path: Path, *, name: str = "test-worker", queues: tuple[str, ...] = ALL_QUEUES
 ) -> subprocess.Popen:
     log = open(log_path, "ab")
+    # Two slots, as `make dev` has: a model server holds one while a job trains in the other.
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "webapp",
-            "worker",
-            "--queues",
-            ",".join(queues),
-            # Two slots, as `make dev` has: a model server holds one while a job trains in the other.
-            "--concurrency",
-            "2",
-            "--prefetch-multiplier",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        worker_command(sys.executable, queues, 2, f"{name}@%h", alone=True),
         cwd=REPO,
         env=child_env(),
         stdout=log,
@@ -84,20 +66,7 @@ def wait_for_worker(process: subprocess.Popen, log_path: Path, timeout: float = 
 def start_server(port: int, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "webapp.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ws",
-            "websockets",
-            "--log-level",
-            "warning",
-        ],
+        web_command(sys.executable, port),
         cwd=REPO,
         env=child_env(),
         stdout=log,

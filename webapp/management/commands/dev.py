@@ -27,6 +27,7 @@ from models_app.services import base_model_presets_sync
 from webapp.bootstrap import admin_ensure
 from webapp.embedded_redis import redis_answers, start_embedded_redis
 from webapp.gpus import list_gpus
+from webapp.site_commands import web_command, worker_command
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 # How long the web server and workers get to stop on their own (a worker stops its vLLM servers, each
@@ -75,24 +76,7 @@ class Command(BaseCommand):
             call_command("install_demo_model")
         env = {**os.environ, "REDIS_URL": self._redis_url()}
         python = sys.executable
-        self._spawn(
-            "web",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "webapp.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--ws",
-                "websockets",
-            ],
-            env,
-        )
+        self._spawn("web", web_command(python, port, host=host), env)
         machine = socket.gethostname()
         # This machine's own queues too, so jobs pinned to one of its GPUs find a worker.
         local_gpus = [gpu_queue(machine, gpu.index) for gpu in list_gpus()]
@@ -100,10 +84,10 @@ class Command(BaseCommand):
         # Two workers: data jobs (checking, statistics, cleaning) never wait behind training or a served
         # model, and get one thread each so that they do not starve a training run of its cores.
         self.worker_names = [f"lathe@{machine}", f"lathe-data@{machine}"]
-        self._spawn("worker", self._worker_command(python, gpu_queues, 2, self.worker_names[0]), env)
+        self._spawn("worker", worker_command(python, gpu_queues, 2, self.worker_names[0]), env)
         self._spawn(
             "data worker",
-            self._worker_command(python, [QUEUE_DATA], 1, self.worker_names[1]),
+            worker_command(python, [QUEUE_DATA], 1, self.worker_names[1]),
             {**env, **ONE_THREAD_ENV},
         )
         url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"  # noqa: S104
@@ -124,27 +108,6 @@ class Command(BaseCommand):
                     )
                     self._stop_all(exit_code=1)
             time.sleep(1)
-
-    @staticmethod
-    def _worker_command(python: str, queues: list[str], concurrency: int, hostname: str) -> list[str]:
-        return [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "webapp",
-            "worker",
-            "--queues",
-            ",".join(queues),
-            "--concurrency",
-            str(concurrency),
-            "--prefetch-multiplier",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            hostname,
-        ]
 
     def _redis_url(self) -> str:
         if os.environ.get("REDIS_URL"):
