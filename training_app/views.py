@@ -54,7 +54,7 @@ def _automatic(request: HttpRequest, version):
 def _new_page(request, version, form, refusal, settings_mode, automatic, status: int = 200) -> HttpResponse:
     return render(
         request,
-        "training_app_new.html",
+        "jobs/training_new.html",
         {
             "version": version,
             "dataset": version.dataset,
