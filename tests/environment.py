@@ -36,6 +36,8 @@ os.environ["LATHE_ADAPTER_SERVING"] = "lora"
 # Merged copies keep no warm spare (one more vLLM each) unless a test asks for one
 # (tests/models_app/test_merged_copy_serving.py).
 os.environ["LATHE_WARM_SPARE"] = "false"
+# Where a test asks for one, the spare starts beside the session's vLLM and the test's own processes.
+os.environ["LATHE_WARM_SPARE_HEADROOM_GIB"] = "0.5"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 

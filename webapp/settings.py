@@ -245,6 +245,8 @@ if LATHE_ADAPTER_SERVING not in ("auto", "merged", "lora"):
 # Beside a merged copy, keep a warm spare vLLM of its base while memory allows (models_app/serving/spare.py):
 # the next adapter of that base is then served in seconds instead of a minute. It costs memory only.
 LATHE_WARM_SPARE = env_bool("LATHE_WARM_SPARE", True)
+# A spare starts only while this much memory stays free beside it (room for a small training run).
+LATHE_WARM_SPARE_HEADROOM_GIB = float(os.environ.get("LATHE_WARM_SPARE_HEADROOM_GIB", "4"))
 # Model workers import torch, transformers and peft before forking their pool (jobs/worker_preload.py).
 LATHE_WORKER_PRELOAD_ML = env_bool("LATHE_WORKER_PRELOAD_ML", True)
 # Per-person limits (accounts/quotas.py); an admin changes them for one person in Admin -> User quotas.

@@ -9,7 +9,7 @@ those weights in place and answers to the adapter's model id (models_app/ml/vllm
 supervisor starts the next spare.
 
 A spare costs memory, not CPU (an idle vLLM sleeps) nor a job slot (this job supervises it), so one is
-kept only while the machine keeps `SPARE_HEADROOM_BYTES` free beside it; one per person, base and
+kept only while the machine keeps `LATHE_WARM_SPARE_HEADROOM_GIB` free beside it; one per person, base and
 machine. It ends with its copy: undeploy, a failure, a stop of the stack.
 """
 
@@ -35,8 +35,6 @@ from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
 from webapp.started_processes import process_group_stop
 
-# Left free beside a spare: room for a training job of a small model (the demo model trains in 2 GiB).
-SPARE_HEADROOM_BYTES = 4 * GIB
 TEND_EVERY_SECONDS = 2.0
 # A spare that failed to start this many times is not started again by this run of the job.
 MAX_FAILED_STARTS = 2
@@ -91,6 +89,10 @@ class SpareKeeper:
             self._end(spare, "stopped on its own")
             return
         if spare.state == ServerState.STARTING:
+            if (timezone.now() - spare.created_at).total_seconds() > settings.LATHE_VLLM_START_TIMEOUT:
+                self._failed_starts += 1
+                self._end(spare, "did not become ready in time and was stopped")
+                return
             client = VllmClient(spare.base_url, spare.secret)
             try:
                 ready = client.ready(spare.served_model_name)
@@ -125,7 +127,8 @@ class SpareKeeper:
         if starting.exists():
             return False  # an adapter is taking the last spare: a vLLM starting now would slow its merge
         needed = merged_copy_bytes(self.sponsor.adapter)
-        return needed is not None and psutil.virtual_memory().available - needed >= SPARE_HEADROOM_BYTES
+        headroom = settings.LATHE_WARM_SPARE_HEADROOM_GIB * GIB
+        return needed is not None and psutil.virtual_memory().available - needed >= headroom
 
     def _start(self) -> None:
         spare = ModelServer.objects.create(
