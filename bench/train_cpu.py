@@ -23,9 +23,9 @@ Each run is a process of its own (run one after the other, never side by side):
 - ``ours``: ``training_app.ml.train.train(...)`` with ``Recipe(max_steps=...)`` (the recipe defaults are the
   seed's LoRA settings); loss on assistant tokens only; every event kept in a list as JSON. Precision
   "auto": bf16 on a CPU with AVX512-BF16 or AMX (with attention in fp32 and the cheaper LoRA dropout of
-  ``webapp.cpu`` and ``training_app.ml.patches.peft``), fp32 on other CPUs.
+  ``lathe_common.cpu`` and ``training_app.ml.patches.peft``), fp32 on other CPUs.
 - ``ours_fp32``: ``ours`` with ``Recipe(precision="fp32")``, what "auto" picked on every CPU before
-  ``webapp.cpu`` (the cheaper LoRA dropout still applies).
+  ``lathe_common.cpu`` (the cheaper LoRA dropout still applies).
 - ``ours_all_positions``: ``ours`` with ``score_labelled_positions_only`` turned into a no-op, i.e. trl's
   fused LM head projecting every position on a CPU, as before that lever went in.
 - ``ours_events``: ``ours`` with the job runner's real event sink (``training_app.runner._EventSink``

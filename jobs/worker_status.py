@@ -24,7 +24,7 @@ _stop = threading.Event()
 
 def worker_status_report(*, hostname: str, queues: list[str], slots: int | None = None) -> WorkerStatus:
     """`slots`: how many jobs the worker runs at once (its concurrency); a served model holds one."""
-    from webapp.gpus import cpu_info, list_gpus  # NVML/torch only in workers
+    from lathe_common.gpus import cpu_info, list_gpus  # NVML/torch only in workers
 
     gpus = [dataclasses.asdict(gpu) for gpu in list_gpus()]
     running = dict(Job.objects.filter(state=JobState.RUNNING, worker=hostname).values_list("pk", "kind")[:1])

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.db import connection
 
 from jobs.queues import ALL_QUEUES
-from webapp.site_commands import web_command, worker_command
+from lathe_common.site_commands import web_command, worker_command
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -279,7 +279,7 @@ LATHE_GATEWAY_MAX_TOKENS = env_int("LATHE_GATEWAY_MAX_TOKENS", 4096)
 # Reserved: the domains a multimodal model may fetch images or audio from. Lathe serves no
 # multimodal model yet, so the gateway refuses media content whatever this says.
 LATHE_GATEWAY_MEDIA_DOMAINS = env_list("LATHE_GATEWAY_MEDIA_DOMAINS", "")
-# vLLM and other model processes start with a minimal environment (webapp/child_env.py), never the
+# vLLM and other model processes start with a minimal environment (lathe_common/child_env.py), never the
 # worker's secrets; LATHE_CHILD_ENV_ALLOW (comma-separated names) passes more variables to them. That
 # Django-free module reads it from the environment itself, so it is not a Django setting.
 

@@ -85,8 +85,8 @@ def site_start(log_dir: Path, *, with_worker: bool = True, concurrency: int = 1)
     `concurrency`: the worker's job slots (2 in `manage.py dev`; a served model holds one).
 
     The caller stops both with stop_group, also when this raises (a started process is in log_dir's logs)."""
+    from lathe_common.site_commands import web_command, worker_command
     from models_app.ml.vllm_server import free_port
-    from webapp.site_commands import web_command, worker_command
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -5,7 +5,7 @@ that is killed and can be adopted by the next one. It listens on a private
 address and requires an API key that only Lathe knows on every route, and
 answers only the routes Lathe uses (models_app/ml/vllm_guard.py): its runtime
 adapter-loading routes are never reachable by users. It starts with a minimal
-environment (webapp/child_env.py), not the worker's secrets.
+environment (lathe_common/child_env.py), not the worker's secrets.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from webapp.child_env import child_env
-from webapp.cpu import cpu_has_native_bf16
+from lathe_common.child_env import child_env
+from lathe_common.cpu import cpu_has_native_bf16
 from webapp.started_processes import process_group_stop
 
 # vLLM accepts only these values for --max-lora-rank.

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 topk_topp_sampler = pytest.importorskip("vllm.v1.sample.ops.topk_topp_sampler")
 
+from lathe_common import version_check  # noqa: E402
 from models_app.ml.patches import vllm as vllm_patch  # noqa: E402
-from webapp import version_check  # noqa: E402
 
 
 @pytest.fixture

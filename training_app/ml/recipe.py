@@ -330,7 +330,7 @@ def _is_cuda(device: str) -> bool:
 
 
 def _cpu_bf16_supported() -> bool:
-    from webapp.cpu import cpu_has_native_bf16
+    from lathe_common.cpu import cpu_has_native_bf16
 
     return cpu_has_native_bf16()
 

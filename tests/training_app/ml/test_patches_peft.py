@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lathe_common import version_check
 from training_app.ml.patches import peft as peft_patch
-from webapp import version_check
 
 
 def lora_model(tiny_model_dir, dtype_name: str = "float32", **lora):
@@ -18,7 +18,7 @@ def lora_model(tiny_model_dir, dtype_name: str = "float32", **lora):
 
 
 def test_it_swaps_the_dropout_of_every_lora_layer_once(tiny_model_dir):
-    from webapp.cpu import cheap_dropout_class
+    from lathe_common.cpu import cheap_dropout_class
 
     model = lora_model(tiny_model_dir, lora_dropout=0.1, target_modules=["q_proj", "v_proj"])
     # 2 layers x 2 projections; outside autocast the input upcast stays

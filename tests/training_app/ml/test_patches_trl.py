@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lathe_common import version_check
 from training_app.ml.patches import trl as trl_patch
-from webapp import version_check
 
 
 @pytest.fixture

@@ -98,19 +98,19 @@ def test_it_resolves_auto_settings_for_the_device():
 
 
 def test_it_refuses_qlora_and_half_precision_without_a_gpu(monkeypatch):
-    import webapp.cpu
+    import lathe_common.cpu
 
     with pytest.raises(TrainingNotRunnable, match="QLoRA needs an NVIDIA GPU") as caught:
         Recipe(method="qlora").check_runnable("cpu")
     assert "Choose LoRA" in caught.value.hint
     with pytest.raises(TrainingNotRunnable, match="fp16 needs a GPU"):
         Recipe(precision="fp16").check_runnable("cpu")
-    monkeypatch.setattr(webapp.cpu, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(lathe_common.cpu, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(TrainingNotRunnable, match="bf16 needs a GPU or a CPU with bf16 instructions"):
         Recipe(precision="bf16").check_runnable("cpu")
     assert Recipe().resolve_precision("cpu") == "fp32"
     Recipe().check_runnable("cpu")
-    monkeypatch.setattr(webapp.cpu, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(lathe_common.cpu, "cpu_has_native_bf16", lambda: True)
     Recipe(precision="bf16").check_runnable("cpu")
     assert Recipe().resolve_precision("cpu") == "bf16"
 

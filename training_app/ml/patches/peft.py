@@ -1,7 +1,7 @@
 """peft: two cheaper ways through a LoRA layer when training on a CPU.
 
 - dropout: ``nn.Dropout`` draws one random number per element (about 7% of a step on a CPU), while
-  :func:`~webapp.cpu.cheap_dropout_class` takes four 16-bit draws from one 64-bit draw. Each LoRA
+  :func:`~lathe_common.cpu.cheap_dropout_class` takes four 16-bit draws from one 64-bit draw. Each LoRA
   layer's dropout modules are swapped for it.
 - input upcast: peft casts a LoRA layer's input to its weights' dtype (fp32) before dropout and
   ``lora_A``; under bf16 autocast ``lora_A`` then runs in bf16, so the input is cast straight back.
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from webapp.cpu import cheap_dropout_class
-from webapp.version_check import check_version
+from lathe_common.cpu import cheap_dropout_class
+from lathe_common.version_check import check_version
 
 SUPPORTED_VERSIONS = "==0.21.2"
 

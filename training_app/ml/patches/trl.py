@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.version_check import check_version
+from lathe_common.version_check import check_version
 
 SUPPORTED_VERSIONS = "==1.16.0"
 _MARK = "scores_cpu_compactly"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.cpu import cpu_has_native_bf16
+from lathe_common.cpu import cpu_has_native_bf16
 
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
 ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
@@ -20,7 +20,7 @@ def test_it_tells_native_bf16_from_the_cpu_flags():
 def test_it_drops_about_p_of_the_values_and_scales_the_rest():
     import torch
 
-    from training_app.ml import cpu
+    from lathe_common import cpu
 
     dropout = cpu.cheap_dropout_class()(0.1)
     ones = torch.ones(400_000)
@@ -41,7 +41,7 @@ def test_it_computes_attention_in_fp32_and_returns_the_callers_dtype(tiny_model_
     from transformers import AutoModelForCausalLM
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from webapp.cpu import FP32_ATTENTION, fp32_attention
+    from lathe_common.cpu import FP32_ATTENTION, fp32_attention
 
     assert fp32_attention() == fp32_attention() == FP32_ATTENTION
     model = AutoModelForCausalLM.from_pretrained(

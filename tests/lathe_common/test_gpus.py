@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from webapp.gpus import GpuInfo, cpu_info, device_kind, list_gpus
+from lathe_common.gpus import GpuInfo, cpu_info, device_kind, list_gpus
 
 GIB = 2**30
 

@@ -1,6 +1,6 @@
 """A model process's environment: what says where things are and how to use the hardware, no secret."""
 
-from webapp.child_env import child_env
+from lathe_common.child_env import child_env
 
 WORKER = {
     "PATH": "/usr/bin",
