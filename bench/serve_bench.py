@@ -380,6 +380,9 @@ def main() -> None:
     log_dir.mkdir(parents=True)
     site_env(data_dir)
     os.environ["LATHE_VLLM_EXTRA_ARGS"] = args.vllm_args  # the serving job adds these to vLLM's command
+    # This bench loads adapters into the merged model's running server (the shared LoRA form, what GPU
+    # workers get); CPU workers' default, merged copies, is measured by bench/deploy_bench.py.
+    os.environ["LATHE_ADAPTER_SERVING"] = "lora"
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, check=True)
     import django
 
