@@ -269,8 +269,6 @@ class _Supervisor:
             return JobFailure("supervisor_failed", message, "Its next run watches it again.")
         if self.server.managed:
             process_group_stop(self.server.pid)  # before any write, which may fail as well
-        for pid in ModelServer.objects.filter(spare_of=self.server).values_list("pid", flat=True):
-            process_group_stop(pid)
         self.reporter.log(traceback.format_exc()[-4000:], "error")
         return self._fail(
             "supervisor_failed",
