@@ -9,9 +9,12 @@ import pytest
 from django.conf import settings
 
 from tests import processes
+from tests.database_flush import flush_retried_on_clash
 from webapp.embedded_redis import free_port
 
 pytest_plugins = ["tests.serving_fixtures"]
+
+flush_retried_on_clash()
 
 
 @pytest.fixture

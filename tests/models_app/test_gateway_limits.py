@@ -20,7 +20,7 @@ from django.conf import settings
 from accounts.models import UserQuota
 from accounts.services import api_token_create
 from jobs.models import Job
-from jobs.states import JobKind
+from jobs.states import FINISHED_STATES, JobKind
 from models_app.models import BaseModel, ModelServer, ServerState
 from tests.helpers import wait_until
 from tests.openai_client import chat_jsonl, openai_client
@@ -225,4 +225,8 @@ def test_it_answers_openai_429_when_v1_would_pass_a_persons_limits(live_site, al
     UserQuota.objects.filter(user=alice).update(storage_bytes=None)
     assert client.files.create(file=("chat.jsonl", chat_jsonl(12)), purpose="fine-tune").id.startswith(
         "file-"
+    )
+    # The upload queued its validation on the session's worker: let it end before the next test.
+    wait_until(
+        lambda: not Job.objects.exclude(state__in=FINISHED_STATES).exists(), message="the file's validation"
     )
