@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.models import ApiToken, Invitation, SiteSettings, UserQuota
-from models_app.gateway.cache import gateway_epoch_bump
+from accounts.signals import api_keys_changed
 
 
 @admin.register(SiteSettings)
@@ -38,11 +38,11 @@ class UserQuotaAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
-        gateway_epoch_bump()  # the gateway caches keys with their owner's limits: forget them everywhere
+        api_keys_changed.send(sender=UserQuota)  # the gateway caches keys with their owner's limits
 
     def delete_model(self, request, obj) -> None:
         super().delete_model(request, obj)
-        gateway_epoch_bump()
+        api_keys_changed.send(sender=UserQuota)
 
 
 @admin.register(Invitation)

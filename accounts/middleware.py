@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.quotas import QuotaExceeded
-from webapp.openai_wire import openai_error
+from lathe_common.web.openai_wire import openai_error
 
 
 def quota_exceeded_response(request: HttpRequest, error: QuotaExceeded) -> HttpResponse:

@@ -10,18 +10,17 @@ A limit of 0 means "no limit" (in the environment and in an administrator's per-
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Sum
 
 from accounts.models import ApiToken
 from jobs.models import Job
 from jobs.states import JobKind, JobState
+from lathe_common.sizes import human_size
 
 # The jobs a person starts. A model server's job is counted as a live server instead, and statistics
 # are a follow-up of a version already admitted (they may be queued from a worker, mid-job).
@@ -29,6 +28,7 @@ _JOBS_NOT_COUNTED = (JobKind.SERVE, JobKind.STATS)
 # The jobs that add to what is stored for a person (adapters, checkpoints, merged weights, versions).
 _JOBS_THAT_STORE = (JobKind.TRAIN, JobKind.SWEEP, JobKind.MERGE, JobKind.CLEAN_APPLY)
 _ASK = "or ask your administrator to raise your limit"
+_STORAGE_METERS: list[Callable[[AbstractBaseUser], int]] = []
 
 
 class QuotaExceeded(Exception):
@@ -94,15 +94,6 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
-
-
 def active_job_count(user: AbstractBaseUser) -> int:
     return (
         Job.objects.filter(owner=user, state__in=(JobState.QUEUED, JobState.RUNNING))
@@ -131,17 +122,11 @@ def quota_check_job_start(*, user: AbstractBaseUser, kind: str) -> None:
         quota_check_storage(user)
 
 
-def live_server_count(user: AbstractBaseUser) -> int:
-    from models_app.models import LIVE_SERVER_STATES, ModelServer
-
-    # A warm spare is Lathe's, started for speed, never the user's choice: not counted.
-    return ModelServer.objects.filter(owner=user, state__in=LIVE_SERVER_STATES, spare_of__isnull=True).count()
-
-
-def quota_check_live_servers(user: AbstractBaseUser) -> None:
-    """Before a new model server starts (adapters of one base share their server and cost nothing more)."""
+def quota_check_live_servers(user: AbstractBaseUser, *, running: int) -> None:
+    """Before a new model server starts, given how many of the user's servers run (models_app counts them;
+    adapters of one base share their server and cost nothing more)."""
     limit = quota_for(user).live_servers
-    if _over(limit, live_server_count(user)):
+    if _over(limit, running):
         raise QuotaExceeded(
             f"You already have {_plural(limit, 'model server', 'model servers')} running, the most this "
             f"site allows per person. Undeploy a model you no longer call on the Models page, {_ASK} "
@@ -150,43 +135,16 @@ def quota_check_live_servers(user: AbstractBaseUser) -> None:
         )
 
 
-def _folder_bytes(path: str) -> int:
-    """Bytes of the files under `path`, if it is a folder (or file) Lathe keeps in its data folder."""
-    if not path:
-        return 0
-    folder = Path(path)
-    try:
-        if not folder.resolve().is_relative_to(settings.DATA_DIR):
-            return 0  # an administrator's folder elsewhere on the server is not the user's storage
-        if folder.is_file():
-            return folder.stat().st_size
-        total = 0
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(root, name)).st_size
-                except OSError:
-                    pass
-        return total
-    except OSError:
-        return 0
+def register_storage_meter(meter: Callable[[AbstractBaseUser], int]) -> None:
+    """An app that stores things for people (uploads, adapters, checkpoints, weights) says how many bytes
+    a person holds with it; registered in the app's `ready()`, so accounts imports none of them."""
+    if meter not in _STORAGE_METERS:
+        _STORAGE_METERS.append(meter)
 
 
 def storage_used(user: AbstractBaseUser) -> int:
-    """Uploaded files (each distinct file once), trained adapters, their checkpoints kept on disk and the
-    user's own model weights."""
-    from datasets_app.models import Blob, DatasetFile
-    from jobs.models import Checkpoint
-    from models_app.models import Adapter, BaseModel
-
-    uploads = Blob.objects.filter(
-        pk__in=DatasetFile.objects.filter(dataset__owner=user).values("blob_id")
-    ).aggregate(total=Sum("size"))["total"]
-    adapters = Adapter.objects.filter(owner=user).values_list("path", flat=True)
-    models = BaseModel.objects.filter(owner=user).values_list("local_dir", flat=True)
-    checkpoints = Checkpoint.objects.filter(job__owner=user).values_list("path", flat=True)
-    on_disk = sum(_folder_bytes(path) for path in [*adapters, *models, *checkpoints])
-    return (uploads or 0) + on_disk
+    """What the user stores, all apps together."""
+    return sum(meter(user) for meter in _STORAGE_METERS)
 
 
 def quota_check_storage(user: AbstractBaseUser, *, adding_bytes: int = 0) -> None:
@@ -196,10 +154,10 @@ def quota_check_storage(user: AbstractBaseUser, *, adding_bytes: int = 0) -> Non
         return
     used = storage_used(user)
     if used + adding_bytes > limit or (adding_bytes == 0 and used >= limit):
-        adding = f" and this adds {human_bytes(adding_bytes)}" if adding_bytes else ""
+        adding = f" and this adds {human_size(adding_bytes)}" if adding_bytes else ""
         raise QuotaExceeded(
-            f"You store {human_bytes(used)} of files and models{adding}; this site allows "
-            f"{human_bytes(limit)} per person. Delete datasets, adapters or merged models you no longer "
+            f"You store {human_size(used)} of files and models{adding}; this site allows "
+            f"{human_size(limit)} per person. Delete datasets, adapters or merged models you no longer "
             f"need, {_ASK} (LATHE_QUOTA_STORAGE_BYTES).",
             setting="LATHE_QUOTA_STORAGE_BYTES",
         )

@@ -9,8 +9,8 @@ from django.utils import timezone
 from accounts.models import ApiToken, Invitation
 from accounts.quotas import quota_check_api_keys, quota_check_key_rate_limit
 from accounts.selectors import get_api_token_for_user
+from accounts.signals import api_keys_changed
 from accounts.tokens import token_generate, token_hash
-from models_app.gateway.cache import gateway_epoch_bump
 
 
 def api_token_create(
@@ -39,7 +39,7 @@ def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
-            gateway_epoch_bump()  # the gateway forgets the key at once, in every web process
+            api_keys_changed.send(sender=ApiToken)  # the gateway forgets the key at once, everywhere
     return token
 
 

@@ -158,7 +158,7 @@ def gzip_bomb() -> dict:
 
 
 def judge_addresses() -> dict:
-    from webapp.outbound import OutboundError, OutboundPolicy, outbound_request
+    from lathe_common.outbound import OutboundError, OutboundPolicy, outbound_request
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -217,7 +217,7 @@ def main() -> None:
     os.environ.update(REDIS_URL=REDIS_URL, LATHE_REDIS_NAMESPACE="bench-", LATHE_LOG_LEVEL="WARNING")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, check=True)
     django.setup()
-    from webapp.embedded_redis import free_port
+    from lathe_common.embedded_redis import free_port
 
     (baseline_job, ws_job), session = make_fixtures()
     port, server = free_port(), None

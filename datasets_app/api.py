@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.api_keys import api_key_required
 from datasets_app.models import Dataset, DatasetFile, DatasetVersion
 from datasets_app.selectors import (
     dataset_list_for_user,
@@ -14,7 +13,8 @@ from datasets_app.selectors import (
     get_dataset_version_for_user,
 )
 from datasets_app.upload_request import upload_from_request
-from webapp.openai_wire import openai_error
+from lathe_common.web.api_auth import api_key_required
+from lathe_common.web.openai_wire import openai_error
 
 
 def file_json(dataset_file: DatasetFile) -> dict:

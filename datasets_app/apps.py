@@ -6,7 +6,9 @@ class DatasetsAppConfig(AppConfig):
     verbose_name = "Datasets"
 
     def ready(self) -> None:
+        from accounts.quotas import register_storage_meter
         from datasets_app.models import SUBJECT_FILE, SUBJECT_VERSION
+        from datasets_app.selectors import stored_upload_bytes
         from jobs.registry import register_end_hook_path, register_runner_path, register_subject_names_path
         from jobs.states import JobKind
 
@@ -21,3 +23,4 @@ class DatasetsAppConfig(AppConfig):
         register_end_hook_path(JobKind.VALIDATE, "datasets_app.services.validation_job_ended")
         register_subject_names_path(SUBJECT_FILE, "datasets_app.selectors.dataset_file_names")
         register_subject_names_path(SUBJECT_VERSION, "datasets_app.selectors.dataset_version_names")
+        register_storage_meter(stored_upload_bytes)

@@ -10,12 +10,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.api_keys import api_key_required
 from datasets_app.models import DatasetFile, FileStatus
 from datasets_app.selectors import get_dataset_file_for_user
 from datasets_app.upload_request import upload_from_request
 from jobs.states import JobState
-from webapp.openai_wire import (
+from lathe_common.web.api_auth import api_key_required
+from lathe_common.web.openai_wire import (
     OpenAIRequestError,
     list_body,
     not_found,

@@ -21,13 +21,13 @@ from datasets_app.core.validate import validate_file
 from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatus
 from datasets_app.read_limits import ReadLimits
 from datasets_app.services import dataset_version_create, dataset_version_from_file
+from datasets_app.tokenizers import token_counter_for
 from jobs.models import Job
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
+from lathe_common.web.storage import artifact_store, scratch_dir
 from models_app.models import BaseModel
 from models_app.selectors import default_tokenizer_model
-from models_app.tokenizers import token_counter_for
-from webapp.storage import artifact_store, scratch_dir
 
 
 @contextmanager

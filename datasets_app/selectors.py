@@ -1,8 +1,8 @@
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
-from datasets_app.models import SUBJECT_VERSION, Dataset, DatasetFile, DatasetVersion, FileRole
+from datasets_app.models import SUBJECT_VERSION, Blob, Dataset, DatasetFile, DatasetVersion, FileRole
 from jobs.models import Job
 
 
@@ -47,3 +47,11 @@ def dataset_version_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, st
 def dataset_file_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
     files = DatasetFile.objects.filter(pk__in=ids, dataset__owner=user).select_related("dataset")
     return {file.pk: f"{file.dataset.name}: {file.original_name}" for file in files}
+
+
+def stored_upload_bytes(user: AbstractBaseUser) -> int:
+    """The user's uploads, each distinct file once (their storage quota, accounts/quotas.py)."""
+    total = Blob.objects.filter(
+        pk__in=DatasetFile.objects.filter(dataset__owner=user).values("blob_id")
+    ).aggregate(total=Sum("size"))["total"]
+    return total or 0

@@ -23,7 +23,7 @@ from datasets_app.uploads import HashedUploadedFile
 from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind, JobState
-from webapp.storage import artifact_store
+from lathe_common.web.storage import artifact_store
 
 
 def blob_key(sha256: str) -> str:

@@ -10,8 +10,8 @@ from datasets_app.forms import UploadForm
 from datasets_app.models import DatasetFile
 from datasets_app.selectors import get_dataset_for_user
 from datasets_app.services import dataset_upload
-from webapp.limits import upload_too_large_message
-from webapp.params import int_param
+from lathe_common.web.params import int_param
+from lathe_common.web.upload_limit import upload_too_large_message
 
 
 @dataclass

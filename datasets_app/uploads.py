@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 
-from webapp.storage import scratch_dir
+from lathe_common.web.storage import scratch_dir
 
 
 class HashedUploadedFile(UploadedFile):

@@ -29,8 +29,8 @@ from datasets_app.services import (
     dataset_version_from_file,
 )
 from datasets_app.upload_request import upload_from_request
+from lathe_common.web.storage import artifact_store
 from models_app.selectors import base_model_list_for_user
-from webapp.storage import artifact_store
 
 
 def _wants_json(request: HttpRequest) -> bool:

@@ -14,3 +14,9 @@ class EvalsAppConfig(AppConfig):
         # However the job ends, even cancelled while queued, the judge's API key is forgotten.
         register_end_hook_path(JobKind.EVALUATE, "evals_app.services.evaluation_job_ended")
         register_subject_names_path(SUBJECT_EVALUATION, "evals_app.selectors.evaluation_names")
+
+        from evals_app.selectors import deploy_warning
+        from models_app.deploy_warnings import register_deploy_warning
+
+        # Deploying a model its newest evaluation scored below its base asks for a confirmation first.
+        register_deploy_warning(deploy_warning)

@@ -27,7 +27,7 @@ class EvaluationForm(forms.Form):
     seed = forms.IntegerField(
         required=False, initial=0, help_text="For sampling when temperature is above 0."
     )
-    # Not a URLField: the address is checked the way it will be called (webapp/outbound.py), with words
+    # Not a URLField: the address is checked the way it will be called (lathe_common/outbound.py), with words
     # that say what is wrong with it.
     judge_base_url = forms.CharField(
         required=False,

@@ -23,8 +23,8 @@ from jobs.models import Job
 from jobs.queues import QUEUE_DATA
 from jobs.registry import JobCancelled, JobFailure, JobHandover
 from jobs.reporter import JobReporter
-from webapp.outbound import OutboundRefused, check_url, outbound_policy
-from webapp.storage import artifact_store
+from lathe_common.outbound import OutboundRefused, check_url, outbound_policy
+from lathe_common.web.storage import artifact_store
 
 POLL_SECONDS = 0.5
 

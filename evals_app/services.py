@@ -18,8 +18,8 @@ from evals_app.models import (
 from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind
+from lathe_common.outbound import OutboundRefused, check_url, outbound_policy
 from models_app.models import Adapter, BaseModel
-from webapp.outbound import OutboundRefused, check_url, outbound_policy
 
 DEFAULT_SETTINGS = {
     "max_rows": 200,
@@ -106,7 +106,7 @@ def evaluation_start(
 
 
 def judge_url_check(url: str) -> str:
-    """The judge's address when Lathe may call it (webapp/outbound.py); EvaluationRefused says why not.
+    """The judge's address when Lathe may call it (lathe_common/outbound.py); EvaluationRefused says why not.
 
     Checked again at every call: a name may resolve elsewhere by then.
     """

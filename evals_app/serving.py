@@ -5,7 +5,7 @@ is loaded under a private name for the evaluation and unloaded afterwards. Witho
 job starts vLLM for itself on this worker, as a serving job would, and stops it when done, so
 evaluating never needs a Deploy first and never leaves a model running: the generator's `finally`
 stops it on success, failure and cancel; a worker's SIGTERM and the next worker after a hard kill
-stop it through its record (webapp/started_processes.py, jobs/worker_lifecycle.py).
+stop it through its record (lathe_common/started_processes.py, jobs/worker_lifecycle.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.conf import settings
 from evals_app.models import Evaluation
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
+from lathe_common.started_processes import machine_records, process_group_stop
 from models_app.ml.vllm_server import (
     VllmClient,
     VllmError,
@@ -31,7 +32,6 @@ from models_app.models import Adapter, BaseModel, Endpoint, ModelServer, ServerS
 from models_app.serving.runner import EXPECTED_START_SECONDS
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
-from webapp.started_processes import machine_records, process_group_stop
 
 
 @dataclass

@@ -14,8 +14,8 @@ from evals_app.selectors import evaluation_list_for_user, get_evaluation_for_use
 from evals_app.services import EvaluationRefused, evaluation_start
 from jobs.selectors import get_job_for_user
 from jobs.states import JobKind
+from lathe_common.web.params import int_list_param
 from models_app.selectors import get_adapter_for_user, get_base_model_for_user
-from webapp.params import int_list_param
 
 METRIC_LABELS = {
     "bleu": "BLEU",

@@ -15,7 +15,7 @@ from django.core.exceptions import BadRequest
 
 from jobs.events import event_message, job_group_name, job_snapshot
 from jobs.selectors import job_events_after, job_find_for_user
-from webapp.params import int_param
+from lathe_common.web.params import int_param
 
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400

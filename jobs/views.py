@@ -5,7 +5,6 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.api_keys import api_key_required
 from jobs.events import event_message, job_snapshot
 from jobs.listing import job_page_for_user
 from jobs.outputs import job_outputs
@@ -14,7 +13,8 @@ from jobs.selectors import get_job_for_user, job_events_after, job_queue_positio
 from jobs.services import job_cancel
 from jobs.states import EventKind, JobKind, JobState
 from jobs.worker_status import live_workers
-from webapp.params import int_param
+from lathe_common.web.api_auth import api_key_required
+from lathe_common.web.params import int_param
 
 
 @login_required

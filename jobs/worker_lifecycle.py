@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from jobs.registry import worker_hooks
-from webapp.started_processes import StartedProcesses, machine_records
+from lathe_common.started_processes import StartedProcesses, machine_records
 
 logger = logging.getLogger(__name__)
 REAP_EVERY_SECONDS = float(os.environ.get("LATHE_WORKER_REPORT_SECONDS", "15"))

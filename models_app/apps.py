@@ -25,3 +25,13 @@ class ModelsAppConfig(AppConfig):
         register_worker_hook_path("started", "models_app.server_restarts.worker_started")
         register_worker_hook_path("stopping", "models_app.server_restarts.worker_stopping")
         register_worker_hook_path("reap", "models_app.server_restarts.worker_reap")
+
+        from accounts.quotas import register_storage_meter
+        from accounts.signals import api_keys_changed
+        from models_app.gateway.cache import gateway_forget_keys
+        from models_app.selectors import stored_model_bytes
+
+        register_storage_meter(stored_model_bytes)
+
+        # A key revoked or a quota changed: every web process's gateway forgets the keys it remembers.
+        api_keys_changed.connect(gateway_forget_keys, dispatch_uid="gateway_forget_keys")

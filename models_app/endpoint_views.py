@@ -12,7 +12,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.selectors import api_token_list_for_user
-from evals_app.selectors import deploy_warning
+from lathe_common.web.openai_wire import openai_error
+from lathe_common.web.params import BIGINT_MAX, int_param, json_number
+from models_app.deploy_warnings import deploy_warning
 from models_app.endpoints import DeployRefused, endpoint_deploy, endpoint_undeploy
 from models_app.gateway.completions import answer_for_user, parse_body
 from models_app.models import Endpoint
@@ -25,8 +27,6 @@ from models_app.selectors import (
 )
 from models_app.server_restarts import server_state_note
 from models_app.serving.folders import server_log_path
-from webapp.openai_wire import openai_error
-from webapp.params import BIGINT_MAX, int_param, json_number
 
 PLAYGROUND_MAX_TOKENS = 512
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.quotas import quota_check_live_servers
 from jobs.services import job_cancel, job_create
 from jobs.states import JobKind
+from lathe_common.started_processes import process_group_stop
 from models_app.gateway.cache import gateway_epoch_bump
 from models_app.ml.vllm_server import ASSUMED_ADAPTER_RANK, VllmError, lora_rank_ceiling
 from models_app.models import (
@@ -33,7 +34,7 @@ from models_app.models import (
     ModelServer,
     ServerState,
 )
-from models_app.selectors import live_server_for_model
+from models_app.selectors import live_server_count, live_server_for_model
 from models_app.serving_form import (
     MERGED,
     SHARED,
@@ -43,7 +44,6 @@ from models_app.serving_form import (
     adapters_get_merged_copies,
 )
 from models_app.spares import spare_take
-from webapp.started_processes import process_group_stop
 
 
 class DeployRefused(Exception):
@@ -61,7 +61,8 @@ def _server_start(
     merged_adapter: Adapter | None = None,
     keeps_spare: bool = False,
 ) -> ModelServer:
-    quota_check_live_servers(owner)  # a new server holds a GPU: the owner's limit (QuotaExceeded)
+    # A new server holds a GPU: the owner's limit (QuotaExceeded).
+    quota_check_live_servers(owner, running=live_server_count(owner))
     server = ModelServer.objects.create(
         owner=owner,
         model=model,

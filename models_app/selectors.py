@@ -2,6 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, Q, QuerySet, When
 from django.shortcuts import get_object_or_404
 
+from lathe_common.web.storage import data_folder_bytes
 from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer
 
 
@@ -65,3 +66,16 @@ def adapter_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
 def model_server_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
     servers = ModelServer.objects.filter(pk__in=ids, owner=user).select_related("model")
     return {server.pk: f"serving {server.model.display_name}" for server in servers}
+
+
+def live_server_count(user: AbstractBaseUser) -> int:
+    """The user's running model servers (their server quota). A warm spare is Lathe's, started for speed,
+    never the user's choice: not counted."""
+    return ModelServer.objects.filter(owner=user, state__in=LIVE_SERVER_STATES, spare_of__isnull=True).count()
+
+
+def stored_model_bytes(user: AbstractBaseUser) -> int:
+    """The user's adapters and merged models on disk (their storage quota, accounts/quotas.py)."""
+    adapters = Adapter.objects.filter(owner=user).values_list("path", flat=True)
+    models = BaseModel.objects.filter(owner=user).values_list("local_dir", flat=True)
+    return sum(data_folder_bytes(path) for path in [*adapters, *models])

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from jobs.services import job_create, job_enqueue, job_release
 from jobs.states import FINISHED_STATES, JobKind, JobState
+from lathe_common.started_processes import process_groups_stop
 from models_app.gateway.cache import gateway_epoch_bump
 from models_app.models import (
     LIVE_SERVER_STATES,
@@ -33,7 +34,6 @@ from models_app.models import (
     ModelServer,
     ServerState,
 )
-from webapp.started_processes import process_groups_stop
 
 logger = logging.getLogger(__name__)
 RESTARTING_NOTE = "Restarting after a restart of the server"

@@ -11,6 +11,7 @@ from jobs.queues import machine_queue
 from jobs.services import job_create
 from jobs.states import JobKind
 from models_app.models import SUBJECT_SERVER, Adapter, ModelServer, ServerState
+from models_app.selectors import live_server_count
 
 
 def _queue_of_machine(node: str, fallback: str) -> str:
@@ -39,7 +40,8 @@ def spare_take(*, owner: AbstractBaseUser, adapter: Adapter, keeps_spare: bool) 
     )
     if spare is None:
         return None
-    quota_check_live_servers(owner)  # it becomes one of the owner's servers (QuotaExceeded)
+    # It becomes one of the owner's servers (QuotaExceeded).
+    quota_check_live_servers(owner, running=live_server_count(owner))
     sponsor_job = spare.spare_of.job
     with transaction.atomic():
         job = job_create(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from lathe_common.embedded_redis import free_port
 from tests import processes
 from tests.database_flush import flush_retried_on_clash
-from webapp.embedded_redis import free_port
 
 pytest_plugins = ["tests.serving_fixtures"]
 

@@ -42,7 +42,7 @@ TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _resolve_redis() -> str:
-    from webapp.embedded_redis import redis_answers, start_embedded_redis
+    from lathe_common.embedded_redis import redis_answers, start_embedded_redis
 
     configured = os.environ.get("LATHE_TEST_REDIS_URL")
     if configured:

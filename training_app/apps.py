@@ -18,3 +18,8 @@ class TrainingAppConfig(AppConfig):
         for kind in (JobKind.TRAIN, JobKind.SWEEP):
             register_kind_function_path("outputs", kind, f"{pages}.training_outputs")
             register_kind_function_path("page", kind, "training_app.views.training_context")
+
+        from accounts.quotas import register_storage_meter
+        from training_app.selectors import stored_checkpoint_bytes
+
+        register_storage_meter(stored_checkpoint_bytes)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.api_keys import api_key_required
 from jobs.selectors import job_events_shown
 from jobs.services import job_cancel
+from lathe_common.web.api_auth import api_key_required
+from lathe_common.web.openai_wire import list_body, page_newest_first
 from training_app.openai_objects import (
     CHECKPOINT_PREFIX,
     EVENT_KINDS,
@@ -24,7 +25,6 @@ from training_app.openai_objects import (
 from training_app.openai_request import fine_tuning_request_parse, json_body
 from training_app.openai_selectors import fine_tuning_job_list_for_user, get_fine_tuning_job_for_user
 from training_app.openai_services import fine_tuning_job_create
-from webapp.openai_wire import list_body, page_newest_first
 
 
 @api_key_required

@@ -12,9 +12,9 @@ from datasets_app.models import DatasetVersion
 from datasets_app.openai_files import file_public_id
 from jobs.models import Checkpoint, Job, JobEvent
 from jobs.states import EventKind, JobState
+from lathe_common.web.openai_wire import public_id, unix
 from training_app.ml.recipe import Recipe
 from training_app.openai_services import hyperparameters_of
-from webapp.openai_wire import public_id, unix
 
 JOB_PREFIX = "ftjob"
 EVENT_PREFIX = "ftevent"

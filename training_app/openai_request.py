@@ -9,10 +9,10 @@ from django.http import HttpRequest
 
 from datasets_app.models import DatasetFile
 from datasets_app.openai_files import get_file_for_user
+from lathe_common.web.openai_wire import OpenAIRequestError
 from models_app.models import BaseModel
 from models_app.selectors import base_model_list_for_user
 from training_app.openai_services import auto_hyperparameters, recipe_from_hyperparameters, suffix_check
-from webapp.openai_wire import OpenAIRequestError
 
 MAX_METADATA_PAIRS = 16
 

@@ -8,8 +8,8 @@ from django.db.models import QuerySet
 from jobs.models import Job
 from jobs.selectors import job_list_for_user
 from jobs.states import JobKind
+from lathe_common.web.openai_wire import not_found, parse_public_id
 from training_app.openai_objects import JOB_PREFIX
-from webapp.openai_wire import not_found, parse_public_id
 
 
 def fine_tuning_job_list_for_user(user: AbstractBaseUser) -> QuerySet[Job]:

@@ -15,10 +15,10 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from datasets_app.models import SUBJECT_FILE, DatasetFile, DatasetVersion
 from jobs.models import Job
+from lathe_common.web.openai_wire import OpenAIRequestError
 from models_app.models import BaseModel
 from training_app.ml.recipe import Recipe, RecipeError
 from training_app.services import TrainingRefused, train_job_create
-from webapp.openai_wire import OpenAIRequestError
 
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 # OpenAI's own range tops out at 10; far beyond it a run only diverges.

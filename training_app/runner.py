@@ -18,6 +18,7 @@ from jobs.payloads import MetricPayload
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from jobs.states import EventKind
+from lathe_common.web.storage import artifact_store
 from models_app.ml.hub import model_fingerprint
 from models_app.models import Adapter, BaseModel
 from models_app.weights import model_dir_for
@@ -31,7 +32,6 @@ from training_app.ml.errors import (
     TrainingOutOfMemory,
 )
 from training_app.ml.recipe import Recipe
-from webapp.storage import artifact_store
 
 # What a metric event carries: the keys of MetricPayload, the one definition the charts draw from.
 METRIC_KEYS = tuple(MetricPayload.__annotations__)

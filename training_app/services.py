@@ -16,12 +16,12 @@ from jobs.events import job_event_emit
 from jobs.models import Checkpoint, Job
 from jobs.services import job_create, job_enqueue
 from jobs.states import EventKind, JobKind, JobState
+from lathe_common import __version__
 from models_app.models import BaseModel
 from models_app.selectors import base_model_list_for_user
 from training_app.estimate import estimate_for_launch
 from training_app.ml.recipe import Recipe, RecipeError, load_plain_yaml
 from training_app.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
-from webapp import __version__
 
 # The guide: "先小规模试训：用100条数据跑通全流程" (a trial with 100 rows first).
 TRIAL_ROWS = 100

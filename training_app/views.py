@@ -13,6 +13,8 @@ from django.views.decorators.http import require_POST
 
 from datasets_app.selectors import get_dataset_version_for_user
 from jobs.selectors import get_job_for_user
+from lathe_common.archives import folder_zip
+from lathe_common.web.params import int_param
 from models_app.selectors import base_model_list_by_size, get_base_model_for_user
 from training_app.auto import recipe_auto_for, recipe_reason
 from training_app.estimate import estimate_for_launch, launch_targets
@@ -29,8 +31,6 @@ from training_app.services import (
     training_retry_with,
     training_start,
 )
-from webapp.archives import folder_zip
-from webapp.params import int_param
 
 
 def _form(request: HttpRequest, data=None, initial_recipe: Recipe | None = None) -> TrainingForm:

@@ -1,5 +1,4 @@
+from lathe_common import __version__
 from webapp.celery import app as celery_app
-
-__version__ = "0.1.0"
 
 __all__ = ("__version__", "celery_app")

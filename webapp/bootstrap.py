@@ -7,7 +7,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from webapp.secret_files import secret_file_write
+from lathe_common.secret_files import secret_file_write
 
 
 def admin_ensure(username: str = "admin") -> tuple[str, str | None]:

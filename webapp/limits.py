@@ -21,28 +21,15 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from webapp.openai_wire import openai_error_body
+from lathe_common.sizes import human_size
+from lathe_common.web.openai_wire import openai_error_body
+from lathe_common.web.upload_limit import upload_too_large_message
 
 # Room for the multipart envelope and the other form fields of an upload.
 _ENVELOPE = 1024 * 1024
 UPLOAD_PATHS = frozenset({"/datasets/upload/", "/api/datasets/upload/", "/v1/files"})
 # The only method whose requests carry bodies here: no view takes PUT or PATCH.
 BODY_METHODS = frozenset({"POST"})
-
-
-def human_size(size: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
-def upload_too_large_message() -> str:
-    return (
-        f"This file is larger than the {human_size(settings.LATHE_MAX_UPLOAD_BYTES)} limit of this site. "
-        "Split it into smaller files, or ask your administrator to raise LATHE_MAX_UPLOAD_BYTES."
-    )
 
 
 @dataclass(frozen=True)
@@ -110,7 +97,7 @@ def _caller_is_known(authorization: str, session_key: str) -> bool:
 
 
 async def caller_is_known(scope) -> bool:
-    from webapp.db import outside_request
+    from lathe_common.web.db import outside_request
 
     authorization = header(scope, b"authorization").decode("latin-1")
     session_key = _cookie(scope, settings.SESSION_COOKIE_NAME)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from webapp.secret_files import secret_file_read_or_create
+from lathe_common.secret_files import secret_file_read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -209,7 +209,7 @@ LATHE_MAX_RECIPE_BYTES = env_int("LATHE_MAX_RECIPE_BYTES", 64 * 1024)
 # Request bodies other than uploads (webapp/limits.py): JSON under /v1/, and the site's forms.
 LATHE_MAX_JSON_BYTES = env_int("LATHE_MAX_JSON_BYTES", 4 * 1024**2)
 LATHE_MAX_FORM_BYTES = env_int("LATHE_MAX_FORM_BYTES", 6 * 1024**2)
-# Requests to addresses users give (an LLM judge; webapp/outbound.py): never inside the server's network
+# Requests to addresses users give (an LLM judge; lathe_common/outbound.py): never inside the server's network
 # unless an admin allows a host name, an address or a range here ("judge.internal,10.2.0.0/16").
 LATHE_OUTBOUND_ALLOW = env_list("LATHE_OUTBOUND_ALLOW", "")
 # The whole of one such request, body included, in seconds; and the largest answer read.
@@ -249,6 +249,8 @@ LATHE_WARM_SPARE = env_bool("LATHE_WARM_SPARE", True)
 LATHE_WARM_SPARE_HEADROOM_GIB = float(os.environ.get("LATHE_WARM_SPARE_HEADROOM_GIB", "4"))
 # Model workers import torch, transformers and peft before forking their pool (jobs/worker_preload.py).
 LATHE_WORKER_PRELOAD_ML = env_bool("LATHE_WORKER_PRELOAD_ML", True)
+# The one lookup of an API key, for every view protected by lathe_common/web/api_auth.py.
+LATHE_API_KEY_LOOKUP = "accounts.api_keys.api_key_lookup"
 # Per-person limits (accounts/quotas.py); an admin changes them for one person in Admin -> User quotas.
 # 0 means no limit. Jobs queued or running (model servers not counted), model servers deployed, bytes
 # stored (uploads, adapters, merged and downloaded models), active API keys.

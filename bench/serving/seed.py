@@ -16,7 +16,7 @@ from bench.serving.site import answers, spawn, stop_group, wait_for
 def seed_phase(args, merged_dir: Path, log_dir: Path) -> dict:
     from transformers import AutoTokenizer
 
-    from webapp.embedded_redis import free_port
+    from lathe_common.embedded_redis import free_port
 
     tokenizer = AutoTokenizer.from_pretrained(merged_dir)
 

@@ -235,11 +235,3 @@ def describe(problem: str, line: int | None, params: dict | None = None) -> tupl
     else:
         fields["where"] = f"Line {line}"
     return category, template.format(**fields)
-
-
-def human_size(size: int) -> str:
-    """4194304 -> "4 MB": limits as people say them."""
-    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if size >= scale:
-            return f"{size / scale:.3g} {unit}"
-    return f"{size} bytes"

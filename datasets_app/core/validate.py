@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 
 from datasets_app.core.canonical import FORMATS
-from datasets_app.core.categories import CATEGORIES, describe, human_size
+from datasets_app.core.categories import CATEGORIES, describe
 from datasets_app.core.formats import (
     NORMALIZERS,
     RowError,
@@ -46,6 +46,7 @@ from datasets_app.core.reader import DEFAULT_MAX_LINE_BYTES, LIMIT_BYTES, LIMIT_
 from datasets_app.core.report import FileError, LineError, ValidationReport
 from datasets_app.core.row_problems import json_problem
 from datasets_app.core.tally import FormatTally, mixed_error, write_errors
+from lathe_common.sizes import human_size
 
 __all__ = ["FileError", "LineError", "ValidationOptions", "ValidationReport", "validate_file"]
 

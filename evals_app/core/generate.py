@@ -7,7 +7,7 @@ keeps one database connection per thread. It also means a caller that has an eve
 
 `chat_completions` is the one request machinery (order, concurrency, retries, errors, cancelling);
 `generate_answers` and the judge (`judge.py`) only build the request bodies. Lathe's own vLLM servers are
-called directly; an address a user gave (a judge) only through webapp/outbound.py, given an `outbound`
+called directly; an address a user gave (a judge) only through lathe_common/outbound.py, given an `outbound`
 policy: its host checked and pinned, no redirects, one time limit for each whole request.
 """
 
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from webapp.outbound import (
+from lathe_common.outbound import (
     OutboundClient,
     OutboundError,
     OutboundPolicy,

@@ -1,7 +1,7 @@
 """An optional LLM judge: any OpenAI-compatible endpoint grades each answer by the user's rubric.
 
 Knows nothing of Django or Celery. The requests go through generate.py's machinery (concurrency,
-retries, per-request errors, cancelling) under an outbound policy (webapp/outbound.py): the judge's
+retries, per-request errors, cancelling) under an outbound policy (lathe_common/outbound.py): the judge's
 address is the user's, so it must not lead inside the server's network. This module only writes the
 judge's prompt and reads its reply.
 Judges do not always follow the format asked for, so the reply is read leniently: JSON anywhere in
@@ -21,7 +21,7 @@ from evals_app.core.generate import (
     ShouldStop,
     chat_completions,
 )
-from webapp.outbound import OutboundPolicy
+from lathe_common.outbound import OutboundPolicy
 
 SCORE_MIN, SCORE_MAX = 1, 10
 DEFAULT_RUBRIC = "Is the answer correct, complete and helpful, judged against the reference answer?"

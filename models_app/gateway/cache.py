@@ -80,3 +80,8 @@ def gateway_epoch_bump() -> None:
             pass  # entries still expire after CACHE_SECONDS
 
     transaction.on_commit(bump)
+
+
+def gateway_forget_keys(sender, **kwargs) -> None:
+    """Receiver of accounts' `api_keys_changed` (connected in models_app/apps.py)."""
+    gateway_epoch_bump()

@@ -21,17 +21,18 @@ from django.db.models import F
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from accounts.api_keys import api_key_lookup, api_key_refused, bearer_key
+from accounts.api_keys import api_key_lookup, bearer_key
 from accounts.models import ApiToken
 from accounts.quotas import quota_for
 from accounts.tokens import token_hash
+from lathe_common.web.api_auth import api_key_refused
+from lathe_common.web.db import outside_request
+from lathe_common.web.openai_wire import openai_error
 from models_app.gateway.cache import gateway_cache, gateway_cache_sync
 from models_app.gateway.errors import model_required, route_refused
 from models_app.gateway.proxy import UsageSink, forward
 from models_app.gateway.ratelimit import Refusal, Release, gateway_admit
 from models_app.gateway.routing import ModelNotFound, ModelStarting, Route, route_for_model
-from webapp.db import outside_request
-from webapp.openai_wire import openai_error
 
 # Set in the ASGI scope when the fast path counted a request against the per-minute limits and then
 # left it to Django (its cached route had gone away): Django must not count it twice.

@@ -1,14 +1,14 @@
-"""The gateway's refusals, in OpenAI's error shape (webapp/openai_wire.py) and in words a person can act on.
+"""The gateway's refusals, in OpenAI's error shape (lathe_common/web/openai_wire.py), in words to act on.
 
-A missing or revoked key is refused by `accounts.api_keys.api_key_refused`, as at every other entrance.
+A missing or revoked key is refused by `lathe_common.web.api_auth.api_key_refused`, as everywhere.
 """
 
 from __future__ import annotations
 
 from django.http import HttpResponse
 
+from lathe_common.web.openai_wire import openai_error
 from models_app.gateway.routing import ModelNotFound
-from webapp.openai_wire import openai_error
 
 
 def field_refused(field: str, message: str, code: str = "invalid_value") -> HttpResponse:

@@ -19,10 +19,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
-from accounts.api_keys import api_key_lookup, api_key_refused, bearer_key
+from accounts.api_keys import api_key_lookup, bearer_key
+from lathe_common.web.api_auth import api_key_refused
+from lathe_common.web.db import outside_request
 from models_app.gateway.cache import gateway_cache
 from models_app.gateway.completions import RELEASE_AFTER_SENDING, answer_remembered, key_entry
-from webapp.db import outside_request
 
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 

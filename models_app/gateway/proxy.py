@@ -19,9 +19,9 @@ import orjson
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
+from lathe_common.web.openai_wire import openai_error
 from models_app.gateway.request_filter import upstream_body
 from models_app.gateway.routing import Route
-from webapp.openai_wire import openai_error
 
 UsageSink = Callable[[int, int], Awaitable[None]]
 # An asyncio HTTP client belongs to the event loop that made it; one per loop keeps connections warm.

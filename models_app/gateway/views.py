@@ -15,9 +15,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from lathe_common.web.openai_wire import openai_error
 from models_app.gateway.completions import RATE_COUNTED, answer, authenticate
 from models_app.gateway.routing import models_for_user
-from webapp.openai_wire import openai_error
 
 
 async def _answer(request: HttpRequest, path: str) -> HttpResponse:

@@ -6,9 +6,9 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from lathe_common.archives import FolderTar
 from models_app.merging.services import MergeNotStarted, merge_start
 from models_app.selectors import get_adapter_for_user, get_base_model_for_user
-from webapp.archives import FolderTar
 
 
 @login_required

@@ -31,8 +31,12 @@ def top_p_without_sort(logits: Any, p: Any, *, fallback: Any, candidates: int = 
     above = top_probs.cumsum(dim=-1) - top_probs  # mass of the tokens ranked above each candidate
     p = p.to(torch.float32)
     filtered = p < 1  # rows with p = 1 keep every token
-    covered = top_probs.sum(dim=-1) >= p  # the cut falls among the candidates
-    kept = (above < p.unsqueeze(-1)).sum(dim=-1).clamp(min=1)
+    # vLLM keeps a token while the tail from it down holds more than 1 - p. A float32 softmax over a whole
+    # vocabulary sums to 1 only within ~1e-5, so the same test from the top reads "above < total - (1 - p)"
+    # with the row's own total, not "above < p": at p = 0.999 that difference moved the cut by a token.
+    reach = probs.sum(dim=-1) - (1 - p)
+    covered = top_probs.sum(dim=-1) >= reach  # the cut falls among the candidates
+    kept = (above < reach.unsqueeze(-1)).sum(dim=-1).clamp(min=1)
     threshold = top_probs.gather(-1, (kept - 1).unsqueeze(-1))
     fast_rows = (filtered & covered).nonzero().squeeze(-1)
     if fast_rows.numel():

@@ -24,7 +24,7 @@ import httpx
 
 from lathe_common.child_env import child_env
 from lathe_common.cpu import cpu_has_native_bf16
-from webapp.started_processes import process_group_stop
+from lathe_common.started_processes import process_group_stop
 
 # vLLM accepts only these values for --max-lora-rank.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

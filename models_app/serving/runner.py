@@ -27,6 +27,7 @@ from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
 from jobs.states import JobState
+from lathe_common.started_processes import process_group_stop
 from models_app.merging.runner import merge_into
 from models_app.ml.vllm_server import (
     VllmClient,
@@ -51,7 +52,6 @@ from models_app.serving.folders import merged_copy_home, merged_copy_name, serve
 from models_app.serving.spare import SpareKeeper
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
-from webapp.started_processes import process_group_stop
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5

@@ -27,13 +27,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.reporter import JobReporter
+from lathe_common.started_processes import process_group_stop
 from models_app.ml.vllm_server import VllmClient, default_dtype, pid_alive, vllm_start
 from models_app.models import LIVE_SERVER_STATES, ModelServer, ServerState
 from models_app.serving.folders import merged_copy_home, merged_copy_name, server_log_path
 from models_app.serving_form import GIB, merged_copy_bytes
 from models_app.vllm_launch import vllm_launch
 from models_app.weights import model_dir_for
-from webapp.started_processes import process_group_stop
 
 TEND_EVERY_SECONDS = 2.0
 # A spare that failed to start this many times is not started again by this run of the job.

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from django.test import Client
 
-from accounts.api_keys import KEY_REFUSED_MESSAGE
 from accounts.models import ApiToken
 from accounts.services import api_token_create, api_token_revoke
+from lathe_common.web.api_auth import KEY_REFUSED_MESSAGE
 
 # Each entrance, with a request that a valid key gets past the key check with (the gateway's model
 # is deployed nowhere: past the key, it is a 404 for the model).

@@ -111,7 +111,7 @@ def test_it_refuses_an_upload_past_the_storage_limit_through_the_api(alice, sett
     assert response.status_code == 429
     error = response.json()["error"]
     assert error["code"] == "quota_exceeded"
-    assert "this site allows 2.0 KB per person" in error["message"]
+    assert "this site allows 1.95 KB per person" in error["message"]
     assert "LATHE_QUOTA_STORAGE_BYTES" in error["message"]
     assert DatasetFile.objects.count() == 1
 

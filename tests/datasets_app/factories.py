@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from datasets_app.models import Blob, Dataset, DatasetFile, DatasetVersion, FileStatus
-from webapp.storage import artifact_store
+from lathe_common.web.storage import artifact_store
 
 WORDS = (
     "heart lung kidney liver blood pressure dose tablet fever cough rash allergy insulin glucose scan "

@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from datasets_app.models import Blob, DatasetFile
+from lathe_common.web.storage import artifact_store
 from tests.datasets_app.factories import alpaca_lines, jsonl_upload
 from webapp.limits import RequestBodyLimit
-from webapp.storage import artifact_store
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,7 @@ def test_it_refuses_an_oversized_request_before_reading_its_body(settings):
     }
     asyncio.run(RequestBodyLimit(app)(scope, receive, send))
     assert sent[0]["status"] == 413
-    assert b"larger than the 1.0 KB limit" in sent[1]["body"]
+    assert b"larger than the 1 KB limit" in sent[1]["body"]
 
 
 def test_it_asks_for_a_file_when_none_is_sent(alice_client):

@@ -17,10 +17,10 @@ from evals_app.core.judge import (
     judge_messages,
     parse_verdict,
 )
+from lathe_common.outbound import OutboundPolicy
 from models_app.ml.demo_model import DEMO_MODEL_ID
 from models_app.ml.vllm_server import free_port
 from tests.evals_app.fake_judge import FakeJudge
-from webapp.outbound import OutboundPolicy
 
 # The session's vLLM and the fake judges below listen on 127.0.0.1, which an admin would have to allow.
 LOCAL_JUDGE = OutboundPolicy(allow=("127.0.0.1",))
@@ -156,7 +156,7 @@ def test_it_raises_when_the_judge_is_unreachable():
         judge_answers(settings=settings, items=ITEMS)
 
 
-# --- The judge's requests go to the user's address: webapp/outbound.py --------------------------------
+# --- The judge's requests go to the user's address: lathe_common/outbound.py --------------------------------
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from jobs.services import job_claim, job_create
 from jobs.states import JobKind
+from lathe_common.started_processes import process_group_stop
 from models_app.models import BaseModel, Endpoint, ModelServer, ServerState
 from models_app.serving import runner
 from tests.helpers import wait_until
-from webapp.started_processes import process_group_stop
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,10 @@ import psutil
 import pytest
 from django.conf import settings
 
+from lathe_common.started_processes import machine_records, process_group_stop
 from models_app.models import BaseModel, ModelServer, ServerState
 from tests import processes
 from tests.helpers import wait_until
-from webapp.started_processes import machine_records, process_group_stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 # A stand-in for vLLM's process tree: a leader in its own session and its engine child.

@@ -18,10 +18,10 @@ from django.conf import settings
 
 from accounts.models import ApiToken
 from accounts.services import api_token_create, api_token_revoke
+from lathe_common.web.db import outside_request
 from models_app.gateway.cache import gateway_cache
 from models_app.gateway.fastpath import GatewayFastPath
 from models_app.models import ModelServer, ServerState
-from webapp.db import outside_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

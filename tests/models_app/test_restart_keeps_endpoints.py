@@ -14,12 +14,12 @@ from django.conf import settings
 from accounts.services import api_token_create
 from jobs.models import Job
 from jobs.states import FINISHED_STATES, JobState
+from lathe_common.started_processes import process_group_stop
 from models_app.endpoints import endpoint_deploy, endpoint_undeploy
 from models_app.models import DesiredState, Endpoint, ModelServer, ServerState
 from models_app.server_restarts import RESTARTING_NOTE, server_state_note
 from tests import processes
 from tests.helpers import wait_until
-from webapp.started_processes import process_group_stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 VLLM_START_TIMEOUT = 900

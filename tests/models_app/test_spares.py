@@ -13,14 +13,13 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from accounts.quotas import live_server_count
 from jobs.models import Job, WorkerStatus
 from jobs.queues import gpu_queue
 from jobs.states import JobKind, JobState
 from models_app.endpoints import endpoint_deploy
 from models_app.gateway.routing import ModelNotFound, models_for_user, route_for_model
 from models_app.models import ModelServer, ServerState
-from models_app.selectors import live_server_for_model
+from models_app.selectors import live_server_count, live_server_for_model
 from models_app.server_restarts import servers_interrupt, servers_stop_unwanted_on_this_machine
 from models_app.spares import spare_take
 

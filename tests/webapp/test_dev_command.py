@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import redis
 
+from lathe_common.embedded_redis import free_port
 from tests.helpers import wait_until
-from webapp.embedded_redis import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

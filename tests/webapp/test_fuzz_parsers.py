@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from datasets_app.core.categories import CATEGORIES
 from datasets_app.core.validate import ValidationOptions, validate_file
+from lathe_common.web.openai_wire import OpenAIRequestError, page_limit, parse_public_id
 from models_app.gateway.completions import parse_body
 from training_app.openai_request import fine_tuning_request_parse, json_body
-from webapp.openai_wire import OpenAIRequestError, page_limit, parse_public_id
 
 FUZZ = settings(
     max_examples=200,

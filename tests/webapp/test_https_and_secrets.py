@@ -8,8 +8,8 @@ import subprocess
 import sys
 import threading
 
+from lathe_common.secret_files import secret_file_read_or_create, secret_file_write
 from tests.processes import REPO
-from webapp.secret_files import secret_file_read_or_create, secret_file_write
 
 DEPLOY_WARNINGS = ("security.W004", "security.W008", "security.W012", "security.W016")
 

@@ -23,11 +23,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from jobs.queues import QUEUE_DATA, QUEUE_GPU_ANY, gpu_queue, machine_queue
+from lathe_common.embedded_redis import redis_answers, start_embedded_redis
 from lathe_common.gpus import list_gpus
 from lathe_common.site_commands import web_command, worker_command
 from models_app.services import base_model_presets_sync
 from webapp.bootstrap import admin_ensure
-from webapp.embedded_redis import redis_answers, start_embedded_redis
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 # How long the web server and workers get to stop on their own (a worker stops its vLLM servers, each
@@ -159,8 +159,8 @@ class Command(BaseCommand):
     def _stop_leftovers(self) -> None:
         """What a worker that did not stop in time left: its vLLM servers, an evaluation's server."""
         try:
+            from lathe_common.started_processes import machine_records
             from models_app.server_restarts import servers_interrupt
-            from webapp.started_processes import machine_records
 
             interrupted = servers_interrupt(workers=self.worker_names)
             stopped = interrupted.pids + machine_records(settings.DATA_DIR).stop()

@@ -20,7 +20,7 @@ from django.test import override_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webapp.outbound import (
+from lathe_common.outbound import (
     INSIDE_MESSAGE,
     OutboundPolicy,
     OutboundRedirect,

@@ -128,3 +128,26 @@ def scratch_dir() -> Path:
     path = settings.DATA_DIR / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_folder_bytes(path: str) -> int:
+    """Bytes of the files under `path` (a folder or a file) if Lathe keeps it in its data folder; 0 for a
+    folder elsewhere (an administrator's model on the server is nobody's storage) or one that is gone."""
+    if not path:
+        return 0
+    folder = Path(path)
+    try:
+        if not folder.resolve().is_relative_to(settings.DATA_DIR):
+            return 0
+        if folder.is_file():
+            return folder.stat().st_size
+        total = 0
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(root, name)).st_size
+                except OSError:
+                    pass
+        return total
+    except OSError:
+        return 0

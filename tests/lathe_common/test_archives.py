@@ -10,8 +10,8 @@ import pytest
 from django.urls import reverse
 
 from jobs.models import Job
+from lathe_common.archives import CHUNK, folder_zip
 from models_app.models import Adapter, BaseModel
-from webapp.archives import CHUNK, folder_zip
 
 
 def _folder(tmp_path):

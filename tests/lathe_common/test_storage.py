@@ -6,8 +6,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from webapp.embedded_redis import free_port
-from webapp.storage import LocalStore, S3Store
+from lathe_common.embedded_redis import free_port
+from lathe_common.web.storage import LocalStore, S3Store
 
 
 @pytest.fixture(scope="module")

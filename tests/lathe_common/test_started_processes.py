@@ -7,7 +7,7 @@ import time
 
 import psutil
 
-from webapp.started_processes import StartedProcesses, process_group_stop
+from lathe_common.started_processes import StartedProcesses, process_group_stop
 
 # A group like vLLM's: a leader in its own session and a child of its own (the engine).
 GROUP = (

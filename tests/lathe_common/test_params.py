@@ -42,7 +42,7 @@ def test_a_bad_dataset_id_on_upload_is_refused(alice_client):
 def test_a_bad_number_in_a_json_body_names_its_field(body, named):
     from django.core.exceptions import BadRequest
 
-    from webapp.params import json_number
+    from lathe_common.web.params import json_number
 
     with pytest.raises(BadRequest, match=named):
         json_number(body, "max_tokens", 1, minimum=1, maximum=10**9, whole=True)
@@ -50,7 +50,7 @@ def test_a_bad_number_in_a_json_body_names_its_field(body, named):
 
 
 def test_json_numbers_in_range_pass():
-    from webapp.params import json_number
+    from lathe_common.web.params import json_number
 
     assert json_number({"n": "3"}, "n", 1, minimum=1, maximum=5, whole=True) == 3
     assert json_number({}, "n", 1, minimum=1, maximum=5) == 1

@@ -1,4 +1,4 @@
-"""Token counters for base models, loaded once per process."""
+"""Token counters for base models (lengths in cleaning and statistics), loaded once per process."""
 
 from functools import lru_cache
 

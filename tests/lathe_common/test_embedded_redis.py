@@ -1,6 +1,6 @@
 import redis
 
-from webapp.embedded_redis import redis_answers, start_embedded_redis
+from lathe_common.embedded_redis import redis_answers, start_embedded_redis
 
 
 def test_it_starts_a_private_redis_that_keeps_its_data_on_disk(tmp_path):
