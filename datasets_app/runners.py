@@ -23,6 +23,7 @@ from datasets_app.read_limits import ReadLimits
 from datasets_app.services import dataset_version_create, dataset_version_from_file
 from datasets_app.tokenizers import token_counter_for
 from jobs.models import Job
+from jobs.params import job_params
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from lathe_common.web.storage import artifact_store, scratch_dir
@@ -147,7 +148,7 @@ def run_version_prepare(job: Job, reporter: JobReporter) -> dict:
 
 def _rules_from(job: Job) -> CleaningRules:
     try:
-        return CleaningRules.from_dict(job.params.get("rules") or {})
+        return CleaningRules.from_dict(job_params(job).rules)
     except ValueError as exc:
         raise JobFailure("bad_rules", str(exc), "Change the cleaning settings and preview again.") from exc
 
@@ -159,7 +160,7 @@ def _clean(job: Job, reporter: JobReporter, out_path: Path | None):
     rules = _rules_from(job)
     counter, tokenizer_name = (None, "")
     if rules.length_mode != "off":
-        counter, tokenizer_name = _token_counter(job.params.get("base_model_id"), job)
+        counter, tokenizer_name = _token_counter(job_params(job).base_model_id, job)
         if counter is None:
             raise JobFailure(
                 "no_tokenizer",
@@ -202,7 +203,7 @@ def run_cleaning_apply(job: Job, reporter: JobReporter) -> dict:
         parent=version,
         rules=rules.to_dict(),
         cleaning_summary=summary,
-        validation=job.params.get("validation"),
+        validation=job_params(job).validation,
         tokenizer_name=tokenizer_name,
         source_job_id=job.pk,
     )

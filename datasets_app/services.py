@@ -8,6 +8,7 @@ from django.db.models import Max
 
 from accounts.quotas import quota_check_upload
 from datasets_app.core.cleaning import CleaningRules
+from datasets_app.job_params import CleanApplyParams, CleanPreviewParams, ValidateParams
 from datasets_app.models import (
     SUBJECT_FILE,
     SUBJECT_VERSION,
@@ -96,7 +97,7 @@ def dataset_file_validate(*, dataset_file: DatasetFile, field_mapping: dict[str,
         job = job_create(
             owner=dataset_file.dataset.owner,
             kind=JobKind.VALIDATE,
-            params=ReadLimits.from_settings().to_job_params(),
+            params=ValidateParams(**ReadLimits.from_settings().to_job_params()),
             subject_type=SUBJECT_FILE,
             subject_id=dataset_file.pk,
         )
@@ -196,7 +197,7 @@ def cleaning_preview_start(*, version: DatasetVersion, rules: dict, base_model_i
     return job_create(
         owner=version.dataset.owner,
         kind=JobKind.CLEAN_PREVIEW,
-        params={"rules": rules, "base_model_id": base_model_id},
+        params=CleanPreviewParams(rules=rules, base_model_id=base_model_id),
         subject_type=SUBJECT_VERSION,
         subject_id=version.pk,
     )
@@ -209,7 +210,7 @@ def cleaning_apply_start(
     return job_create(
         owner=version.dataset.owner,
         kind=JobKind.CLEAN_APPLY,
-        params={"rules": rules, "base_model_id": base_model_id, "validation": validation},
+        params=CleanApplyParams(rules=rules, base_model_id=base_model_id, validation=validation),
         subject_type=SUBJECT_VERSION,
         subject_id=version.pk,
     )

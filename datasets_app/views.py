@@ -29,6 +29,7 @@ from datasets_app.services import (
     dataset_version_from_file,
 )
 from datasets_app.upload_request import upload_from_request
+from jobs.params import job_params
 from lathe_common.web.storage import artifact_store
 from models_app.selectors import base_model_list_for_user
 
@@ -167,7 +168,7 @@ def _version_page(
             if index >= 5:
                 break
             sample_rows.append(row)
-    rules = (preview_job.params.get("rules") if preview_job else None) or None
+    rules = (job_params(preview_job).rules if preview_job else None) or None
     return render(
         request,
         "datasets_app/version_detail.html",

@@ -20,6 +20,7 @@ from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation
 from evals_app.services import evaluation_forget_secret, evaluation_record, evaluation_record_judge
 from evals_app.serving import Contender, served_contenders
 from jobs.models import Job
+from jobs.params import job_params
 from jobs.queues import QUEUE_DATA
 from jobs.registry import JobCancelled, JobFailure, JobHandover
 from jobs.reporter import JobReporter
@@ -225,7 +226,7 @@ def _load_evaluation(job: Job) -> Evaluation:
         Evaluation.objects.select_related(
             "adapter__base_model", "model__merged_from__base_model", "dataset_version"
         )
-        .filter(pk=job.params.get("evaluation_id"))
+        .filter(pk=job_params(job).evaluation_id)
         .first()
     )
     if evaluation is None:

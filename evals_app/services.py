@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from datasets_app.models import DatasetVersion
+from evals_app.job_params import EvaluateParams
 from evals_app.models import (
     LABEL_BASE,
     LABEL_TUNED,
@@ -97,7 +98,7 @@ def evaluation_start(
         evaluation.job = job_create(
             owner=owner,
             kind=JobKind.EVALUATE,
-            params={"evaluation_id": evaluation.pk},
+            params=EvaluateParams(evaluation_id=evaluation.pk),
             subject_type=SUBJECT_EVALUATION,
             subject_id=evaluation.pk,
         )

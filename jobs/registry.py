@@ -2,6 +2,8 @@
 
 The engine (this package) imports no app: it finds every kind-specific function here, named by
 module path and imported on first use, so the web process never loads what only workers need.
+Each kind is declared once, by the app that owns it, as a `JobSpec`: its parameters' class, its
+queue, its runner, its end hooks and what the jobs pages show of it.
 
 - the runner of a kind: `runner(job, reporter) -> dict` (the job's result); it raises `JobFailure`
   for problems the user can fix, with words they understand;
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -62,6 +65,45 @@ class JobHandover(Exception):
         super().__init__(message)
         self.queue = queue
         self.message = message
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job kind, declared once by the app that owns it (`register_job_spec` in its `ready()`).
+
+    Functions are named by module path ("package.module.function"), imported on first use.
+    """
+
+    kind: str
+    params: type  # its parameters' class (jobs/params.py): checked at creation, handed to the runner typed
+    queue: str  # where its jobs go unless pinned: jobs.queues.QUEUE_DATA or QUEUE_GPU_ANY
+    runner: str  # runner(job, reporter) -> the job's result; raises JobFailure with words for the user
+    end_hooks: tuple[str, ...] = ()  # hook(job) once the job has ended, however: e.g. mark its file failed
+    label: str = ""  # label(job, subject_name) -> the jobs list's words for it
+    outcome: str = ""  # outcome(job) -> what it achieved, in a few words
+    outputs: str = ""  # outputs(job) -> what it made, for its page
+    page: str = ""  # page(job) -> extra context of its page
+
+
+_SPECS: dict[str, JobSpec] = {}
+
+
+def register_job_spec(spec: JobSpec) -> None:
+    _SPECS[spec.kind] = spec
+    register_runner_path(spec.kind, spec.runner)
+    for hook in spec.end_hooks:
+        if hook not in _END_HOOK_PATHS.get(spec.kind, []):
+            register_end_hook_path(spec.kind, hook)
+    for what in KIND_FUNCTIONS:
+        if getattr(spec, what):
+            register_kind_function_path(what, spec.kind, getattr(spec, what))
+
+
+def spec_for(kind: str) -> JobSpec:
+    try:
+        return _SPECS[kind]
+    except KeyError:
+        raise LookupError(f"No app declared the job kind {kind!r} (jobs/registry.py's JobSpec).") from None
 
 
 def register_runner(kind: str) -> Callable[[Runner], Runner]:

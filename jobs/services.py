@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import traceback
+from collections.abc import Mapping
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,8 +16,17 @@ from django.utils import timezone
 
 from jobs.events import job_event_emit
 from jobs.models import Job
+from jobs.params import params_json
 from jobs.queues import queue_for_job
-from jobs.registry import JobCancelled, JobFailure, JobHandover, create_checks, end_hooks_for, runner_for
+from jobs.registry import (
+    JobCancelled,
+    JobFailure,
+    JobHandover,
+    create_checks,
+    end_hooks_for,
+    runner_for,
+    spec_for,
+)
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
 from jobs.states import EventKind, JobState
@@ -32,18 +42,23 @@ def job_create(
     *,
     owner: AbstractBaseUser,
     kind: str,
-    params: dict | None = None,
+    params: object = None,
     subject_type: str = "",
     subject_id: int | None = None,
     target_queue: str | None = None,
 ) -> Job:
-    """Create a job and enqueue it once the surrounding transaction commits."""
+    """Create a job and enqueue it once the surrounding transaction commits.
+
+    `params` is an instance of the kind's parameters' class (or a dict of its fields, checked the same
+    way): a wrong or missing value is refused here, before anything is queued.
+    """
+    params = _checked_params(kind, params)
     for check in create_checks():  # e.g. the owner's job and storage limits (accounts/quotas.py)
         check(user=owner, kind=kind)
     job = Job.objects.create(
         owner=owner,
         kind=kind,
-        params=params or {},
+        params=params_json(params),
         subject_type=subject_type,
         subject_id=subject_id,
         queue=queue_for_job(kind, target_queue),
@@ -51,6 +66,15 @@ def job_create(
     job_event_emit(job.pk, EventKind.STATE, {"state": JobState.QUEUED})
     transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
     return job
+
+
+def _checked_params(kind: str, params: object):
+    cls = spec_for(kind).params
+    if params is None or isinstance(params, Mapping):
+        return cls(**(params or {}))  # pydantic's ValidationError names the field
+    if not isinstance(params, cls):
+        raise TypeError(f"A {kind} job takes {cls.__name__}, not {type(params).__name__}.")
+    return params
 
 
 def job_enqueue(*, job_id: int, queue: str) -> None:

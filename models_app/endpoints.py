@@ -34,6 +34,7 @@ from models_app.models import (
     ModelServer,
     ServerState,
 )
+from models_app.presets import SERVABLE_ADAPTER_METHODS
 from models_app.selectors import live_server_count, live_server_for_model
 from models_app.serving_form import (
     MERGED,
@@ -103,7 +104,7 @@ def endpoint_deploy(
     rank = ASSUMED_ADAPTER_RANK
     form = ServingForm(SHARED)
     if adapter is not None:
-        if adapter.method not in ("lora", "dora"):
+        if adapter.method not in SERVABLE_ADAPTER_METHODS:
             raise DeployRefused(
                 f"vLLM serves LoRA adapters; this one was trained with {adapter.method.upper()}. "
                 "Merge it into its base model first, then deploy the merged model."

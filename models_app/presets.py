@@ -19,6 +19,10 @@ from models_app.ml.demo_model import DEMO_MODEL_ID
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
+# How an adapter is trained (the recipe's `method`, stored on the adapter), and which of them vLLM serves:
+# a QLoRA adapter is a LoRA adapter trained against a 4-bit base, and loads as one; IA3 has no vLLM form.
+ADAPTER_METHODS = ("lora", "qlora", "ia3")
+SERVABLE_ADAPTER_METHODS = ("lora", "qlora")
 LORA_TARGET_PRESETS: dict[str, tuple[str, ...]] = {
     "attention": ATTENTION_MODULES,
     "all_linear": ATTENTION_MODULES + MLP_MODULES,

@@ -4,15 +4,15 @@ trained, how it ended, what it made."""
 from __future__ import annotations
 
 from jobs.models import Job
+from jobs.params import job_params
 from jobs.states import JobKind, JobState
 from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel
 
 
 def training_job_label(job: Job, subject: str) -> str:
     """The data it trained on, then the base model and the suffix of its model id."""
-    extra = " · ".join(
-        part for part in (job.params.get("base_model_hf_id"), job.params.get("suffix")) if part
-    )
+    params = job_params(job)
+    extra = " · ".join(part for part in (params.base_model_hf_id, getattr(params, "suffix", "")) if part)
     return f"{subject} → {extra}" if subject and extra else subject or extra
 
 

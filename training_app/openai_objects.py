@@ -11,6 +11,7 @@ import time
 from datasets_app.models import DatasetVersion
 from datasets_app.openai_files import file_public_id
 from jobs.models import Checkpoint, Job, JobEvent
+from jobs.params import job_params
 from jobs.states import EventKind, JobState
 from lathe_common.web.openai_wire import public_id, unix
 from training_app.ml.recipe import Recipe
@@ -33,13 +34,13 @@ EVENT_KINDS = (EventKind.STATE, EventKind.LOG, EventKind.METRIC)
 
 def job_status(job: Job) -> str:
     """Our job states are OpenAI's, plus `validating_files` while the files have no dataset version yet."""
-    if job.state in (JobState.QUEUED, JobState.RUNNING) and not job.params.get("dataset_version_id"):
+    if job.state in (JobState.QUEUED, JobState.RUNNING) and not job_params(job).dataset_version_id:
         return "validating_files"
     return job.state
 
 
 def _version(job: Job) -> DatasetVersion | None:
-    version_id = job.params.get("dataset_version_id")
+    version_id = job_params(job).dataset_version_id
     return DatasetVersion.objects.filter(pk=version_id).first() if version_id else None
 
 
@@ -76,18 +77,19 @@ def _fine_tuned_model(job: Job) -> str | None:
 
 
 def job_object(job: Job) -> dict:
-    recipe = Recipe.from_dict(job.params.get("recipe") or {})
+    params = job_params(job)
+    recipe = params.run_recipe()
     version = _version(job)
-    training_file_id = job.params.get("training_file_id") or _source_file_id(version)
-    validation_file_id = job.params.get("validation_file_id") or (
+    training_file_id = params.training_file_id or _source_file_id(version)
+    validation_file_id = params.validation_file_id or (
         version.validation_file_id if version and version.validation_mode == "file" else None
     )
-    hyperparameters = hyperparameters_of(recipe, job.params)
+    hyperparameters = hyperparameters_of(recipe, params)
     running = job.state == JobState.RUNNING and job.eta_seconds is not None
     return {
         "object": "fine_tuning.job",
         "id": public_id(JOB_PREFIX, job.pk),
-        "model": job.params.get("base_model_hf_id", ""),
+        "model": params.base_model_hf_id,
         "created_at": unix(job.created_at),
         "finished_at": unix(job.finished_at),
         "fine_tuned_model": _fine_tuned_model(job),
@@ -102,8 +104,8 @@ def job_object(job: Job) -> dict:
         "seed": recipe.seed,
         "estimated_finish": int(time.time() + job.eta_seconds) if running else None,
         "error": _error(job),
-        "user_provided_suffix": job.params.get("suffix") or None,
-        "metadata": job.params.get("metadata"),
+        "user_provided_suffix": params.suffix or None,
+        "metadata": params.metadata,
         "integrations": [],
     }
 
@@ -162,14 +164,15 @@ def checkpoint_object(job: Job, checkpoint: Checkpoint) -> dict:
             metrics["train_mean_token_accuracy"] = event.payload.get("token_accuracy")
         if event.payload.get("eval_loss") is not None:
             metrics["valid_loss"] = event.payload["eval_loss"]
-    suffix = job.params.get("suffix") or "lathe"
+    params = job_params(job)
+    suffix = params.suffix or "lathe"
     job_id = public_id(JOB_PREFIX, job.pk)
     return {
         "object": "fine_tuning.job.checkpoint",
         "id": public_id(CHECKPOINT_PREFIX, checkpoint.pk),
         "created_at": unix(checkpoint.created_at),
         "fine_tuned_model_checkpoint": (
-            f"ft:{job.params.get('base_model_hf_id', '')}:{suffix}:{job_id}:ckpt-step-{checkpoint.step}"
+            f"ft:{params.base_model_hf_id}:{suffix}:{job_id}:ckpt-step-{checkpoint.step}"
         ),
         "fine_tuning_job_id": job_id,
         "step_number": checkpoint.step,

@@ -17,12 +17,12 @@ from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatu
 from datasets_app.openai_files import file_problems, file_public_id
 from datasets_app.services import SUBJECT_VERSION, dataset_version_from_file
 from jobs.models import Job
+from jobs.params import job_params, params_changed
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from jobs.services import job_execute
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter
-from training_app.ml.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _run_or_wait(job_id: int, reporter: JobReporter, worker: str) -> Job | None:
 
 def _checked_file(job: Job, reporter: JobReporter, param: str) -> DatasetFile:
     code = f"invalid_{param}"
-    dataset_file = DatasetFile.objects.filter(pk=job.params[f"{param}_id"]).first()
+    dataset_file = DatasetFile.objects.filter(pk=getattr(job_params(job), f"{param}_id")).first()
     if dataset_file is None:
         raise JobFailure(code, f"The {param.replace('_', ' ')} was deleted before it was checked.")
     if dataset_file.status == FileStatus.VALIDATING:
@@ -109,15 +109,14 @@ def _recipe_for_data(job: Job, version: DatasetVersion) -> dict:
     from training_app.auto import recipe_auto_for
     from training_app.openai_services import HYPERPARAMETERS, recipe_with_auto_hyperparameters
 
-    given = Recipe.from_dict(job.params["recipe"])
-    base_model = BaseModel.objects.filter(pk=job.params.get("base_model_id")).first()
-    if job.params.get("auto_learning_rate") or "auto_hyperparameters" not in job.params or base_model is None:
+    params = job_params(job)
+    given = params.run_recipe()
+    base_model = BaseModel.objects.filter(pk=params.base_model_id).first()
+    if params.auto_learning_rate or params.auto_hyperparameters is None or base_model is None:
         return {}  # already chosen (a resumed run), made before automatic recipes, or the model is gone
     automatic = recipe_auto_for(version, base_model, base=given)
-    recipe, reference = recipe_with_auto_hyperparameters(
-        given, job.params.get("auto_hyperparameters", []), automatic.recipe
-    )
-    given_names = [name for name in HYPERPARAMETERS if name not in job.params["auto_hyperparameters"]]
+    recipe, reference = recipe_with_auto_hyperparameters(given, params.auto_hyperparameters, automatic.recipe)
+    given_names = [name for name in HYPERPARAMETERS if name not in params.auto_hyperparameters]
     reason = automatic.reason + (
         f" Your {', '.join(given_names)} kept as you set them." if given_names else ""
     )
@@ -126,12 +125,12 @@ def _recipe_for_data(job: Job, version: DatasetVersion) -> dict:
 
 def training_files_prepare(job: Job, reporter: JobReporter) -> None:
     """Bring the job's files to a ready dataset version and record it in `job.params`."""
-    version = DatasetVersion.objects.filter(pk=job.params.get("dataset_version_id"), ready=True).first()
+    version = DatasetVersion.objects.filter(pk=job_params(job).dataset_version_id, ready=True).first()
     if version is None:
         reporter.stage("Validating files")
         training_file = _checked_file(job, reporter, "training_file")
         validation_file = (
-            _checked_file(job, reporter, "validation_file") if job.params.get("validation_file_id") else None
+            _checked_file(job, reporter, "validation_file") if job_params(job).validation_file_id else None
         )
         version = _version_for(training_file, validation_file)
         if not version.ready:
@@ -146,7 +145,7 @@ def training_files_prepare(job: Job, reporter: JobReporter) -> None:
                 "Open the dataset version in Lathe to see why, then start a new job.",
             )
         reporter.log("Files validated, moving on to training.")
-    job.params = {**job.params, "dataset_version_id": version.pk, **_recipe_for_data(job, version)}
+    job.params = params_changed(job, dataset_version_id=version.pk, **_recipe_for_data(job, version))
     Job.objects.filter(pk=job.pk).update(
         params=job.params, subject_type=SUBJECT_VERSION, subject_id=version.pk
     )

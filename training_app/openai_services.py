@@ -17,6 +17,7 @@ from datasets_app.models import SUBJECT_FILE, DatasetFile, DatasetVersion
 from jobs.models import Job
 from lathe_common.web.openai_wire import OpenAIRequestError
 from models_app.models import BaseModel
+from training_app.job_params import TrainParams
 from training_app.ml.recipe import Recipe, RecipeError
 from training_app.services import TrainingRefused, train_job_create
 
@@ -101,19 +102,20 @@ def recipe_with_auto_hyperparameters(
     return automatic.replace(**changes), automatic.learning_rate
 
 
-def hyperparameters_of(recipe: Recipe, params: dict | None = None) -> dict:
+def hyperparameters_of(recipe: Recipe, params: TrainParams | None = None) -> dict:
     """The recipe as OpenAI reports a job's hyperparameters ("auto" until the data has chosen them)."""
-    params = params or {}
-    if params.get("auto_hyperparameters") and not params.get("auto_learning_rate"):
+    auto_names = params.auto_hyperparameters if params else None
+    learning_rate = params.auto_learning_rate if params else None
+    if auto_names and not learning_rate:
         return {
-            name: "auto" if name in params["auto_hyperparameters"] else value
+            name: "auto" if name in auto_names else value
             for name, value in (
                 ("n_epochs", recipe.num_epochs),
                 ("batch_size", recipe.effective_batch_size),
                 ("learning_rate_multiplier", round(recipe.learning_rate / Recipe().learning_rate, 6)),
             )
         }
-    reference = params.get("auto_learning_rate") or Recipe().learning_rate
+    reference = learning_rate or Recipe().learning_rate
     return {
         "n_epochs": recipe.num_epochs,
         "batch_size": recipe.effective_batch_size,

@@ -14,6 +14,7 @@ from django.conf import settings
 from datasets_app.models import DatasetVersion
 from jobs.events import job_event_emit, job_steps_supersede
 from jobs.models import Checkpoint, Job
+from jobs.params import job_params
 from jobs.payloads import MetricPayload
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
@@ -51,7 +52,7 @@ def training_output_dir(job_id: int) -> Path:
 
 def _resume_path(job: Job) -> str | None:
     """An explicit checkpoint chosen by the user, else the newest one when the job is restarted."""
-    step = job.params.get("resume_from_step")
+    step = job_params(job).resume_from_step
     checkpoints = job.checkpoints.order_by("-step")
     if step is not None:
         chosen = checkpoints.filter(step=step).first()
@@ -131,8 +132,9 @@ class TrainingInputs:
 
 def training_inputs(job: Job, reporter: JobReporter) -> TrainingInputs:
     """The job's data and model on this worker (the model downloaded first if needed)."""
-    version = DatasetVersion.objects.filter(pk=job.params.get("dataset_version_id")).first()
-    base_model = BaseModel.objects.filter(pk=job.params.get("base_model_id")).first()
+    params = job_params(job)
+    version = DatasetVersion.objects.filter(pk=params.dataset_version_id).first()
+    base_model = BaseModel.objects.filter(pk=params.base_model_id).first()
     if version is None or base_model is None:
         raise JobFailure("deleted", "The dataset version or base model was deleted before training started.")
     if not version.ready:
@@ -187,19 +189,20 @@ def adapter_record(job: Job, inputs: TrainingInputs, recipe: Recipe, adapter_dir
             "path": str(adapter_dir),
             "method": recipe.method,
             "rank": recipe.lora_r if recipe.method != "ia3" else None,
-            "suffix": job.params.get("suffix") or "",
+            "suffix": getattr(job_params(job), "suffix", ""),  # a sweep has none
         },
     )
     return adapter
 
 
 def run_training(job: Job, reporter: JobReporter) -> dict:
-    if job.params.get("training_file_id"):  # made through the OpenAI API: its files may still be checked
+    if job_params(job).training_file_id:  # made through the OpenAI API: its files may still be checked
         from training_app.openai_runner import training_files_prepare
 
         training_files_prepare(job, reporter)
     inputs = training_inputs(job, reporter)
-    recipe = Recipe.from_dict(job.params["recipe"])
+    params = job_params(job)
+    recipe = params.run_recipe()
     resume = _resume_path(job)
     if resume or job.attempts > 1:  # earlier runs' steps after the checkpoint are trained again
         step = job.checkpoints.filter(path=resume).values_list("step", flat=True).first() if resume else 0
@@ -219,14 +222,14 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
             on_event=sink,
             should_stop=sink.should_stop,
             resume_from_checkpoint=resume,
-            checkpointing_needed=bool(job.params.get("checkpointing_needed")),
+            checkpointing_needed=params.checkpointing_needed,
         )
     if result.stopped:
         reporter.log(f"Training stopped at step {result.final_step}; its checkpoint is kept.", "warning")
         return {"stopped_at_step": result.final_step}
     adapter = adapter_record(job, inputs, recipe, result.adapter_dir)
     reporter.log(f"New fine-tuned model created: {adapter.served_name}.")
-    if job.params.get("auto_deploy"):
+    if params.auto_deploy:
         from training_app.openai_runner import adapter_auto_deploy
 
         adapter_auto_deploy(adapter=adapter, reporter=reporter)

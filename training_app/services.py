@@ -14,6 +14,7 @@ from accounts.quotas import quota_check_job_start
 from datasets_app.models import SUBJECT_VERSION, DatasetVersion
 from jobs.events import job_event_emit
 from jobs.models import Checkpoint, Job
+from jobs.params import job_params, params_changed
 from jobs.services import job_create, job_enqueue
 from jobs.states import EventKind, JobKind, JobState
 from lathe_common import __version__
@@ -205,20 +206,21 @@ def training_resume(*, job: Job, checkpoint: Checkpoint) -> Job:
     """Put a stopped job back in the queue, to continue from one of its checkpoints."""
     return _requeue(
         job,
-        params={**job.params, "resume_from_step": checkpoint.step},
+        params=params_changed(job, resume_from_step=checkpoint.step),
         message=f"Resuming from checkpoint {checkpoint.step}.",
     )
 
 
 def training_retry_with(*, job: Job, changes: dict) -> Job:
     """A new job with the same data and model and the recipe changed as given (e.g. OOM remedies)."""
-    recipe = Recipe.from_dict({**job.params["recipe"], **changes})
+    params = job_params(job)
+    recipe = Recipe.from_dict({**params.recipe, **changes})
     return training_start(
         owner=job.owner,
-        dataset_version=DatasetVersion.objects.get(pk=job.params["dataset_version_id"]),
-        base_model=BaseModel.objects.get(pk=job.params["base_model_id"]),
+        dataset_version=DatasetVersion.objects.get(pk=params.dataset_version_id),
+        base_model=BaseModel.objects.get(pk=params.base_model_id),
         recipe=recipe,
-        trial=bool(job.params.get("trial")),
+        trial=getattr(params, "trial", False),
         target_queue=job.queue,
         # The remedies of an out-of-memory failure: checkpointing whether or not the estimate asks for it.
         checkpointing_forced=True,
@@ -227,13 +229,14 @@ def training_retry_with(*, job: Job, changes: dict) -> Job:
 
 def recipe_export(job: Job) -> str:
     """A YAML file that re-creates the job: data, model, settings and the Lathe version."""
-    recipe_lines = Recipe.from_dict(job.params["recipe"]).to_yaml().splitlines()[1:]
+    params = job_params(job)
+    recipe_lines = params.run_recipe().to_yaml().splitlines()[1:]
     head = yaml.safe_dump(
         {
-            "lathe_version": job.params.get("lathe_version", __version__),
-            "dataset_version_id": job.params["dataset_version_id"],
-            "base_model": job.params.get("base_model_hf_id", ""),
-            "trial": bool(job.params.get("trial")),
+            "lathe_version": params.lathe_version or __version__,
+            "dataset_version_id": params.dataset_version_id,
+            "base_model": params.base_model_hf_id,
+            "trial": getattr(params, "trial", False),
         },
         sort_keys=False,
     )

@@ -7,10 +7,10 @@ from pathlib import Path
 from django.conf import settings
 
 from jobs.models import Job
+from jobs.params import job_params
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from training_app.folder_lock import training_folder_lock
-from training_app.ml.recipe import Recipe
 from training_app.runner import (
     _EventSink,
     adapter_record,
@@ -21,7 +21,7 @@ from training_app.runner import (
 
 def sweep_output_dir(job: Job) -> Path:
     """The sweep's folder (its trials and Optuna journal), the same for every run of this job only."""
-    return settings.DATA_DIR / "training" / f"sweep-{job.pk}-{job.params.get('study_id', 'study')}"
+    return settings.DATA_DIR / "training" / f"sweep-{job.pk}-{job_params(job).study_id}"
 
 
 def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
@@ -34,7 +34,7 @@ def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
             "A sweep compares trials on validation rows, and this dataset version has none.",
             "Make a version with a validation share (10% is usual), then start the sweep again.",
         )
-    trials = int(job.params.get("trials") or 4)
+    trials = job_params(job).trials
     reporter.stage(f"Trying {trials} settings")
     sink = _EventSink(job, reporter)
     output_dir = sweep_output_dir(job)
@@ -44,7 +44,7 @@ def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
             train_path=inputs.train_path,
             validation_path=inputs.validation_path,
             output_dir=output_dir,
-            base_recipe=Recipe.from_dict(job.params["recipe"]),
+            base_recipe=job_params(job).run_recipe(),
             trials=trials,
             on_event=sink,
             should_stop=sink.should_stop,
@@ -59,9 +59,7 @@ def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
             "No trial of the sweep ran to its end (every one was stopped early or failed).",
             "Read the event log for the reason, or fine-tune with the automatic settings instead.",
         )
-    recipe = Recipe.from_dict(job.params["recipe"]).replace(
-        **winner.params, lora_alpha=2 * winner.params["lora_r"]
-    )
+    recipe = job_params(job).run_recipe().replace(**winner.params, lora_alpha=2 * winner.params["lora_r"])
     adapter = adapter_record(job, inputs, recipe, winner.adapter_dir)
     settings_text = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in winner.params.items())
     reporter.log(

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from datasets_app.selectors import get_dataset_version_for_user
+from jobs.params import job_params
 from jobs.selectors import get_job_for_user
 from lathe_common.archives import folder_zip
 from lathe_common.web.params import int_param
@@ -240,9 +241,9 @@ def training_adapter_download(request: HttpRequest, job_id: int) -> StreamingHtt
 def training_context(job) -> dict:
     """What the job page shows for a fine-tuning job or a sweep (used by jobs.views.job_detail)."""
     return {
-        "sweep_space": search_space(Recipe.from_dict(job.params["recipe"])) if job.kind == "sweep" else None,
+        "sweep_space": search_space(job_params(job).run_recipe()) if job.kind == "sweep" else None,
         "checkpoints": job.checkpoints.all(),
         "adapter": getattr(job, "adapter", None),
-        "recipe": job.params.get("recipe", {}),
+        "recipe": job_params(job).recipe,
         "retry_with": ((job.error or {}).get("details") or {}).get("retry_with"),
     }

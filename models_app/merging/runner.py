@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 
 from jobs.models import Job
+from jobs.params import job_params
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from models_app.merging.services import merged_model_register
@@ -20,7 +21,7 @@ def merged_model_dir(adapter_id: int) -> Path:
 
 
 def run_merge(job: Job, reporter: JobReporter) -> dict:
-    adapter = Adapter.objects.select_related("base_model").filter(pk=job.params.get("adapter_id")).first()
+    adapter = Adapter.objects.select_related("base_model").filter(pk=job_params(job).adapter_id).first()
     if adapter is None:
         raise JobFailure("deleted", "The adapter was deleted before merging started.")
     adapter_dir = Path(adapter.path)

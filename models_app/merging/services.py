@@ -10,6 +10,7 @@ from django.db import transaction
 from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind, JobState
+from models_app.job_params import MergeParams
 from models_app.models import SUBJECT_ADAPTER, Adapter, BaseModel
 
 HF_ID_MAX = BaseModel._meta.get_field("hf_id").max_length
@@ -44,7 +45,7 @@ def merge_start(*, owner: AbstractBaseUser, adapter: Adapter) -> Job:
         return job_create(
             owner=owner,
             kind=JobKind.MERGE,
-            params={"adapter_id": adapter.pk},
+            params=MergeParams(adapter_id=adapter.pk),
             subject_type=SUBJECT_ADAPTER,
             subject_id=adapter.pk,
         )

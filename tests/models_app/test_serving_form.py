@@ -162,3 +162,21 @@ def test_the_endpoint_page_says_why_a_copy_was_not_made(alice, alice_client, mak
     page = alice_client.get(reverse("endpoint_detail", args=[endpoint.pk])).content.decode()
     assert "loaded into a server of SmolLM2 135M (demo)" in page
     assert "needs about 5.9 GB of memory to serve" in page
+
+
+@override_settings(LATHE_ADAPTER_SERVING="auto")
+def test_a_qlora_adapter_is_served_as_a_lora_one_and_an_ia3_one_is_refused_with_what_to_do(
+    alice, make_adapter
+):
+    from models_app.models import Adapter
+
+    _worker(free_bytes=16 * GB, gpus=[H100])
+    qlora, ia3 = make_adapter(alice), make_adapter(alice, suffix="ia3")
+    Adapter.objects.filter(pk=qlora.pk).update(method="qlora")
+    Adapter.objects.filter(pk=ia3.pk).update(method="ia3", rank=None)
+    qlora.refresh_from_db()
+    ia3.refresh_from_db()
+    # LoRA weights trained against a 4-bit base: vLLM loads them like any LoRA adapter.
+    assert endpoint_deploy(owner=alice, adapter=qlora, target_queue=QUEUE).serving_form == "adapter"
+    with pytest.raises(DeployRefused, match="Merge it into its base model first"):
+        endpoint_deploy(owner=alice, adapter=ia3, target_queue=QUEUE)

@@ -50,11 +50,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models_app.presets import ArchShape
+from models_app.presets import ADAPTER_METHODS, ArchShape
 
 GIB = 2**30
 
-METHODS = ("lora", "qlora", "ia3")
+METHODS = ADAPTER_METHODS
 PRECISION_WEIGHT_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 # fp32 adapter weight + fp32 gradient, before the optimizer's own state.
 ADAPTER_BYTES_PER_PARAM = 8

@@ -21,10 +21,15 @@ from typing import Any
 
 import yaml
 
-from models_app.presets import ATTENTION_MODULES, LORA_TARGET_PRESETS, MLP_MODULES  # noqa: F401
+from models_app.presets import (  # noqa: F401
+    ADAPTER_METHODS,
+    ATTENTION_MODULES,
+    LORA_TARGET_PRESETS,
+    MLP_MODULES,
+)
 from training_app.ml.errors import TrainingNotRunnable
 
-METHODS = ("lora", "qlora", "ia3")
+METHODS = ADAPTER_METHODS
 CHECKPOINTING_CHOICES = ("auto", "on", "off")
 PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
 REPORT_TO_CHOICES = ("none", "mlflow", "wandb")

@@ -1,0 +1,15 @@
+"""The parameters of models_app's job kinds (jobs/params.py)."""
+
+from __future__ import annotations
+
+from jobs.params import params_class
+
+
+@params_class
+class MergeParams:
+    adapter_id: int
+
+
+@params_class
+class ServeParams:
+    """A serving job needs nothing beyond its server (the job's subject), which holds what to serve."""

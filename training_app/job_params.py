@@ -1,0 +1,48 @@
+"""The parameters of training_app's job kinds (jobs/params.py): written in one place,
+training_app/services.py's `_queue_run`, and read typed by the runners and pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs.params import params_class
+from training_app.ml.recipe import Recipe
+
+
+class _RunParams:
+    def run_recipe(self) -> Recipe:
+        return Recipe.from_dict(self.recipe)
+
+
+@params_class
+class TrainParams(_RunParams):
+    base_model_id: int
+    base_model_hf_id: str
+    recipe: dict[str, Any]  # Recipe.to_dict(): checked by Recipe when the job is made
+    # None only while the OpenAI API's files are still being checked (the job's first stage).
+    dataset_version_id: int | None = None
+    checkpointing_needed: bool = False  # the run only fits the GPU with activation checkpointing
+    lathe_version: str = ""
+    trial: bool = False  # a short run on a sample, to see the recipe work before the real one
+    recipe_reason: str = ""  # why the automatic recipe chose these settings, in words
+    resume_from_step: int | None = None  # the checkpoint the user chose to go on from
+    # Made through the OpenAI API (/v1/fine_tuning/jobs):
+    training_file_id: int | None = None
+    validation_file_id: int | None = None
+    auto_hyperparameters: list[str] | None = None  # those sent as "auto", chosen once the data is checked
+    auto_learning_rate: float | None = None  # the automatic recipe's, once chosen: the multiplier's 1.0
+    suffix: str = ""
+    metadata: dict[str, str] | None = None
+    auto_deploy: bool = False  # deploy the adapter when it is made, so its model id answers at once
+
+
+@params_class
+class SweepParams(_RunParams):
+    base_model_id: int
+    base_model_hf_id: str
+    recipe: dict[str, Any]  # the recipe the trials vary around
+    dataset_version_id: int
+    trials: int
+    study_id: str  # names the sweep's folder, so a deleted job's folder is never taken for this one's
+    checkpointing_needed: bool = False
+    lathe_version: str = ""
