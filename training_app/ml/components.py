@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from training_app.ml.distributed import per_process_batch, process_count
 from training_app.ml.errors import TrainingModelMissing
 from training_app.ml.recipe import MLP_MODULES, Recipe
 
@@ -124,11 +125,21 @@ def sft_config(
 
     eval_steps, save_steps = recipe.cadence(train_rows)
     keep_best = keeps_best_checkpoint(recipe, has_validation=has_validation, train_rows=train_rows)
+    # Under torchrun the processes share the recipe's global batch (training_app/ml/distributed.py).
+    processes = process_count()
+    micro_batch, accumulation = per_process_batch(recipe, processes)
+    distributed = {}
+    if processes > 1:
+        distributed = {
+            "ddp_backend": "gloo" if device == "cpu" else "nccl",
+            "ddp_find_unused_parameters": False,  # every adapter weight takes part in every step
+        }
     return SFTConfig(
         output_dir=str(checkpoints_dir),
-        per_device_train_batch_size=recipe.batch_size,
-        per_device_eval_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.grad_accum,
+        per_device_train_batch_size=micro_batch,
+        per_device_eval_batch_size=micro_batch,
+        gradient_accumulation_steps=accumulation,
+        **distributed,
         learning_rate=recipe.learning_rate,
         num_train_epochs=recipe.num_epochs,
         max_steps=recipe.max_steps or -1,

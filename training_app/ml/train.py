@@ -28,6 +28,7 @@ from training_app.ml.components import (
     sft_config,
 )
 from training_app.ml.data import PreparedData, prepare_data
+from training_app.ml.distributed import is_main_process
 from training_app.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from training_app.ml.patches.peft import speed_up_lora_on_cpu
 from training_app.ml.patches.trl import score_labelled_positions_only
@@ -133,10 +134,15 @@ def train(
     (output_dir / RECIPE_FILENAME).write_text(recipe.to_yaml(), encoding="utf-8")
 
     callback = EventCallback(on_event, should_stop)
-    samples = SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)
+    # In a distributed run (training_app/ml/distributed.py) rank 0 alone shows samples, saves the
+    # adapter and checks the held-out rows; the others only train.
+    main_process = is_main_process()
+    samples = (
+        [SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)] if main_process else []
+    )
     callbacks = [
         callback,
-        samples,
+        *samples,
         *run_end_callbacks(recipe, has_validation=data.validation is not None),
         *extra_callbacks,
     ]
@@ -181,11 +187,12 @@ def train(
                 )
             log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
             adapter_dir = output_dir / ADAPTER_DIRNAME
-            trainer.model.save_pretrained(adapter_dir)
-            tokenizer.save_pretrained(adapter_dir)
-            log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
+            if main_process:
+                trainer.model.save_pretrained(adapter_dir)
+                tokenizer.save_pretrained(adapter_dir)
+                log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
             verdict = None
-            if not callback.stopped and check_held_out():
+            if main_process and not callback.stopped and check_held_out():
                 verdict = held_out_verdict(trainer.model, tokenizer, validation_path, on_event, log)
             return TrainResult(
                 adapter_dir=str(adapter_dir),

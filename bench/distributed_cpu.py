@@ -1,0 +1,151 @@
+"""The product's training path on two processes against one, same recipe and global batch, on the CPU.
+
+    .venv/bin/python bench/distributed_cpu.py                 # about 2 minutes on 2 cores
+    .venv/bin/python bench/distributed_cpu.py --steps 20 --accum 8
+
+A model of the demo model's tokenizer and Qwen2's architecture, small enough for a CPU (random
+weights), learns 64 arithmetic conversations: once by `train()` in this process, once by
+`run_distributed(processes=2)` (torchrun, gloo). Each optimizer step sees the same conversations in
+both; the two loss curves should agree within float rounding. Prints both curves and the largest
+difference, and appends a JSON line to bench/results/distributed_cpu.jsonl. What only a GPU run shows
+(NCCL, several cards' speed) is in bench/gpu_check.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results" / "distributed_cpu.jsonl"
+DEMO_MODEL_CACHE = REPO / ".data" / "test-cache" / "demo-model"
+
+
+def small_model(folder: Path) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
+
+    from models_app.ml.demo_model import ensure_demo_model
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_demo_model(DEMO_MODEL_CACHE), local_files_only=True)
+    config = Qwen2Config(
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def conversations(path: Path, count: int) -> Path:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {index} plus {index + 3}?"},
+                {"role": "assistant", "content": f"{index} plus {index + 3} is {2 * index + 3}."},
+            ],
+            "source_line": index + 1,
+        }
+        for index in range(count)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def losses(events: list[dict]) -> dict[int, float]:
+    return {event["step"]: event["loss"] for event in events if event["type"] == "metrics" and event["loss"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--accum", type=int, default=4, help="micro-batches of one conversation per step")
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    from training_app.ml.distributed import run_distributed
+    from training_app.ml.recipe import Recipe
+    from training_app.ml.train import train
+
+    recipe = Recipe(
+        lora_r=8,
+        lora_alpha=16,
+        batch_size=1,
+        grad_accum=args.accum,
+        max_steps=args.steps,
+        eval_steps=10_000,
+        save_steps=10_000,
+        logging_steps=1,
+        max_seq_len=64,
+        learning_rate=1e-3,
+        precision="fp32",
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        model = small_model(folder / "model")
+        data = conversations(folder / "train.jsonl", args.steps * args.accum)
+        alone: list[dict] = []
+        started = time.monotonic()
+        train(
+            base_model_dir=model,
+            train_path=data,
+            validation_path=None,
+            output_dir=folder / "one",
+            recipe=recipe,
+            on_event=alone.append,
+        )
+        one_s = time.monotonic() - started
+        shared: list[dict] = []
+        started = time.monotonic()
+        run_distributed(
+            processes=args.processes,
+            base_model_dir=model,
+            train_path=data,
+            validation_path=None,
+            output_dir=folder / "many",
+            recipe=recipe,
+            on_event=shared.append,
+            env={"OMP_NUM_THREADS": "1"},
+        )
+        many_s = time.monotonic() - started
+    one, many = losses(alone), losses(shared)
+    steps = sorted(set(one) & set(many))
+    print(f"step | 1 process | {args.processes} processes | difference")
+    for step in steps:
+        print(f"{step:4d} | {one[step]:.6f} | {many[step]:.6f} | {many[step] - one[step]:+.2e}")
+    largest = max(abs(many[step] - one[step]) for step in steps)
+    print(
+        f"\nlargest difference {largest:.2e} over {len(steps)} steps; wall {one_s:.1f} s and {many_s:.1f} s"
+    )
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as handle:
+        record = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "args": vars(args),
+            "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
+            "commit": commit.stdout.strip(),
+            "one_process": one,
+            "processes": many,
+            "largest_difference": largest,
+            "wall_s": {"one": one_s, "many": many_s},
+        }
+        handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()

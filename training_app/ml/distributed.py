@@ -1,0 +1,212 @@
+"""One training run on several processes: torch's launcher starts them, each calls `train()`, rank 0
+speaks for the run.
+
+`torch.distributed.run` (torchrun) starts one process per GPU of the machine (or, to check the path on
+a machine without one, per share of the CPU, with the gloo backend); transformers' Trainer reads the
+launcher's environment and wraps the model in DistributedDataParallel. Each optimizer step covers the
+same global batch as a one-process run of the same recipe: every process takes the recipe's
+micro-batch and the gradient accumulation is divided among them (`per_process_batch`), accelerate deals
+the one-process run's micro-batches out to the processes in turn, and the loss is averaged over the
+tokens of all of them. So the loss curve is the one-process run's, within float rounding
+(bench/distributed_cpu.py measures the difference).
+
+Only rank 0 reports: its events go to a JSON-lines file that `run_distributed` follows and hands to
+`on_event`, as a one-process run's callback would; rank 0 alone saves the adapter and runs the held-out
+check, so the adapter is the same files as a one-process run's. If any process dies, torchrun ends the
+others and exits non-zero; a stop request ends the launcher's whole process group, and the run resumes
+from its last checkpoint. Nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training_app.ml.errors import TrainingError, TrainingNotRunnable
+from training_app.ml.recipe import Recipe
+
+EVENTS_FILENAME = "events.jsonl"
+RESULT_FILENAME = "result.json"
+CONFIG_FILENAME = "distributed.json"
+LOG_FILENAME = "distributed.log"
+
+
+def process_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def process_count() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return process_rank() == 0
+
+
+def per_process_batch(recipe: Recipe, processes: int) -> tuple[int, int]:
+    """(micro-batch, gradient accumulation) of each process, for the recipe's global batch."""
+    if processes <= 1:
+        return recipe.batch_size, recipe.grad_accum
+    if recipe.grad_accum % processes == 0:
+        return recipe.batch_size, recipe.grad_accum // processes
+    if recipe.batch_size % processes == 0:
+        return recipe.batch_size // processes, recipe.grad_accum
+    raise TrainingNotRunnable(
+        f"A batch of {recipe.batch_size} with gradient accumulation {recipe.grad_accum} cannot be shared "
+        f"evenly by {processes} processes.",
+        f"Make the gradient accumulation (or the batch size) a multiple of {processes}.",
+    )
+
+
+def launch_command(processes: int, config_path: Path, *, python: str = sys.executable) -> list[str]:
+    """torchrun on this machine only (`--standalone`: its own rendezvous on a free port)."""
+    return [
+        python,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "training_app.ml.distributed_entry",
+        str(config_path),
+    ]
+
+
+def run_distributed(
+    *,
+    processes: int,
+    base_model_dir: str | Path,
+    train_path: str | Path,
+    validation_path: str | Path | None,
+    output_dir: str | Path,
+    recipe: Recipe,
+    on_event: Callable[[dict[str, Any]], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    resume_from_checkpoint: str | Path | None = None,
+    checkpointing_needed: bool = False,
+    env: dict[str, str] | None = None,
+    poll_seconds: float = 0.5,
+) -> dict[str, Any]:
+    """Train on `processes` processes; returns rank 0's `TrainResult.to_dict()`.
+
+    Raises `TrainingError` with rank 0's message when training failed for a reason it explained, and
+    with the log's tail when a process died. A stop request ends every process; the result then says
+    `stopped` and the newest checkpoint is the one to resume from.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    per_process_batch(recipe, processes)  # refuse a batch the processes cannot share, before starting
+    events_path, result_path = output_dir / EVENTS_FILENAME, output_dir / RESULT_FILENAME
+    for stale in (events_path, result_path):
+        stale.unlink(missing_ok=True)
+    config_path = output_dir / CONFIG_FILENAME
+    config_path.write_text(
+        json.dumps(
+            {
+                "base_model_dir": str(base_model_dir),
+                "train_path": str(train_path),
+                "validation_path": str(validation_path) if validation_path else None,
+                "output_dir": str(output_dir),
+                "recipe": recipe.to_dict(),
+                "resume_from_checkpoint": str(resume_from_checkpoint) if resume_from_checkpoint else None,
+                "checkpointing_needed": checkpointing_needed,
+                "events_path": str(events_path),
+                "result_path": str(result_path),
+            }
+        )
+    )
+    log_path = output_dir / LOG_FILENAME
+    with log_path.open("ab") as log:
+        launcher = subprocess.Popen(
+            launch_command(processes, config_path),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own process group: every rank ends with it
+        )
+    follower = _EventFollower(events_path, on_event)
+    stopped = False
+    try:
+        while launcher.poll() is None:
+            follower.read()
+            if not stopped and should_stop():
+                stopped = True
+                _end_group(launcher)
+                break
+            time.sleep(poll_seconds)
+    except BaseException:
+        _end_group(launcher)
+        raise
+    finally:
+        launcher.wait()
+        follower.read()
+    if stopped:
+        return {"stopped": True, "final_step": follower.last_step, "checkpoints": follower.checkpoints}
+    if result_path.is_file():
+        result = json.loads(result_path.read_text())
+        if "error" in result:
+            error = result["error"]
+            raise TrainingError(
+                error.get("message", ""), error.get("hint", ""), remedies=error.get("remedies")
+            )
+        if launcher.returncode == 0:
+            return result
+    last_lines = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+    raise TrainingError(
+        f"A training process ended unexpectedly (launcher exit code {launcher.returncode}).",
+        "Resume from the last checkpoint. If it happens again, send the job's log to your administrator"
+        + (f" (its last line: {last_lines[0][:300]})." if last_lines else "."),
+    )
+
+
+def _end_group(launcher: subprocess.Popen, grace_seconds: float = 15.0) -> None:
+    """SIGTERM to the launcher's group (torchrun passes it to every rank), SIGKILL after the grace."""
+    for signum, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(launcher.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            launcher.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The launcher is gone; a rank it could not reach is still in the group.
+        try:
+            os.killpg(launcher.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
+
+
+class _EventFollower:
+    """Reads the events rank 0 appended since the last call (whole lines only)."""
+
+    def __init__(self, path: Path, on_event: Callable[[dict[str, Any]], None]) -> None:
+        self.path = path
+        self.on_event = on_event
+        self.offset = 0
+        self.last_step = 0
+        self.checkpoints: list[dict[str, Any]] = []
+
+    def read(self) -> None:
+        if not self.path.is_file():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            chunk = handle.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.splitlines():
+            event = json.loads(line)
+            if event.get("type") == "progress":
+                self.last_step = event.get("step") or self.last_step
+            if event.get("type") == "checkpoint":
+                self.checkpoints.append({"step": event["step"], "path": event["path"]})
+            self.on_event(event)
