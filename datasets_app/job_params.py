@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.params import params_class
+from jobs.params import params_class, required
 
 
 @params_class
@@ -21,12 +21,12 @@ class StatsParams:
 
 @params_class
 class CleanPreviewParams:
-    rules: dict[str, Any]  # CleaningRules.to_dict(), checked by the service
+    rules: dict[str, Any] | None = required()  # CleaningRules.to_dict(), checked by the service
     base_model_id: int | None = None  # whose tokenizer measures lengths; None: the default one
 
 
 @params_class
 class CleanApplyParams:
-    rules: dict[str, Any]
+    rules: dict[str, Any] | None = required()
     base_model_id: int | None = None
     validation: dict[str, Any] | None = None  # the new version's validation share and seed

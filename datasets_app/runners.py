@@ -148,7 +148,7 @@ def run_version_prepare(job: Job, reporter: JobReporter) -> dict:
 
 def _rules_from(job: Job) -> CleaningRules:
     try:
-        return CleaningRules.from_dict(job_params(job).rules)
+        return CleaningRules.from_dict(job_params(job).rules or {})
     except ValueError as exc:
         raise JobFailure("bad_rules", str(exc), "Change the cleaning settings and preview again.") from exc
 

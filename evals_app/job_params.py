@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jobs.params import params_class
+from jobs.params import params_class, required
 
 
 @params_class
 class EvaluateParams:
-    evaluation_id: int
+    evaluation_id: int | None = required()

@@ -3,12 +3,13 @@
 The class is checked when the job is created (a wrong type, a missing or an unknown key is refused there,
 by the service that creates it, not found later by a worker), stored as its JSON in `Job.params`, and read
 back typed by the runner (`job_params(job)`). Reading is lenient where creating is strict: keys a newer
-Lathe no longer knows are left aside and missing ones take their defaults, so a job queued before an
-upgrade still runs after it.
+Lathe no longer knows are left aside and missing ones read as their defaults, so a job stored by an older
+Lathe still runs and its page still shows. That is why a field every new job must set is declared with
+`required()`: None when read from a row that lacks it, refused as missing when a job is created.
 
     @params_class
     class MergeParams:
-        adapter_id: int
+        adapter_id: int | None = required()
 
     job_create(owner=..., kind=JobKind.MERGE, params=MergeParams(adapter_id=adapter.pk), ...)
     job_params(job).adapter_id
@@ -29,6 +30,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # Strict: "3" is not 3 and True is not 1. Forbid: a misspelt key is an error, not a silent default.
 _CONFIG = ConfigDict(extra="forbid", strict=True)
+
+
+def required() -> Any:
+    """A field every new job must set (checked by `params_missing`); None in a row stored without it."""
+    return dataclasses.field(default=None, metadata={"required": True})
+
+
+def params_missing(params: Any) -> list[str]:
+    """The required fields `params` leaves unset."""
+    return [
+        field.name
+        for field in dataclasses.fields(params)
+        if field.metadata.get("required") and getattr(params, field.name) is None
+    ]
 
 
 def params_class(cls: type[T]) -> type[T]:

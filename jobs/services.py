@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs.events import job_event_emit
 from jobs.models import Job
-from jobs.params import params_json
+from jobs.params import params_json, params_missing
 from jobs.queues import queue_for_job
 from jobs.registry import (
     JobCancelled,
@@ -71,9 +71,12 @@ def job_create(
 def _checked_params(kind: str, params: object):
     cls = spec_for(kind).params
     if params is None or isinstance(params, Mapping):
-        return cls(**(params or {}))  # pydantic's ValidationError names the field
+        params = cls(**(params or {}))  # pydantic's ValidationError (a ValueError) names the field
     if not isinstance(params, cls):
         raise TypeError(f"A {kind} job takes {cls.__name__}, not {type(params).__name__}.")
+    missing = params_missing(params)
+    if missing:
+        raise ValueError(f"A {kind} job needs {', '.join(missing)}.")
     return params
 
 

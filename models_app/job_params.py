@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from jobs.params import params_class
+from jobs.params import params_class, required
 
 
 @params_class
 class MergeParams:
-    adapter_id: int
+    adapter_id: int | None = required()
 
 
 @params_class

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.params import params_class
+from jobs.params import params_class, required
 from training_app.ml.recipe import Recipe
 
 
 class _RunParams:
     def run_recipe(self) -> Recipe:
-        return Recipe.from_dict(self.recipe)
+        return Recipe.from_dict(self.recipe or {})
 
 
 @params_class
 class TrainParams(_RunParams):
-    base_model_id: int
-    base_model_hf_id: str
-    recipe: dict[str, Any]  # Recipe.to_dict(): checked by Recipe when the job is made
+    base_model_id: int | None = required()
+    base_model_hf_id: str | None = required()
+    recipe: dict[str, Any] | None = required()  # Recipe.to_dict(): checked by Recipe when the job is made
     # None only while the OpenAI API's files are still being checked (the job's first stage).
     dataset_version_id: int | None = None
     checkpointing_needed: bool = False  # the run only fits the GPU with activation checkpointing
@@ -38,11 +38,11 @@ class TrainParams(_RunParams):
 
 @params_class
 class SweepParams(_RunParams):
-    base_model_id: int
-    base_model_hf_id: str
-    recipe: dict[str, Any]  # the recipe the trials vary around
-    dataset_version_id: int
-    trials: int
-    study_id: str  # names the sweep's folder, so a deleted job's folder is never taken for this one's
+    base_model_id: int | None = required()
+    base_model_hf_id: str | None = required()
+    recipe: dict[str, Any] | None = required()  # the recipe the trials vary around
+    dataset_version_id: int | None = required()
+    trials: int | None = required()
+    study_id: str | None = required()  # names the sweep's folder: a deleted job's folder is never this one's
     checkpointing_needed: bool = False
     lathe_version: str = ""

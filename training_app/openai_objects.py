@@ -89,7 +89,7 @@ def job_object(job: Job) -> dict:
     return {
         "object": "fine_tuning.job",
         "id": public_id(JOB_PREFIX, job.pk),
-        "model": params.base_model_hf_id,
+        "model": params.base_model_hf_id or "",
         "created_at": unix(job.created_at),
         "finished_at": unix(job.finished_at),
         "fine_tuned_model": _fine_tuned_model(job),
@@ -172,7 +172,7 @@ def checkpoint_object(job: Job, checkpoint: Checkpoint) -> dict:
         "id": public_id(CHECKPOINT_PREFIX, checkpoint.pk),
         "created_at": unix(checkpoint.created_at),
         "fine_tuned_model_checkpoint": (
-            f"ft:{params.base_model_hf_id}:{suffix}:{job_id}:ckpt-step-{checkpoint.step}"
+            f"ft:{params.base_model_hf_id or ''}:{suffix}:{job_id}:ckpt-step-{checkpoint.step}"
         ),
         "fine_tuning_job_id": job_id,
         "step_number": checkpoint.step,

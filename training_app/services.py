@@ -214,7 +214,7 @@ def training_resume(*, job: Job, checkpoint: Checkpoint) -> Job:
 def training_retry_with(*, job: Job, changes: dict) -> Job:
     """A new job with the same data and model and the recipe changed as given (e.g. OOM remedies)."""
     params = job_params(job)
-    recipe = Recipe.from_dict({**params.recipe, **changes})
+    recipe = Recipe.from_dict({**(params.recipe or {}), **changes})
     return training_start(
         owner=job.owner,
         dataset_version=DatasetVersion.objects.get(pk=params.dataset_version_id),
@@ -235,7 +235,7 @@ def recipe_export(job: Job) -> str:
         {
             "lathe_version": params.lathe_version or __version__,
             "dataset_version_id": params.dataset_version_id,
-            "base_model": params.base_model_hf_id,
+            "base_model": params.base_model_hf_id or "",
             "trial": getattr(params, "trial", False),
         },
         sort_keys=False,

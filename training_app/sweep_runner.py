@@ -21,7 +21,7 @@ from training_app.runner import (
 
 def sweep_output_dir(job: Job) -> Path:
     """The sweep's folder (its trials and Optuna journal), the same for every run of this job only."""
-    return settings.DATA_DIR / "training" / f"sweep-{job.pk}-{job_params(job).study_id}"
+    return settings.DATA_DIR / "training" / f"sweep-{job.pk}-{job_params(job).study_id or 'study'}"
 
 
 def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
@@ -34,7 +34,7 @@ def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
             "A sweep compares trials on validation rows, and this dataset version has none.",
             "Make a version with a validation share (10% is usual), then start the sweep again.",
         )
-    trials = job_params(job).trials
+    trials = job_params(job).trials or 4
     reporter.stage(f"Trying {trials} settings")
     sink = _EventSink(job, reporter)
     output_dir = sweep_output_dir(job)

@@ -244,6 +244,6 @@ def training_context(job) -> dict:
         "sweep_space": search_space(job_params(job).run_recipe()) if job.kind == "sweep" else None,
         "checkpoints": job.checkpoints.all(),
         "adapter": getattr(job, "adapter", None),
-        "recipe": job_params(job).recipe,
+        "recipe": job_params(job).recipe or {},
         "retry_with": ((job.error or {}).get("details") or {}).get("retry_with"),
     }
