@@ -3,7 +3,7 @@ from django.db.models import Case, Q, QuerySet, When
 from django.shortcuts import get_object_or_404
 
 from lathe_common.web.storage import data_folder_bytes
-from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer
+from models_app.models import LIVE_SERVER_STATES, Adapter, BaseModel, Endpoint, ModelServer, ServerState
 
 
 def base_model_list_for_user(user: AbstractBaseUser) -> QuerySet[BaseModel]:
@@ -79,3 +79,14 @@ def stored_model_bytes(user: AbstractBaseUser) -> int:
     adapters = Adapter.objects.filter(owner=user).values_list("path", flat=True)
     models = BaseModel.objects.filter(owner=user).values_list("local_dir", flat=True)
     return sum(data_folder_bytes(path) for path in [*adapters, *models])
+
+
+def ready_spares_of(owner: AbstractBaseUser, base_model_id: int) -> QuerySet[ModelServer]:
+    """The owner's warm spares of a base, ready to become an adapter's merged copy (models_app/spares.py)."""
+    return ModelServer.objects.filter(
+        owner_id=owner.pk,
+        model_id=base_model_id,
+        spare_of__isnull=False,
+        state=ServerState.READY,
+        managed=True,
+    )

@@ -20,7 +20,7 @@ from django.conf import settings
 from jobs.queues import QUEUE_GPU_ANY
 from jobs.states import JobState
 from models_app.models import LIVE_SERVER_STATES, Adapter, ModelServer
-from models_app.selectors import live_server_for_model
+from models_app.selectors import live_server_for_model, ready_spares_of
 from models_app.shapes import model_shape
 
 GIB = 1024**3
@@ -89,7 +89,9 @@ def adapter_serving_form(adapter: Adapter, *, target_queue: str | None = None) -
         default=None,
     )
     forced = settings.LATHE_ADAPTER_SERVING == MERGED
-    if needed is not None and free is not None and needed > free:
+    # A ready spare of its base already holds the memory the copy needs: taking it starts nothing new.
+    spare_ready = ready_spares_of(adapter.owner, adapter.base_model_id).exists()
+    if needed is not None and free is not None and needed > free and not spare_ready:
         return _too_big(adapter, needed=needed, free=free)
     slots = sum(worker.cpu.get("slots") or 0 for worker in workers if not worker.gpus)
     holding = _servers_holding_slots(queue)

@@ -11,7 +11,7 @@ from jobs.queues import machine_queue
 from jobs.services import job_create
 from jobs.states import JobKind
 from models_app.models import SUBJECT_SERVER, Adapter, ModelServer, ServerState
-from models_app.selectors import live_server_count
+from models_app.selectors import live_server_count, ready_spares_of
 
 
 def _queue_of_machine(node: str, fallback: str) -> str:
@@ -27,16 +27,7 @@ def spare_take(*, owner: AbstractBaseUser, adapter: Adapter, keeps_spare: bool) 
     """The owner's ready spare of the adapter's base, made this adapter's merged copy's server, with
     its serving job queued; None when there is none (or another deploy took it first)."""
     spare = (
-        ModelServer.objects.filter(
-            owner_id=owner.pk,
-            model_id=adapter.base_model_id,
-            spare_of__isnull=False,
-            state=ServerState.READY,
-            managed=True,
-        )
-        .select_related("spare_of__job")
-        .order_by("pk")
-        .first()
+        ready_spares_of(owner, adapter.base_model_id).select_related("spare_of__job").order_by("pk").first()
     )
     if spare is None:
         return None

@@ -73,6 +73,21 @@ def test_the_next_adapter_of_a_base_takes_the_ready_spare_once(alice, make_adapt
     assert third.server_id != spare.pk and third.server.pid is None
 
 
+@override_settings(LATHE_ADAPTER_SERVING="auto", LATHE_WARM_SPARE=True, LATHE_QUOTA_LIVE_SERVERS=5)
+def test_a_ready_spare_is_taken_even_when_a_new_copy_would_not_fit_in_free_memory(
+    alice, make_adapter, cpu_worker
+):
+    """The spare already holds the memory the copy needs: the worker's free memory, low with the copy
+    and the spare running, does not send the next adapter to its base's slower shared server."""
+    first = make_adapter(alice)
+    _, spare = _copy_with_spare(alice, first)
+    WorkerStatus.objects.filter(pk=cpu_worker.pk).update(
+        cpu={**cpu_worker.cpu, "memory_used_mb": cpu_worker.cpu["memory_total_mb"] - 256}
+    )
+    endpoint = endpoint_deploy(owner=alice, adapter=make_adapter(alice, suffix="second"), target_queue=QUEUE)
+    assert endpoint.serving_form == "merged copy" and endpoint.server_id == spare.pk
+
+
 @override_settings(LATHE_ADAPTER_SERVING="auto", LATHE_WARM_SPARE=True)
 def test_a_spare_still_starting_or_another_persons_is_not_taken(alice, bob, make_adapter, cpu_worker):
     _, starting = _copy_with_spare(alice, make_adapter(alice), state=ServerState.STARTING)
