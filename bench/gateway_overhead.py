@@ -154,8 +154,13 @@ def measure(targets: dict[str, tuple[str, str]], requests: int) -> dict[str, lis
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 1}
     clients = {name: httpx.Client(timeout=30) for name in targets}
     times: dict[str, list[float]] = {name: [] for name in targets}
+    names = list(targets)
     for round_index in range(requests + 20):
-        for name, (url, key) in targets.items():
+        # The sites take turns going first: with a fixed order the site asked last measured about
+        # 0.3-0.4 ms slower even against itself (bench/RESULTS.md, section 15).
+        order = names[:1] + (names[1:] if round_index % 2 == 0 else names[:0:-1])
+        for name in order:
+            url, key = targets[name]
             started = time.perf_counter()
             response = clients[name].post(url, json=body, headers={"Authorization": f"Bearer {key}"})
             elapsed = 1000 * (time.perf_counter() - started)
