@@ -29,6 +29,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Why a queued job has not started yet, in words (e.g. the GPUs it waits for); empty once it runs.
+    waiting_for = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -93,3 +95,25 @@ class WorkerStatus(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class GpuLease(models.Model):
+    """One GPU card of one machine, held by one run of one job (claim number `attempt`).
+
+    The unique (machine, index) pair is the lock: two jobs never hold the same card. A lease whose
+    job no longer runs that attempt is stale and is cleared before the machine's cards are leased
+    again (jobs/gpu_leases.py).
+    """
+
+    machine = models.CharField(max_length=200)
+    index = models.PositiveIntegerField()  # the card's number as the machine's GPU worker sees it
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="gpu_leases")
+    attempt = models.PositiveIntegerField()
+    leased_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["machine", "index"]
+        constraints = [models.UniqueConstraint(fields=["machine", "index"], name="one_job_per_gpu")]
+
+    def __str__(self) -> str:
+        return f"GPU {self.index} of {self.machine}, held by job {self.job_id}"

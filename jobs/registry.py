@@ -83,6 +83,9 @@ class JobSpec:
     outcome: str = ""  # outcome(job) -> what it achieved, in a few words
     outputs: str = ""  # outputs(job) -> what it made, for its page
     page: str = ""  # page(job) -> extra context of its page
+    # cards(job) -> how many GPU cards of one machine a run needs (jobs/gpu_leases.py); unset: one card
+    # for a job on a GPU queue, none on the data queue. Only workers that have GPUs lease any.
+    cards: str = ""
 
 
 _SPECS: dict[str, JobSpec] = {}
@@ -97,6 +100,11 @@ def register_job_spec(spec: JobSpec) -> None:
     for what in KIND_FUNCTIONS:
         if getattr(spec, what):
             register_kind_function_path(what, spec.kind, getattr(spec, what))
+
+
+def cards_function(kind: str) -> Callable[[Job], int] | None:
+    spec = _SPECS.get(kind)
+    return _imported(spec.cards) if spec is not None and spec.cards else None
 
 
 def spec_for(kind: str) -> JobSpec:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,13 +16,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs.events import job_event_emit
+from jobs.gpu_leases import CardsUnavailable, cards_lease, cards_release, machine_cards, visible_devices
 from jobs.models import Job
 from jobs.params import params_json, params_missing
-from jobs.queues import queue_for_job
+from jobs.queues import QUEUE_DATA, queue_for_job
 from jobs.registry import (
     JobCancelled,
     JobFailure,
     JobHandover,
+    cards_function,
     create_checks,
     end_hooks_for,
     runner_for,
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = float(os.environ.get("LATHE_HEARTBEAT_SECONDS", "15"))
 # A running job whose heartbeat is older than this belongs to a dead worker.
 STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 4)
+# A job waiting for GPU cards asks again after this long.
+CARD_WAIT_SECONDS = float(os.environ.get("LATHE_CARD_WAIT_SECONDS", "20"))
 
 
 def job_create(
@@ -80,10 +85,10 @@ def _checked_params(kind: str, params: object):
     return params
 
 
-def job_enqueue(*, job_id: int, queue: str) -> None:
+def job_enqueue(*, job_id: int, queue: str, countdown: float | None = None) -> None:
     from jobs.tasks import run_job
 
-    run_job.apply_async(args=[job_id], queue=queue)
+    run_job.apply_async(args=[job_id], queue=queue, countdown=countdown)
 
 
 def job_claim(*, job_id: int, worker: str, queue: str | None = None) -> bool:
@@ -158,6 +163,39 @@ def _hand_over(job_id: int, attempt: int, handover: JobHandover) -> None:
         transaction.on_commit(lambda: job_enqueue(job_id=job_id, queue=handover.queue))
 
 
+def _cards_needed(job: Job) -> int:
+    count = cards_function(job.kind)
+    if count is not None:
+        return count(job)
+    return 0 if job.queue == QUEUE_DATA else 1
+
+
+def _lease_cards(job: Job, worker: str) -> list[int]:
+    """Lease the cards this run needs on the worker's machine; none on a worker without GPUs."""
+    count = _cards_needed(job)
+    cards = machine_cards() if count else []
+    if not cards:
+        return []
+    machine = worker.partition("@")[2] or worker
+    return cards_lease(job_id=job.pk, attempt=job.attempts, machine=machine, cards=cards, count=count)
+
+
+def _wait_for_cards(job: Job, reason: str) -> None:
+    """Back to the queue until cards are free: not an attempt, and the reason said once, not every try."""
+    with transaction.atomic():
+        moved = job_run_owned(job.pk, job.attempts).update(
+            state=JobState.QUEUED, waiting_for=reason[:300], attempts=F("attempts") - 1, eta_seconds=None
+        )
+        if moved != 1:
+            return  # cancelled meanwhile
+        if reason != job.waiting_for:
+            job_event_emit(job.pk, EventKind.LOG, {"level": "info", "message": reason})
+        job_event_emit(job.pk, EventKind.STATE, {"state": JobState.QUEUED})
+        transaction.on_commit(
+            lambda: job_enqueue(job_id=job.pk, queue=job.queue, countdown=CARD_WAIT_SECONDS)
+        )
+
+
 def job_execute(*, job_id: int, worker: str, queue: str | None = None) -> None:
     """Run a job to its end. Safe to call twice for the same id. `queue`: where its message came from."""
     if not job_claim(job_id=job_id, worker=worker, queue=queue):
@@ -165,6 +203,53 @@ def job_execute(*, job_id: int, worker: str, queue: str | None = None) -> None:
         return
     job = Job.objects.get(pk=job_id)
     attempt = job.attempts
+    try:
+        cards = _lease_cards(job, worker)
+    except CardsUnavailable as unavailable:
+        if not unavailable.never:
+            _wait_for_cards(job, unavailable.reason)
+            return
+        _finish(
+            job_id,
+            attempt,
+            JobState.FAILED,
+            error={
+                "code": "not_enough_gpus",
+                "message": unavailable.reason,
+                "hint": "Ask for fewer GPUs, or send the job to a machine that has more.",
+            },
+        )
+        return
+    with _only_cards(cards):
+        Job.objects.filter(pk=job_id).exclude(waiting_for="").update(waiting_for="")
+        _run(job, attempt)
+
+
+@contextlib.contextmanager
+def _only_cards(cards: list[int]) -> Iterator[None]:
+    """This process (and what it starts) sees only the run's leased cards while the job runs.
+
+    CUDA reads the variable once, when a process first uses a GPU: GPU workers start a fresh process
+    per job (`--max-tasks-per-child 1`), so a job's process never touched another card before.
+    """
+    if not cards:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible_devices(cards)
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the numbering NVML and the leases use
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run(job: Job, attempt: int) -> None:
+    job_id = job.pk
     job_event_emit(job_id, EventKind.STATE, {"state": JobState.RUNNING})
     reporter = JobReporter(job_id, attempt=attempt)
     stop = threading.Event()
@@ -197,6 +282,7 @@ def job_execute(*, job_id: int, worker: str, queue: str | None = None) -> None:
         _finish(job_id, attempt, JobState.SUCCEEDED, result=result)
     finally:
         stop.set()
+        cards_release(job_id=job_id, attempt=attempt)
 
 
 def job_cancel(*, job: Job) -> bool:

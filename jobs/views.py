@@ -6,6 +6,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from jobs.events import event_message, job_snapshot
+from jobs.gpu_leases import workers_with_holders
 from jobs.listing import job_page_for_user
 from jobs.outputs import job_outputs
 from jobs.registry import kind_function
@@ -38,7 +39,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def gpu_list(request: HttpRequest) -> HttpResponse:
     """Every GPU of every worker (or the CPU worker on a machine without one), as last reported."""
-    return render(request, "jobs/gpu_list.html", {"workers": live_workers()})
+    workers = workers_with_holders(live_workers(), request.user)
+    return render(request, "jobs/gpu_list.html", {"workers": workers})
 
 
 @login_required
