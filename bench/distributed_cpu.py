@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/distributed_cpu.py                 # about 2 minutes on 2 cores
     .venv/bin/python bench/distributed_cpu.py --steps 20 --accum 8
+    .venv/bin/python bench/distributed_cpu.py --sharded      # FSDP instead of DDP
 
 A model of the demo model's tokenizer and Qwen2's architecture, small enough for a CPU (random
 weights), learns 64 arithmetic conversations: once by `train()` in this process, once by
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--accum", type=int, default=4, help="micro-batches of one conversation per step")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--sharded", action="store_true", help="FSDP: the processes split the weights")
     args = parser.parse_args()
     from training_app.ml.distributed import run_distributed
     from training_app.ml.recipe import Recipe
@@ -119,9 +121,13 @@ def main() -> None:
             output_dir=folder / "many",
             recipe=recipe,
             on_event=shared.append,
+            sharded=args.sharded,
             env={"OMP_NUM_THREADS": "1"},
         )
         many_s = time.monotonic() - started
+    for event in shared:
+        if event["type"] == "log" and "processes" in event["message"]:
+            print(event["message"])
     one, many = losses(alone), losses(shared)
     steps = sorted(set(one) & set(many))
     print(f"step | 1 process | {args.processes} processes | difference")

@@ -25,6 +25,7 @@ class TrainingAppConfig(AppConfig):
                 outcome=f"{pages}.training_job_outcome",
                 outputs=f"{pages}.training_outputs",
                 page="training_app.views.training_context",
+                cards="training_app.job_params.training_cards",
             )
         )
         register_job_spec(

@@ -69,6 +69,8 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
             "checkpointing_needed": recipe.gradient_checkpointing == "on",
             "verdict": "No memory estimate for this model (its configuration is unknown).",
             "time_seconds": None,
+            "gpus": 1 if recipe.gpus == "auto" else int(recipe.gpus),
+            "sharded": False,
         }
     device = "cuda" if gpu else "cpu"
     # A GPU says itself; for the CPU worker, this machine's CPU answers (the embedded set-up runs both here).
@@ -93,17 +95,21 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
             if total_tokens
             else None
         )
+        processes = 1 if recipe.gpus == "auto" else int(recipe.gpus)
         result = {
             "fits": True,
             "checkpointing_needed": False,
             "memory_gb": estimate.total_gb,
             "device": "cpu",
+            "gpus": processes,  # on the CPU: processes sharing its cores, each with a copy
+            "sharded": False,
             "verdict": "No GPU worker is connected: this runs on the CPU worker "
-            f"(about {estimate.total_gb:.1f} GB of RAM).",
+            + (f"in {processes} processes " if processes > 1 else "")
+            + f"(about {estimate.total_gb * processes:.1f} GB of RAM).",
             "time_seconds": seconds,
         }
         ram_gb = _cpu_worker_memory_gb(target)
-        if ram_gb is not None and not fits(estimate, ram_gb):
+        if ram_gb is not None and not fits(estimate, ram_gb / processes):
             suggestion = suggest_fitting_settings(
                 shape, gradient_checkpointing=False, gpu_memory_gb=ram_gb, cuda=False, **settings
             )
@@ -120,16 +126,34 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
             )
         return result
     memory_gb = gpu["memory_total_mb"] / 1024
-    checkpointing_needed = checkpointing
-    if not fits(estimate, memory_gb) and recipe.gradient_checkpointing == "auto":
-        with_checkpointing = estimate_training_memory(shape, gradient_checkpointing=True, **settings)
-        if fits(with_checkpointing, memory_gb):
-            estimate, checkpointing_needed = with_checkpointing, True
+    machine, cards_there = _largest_machine(target)
+    asked = None if recipe.gpus == "auto" else int(recipe.gpus)
+    if asked is not None and asked > cards_there:
+        return {
+            "fits": False,
+            "checkpointing_needed": False,
+            "gpus": asked,
+            "sharded": False,
+            "device": gpu["name"],
+            "time_seconds": None,
+            "suggestion": {"gpus": "auto"},
+            "verdict": f"This asks for {asked} GPUs of one machine, and "
+            + (
+                f"{machine} has {cards_there}."
+                if target and target != QUEUE_GPU_ANY
+                else f"the largest machine connected ({machine}) has {cards_there}."
+            )
+            + " Ask for fewer, or 'auto'.",
+        }
+    cards, sharded, estimate, checkpointing_needed = _cards_for(
+        shape, settings, recipe, memory_gb, asked=asked, available=cards_there
+    )
     tflops = gpu_tflops(gpu["name"])
     seconds = (
         estimate_training_time(
             shape, tokens=total_tokens, tflops=tflops, gradient_checkpointing=checkpointing_needed
         )
+        / cards
         if tflops and total_tokens
         else None
     )
@@ -141,21 +165,89 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         "device": gpu["name"],
         "gpu_memory_gb": memory_gb,
         "time_seconds": seconds,
+        "gpus": cards,
+        "sharded": sharded,
+        "machine": machine if cards > 1 else None,
     }
     if result["fits"]:
-        result["verdict"] = (
-            f"Needs about {estimate.total_gb:.1f} GB of the {memory_gb:.0f} GB on {gpu['name']}."
-        )
+        on = f"each of {cards} cards" if cards > 1 else f"the {memory_gb:.0f} GB on {gpu['name']}"
+        how = " (the model split across them)" if sharded else (" (each with a copy)" if cards > 1 else "")
+        per_card = f" of {memory_gb:.0f} GB ({gpu['name']})" if cards > 1 else ""
+        result["verdict"] = f"Needs about {estimate.total_gb:.1f} GB on {on}{per_card}{how}."
         return result
     suggestion = suggest_fitting_settings(
-        shape, gradient_checkpointing=checkpointing_needed, gpu_memory_gb=memory_gb, **settings
+        shape,
+        gradient_checkpointing=checkpointing_needed,
+        gpu_memory_gb=memory_gb,
+        shards=cards if sharded else 1,
+        **settings,
     )
     result["suggestion"] = _as_recipe_changes(suggestion, recipe) if suggestion else None
+    where = f"each of {cards} cards of {gpu['name']}" if cards > 1 else gpu["name"]
     result["verdict"] = (
-        f"This needs about {estimate.total_gb:.1f} GB but {gpu['name']} has {memory_gb:.0f} GB. "
+        f"This needs about {estimate.total_gb:.1f} GB but {where} has {memory_gb:.0f} GB. "
         + ("Change the settings shown below to fit." if suggestion else "No setting makes it fit this GPU.")
     )
     return result
+
+
+def _largest_machine(target: str) -> tuple[str, int]:
+    """(machine, its GPU count) of the machine with the most cards among those the target allows.
+
+    A job pinned to one card gets that card only.
+    """
+    counts: dict[str, int] = {}
+    for worker in live_workers():
+        host = worker.hostname.split("@")[-1]
+        for gpu in worker.gpus:
+            if target and target not in (QUEUE_GPU_ANY, machine_queue(host)):
+                if target == gpu_queue(host, gpu["index"]):
+                    return host, 1
+                continue
+            counts[host] = counts.get(host, 0) + 1
+    if not counts:
+        return "", 0
+    host = max(sorted(counts), key=lambda name: counts[name])
+    return host, counts[host]
+
+
+def _cards_for(shape, settings: dict, recipe: Recipe, memory_gb: float, *, asked: int | None, available: int):
+    """(cards, sharded, the per-card estimate, checkpointing needed) for the run.
+
+    'auto' takes one card if the model fits it, else the fewest cards (2, 4, 8) the model split across
+    them fits; a number asked for is taken as it is, split only when a whole copy does not fit one card.
+    Checkpointing is turned on, where the recipe leaves it to 'auto', only when nothing fits without.
+    """
+
+    def estimate_on(cards: int) -> tuple[bool, object, bool]:
+        shards = cards if cards > 1 else 1
+        checkpointing = recipe.gradient_checkpointing == "on"
+        estimate = estimate_training_memory(
+            shape, gradient_checkpointing=checkpointing, shards=shards, **settings
+        )
+        if not fits(estimate, memory_gb) and recipe.gradient_checkpointing == "auto":
+            with_checkpointing = estimate_training_memory(
+                shape, gradient_checkpointing=True, shards=shards, **settings
+            )
+            if fits(with_checkpointing, memory_gb):
+                return True, with_checkpointing, True
+        return fits(estimate, memory_gb), estimate, checkpointing
+
+    whole_fits, whole, whole_checkpointing = estimate_on(1)
+    if asked is not None:
+        if asked == 1 or whole_fits:
+            return asked, False, whole, whole_checkpointing
+        _, split, checkpointing = estimate_on(asked)
+        return asked, True, split, checkpointing
+    if whole_fits:
+        return 1, False, whole, whole_checkpointing
+    for cards in (2, 4, 8):
+        if cards > available:
+            break
+        split_fits, split, checkpointing = estimate_on(cards)
+        if split_fits:
+            return cards, True, split, checkpointing
+    return 1, False, whole, whole_checkpointing
 
 
 def _as_recipe_changes(suggestion: dict, recipe: Recipe) -> dict:

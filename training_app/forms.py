@@ -8,6 +8,7 @@ from django import forms
 
 from training_app.ml.recipe import (
     CHECKPOINTING_CHOICES,
+    GPUS_CHOICES,
     METHODS,
     PRECISION_CHOICES,
     RECIPE_HELP,
@@ -21,14 +22,25 @@ CHOICES = {
     "gradient_checkpointing": [(c, c) for c in CHECKPOINTING_CHOICES],
     "precision": [(c, c) for c in PRECISION_CHOICES],
     "report_to": [(c, c) for c in REPORT_TO_CHOICES],
+    "gpus": [(c, "auto (as few as the model needs)" if c == "auto" else c) for c in GPUS_CHOICES],
     "target_modules": None,  # free text with presets: attention, all_linear, or names
 }
+LABELS = {"gpus": "GPUs", "lora_r": "LoRA r"}
 # Shown first; the rest sit under "More settings".
-MAIN_FIELDS = ("method", "lora_r", "learning_rate", "num_epochs", "max_seq_len", "batch_size", "grad_accum")
+MAIN_FIELDS = (
+    "method",
+    "lora_r",
+    "learning_rate",
+    "num_epochs",
+    "max_seq_len",
+    "batch_size",
+    "grad_accum",
+    "gpus",
+)
 
 
 def _field_for(field: dataclasses.Field, default) -> forms.Field:
-    label = field.name.replace("_", " ").capitalize()
+    label = LABELS.get(field.name) or field.name.replace("_", " ").capitalize()
     common = {"label": label, "help_text": RECIPE_HELP.get(field.name, ""), "initial": default}
     if CHOICES.get(field.name):
         return forms.ChoiceField(choices=CHOICES[field.name], **common)

@@ -34,6 +34,18 @@ class TrainParams(_RunParams):
     suffix: str = ""
     metadata: dict[str, str] | None = None
     auto_deploy: bool = False  # deploy the adapter when it is made, so its model id answers at once
+    # The GPUs of one machine the run holds (the recipe's "gpus", "auto" resolved by the estimate at launch),
+    # and whether the model is split across them (FSDP) rather than copied on each (DDP).
+    gpus: int = 1
+    sharded: bool = False
+
+
+def training_cards(job) -> int:
+    """How many GPU cards a run of this job holds (jobs/gpu_leases.py): the training's GPUs."""
+    from jobs.params import job_params
+
+    params = job_params(job)
+    return params.gpus if isinstance(params, TrainParams) else 1
 
 
 @params_class

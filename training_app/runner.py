@@ -195,6 +195,36 @@ def adapter_record(job: Job, inputs: TrainingInputs, recipe: Recipe, adapter_dir
     return adapter
 
 
+def _train_on_leased_cards(*, processes: int, sharded: bool, **run):
+    """One process (here) for one card; else one process per card (the job's leased ones, which this
+    process's CUDA_VISIBLE_DEVICES names), or per share of the CPU on a machine without GPUs."""
+    from training_app.ml.train import TrainResult, train  # torch and friends load on the worker only
+
+    if processes <= 1:
+        return train(**run)
+    from training_app.ml.distributed import run_distributed
+
+    outcome = run_distributed(processes=processes, sharded=sharded, env=_rank_threads(processes), **run)
+    if outcome.get("stopped") and "adapter_dir" not in outcome:  # stopped: the launcher ended the ranks
+        return TrainResult(
+            adapter_dir="",
+            checkpoints=outcome["checkpoints"],
+            final_step=outcome["final_step"],
+            train_loss=None,
+            stopped=True,
+            dropped_rows=0,
+        )
+    return TrainResult(**outcome)
+
+
+def _rank_threads(processes: int) -> dict[str, str]:
+    """On the CPU, the ranks share the worker's cores instead of each taking all of them."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"OMP_NUM_THREADS": str(max(1, cores // processes))}
+
+
 def run_training(job: Job, reporter: JobReporter) -> dict:
     if job_params(job).training_file_id:  # made through the OpenAI API: its files may still be checked
         from training_app.openai_runner import training_files_prepare
@@ -209,11 +239,11 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         job_steps_supersede(job.pk, after_step=step or 0)
     reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
     sink = _EventSink(job, reporter)
-    from training_app.ml.train import train  # torch and friends load on the worker only
-
     output_dir = training_output_dir(job.pk)
     with training_failures_explained(), training_folder_lock(output_dir, reporter):
-        result = train(
+        result = _train_on_leased_cards(
+            processes=params.gpus or 1,
+            sharded=params.sharded,
             base_model_dir=inputs.model_dir,
             train_path=inputs.train_path,
             validation_path=inputs.validation_path,

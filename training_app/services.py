@@ -15,6 +15,7 @@ from datasets_app.models import SUBJECT_VERSION, DatasetVersion
 from jobs.events import job_event_emit
 from jobs.models import Checkpoint, Job
 from jobs.params import job_params, params_changed
+from jobs.queues import QUEUE_GPU_ANY, machine_queue
 from jobs.services import job_create, job_enqueue
 from jobs.states import EventKind, JobKind, JobState
 from lathe_common import __version__
@@ -38,11 +39,13 @@ class TrainingRefused(Exception):
         self.suggestion = suggestion
 
 
-def training_fit_check(*, base_model: BaseModel, recipe: Recipe, target_queue: str | None = None) -> bool:
+def training_fit_check(*, base_model: BaseModel, recipe: Recipe, target_queue: str | None = None) -> dict:
     """Refuse a run that can't fit the GPU (or the CPU worker's memory) it would run on.
 
-    Every way of starting a run comes through here, so none skips it. Returns whether the run
-    needs gradient checkpointing to fit (used when the recipe leaves checkpointing on "auto").
+    Every way of starting a run comes through here, so none skips it. Returns the estimate: whether
+    the run needs gradient checkpointing to fit (used when the recipe leaves checkpointing on "auto"),
+    how many GPUs it takes (`gpus`), whether the model is split across them (`sharded`) and on which
+    machine (`machine`, for more than one).
     """
     problem = recipe.cadence_problem()
     if problem:
@@ -50,7 +53,7 @@ def training_fit_check(*, base_model: BaseModel, recipe: Recipe, target_queue: s
     estimate = estimate_for_launch(base_model, recipe, target_queue or "")
     if not estimate["fits"]:
         raise TrainingRefused(estimate["verdict"], estimate.get("suggestion"))
-    return bool(estimate["checkpointing_needed"])
+    return estimate
 
 
 def training_start(
@@ -152,16 +155,20 @@ def _queue_run(
     subject: tuple[str, int] | None = None,
 ) -> Job:
     """A training run of either kind, once it fits: what every run records, and its own extras."""
-    checkpointing_needed = training_fit_check(base_model=base_model, recipe=recipe, target_queue=target_queue)
+    fit = training_fit_check(base_model=base_model, recipe=recipe, target_queue=target_queue)
     params = {
         "dataset_version_id": version.pk if version else None,
         "base_model_id": base_model.pk,
         "base_model_hf_id": base_model.hf_id,
         "recipe": recipe.to_dict(),
-        "checkpointing_needed": checkpointing_needed or checkpointing_forced,
+        "checkpointing_needed": bool(fit["checkpointing_needed"]) or checkpointing_forced,
         "lathe_version": __version__,
         **extra_params,
     }
+    if kind == JobKind.TRAIN:  # a sweep's trials each run on one card
+        params.update(gpus=fit.get("gpus") or 1, sharded=bool(fit.get("sharded")))
+        if params["gpus"] > 1 and fit.get("machine") and target_queue in (None, "", QUEUE_GPU_ANY):
+            target_queue = machine_queue(fit["machine"])  # where that many cards are
     subject_type, subject_id = subject or (SUBJECT_VERSION, version.pk)
     with transaction.atomic():
         return job_create(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training_app.ml.distributed import per_process_batch, process_count
+from training_app.ml.distributed import per_process_batch, process_count, sharded_run
 from training_app.ml.errors import TrainingModelMissing
 from training_app.ml.recipe import MLP_MODULES, Recipe
 
@@ -133,6 +133,19 @@ def sft_config(
         distributed = {
             "ddp_backend": "gloo" if device == "cpu" else "nccl",
             "ddp_find_unused_parameters": False,  # every adapter weight takes part in every step
+        }
+    if sharded_run() and device == "cuda":
+        # FSDP 2 (torch's fully_shard): each decoder layer's weights are split across the processes and
+        # gathered only while that layer computes. Layers to wrap: the model's own _no_split_modules.
+        # accelerate offers FSDP on GPUs only: on a CPU the processes stay DDP.
+        distributed = {
+            "ddp_backend": distributed["ddp_backend"],
+            "fsdp": "full_shard auto_wrap",
+            "fsdp_config": {
+                "fsdp_version": 2,
+                "reshard_after_forward": True,
+                "state_dict_type": "FULL_STATE_DICT",
+            },
         }
     return SFTConfig(
         output_dir=str(checkpoints_dir),

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lathe_common.child_env import child_env
 from training_app.ml.errors import TrainingError, TrainingNotRunnable
 from training_app.ml.recipe import Recipe
 
@@ -48,6 +49,14 @@ def process_count() -> int:
 
 def is_main_process() -> bool:
     return process_rank() == 0
+
+
+SHARDED_ENV = "LATHE_SHARDED"
+
+
+def sharded_run() -> bool:
+    """Whether this run's processes shard the model (FSDP) rather than each holding a copy (DDP)."""
+    return process_count() > 1 and os.environ.get(SHARDED_ENV) == "1"
 
 
 def per_process_batch(recipe: Recipe, processes: int) -> tuple[int, int]:
@@ -91,10 +100,14 @@ def run_distributed(
     should_stop: Callable[[], bool] = lambda: False,
     resume_from_checkpoint: str | Path | None = None,
     checkpointing_needed: bool = False,
+    sharded: bool = False,
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.5,
 ) -> dict[str, Any]:
     """Train on `processes` processes; returns rank 0's `TrainResult.to_dict()`.
+
+    `sharded`: the processes split the model's weights among them (FSDP), for a model whose copy does
+    not fit one card; otherwise each holds a whole copy (DDP), which is faster where it fits.
 
     Raises `TrainingError` with rank 0's message when training failed for a reason it explained, and
     with the log's tail when a process died. A stop request ends every process; the result then says
@@ -128,7 +141,7 @@ def run_distributed(
             launch_command(processes, config_path),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env=rank_env(sharded=sharded, extra=env),
             start_new_session=True,  # its own process group: every rank ends with it
         )
     follower = _EventFollower(events_path, on_event)
@@ -163,6 +176,21 @@ def run_distributed(
         f"A training process ended unexpectedly (launcher exit code {launcher.returncode}).",
         "Resume from the last checkpoint. If it happens again, send the job's log to your administrator"
         + (f" (its last line: {last_lines[0][:300]})." if last_lines else "."),
+    )
+
+
+def rank_env(*, sharded: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The ranks' environment: the allowlist of lathe_common/child_env.py (never the worker's secrets:
+    the ranks read users' data and models), the Hub's and the libraries' settings, and ours."""
+    repo = str(Path(__file__).resolve().parents[2])
+    return child_env(
+        prefixes=("HF_", "TRANSFORMERS_", "TOKENIZERS_", "ACCELERATE_", "NCCL_", "GLOO_"),
+        extra={
+            "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+            SHARDED_ENV: "1" if sharded else "0",
+            **(extra or {}),
+        },
     )
 
 

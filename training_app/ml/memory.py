@@ -93,8 +93,15 @@ def estimate_training_memory(
     precision: str,
     optimizer: str = "adamw",
     lora_dropout: float = 0.1,
+    shards: int = 1,
 ) -> MemoryEstimate:
-    """Peak GPU memory of one training step (see the module docstring for the model)."""
+    """Peak memory of one card in one training step (see the module docstring for the model).
+
+    `shards`: the cards the model is split across (FSDP, full shard). Each card then keeps its share of
+    the weights, of the adapter with its gradients and of the optimizer's state, plus one decoder
+    layer's whole weights while that layer computes (gathered, then freed); activations and logits are
+    its own micro-batch's, as on one card.
+    """
     _check_choice("method", method, METHODS)
     _check_choice("precision", precision, PRECISION_WEIGHT_BYTES)
     _check_choice("optimizer", optimizer, OPTIMIZER_STATE_BYTES)
@@ -107,6 +114,10 @@ def estimate_training_memory(
     trainable = trainable_parameters(shape, method=method, lora_r=lora_r, target_modules=targets)
     adapter = trainable * ADAPTER_BYTES_PER_PARAM
     optimizer_state = trainable * OPTIMIZER_STATE_BYTES[optimizer]
+    if shards > 1:
+        gathered_layer = weights / layers
+        weights = weights / shards + gathered_layer
+        adapter, optimizer_state = adapter / shards, optimizer_state / shards
 
     per_layer = activation_bytes_per_token_per_layer(
         shape,
@@ -204,6 +215,7 @@ def suggest_fitting_settings(
     gpu_memory_gb: float,
     cuda: bool = True,
     headroom: float = 0.9,
+    shards: int = 1,
 ) -> dict[str, Any] | None:
     """The settings, changed as little as the seed's out-of-memory remedies allow, that fit; or None.
 
@@ -231,7 +243,7 @@ def suggest_fitting_settings(
         quantized = {**candidates[2], "method": "qlora"}
         candidates += [quantized, *_halved_lengths(quantized)]
     for candidate in candidates:
-        if fits(estimate_training_memory(shape, **candidate), gpu_memory_gb, headroom):
+        if fits(estimate_training_memory(shape, **candidate, shards=shards), gpu_memory_gb, headroom):
             return candidate
     return None
 

@@ -33,6 +33,7 @@ METHODS = ADAPTER_METHODS
 CHECKPOINTING_CHOICES = ("auto", "on", "off")
 PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
 REPORT_TO_CHOICES = ("none", "mlflow", "wandb")
+GPUS_CHOICES = ("auto", "1", "2", "4", "8")
 
 # The module names live with the model presets (one source of truth).
 TARGET_PRESETS = LORA_TARGET_PRESETS
@@ -65,6 +66,9 @@ RECIPE_HELP: dict[str, str] = {
     "at about a quarter more time. 'auto' turns it on only when the memory estimate says it is needed.",
     "precision": "Number format for training. 'auto' picks bf16 where the hardware computes it natively "
     "(recent GPUs, CPUs with AVX512-BF16 or AMX), fp16 on older GPUs and fp32 on other CPUs.",
+    "gpus": "How many GPUs of one machine the run uses. 'auto' takes as few as the model needs: one if it "
+    "fits, else enough to split the model across them. More GPUs than needed each hold a copy and share the "
+    "batch, which is faster. On a machine without GPUs, more than 1 runs that many processes on the CPU.",
     "eval_steps": "Every how many steps the validation loss is measured and sample answers are written "
     "(empty: about 12 times per run, whatever its length).",
     "save_steps": "Every how many steps a checkpoint is saved, to resume from or to use "
@@ -168,6 +172,7 @@ class Recipe:
     warmup_ratio: float = 0.1
     gradient_checkpointing: str = "auto"
     precision: str = "auto"
+    gpus: str = "auto"
     eval_steps: int | None = None  # None: evaluation_cadence() of the run's length
     save_steps: int | None = None  # None: at every evaluation
     early_stopping_patience: int = 0
@@ -465,6 +470,7 @@ _CHECKS = {
     "warmup_ratio": _float(0.0, 1.0, below_maximum=True),
     "gradient_checkpointing": _choice(CHECKPOINTING_CHOICES),
     "precision": _choice(PRECISION_CHOICES),
+    "gpus": _choice(GPUS_CHOICES),
     "eval_steps": _int(1, 1_000_000, optional=True),
     "save_steps": _int(1, 1_000_000, optional=True),
     "early_stopping_patience": _int(0, 1000),

@@ -28,7 +28,7 @@ from training_app.ml.components import (
     sft_config,
 )
 from training_app.ml.data import PreparedData, prepare_data
-from training_app.ml.distributed import is_main_process
+from training_app.ml.distributed import is_main_process, process_count, sharded_run
 from training_app.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from training_app.ml.patches.peft import speed_up_lora_on_cpu
 from training_app.ml.patches.trl import score_labelled_positions_only
@@ -137,8 +137,13 @@ def train(
     # In a distributed run (training_app/ml/distributed.py) rank 0 alone shows samples, saves the
     # adapter and checks the held-out rows; the others only train.
     main_process = is_main_process()
+    # A model split across cards (FSDP: GPUs only) computes only with every process taking part, so rank 0
+    # cannot answer sample prompts or held-out questions alone: the adapter is checked once deployed.
+    sharded = sharded_run() and device == "cuda"
     samples = (
-        [SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)] if main_process else []
+        [SampleCallback(on_event, load_sample_prompts(validation_path), tokenizer)]
+        if main_process and not sharded
+        else []
     )
     callbacks = [
         callback,
@@ -164,6 +169,13 @@ def train(
                 precision=precision,
                 gradient_checkpointing=checkpointing,
             )
+            if process_count() > 1:
+                how = (
+                    "the model's weights split among them (FSDP)"
+                    if trainer.is_fsdp_enabled
+                    else "each with a whole copy of the model (DDP)"
+                )
+                log("info", f"Training on {process_count()} processes, {how}.")
             output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
             if callback.diverged is not None:
                 step, reason = callback.diverged
@@ -187,12 +199,17 @@ def train(
                 )
             log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
             adapter_dir = output_dir / ADAPTER_DIRNAME
-            if main_process:
+            if sharded:  # every process hands over its part of the adapter; rank 0 writes the same files
+                trainer.save_model(str(adapter_dir))
+            elif main_process:
                 trainer.model.save_pretrained(adapter_dir)
+            if main_process:
                 tokenizer.save_pretrained(adapter_dir)
                 log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
+            if sharded and main_process:
+                log("info", "The held-out check is left to the evaluation: the model is split across cards.")
             verdict = None
-            if main_process and not callback.stopped and check_held_out():
+            if main_process and not sharded and not callback.stopped and check_held_out():
                 verdict = held_out_verdict(trainer.model, tokenizer, validation_path, on_event, log)
             return TrainResult(
                 adapter_dir=str(adapter_dir),

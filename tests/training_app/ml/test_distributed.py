@@ -111,3 +111,16 @@ def test_a_killed_rank_ends_every_rank_and_the_run_says_so(tiny_model_dir, canon
     ):
         time.sleep(0.2)
     assert not any(rank.is_running() and rank.status() != "zombie" for rank in ranks)
+
+
+def test_the_ranks_get_the_allowlisted_environment_not_the_workers_secrets(monkeypatch):
+    from training_app.ml.distributed import rank_env
+
+    monkeypatch.setenv("SECRET_KEY", "site-secret")
+    monkeypatch.setenv("DATABASE_URL", "postgres://lathe:pw@db/lathe")
+    monkeypatch.setenv("HF_HOME", "/data/hf")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    env = rank_env(sharded=True, extra={"OMP_NUM_THREADS": "1"})
+    assert "SECRET_KEY" not in env and "DATABASE_URL" not in env
+    assert (env["HF_HOME"], env["CUDA_VISIBLE_DEVICES"], env["OMP_NUM_THREADS"]) == ("/data/hf", "2,3", "1")
+    assert env["LATHE_SHARDED"] == "1"

@@ -1,0 +1,83 @@
+"""A fine-tuning job on several processes, through the real worker: the recipe's "gpus" on a machine
+without GPUs runs that many processes (gloo), with the same events, checkpoints, cancel and resume as
+a one-process run, and one adapter in the same format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psutil
+import pytest
+
+from jobs.models import Job
+from jobs.services import job_cancel
+from jobs.states import JobState
+from models_app.models import Adapter
+from tests.helpers import wait_until
+from tests.jobs.test_training_worker import QUICK, _finished, _metric_steps
+from training_app.runner import training_output_dir
+from training_app.services import training_resume, training_start
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+TWO = QUICK.replace(grad_accum=2, gpus="2")
+
+
+def _ranks_of(job: Job) -> list[psutil.Process]:
+    """The job's training processes still alive (the launcher and its ranks)."""
+    folder = str(training_output_dir(job.pk))
+    alive = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "distributed" in command and folder in command:
+            alive.append(process)
+    return alive
+
+
+def test_a_job_on_two_processes_trains_reports_and_saves_one_adapter(
+    alice, version, tiny_base_model, celery_worker
+):
+    job = training_start(owner=alice, dataset_version=version, base_model=tiny_base_model, recipe=TWO)
+    assert (job.params["gpus"], job.params["sharded"]) == (2, False)
+    job = _finished(job.pk)
+    assert job.state == JobState.SUCCEEDED, job.error
+    logs = [event.payload["message"] for event in job.events.filter(kind="log")]
+    assert "Training on 2 processes, each with a whole copy of the model (DDP)." in logs
+    assert _metric_steps(job) == [1, 2, 3, 4, 5, 6]  # rank 0 alone reports: each step once
+    assert list(job.checkpoints.values_list("step", flat=True)) == [3, 6]
+    adapter = Adapter.objects.get(job=job)
+    assert (Path(adapter.path) / "adapter_model.safetensors").exists()
+    assert json.loads((Path(adapter.path) / "adapter_config.json").read_text())["r"] == 4
+    assert [event.payload["step"] for event in job.events.filter(kind="samples")] == [3, 6]
+    assert job.result["final_step"] == 6 and job.result["verdict"] is not None
+    assert not _ranks_of(job)
+
+
+def test_cancel_ends_every_rank_and_the_job_resumes_from_its_checkpoint(
+    alice, version, tiny_base_model, celery_worker
+):
+    recipe = TWO.replace(max_steps=400, save_steps=2, eval_steps=2)
+    job = training_start(owner=alice, dataset_version=version, base_model=tiny_base_model, recipe=recipe)
+    wait_until(lambda: job.checkpoints.exists(), timeout=180, message="a checkpoint")
+    assert len(_ranks_of(job)) >= 3  # the launcher and two ranks
+    job_cancel(job=job)
+    stopped = {"kind": "log", "payload__message__startswith": "Training stopped at step"}
+    wait_until(
+        lambda: job.events.filter(**stopped).exists(),
+        timeout=90,
+        message="training to stop",
+    )
+    wait_until(lambda: not _ranks_of(job), timeout=30, message="every rank to end")
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED and max(_metric_steps(job)) < 400
+
+    checkpoint = job.checkpoints.order_by("-step").first()
+    recipe = {**job.params["recipe"], "max_steps": checkpoint.step + 2}
+    Job.objects.filter(pk=job.pk).update(params={**job.params, "recipe": recipe})
+    job.refresh_from_db()
+    training_resume(job=job, checkpoint=checkpoint)
+    job = _finished(job.pk)
+    assert job.state == JobState.SUCCEEDED, job.error
+    assert _metric_steps(job) == list(range(1, checkpoint.step + 3))  # one curve, each step once
+    assert not _ranks_of(job)
