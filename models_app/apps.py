@@ -34,7 +34,13 @@ class ModelsAppConfig(AppConfig):
             )
         )
         register_job_spec(
-            JobSpec(JobKind.SERVE, ServeParams, QUEUE_GPU_ANY, "models_app.serving.runner.run_serving")
+            JobSpec(
+                JobKind.SERVE,
+                ServeParams,
+                QUEUE_GPU_ANY,
+                "models_app.serving.runner.run_serving",
+                cards="models_app.serving_cards.serve_job_cards",  # tensor parallelism for large models
+            )
         )
         register_subject_names_path(SUBJECT_ADAPTER, "models_app.selectors.adapter_names")
         register_subject_names_path(SUBJECT_SERVER, "models_app.selectors.model_server_names")

@@ -36,6 +36,7 @@ from models_app.models import (
 )
 from models_app.presets import SERVABLE_ADAPTER_METHODS
 from models_app.selectors import live_server_count, live_server_for_model
+from models_app.serving_cards import ServingRefused, serving_cards_check
 from models_app.serving_form import (
     MERGED,
     SHARED,
@@ -64,6 +65,10 @@ def _server_start(
 ) -> ModelServer:
     # A new server holds a GPU: the owner's limit (QuotaExceeded).
     quota_check_live_servers(owner, running=live_server_count(owner))
+    try:
+        serving_cards_check(model)  # a model no machine's GPUs hold, even split, is refused here
+    except ServingRefused as exc:
+        raise DeployRefused(exc.message) from exc
     server = ModelServer.objects.create(
         owner=owner,
         model=model,

@@ -20,11 +20,13 @@ def vllm_launch(
     api_key: str | None = None,
     dtype: str | None = None,
     cwd: Path | None = None,
+    tensor_parallel_size: int = 1,
 ) -> VllmLaunch:
     """A server of `model_dir` answering as `served_name`; `lora_rank` 0 starts it without LoRA.
 
     `dtype`: what `default_dtype()` chose for this machine, when the caller needed it first.
     `cwd`: where vLLM runs, for a `model_dir` relative to it (see VllmLaunch.cwd).
+    `tensor_parallel_size`: the cards the serving job holds, for a model split across them.
     """
     return VllmLaunch(
         model_dir=model_dir,
@@ -39,4 +41,5 @@ def vllm_launch(
         extra_args=shlex.split(settings.LATHE_VLLM_EXTRA_ARGS),
         dtype=dtype or default_dtype(),
         cwd=cwd,
+        tensor_parallel_size=tensor_parallel_size,
     )

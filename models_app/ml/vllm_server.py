@@ -86,6 +86,7 @@ class VllmLaunch:
     enable_lora: bool = True
     max_model_len: int = 2048
     max_loras: int = 4
+    tensor_parallel_size: int = 1  # the cards it runs on (models_app/serving_cards.py)
     dtype: str | None = None  # None: vLLM's choice (the model's own dtype)
     command: str = DEFAULT_COMMAND
     extra_args: list[str] = field(default_factory=list)
@@ -119,6 +120,8 @@ class VllmLaunch:
                 "--max-loras",
                 str(self.max_loras),
             ]
+        if self.tensor_parallel_size > 1:
+            args += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
         if self.dtype and "--dtype" not in self.extra_args:
             args += ["--dtype", self.dtype]
         return [*args, *self.extra_args]

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from jobs.gpu_leases import cards_held_by
 from jobs.models import Job
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
@@ -118,6 +119,7 @@ class _Supervisor:
                 api_key=self.server.secret,
                 lora_rank=self.server.max_lora_rank,
                 dtype=dtype,
+                tensor_parallel_size=len(cards_held_by(self.job)) or 1,
             )
         # A merged copy, in the dtype vLLM computes in here (float32 on most CPUs): the same numbers as
         # the adapter applied at run time, at the base's speed. Kept across restarts of vLLM.
