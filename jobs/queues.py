@@ -26,6 +26,13 @@ def gpu_queue(host: str, index: int) -> str:
     return f"{_NS}gpu.{host}.{index}"
 
 
+def card_of_queue(queue: str, host: str) -> int | None:
+    """The card index a job's queue pins it to on `host` (None: not one of that machine's card queues)."""
+    prefix = machine_queue(host) + "."
+    tail = queue[len(prefix) :] if queue.startswith(prefix) else ""
+    return int(tail) if tail.isdigit() else None
+
+
 def queue_for_job(kind: str, target: str | None = None) -> str:
     """The queue a job of this kind goes to; `target` pins it to one GPU queue."""
     from jobs.registry import spec_for

@@ -19,7 +19,7 @@ from jobs.events import job_event_emit
 from jobs.gpu_leases import CardsUnavailable, cards_lease, cards_release, machine_cards, visible_devices
 from jobs.models import Job
 from jobs.params import params_json, params_missing
-from jobs.queues import QUEUE_DATA, queue_for_job
+from jobs.queues import QUEUE_DATA, card_of_queue, queue_for_job
 from jobs.registry import (
     JobCancelled,
     JobFailure,
@@ -177,6 +177,9 @@ def _lease_cards(job: Job, worker: str) -> list[int]:
     if not cards:
         return []
     machine = worker.partition("@")[2] or worker
+    pinned = card_of_queue(job.queue, machine)
+    if pinned is not None:  # sent to one card: that card, or wait for it
+        cards = [pinned] if pinned in cards else []
     return cards_lease(job_id=job.pk, attempt=job.attempts, machine=machine, cards=cards, count=count)
 
 

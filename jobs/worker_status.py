@@ -6,13 +6,16 @@ import dataclasses
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery.signals import worker_ready, worker_shutdown
 from django.db import close_old_connections
 from django.utils import timezone
 
+from jobs.gpu_leases import machine_cards
 from jobs.models import Job, WorkerStatus
+from jobs.queues import gpu_queue, machine_queue
 from jobs.services import job_requeue_stale
 from jobs.states import JobState
 
@@ -55,9 +58,29 @@ def _report_forever(hostname: str, queues: list[str], slots: int | None) -> None
         _stop.wait(REPORT_EVERY_SECONDS)
 
 
+def card_queues_subscribe(
+    consumer, hostname: str, cards: Callable[[], list[int]] = machine_cards
+) -> list[str]:
+    """A machine's GPU worker also takes the jobs sent to one of its cards (the launch form's "GPU n of
+    machine h"): it consumes each card's queue besides the machine's; the job then leases that card."""
+    host = hostname.partition("@")[2] or hostname
+    consumed = {queue.name for queue in consumer.app.amqp.queues.consume_from.values()}
+    if machine_queue(host) not in consumed:
+        return []
+    added = [gpu_queue(host, index) for index in cards() if gpu_queue(host, index) not in consumed]
+    for queue in added:
+        consumer.add_task_queue(queue)
+    return added
+
+
 @worker_ready.connect
 def _on_worker_ready(sender=None, **kwargs) -> None:
     hostname = sender.hostname if sender is not None else "worker"
+    if sender is not None:
+        try:
+            card_queues_subscribe(sender, hostname)
+        except Exception:  # a worker that cannot read its cards still serves its other queues
+            logger.warning("could not subscribe to this machine's card queues", exc_info=True)
     queues = sorted(queue.name for queue in sender.app.amqp.queues.consume_from.values()) if sender else []
     slots = getattr(getattr(sender, "controller", None), "concurrency", None)  # sender: the consumer
     threading.Thread(

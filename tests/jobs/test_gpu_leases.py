@@ -237,3 +237,47 @@ def test_a_waiting_job_says_on_its_page_what_it_waits_for(alice, alice_client):
     )
     page = alice_client.get(reverse("job_detail", args=[job.pk])).content.decode()
     assert "Waiting for 2 free GPU cards on box; in use: GPU 0 by job 1." in page
+
+
+def test_a_job_sent_to_one_card_leases_that_card_or_waits_for_it(alice, machine):
+    from jobs.queues import gpu_queue
+
+    holder = _running(alice, 1)
+    GpuLease.objects.create(machine="gpu-box", index=0, job=holder, attempt=1)
+    job = Job.objects.create(
+        owner=alice, kind="test_cards", queue=gpu_queue("gpu-box", 3), params={"cards": 1}
+    )
+    job_execute(job_id=job.pk, worker="gpu@gpu-box")
+    job.refresh_from_db()
+    assert job.result == {"held": [3]} and SEEN[job.pk] == "3"
+
+    waiting = Job.objects.create(
+        owner=alice, kind="test_cards", queue=gpu_queue("gpu-box", 0), params={"cards": 1}
+    )
+    job_execute(job_id=waiting.pk, worker="gpu@gpu-box")
+    waiting.refresh_from_db()
+    assert waiting.state == JobState.QUEUED and "GPU 0 by job" in waiting.waiting_for
+
+
+def test_a_machines_gpu_worker_takes_the_jobs_sent_to_each_of_its_cards():
+    from types import SimpleNamespace
+
+    from jobs.queues import gpu_queue, machine_queue
+    from jobs.worker_status import card_queues_subscribe
+
+    added = []
+    consumed = {name: SimpleNamespace(name=name) for name in ("gpu", machine_queue("box"))}
+    consumer = SimpleNamespace(
+        app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=consumed))),
+        add_task_queue=added.append,
+    )
+    assert card_queues_subscribe(consumer, "gpu@box", lambda: [0, 1]) == [
+        gpu_queue("box", 0),
+        gpu_queue("box", 1),
+    ]
+    assert added == [gpu_queue("box", 0), gpu_queue("box", 1)]
+    data_worker = SimpleNamespace(
+        app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from={}))),
+        add_task_queue=added.append,
+    )
+    assert card_queues_subscribe(data_worker, "data@box", lambda: [0, 1]) == []

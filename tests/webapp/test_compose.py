@@ -19,22 +19,33 @@ def test_it_is_a_valid_compose_file_by_the_specifications_schema():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_it_pins_one_worker_per_gpu_with_a_reservation_and_cuda_visible_devices():
+def test_one_gpu_worker_per_machine_sees_every_card_and_starts_a_process_per_job():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"postgres", "redis", "web"} <= services.keys()
-    gpu_workers = [name for name in services if name.startswith("worker-gpu")]
-    assert len(gpu_workers) >= 2
-    device_ids = set()
-    for name in gpu_workers:
-        service = services[name]
-        devices = service["deploy"]["resources"]["reservations"]["devices"]
-        assert devices[0]["capabilities"] == ["gpu"]
-        device_ids.update(devices[0]["device_ids"])
-        assert "CUDA_VISIBLE_DEVICES" in service["environment"]
-        assert "--concurrency" in service["command"] and "1" in service["command"]
-        assert "healthcheck" in service
-    assert len(device_ids) == len(gpu_workers)  # each worker has its own card
+    worker = services["worker-gpu"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"] and devices[0]["count"] == "all"
+    assert "CUDA_VISIBLE_DEVICES" not in worker["environment"]  # the leases choose, per job
+    command = worker["command"]
+    assert command[command.index("--max-tasks-per-child") + 1] == "1"
+    assert worker["build"]["target"] == "gpu" and worker["image"] == "lathe-gpu:latest"
+    assert "healthcheck" in worker
     for name in ("postgres", "redis", "web"):
         assert "healthcheck" in services[name]
+        assert services[name].get("image") != "lathe-gpu:latest"
     assert {"postgres-data", "redis-data", "lathe-data"} <= compose["volumes"].keys()
+
+
+def test_both_images_build_from_the_repositorys_own_lock_files():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    stages = [line.split()[-1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert stages == ["base", "gpu", "cpu"]  # cpu last: the default target
+    for lock in ("requirements.lock", "requirements-gpu.lock", "requirements-vllm-gpu.lock"):
+        assert lock in dockerfile
+        pins = [line for line in (REPO / lock).read_text().splitlines() if line and not line.startswith("#")]
+        assert pins and all("==" in line for line in pins)  # every package pinned
+    gpu_lock = (REPO / "requirements-gpu.lock").read_text()
+    assert "\ntorch==2.13.0\n" in gpu_lock and "torch==2.13.0+cpu" not in gpu_lock
+    assert "\nvllm==" in (REPO / "requirements-vllm-gpu.lock").read_text()
+    assert 'LATHE_VLLM_COMMAND="/opt/vllm/bin/python -m models_app.ml.vllm_entry"' in dockerfile
