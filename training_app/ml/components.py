@@ -68,13 +68,18 @@ def load_model(
     if recipe.method == "qlora":
         from transformers import BitsAndBytesConfig
 
+        split = sharded_run()
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch_dtype(precision),
+            # Split across cards, FSDP shards the packed 4-bit weights as tensors of this dtype (peft's
+            # FSDP-QLoRA recipe); each process then places its own shard, so no device map.
+            **({"bnb_4bit_quant_storage": torch_dtype(precision)} if split else {}),
         )
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+        if not split:
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
     try:
         model = AutoModelForCausalLM.from_pretrained(base_model_dir, **kwargs)
     except (OSError, ValueError, KeyError) as error:
