@@ -16,7 +16,7 @@ from jobs.events import job_event_emit, job_steps_supersede
 from jobs.models import Checkpoint, Job
 from jobs.params import job_params
 from jobs.payloads import MetricPayload
-from jobs.registry import JobFailure
+from jobs.registry import JobFailure, JobHandover
 from jobs.reporter import JobReporter
 from jobs.states import EventKind
 from lathe_common.web.storage import artifact_store
@@ -31,6 +31,7 @@ from training_app.ml.errors import (
     TrainingModelMissing,
     TrainingNotRunnable,
     TrainingOutOfMemory,
+    TrainingProcessLost,
 )
 from training_app.ml.recipe import Recipe
 
@@ -195,6 +196,26 @@ def adapter_record(job: Job, inputs: TrainingInputs, recipe: Recipe, adapter_dir
     return adapter
 
 
+# A run on several processes that loses one (killed, crashed) goes on from its last checkpoint by itself,
+# as a one-process run does when its worker is lost, this many times; then it fails and says so.
+AUTO_RESUMES_AFTER_A_LOST_PROCESS = 2
+
+
+@contextlib.contextmanager
+def _lost_processes_go_on(job: Job) -> Iterator[None]:
+    try:
+        yield
+    except TrainingProcessLost as lost:
+        has_checkpoint = job.checkpoints.exists()
+        if not has_checkpoint or job.attempts > AUTO_RESUMES_AFTER_A_LOST_PROCESS:
+            raise
+        raise JobHandover(
+            job.queue,
+            f"{lost.message} Every other process was ended; the job goes back to the queue and "
+            "continues from its last checkpoint.",
+        ) from lost
+
+
 def _train_on_leased_cards(*, processes: int, sharded: bool, **run):
     """One process (here) for one card; else one process per card (the job's leased ones, which this
     process's CUDA_VISIBLE_DEVICES names), or per share of the CPU on a machine without GPUs."""
@@ -240,7 +261,11 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
     reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
     sink = _EventSink(job, reporter)
     output_dir = training_output_dir(job.pk)
-    with training_failures_explained(), training_folder_lock(output_dir, reporter):
+    with (
+        training_failures_explained(),
+        _lost_processes_go_on(job),
+        training_folder_lock(output_dir, reporter),
+    ):
         result = _train_on_leased_cards(
             processes=params.gpus or 1,
             sharded=params.sharded,

@@ -81,3 +81,21 @@ def test_cancel_ends_every_rank_and_the_job_resumes_from_its_checkpoint(
     assert job.state == JobState.SUCCEEDED, job.error
     assert _metric_steps(job) == list(range(1, checkpoint.step + 3))  # one curve, each step once
     assert not _ranks_of(job)
+
+
+def test_a_killed_rank_ends_every_rank_and_the_job_goes_on_from_its_checkpoint(
+    alice, version, tiny_base_model, celery_worker
+):
+    recipe = TWO.replace(max_steps=30, save_steps=2, eval_steps=2)
+    job = training_start(owner=alice, dataset_version=version, base_model=tiny_base_model, recipe=recipe)
+    wait_until(lambda: job.checkpoints.exists(), timeout=180, message="a checkpoint")
+    ranks = [p for p in _ranks_of(job) if "torch.distributed.run" not in " ".join(p.cmdline())]
+    assert len(ranks) == 2
+    ranks[1].kill()  # SIGKILL: one rank dies without a word
+    job = _finished(job.pk)
+    assert job.state == JobState.SUCCEEDED, job.error
+    logs = [event.payload["message"] for event in job.events.filter(kind="log")]
+    assert any("continues from its last checkpoint" in message for message in logs)
+    assert job.attempts == 2
+    assert _metric_steps(job) == list(range(1, 31))  # the curve goes on where it stopped, each step once
+    assert not _ranks_of(job)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lathe_common.child_env import child_env
-from training_app.ml.errors import TrainingError, TrainingNotRunnable
+from training_app.ml.errors import TrainingError, TrainingNotRunnable, TrainingProcessLost
 from training_app.ml.recipe import Recipe
 
 EVENTS_FILENAME = "events.jsonl"
@@ -172,7 +172,7 @@ def run_distributed(
         if launcher.returncode == 0:
             return result
     last_lines = log_path.read_text(errors="replace").strip().splitlines()[-1:]
-    raise TrainingError(
+    raise TrainingProcessLost(
         f"A training process ended unexpectedly (launcher exit code {launcher.returncode}).",
         "Resume from the last checkpoint. If it happens again, send the job's log to your administrator"
         + (f" (its last line: {last_lines[0][:300]})." if last_lines else "."),

@@ -59,3 +59,8 @@ class TrainingDiverged(TrainingError):
 
 class TrainingOutOfMemory(TrainingError):
     """The GPU ran out of memory; ``remedies`` shorten sequences, checkpoint and shrink the batch."""
+
+
+class TrainingProcessLost(TrainingError):
+    """A process of a run on several processes died without explaining why (killed, crashed): every
+    other one was ended; the run can go on from its last checkpoint."""
