@@ -24,10 +24,18 @@ def web_command(python: str, port: int, *, host: str = "127.0.0.1", log_level: s
 
 
 def worker_command(
-    python: str, queues: list[str] | tuple[str, ...], concurrency: int, hostname: str, *, alone: bool = False
+    python: str,
+    queues: list[str] | tuple[str, ...],
+    concurrency: int,
+    hostname: str,
+    *,
+    alone: bool = False,
+    process_per_job: bool = False,
 ) -> list[str]:
     """A Celery worker of `queues` with `concurrency` job slots, taking one message at a time (a job
-    may run for hours). `alone`: no gossip or mingle with other workers (tests, benchmarks)."""
+    may run for hours). `alone`: no gossip or mingle with other workers (tests, benchmarks).
+    `process_per_job`: a fresh pool process per job, as a GPU machine's worker needs (CUDA reads the
+    job's leased cards once per process: jobs/gpu_leases.py)."""
     command = [
         python,
         "-m",
@@ -46,4 +54,6 @@ def worker_command(
         "--hostname",
         hostname,
     ]
+    if process_per_job:
+        command += ["--max-tasks-per-child", "1"]
     return [*command, "--without-gossip", "--without-mingle"] if alone else command

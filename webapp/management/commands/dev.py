@@ -84,7 +84,8 @@ class Command(BaseCommand):
         # Two workers: data jobs (checking, statistics, cleaning) never wait behind training or a served
         # model, and get one thread each so that they do not starve a training run of its cores.
         self.worker_names = [f"lathe@{machine}", f"lathe-data@{machine}"]
-        self._spawn("worker", worker_command(python, gpu_queues, 2, self.worker_names[0]), env)
+        worker = worker_command(python, gpu_queues, 2, self.worker_names[0], process_per_job=bool(local_gpus))
+        self._spawn("worker", worker, env)
         self._spawn(
             "data worker",
             worker_command(python, [QUEUE_DATA], 1, self.worker_names[1]),
