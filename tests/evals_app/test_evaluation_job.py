@@ -54,7 +54,9 @@ def evaluated(alice, attach_server, make_adapter):
     return server, Evaluation.objects.get(pk=evaluation.pk)
 
 
-def test_it_scores_the_fine_tuned_model_against_its_base_on_the_same_prompts(evaluated):
+def test_it_scores_the_fine_tuned_model_against_its_base_and_shows_sorts_and_exports_the_examples(
+    evaluated, alice_client, bob_client
+):
     server, evaluation = evaluated
     examples = list(evaluation.examples.order_by("position"))
     assert len(examples) == EVAL_ROWS
@@ -83,10 +85,11 @@ def test_it_scores_the_fine_tuned_model_against_its_base_on_the_same_prompts(eva
         assert not any(name.startswith(f"eval-{evaluation.pk}-") for name in client.model_names())
     finally:
         client.close()
+    # One evaluation (a minute on 2 cores) serves both checks: the scores above, its pages below.
+    _pages_sort_and_export(evaluation, alice_client, bob_client)
 
 
-def test_it_shows_sorts_and_exports_the_examples(evaluated, alice_client, bob_client):
-    _, evaluation = evaluated
+def _pages_sort_and_export(evaluation, alice_client, bob_client) -> None:
     page = alice_client.get(f"/evaluations/{evaluation.pk}/")
     assert page.status_code == 200
     body = page.content.decode()
