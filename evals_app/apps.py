@@ -25,6 +25,7 @@ class EvalsAppConfig(AppConfig):
                 QUEUE_GPU_ANY,
                 "evals_app.runner.run_evaluation",
                 end_hooks=("evals_app.services.evaluation_job_ended",),
+                cards="evals_app.serving.evaluation_cards",  # a model split across cards, as Deploy does
             )
         )
         register_subject_names_path(SUBJECT_EVALUATION, "evals_app.selectors.evaluation_names")

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from evals_app.models import Evaluation
+from jobs.gpu_leases import cards_held_by
 from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 from lathe_common.started_processes import machine_records, process_group_stop
@@ -108,7 +109,10 @@ def _on_own_server(
 ) -> Iterator[Target]:
     ranks = [lora_rank_ceiling(contender.adapter.rank) for contender in group if contender.adapter]
     launch = vllm_launch(
-        model_dir=model_dir_for(model, reporter), served_name=model.hf_id, lora_rank=max(ranks, default=0)
+        model_dir=model_dir_for(model, reporter),
+        served_name=model.hf_id,
+        lora_rank=max(ranks, default=0),
+        tensor_parallel_size=len(cards_held_by(evaluation.job)) or 1 if evaluation.job else 1,
     )
     log_path = evaluation_log_path(evaluation.pk)
     reporter.stage(f"Starting vLLM for {model.display_name} (no running server of it to use)")
@@ -177,3 +181,15 @@ def served_contenders(
         rest = [contender for contender in group if contender not in on_running]
         if rest:
             yield from _on_own_server(evaluation, model, rest, reporter)
+
+
+def evaluation_cards(job) -> int:
+    """JobSpec.cards of an evaluation: what a vLLM of the evaluated model takes on this machine (the
+    generation phase starts one where no deployed server can be used; the judge phase runs on the data
+    queue and takes none)."""
+    from models_app.serving_cards import cards_here_for
+
+    evaluation = Evaluation.objects.filter(job=job).select_related("model", "adapter__base_model").first()
+    if evaluation is None:
+        return 1
+    return cards_here_for(evaluation.adapter.base_model if evaluation.adapter else evaluation.model)

@@ -81,16 +81,22 @@ def serving_cards_check(model) -> int:
     return best
 
 
-def serve_job_cards(job) -> int:
-    """JobSpec.cards of a serving job, on the worker that runs it: from its own machine's cards."""
+def cards_here_for(model) -> int:
+    """The cards a vLLM of `model` takes on this worker's machine (1 without GPUs or a known shape)."""
     from lathe_common.gpus import list_gpus
-    from models_app.models import ModelServer
     from models_app.shapes import model_shape
 
-    server = ModelServer.objects.filter(pk=job.subject_id).select_related("model").first()
     gpus = list_gpus()
-    shape = model_shape(server.model) if server is not None else None
+    shape = model_shape(model) if model is not None else None
     if shape is None or not gpus:
         return 1
     memory_gb = min(gpu.memory_total_gb for gpu in gpus)
     return tensor_parallel_size(shape, card_memory_gb=memory_gb, cards=len(gpus)) or len(gpus)
+
+
+def serve_job_cards(job) -> int:
+    """JobSpec.cards of a serving job, on the worker that runs it: from its own machine's cards."""
+    from models_app.models import ModelServer
+
+    server = ModelServer.objects.filter(pk=job.subject_id).select_related("model").first()
+    return cards_here_for(server.model if server is not None else None)

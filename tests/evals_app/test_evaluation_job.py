@@ -115,7 +115,9 @@ def _pages_sort_and_export(evaluation, alice_client, bob_client) -> None:
         assert bob_client.get(f"/evaluations/{evaluation.pk}{url}").status_code == 404
 
 
-def test_it_starts_a_vllm_of_its_own_when_the_model_is_not_deployed_and_stops_it(alice, demo_base_model):
+def test_it_starts_a_vllm_of_its_own_when_the_model_is_not_deployed_and_stops_it(
+    alice, demo_base_model, celery_worker
+):
     """No Deploy first: the job runs vLLM for itself on the worker and leaves nothing running."""
     from evals_app.serving import evaluation_log_path
     from models_app.models import ModelServer

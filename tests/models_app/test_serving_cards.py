@@ -103,3 +103,16 @@ def test_a_model_no_machine_can_hold_is_refused_at_deploy(alice):
         "the largest has 1 of 24 GB. Deploy a smaller model, or add a machine with more GPUs."
     )
     assert not ModelServer.objects.exists()
+
+
+def test_an_evaluation_holds_the_cards_a_vllm_of_its_model_needs(alice, monkeypatch):
+    from evals_app.models import Evaluation
+    from evals_app.serving import evaluation_cards
+    from tests.datasets_app.factories import dataset_with_version
+
+    monkeypatch.setattr(gpu_inventory, "list_gpus", lambda: _cards(4, 40_960))
+    _, _, version = dataset_with_version(alice)
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-32B-Instruct", display_name="32B")
+    job = Job.objects.create(owner=alice, kind=JobKind.EVALUATE, queue="gpu")
+    Evaluation.objects.create(owner=alice, job=job, model=model, dataset_version=version)
+    assert evaluation_cards(job) == 2
