@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from jobs.models import GpuLease, Job
+from jobs.queues import machine_of
 from jobs.states import FINISHED_STATES, JobState
 
 
@@ -114,7 +115,7 @@ def workers_with_holders(workers, viewer) -> list:
     viewer may open it (their own job), for the GPU page."""
     holders = cards_holders()
     for worker in workers:
-        machine = worker.hostname.partition("@")[2] or worker.hostname
+        machine = machine_of(worker.hostname)
         for gpu in worker.gpus:
             lease = holders.get((machine, gpu.get("index")))
             gpu["held_by"] = (

@@ -16,6 +16,11 @@ QUEUE_GPU_ANY = f"{_NS}gpu"
 ALL_QUEUES = (QUEUE_DATA, QUEUE_GPU_ANY)
 
 
+def machine_of(worker: str) -> str:
+    """The machine a worker runs on, from its Celery name ("gpu@host" -> "host")."""
+    return worker.partition("@")[2] or worker
+
+
 def machine_queue(host: str) -> str:
     """The queue of one machine: every GPU worker there consumes it."""
     return f"{_NS}gpu.{host}"

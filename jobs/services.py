@@ -19,7 +19,7 @@ from jobs.events import job_event_emit
 from jobs.gpu_leases import CardsUnavailable, cards_lease, cards_release, machine_cards, visible_devices
 from jobs.models import Job
 from jobs.params import params_json, params_missing
-from jobs.queues import QUEUE_DATA, card_of_queue, queue_for_job
+from jobs.queues import QUEUE_DATA, card_of_queue, machine_of, queue_for_job
 from jobs.registry import (
     JobCancelled,
     JobFailure,
@@ -176,7 +176,7 @@ def _lease_cards(job: Job, worker: str) -> list[int]:
     cards = machine_cards() if count else []
     if not cards:
         return []
-    machine = worker.partition("@")[2] or worker
+    machine = machine_of(worker)
     pinned = card_of_queue(job.queue, machine)
     if pinned is not None:  # sent to one card: that card, or wait for it
         cards = [pinned] if pinned in cards else []

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from jobs.gpu_leases import machine_cards
 from jobs.models import Job, WorkerStatus
-from jobs.queues import gpu_queue, machine_queue
+from jobs.queues import gpu_queue, machine_of, machine_queue
 from jobs.services import job_requeue_stale
 from jobs.states import JobState
 
@@ -47,6 +47,15 @@ def live_workers():
     return WorkerStatus.objects.filter(last_seen__gte=timezone.now() - LIVE_WITHIN)
 
 
+def gpu_machines() -> dict[str, list[dict]]:
+    """The GPUs each machine's live workers reported, by machine name."""
+    machines: dict[str, list[dict]] = {}
+    for worker in live_workers():
+        if worker.gpus:
+            machines.setdefault(machine_of(worker.hostname), []).extend(worker.gpus)
+    return machines
+
+
 def _report_forever(hostname: str, queues: list[str], slots: int | None) -> None:
     while not _stop.is_set():
         try:
@@ -63,7 +72,7 @@ def card_queues_subscribe(
 ) -> list[str]:
     """A machine's GPU worker also takes the jobs sent to one of its cards (the launch form's "GPU n of
     machine h"): it consumes each card's queue besides the machine's; the job then leases that card."""
-    host = hostname.partition("@")[2] or hostname
+    host = machine_of(hostname)
     consumed = {queue.name for queue in consumer.app.amqp.queues.consume_from.values()}
     if machine_queue(host) not in consumed:
         return []

@@ -20,11 +20,20 @@ Django; ``train()`` applies it when it trains on a CPU.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
 FP32_ATTENTION = "lathe_sdpa_fp32"
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), or all of them where that can't be read."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:

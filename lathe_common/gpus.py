@@ -67,14 +67,13 @@ def cpu_info(*, cpuinfo_path: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     """
     import psutil
 
+    from lathe_common.cpu import usable_cores
+
     memory = psutil.virtual_memory()
-    try:
-        usable_cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable_cores = os.cpu_count() or 1
+    cores = usable_cores()
     return {
-        "cores": usable_cores,
-        "logical_cores": psutil.cpu_count(logical=True) or usable_cores,
+        "cores": cores,
+        "logical_cores": psutil.cpu_count(logical=True) or cores,
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_total_mb": memory.total // MIB,
         "memory_used_mb": (memory.total - memory.available) // MIB,

@@ -54,14 +54,11 @@ class ServingRefused(Exception):
 def serving_cards_check(model) -> int:
     """The cards a server of `model` would take on the largest GPU machine connected (1 without GPUs or a
     known shape); raises `ServingRefused` in words when not even all its cards would hold the weights."""
-    from jobs.worker_status import live_workers
+    from jobs.worker_status import gpu_machines
     from models_app.shapes import model_shape
 
     shape = model_shape(model)
-    machines: dict[str, list[dict]] = {}
-    for worker in live_workers():
-        if worker.gpus:
-            machines.setdefault(worker.hostname.split("@")[-1], []).extend(worker.gpus)
+    machines = gpu_machines()
     if shape is None or not machines:
         return 1
     best = None

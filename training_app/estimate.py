@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jobs.queues import QUEUE_GPU_ANY, gpu_queue, machine_queue
-from jobs.worker_status import live_workers
+from jobs.queues import QUEUE_GPU_ANY, gpu_queue, machine_of, machine_queue
+from jobs.worker_status import gpu_machines, live_workers
 from models_app.models import BaseModel
 from models_app.shapes import model_shape
 from training_app.ml.memory import (
@@ -22,7 +22,7 @@ def launch_targets() -> list[tuple[str, str]]:
     targets = []
     machines = set()
     for worker in live_workers():
-        host = worker.hostname.split("@")[-1]
+        host = machine_of(worker.hostname)
         if worker.gpus and host not in machines:
             machines.add(host)
             targets.append((machine_queue(host), f"Any GPU of machine {host}"))
@@ -37,7 +37,7 @@ def _target_gpu(target: str) -> dict | None:
     """The GPU a job would run on: the chosen card, else the largest one any worker has."""
     gpus = []
     for worker in live_workers():
-        host = worker.hostname.split("@")[-1]
+        host = machine_of(worker.hostname)
         for gpu in worker.gpus:
             # The shared GPU queue (a retried job's queue) is no one card: any GPU counts.
             pinned = target and target != QUEUE_GPU_ANY
@@ -197,9 +197,8 @@ def _largest_machine(target: str) -> tuple[str, int]:
     A job pinned to one card gets that card only.
     """
     counts: dict[str, int] = {}
-    for worker in live_workers():
-        host = worker.hostname.split("@")[-1]
-        for gpu in worker.gpus:
+    for host, gpus in gpu_machines().items():
+        for gpu in gpus:
             if target and target not in (QUEUE_GPU_ANY, machine_queue(host)):
                 if target == gpu_queue(host, gpu["index"]):
                     return host, 1

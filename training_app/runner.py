@@ -225,7 +225,7 @@ def _train_on_leased_cards(*, processes: int, sharded: bool, **run):
         return train(**run)
     from training_app.ml.distributed import run_distributed
 
-    outcome = run_distributed(processes=processes, sharded=sharded, env=_rank_threads(processes), **run)
+    outcome = run_distributed(processes=processes, sharded=sharded, **run)
     if outcome.get("stopped") and "adapter_dir" not in outcome:  # stopped: the launcher ended the ranks
         return TrainResult(
             adapter_dir="",
@@ -236,14 +236,6 @@ def _train_on_leased_cards(*, processes: int, sharded: bool, **run):
             dropped_rows=0,
         )
     return TrainResult(**outcome)
-
-
-def _rank_threads(processes: int) -> dict[str, str]:
-    """On the CPU, the ranks share the worker's cores instead of each taking all of them."""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return {"OMP_NUM_THREADS": str(max(1, cores // processes))}
 
 
 def run_training(job: Job, reporter: JobReporter) -> dict:

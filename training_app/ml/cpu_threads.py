@@ -10,22 +10,16 @@ to the cores left (at least one), so training shares the machine instead of figh
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from transformers import TrainerCallback
 
+from lathe_common.cpu import usable_cores
+
 CHECK_EVERY_SECONDS = 5.0
 # Other processes must use at least this share of a core to count as taking it.
 BUSY_CORE_SHARE = 0.6
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def threads_for(cores: int, others_busy_cores: float) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lathe_common.child_env import child_env
+from lathe_common.cpu import usable_cores
 from training_app.ml.errors import TrainingError, TrainingNotRunnable, TrainingProcessLost
 from training_app.ml.recipe import Recipe
 
@@ -141,7 +142,7 @@ def run_distributed(
             launch_command(processes, config_path),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=rank_env(sharded=sharded, extra=env),
+            env=rank_env(sharded=sharded, processes=processes, extra=env),
             start_new_session=True,  # its own process group: every rank ends with it
         )
     follower = _EventFollower(events_path, on_event)
@@ -179,15 +180,17 @@ def run_distributed(
     )
 
 
-def rank_env(*, sharded: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+def rank_env(*, sharded: bool, processes: int = 1, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The ranks' environment: the allowlist of lathe_common/child_env.py (never the worker's secrets:
-    the ranks read users' data and models), the Hub's and the libraries' settings, and ours."""
+    the ranks read users' data and models), the Hub's and the libraries' settings, and ours. The ranks
+    share this process's cores rather than each taking all of them (`extra` may say otherwise)."""
     repo = str(Path(__file__).resolve().parents[2])
     return child_env(
         prefixes=("HF_", "TRANSFORMERS_", "TOKENIZERS_", "ACCELERATE_", "NCCL_", "GLOO_"),
         extra={
             "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": str(max(1, usable_cores() // max(1, processes))),
             SHARDED_ENV: "1" if sharded else "0",
             **(extra or {}),
         },
