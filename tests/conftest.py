@@ -12,7 +12,7 @@ from lathe_common.embedded_redis import free_port
 from tests import processes
 from tests.database_flush import flush_retried_on_clash
 
-pytest_plugins = ["tests.serving_fixtures"]
+pytest_plugins = ["tests.serving_fixtures", "tests.ray_fixtures"]
 
 flush_retried_on_clash()
 

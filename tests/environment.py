@@ -39,6 +39,15 @@ os.environ["LATHE_WARM_SPARE"] = "false"
 # Where a test asks for one, the spare starts beside the session's vLLM and the test's own processes.
 os.environ["LATHE_WARM_SPARE_HEADROOM_GIB"] = "0.5"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
+# The session's Ray cluster, started by the tests that need one (tests/ray_fixtures.py), answers here; the
+# worker knows the address from its start (its LATHE_RAY_ADDRESS), the test process only inside those tests.
+def _free_port() -> int:
+    from lathe_common.embedded_redis import free_port
+
+    return free_port()
+
+
+os.environ["LATHE_TEST_RAY_PORT"] = str(_free_port())
 
 
 def _resolve_redis() -> str:

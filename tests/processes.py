@@ -45,11 +45,16 @@ def start_worker(
     return subprocess.Popen(
         worker_command(sys.executable, queues, 2, f"{name}@%h", alone=True),
         cwd=REPO,
-        env=child_env(),
+        env={**child_env(), "LATHE_RAY_ADDRESS": ray_test_address()},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def ray_test_address() -> str:
+    """The dashboard of the session's Ray cluster (tests/ray_fixtures.py), when a test has started it."""
+    return f"http://127.0.0.1:{os.environ['LATHE_TEST_RAY_PORT']}"
 
 
 def wait_for_worker(process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:

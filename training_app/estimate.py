@@ -6,6 +6,7 @@ from jobs.queues import QUEUE_GPU_ANY, gpu_queue, machine_of, machine_queue
 from jobs.worker_status import gpu_machines, live_workers
 from models_app.models import BaseModel
 from models_app.shapes import model_shape
+from training_app.cluster import RAY_TARGET, cluster_targets, ray_address
 from training_app.ml.memory import (
     estimate_cpu_training_time,
     estimate_training_memory,
@@ -30,7 +31,7 @@ def launch_targets() -> list[tuple[str, str]]:
             memory = gpu["memory_total_mb"] / 1024
             label = f"{worker.hostname} · GPU {gpu['index']} · {gpu['name']} ({memory:.0f} GB)"
             targets.append((gpu_queue(host, gpu["index"]), label))
-    return targets
+    return targets + cluster_targets()
 
 
 def _target_gpu(target: str) -> dict | None:
@@ -62,15 +63,17 @@ def _cpu_worker_memory_gb(target: str) -> float | None:
 def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "", tokens: int = 0) -> dict:
     """JSON-safe verdict: fits, why, settings that would fit, whether checkpointing is needed, time."""
     shape = model_shape(base_model)
-    gpu = _target_gpu(target)
+    on_cluster = target == RAY_TARGET
+    gpu = _target_gpu("" if on_cluster else target)
     if shape is None:
         return {
             "fits": True,
             "checkpointing_needed": recipe.gradient_checkpointing == "on",
             "verdict": "No memory estimate for this model (its configuration is unknown).",
             "time_seconds": None,
-            "gpus": 1 if recipe.gpus == "auto" else int(recipe.gpus),
+            "gpus": (2 if on_cluster else 1) if recipe.gpus == "auto" else int(recipe.gpus),
             "sharded": False,
+            "cluster": on_cluster,
         }
     device = "cuda" if gpu else "cpu"
     # A GPU says itself; for the CPU worker, this machine's CPU answers (the embedded set-up runs both here).
@@ -86,6 +89,8 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         "precision": precision,
         "lora_dropout": recipe.lora_dropout,
     }
+    if on_cluster:
+        return _cluster_estimate(shape, settings, recipe, gpu)
     checkpointing = recipe.gradient_checkpointing == "on"
     estimate = estimate_training_memory(shape, gradient_checkpointing=checkpointing, **settings)
     total_tokens = int(tokens * recipe.num_epochs) if tokens else 0
@@ -128,6 +133,9 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
     memory_gb = gpu["memory_total_mb"] / 1024
     machine, cards_there = _largest_machine(target)
     asked = None if recipe.gpus == "auto" else int(recipe.gpus)
+    if asked is not None and asked > cards_there and ray_address():
+        why = f"No machine connected has {asked} GPUs (the largest, {machine}, has {cards_there}): "
+        return _cluster_estimate(shape, settings, recipe, gpu, why=why)
     if asked is not None and asked > cards_there:
         return {
             "fits": False,
@@ -188,6 +196,36 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         f"This needs about {estimate.total_gb:.1f} GB but {where} has {memory_gb:.0f} GB. "
         + ("Change the settings shown below to fit." if suggestion else "No setting makes it fit this GPU.")
     )
+    return result
+
+
+def _cluster_estimate(shape, settings: dict, recipe: Recipe, gpu: dict | None, why: str = "") -> dict:
+    """A run on the Ray cluster: its workers (one per GPU, or per share of a node's CPU) and whether the
+    model is split across them, judged by the largest card Lathe knows of. The cluster's own cards are
+    not visible from here, so the verdict says what it assumed."""
+    asked = None if recipe.gpus == "auto" else int(recipe.gpus)
+    result = {
+        "fits": True,
+        "cluster": True,
+        "gpus": asked or 2,
+        "sharded": False,
+        "checkpointing_needed": recipe.gradient_checkpointing == "on",
+        "time_seconds": None,
+        "device": "Ray cluster",
+    }
+    per_card = ""
+    if gpu is not None:
+        memory_gb = gpu["memory_total_mb"] / 1024
+        cards, sharded, estimate, checkpointing = _cards_for(
+            shape, settings, recipe, memory_gb, asked=asked, available=8
+        )
+        result.update(gpus=cards, sharded=sharded, checkpointing_needed=checkpointing)
+        per_card = f", about {estimate.total_gb:.1f} GB on each card if its cards are like {gpu['name']}"
+    how = " (the model split across them)" if result["sharded"] else ""
+    result["verdict"] = (
+        f"{why}this runs on the Ray cluster at {ray_address()} in {result['gpus']} workers{how}{per_card}."
+    )
+    result["verdict"] = result["verdict"][0].upper() + result["verdict"][1:]
     return result
 
 

@@ -38,14 +38,18 @@ class TrainParams(_RunParams):
     # and whether the model is split across them (FSDP) rather than copied on each (DDP).
     gpus: int = 1
     sharded: bool = False
+    cluster: bool = False  # the run is a job of the Ray cluster (training_app/cluster.py): no card here
 
 
 def training_cards(job) -> int:
-    """How many GPU cards a run of this job holds (jobs/gpu_leases.py): the training's GPUs."""
+    """How many GPU cards of the worker's machine a run of this job holds (jobs/gpu_leases.py): the
+    training's GPUs; none for a run on the Ray cluster, whose worker only follows it."""
     from jobs.params import job_params
 
     params = job_params(job)
-    return params.gpus if isinstance(params, TrainParams) else 1
+    if not isinstance(params, TrainParams):
+        return 1
+    return 0 if params.cluster else params.gpus
 
 
 @params_class

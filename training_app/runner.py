@@ -23,6 +23,7 @@ from lathe_common.web.storage import artifact_store
 from models_app.ml.hub import model_fingerprint
 from models_app.models import Adapter, BaseModel
 from models_app.weights import model_dir_for
+from training_app.cluster import cluster_run_for
 from training_app.folder_lock import training_folder_lock
 from training_app.ml.errors import (
     TrainingDataError,
@@ -216,16 +217,17 @@ def _lost_processes_go_on(job: Job) -> Iterator[None]:
         ) from lost
 
 
-def _train_on_leased_cards(*, processes: int, sharded: bool, **run):
+def _train_on_leased_cards(*, processes: int, sharded: bool, cluster=None, **run):
     """One process (here) for one card; else one process per card (the job's leased ones, which this
-    process's CUDA_VISIBLE_DEVICES names), or per share of the CPU on a machine without GPUs."""
+    process's CUDA_VISIBLE_DEVICES names), or per share of the CPU on a machine without GPUs; or, for a
+    run on the Ray cluster (`cluster`), one Ray Train worker per GPU there."""
     from training_app.ml.train import TrainResult, train  # torch and friends load on the worker only
 
-    if processes <= 1:
+    if processes <= 1 and cluster is None:
         return train(**run)
     from training_app.ml.distributed import run_distributed
 
-    outcome = run_distributed(processes=processes, sharded=sharded, **run)
+    outcome = run_distributed(processes=processes, sharded=sharded, cluster=cluster, **run)
     if outcome.get("stopped") and "adapter_dir" not in outcome:  # stopped: the launcher ended the ranks
         return TrainResult(
             adapter_dir="",
@@ -261,6 +263,7 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         result = _train_on_leased_cards(
             processes=params.gpus or 1,
             sharded=params.sharded,
+            cluster=cluster_run_for(job) if params.cluster else None,
             base_model_dir=inputs.model_dir,
             train_path=inputs.train_path,
             validation_path=inputs.validation_path,

@@ -21,6 +21,7 @@ from jobs.states import EventKind, JobKind, JobState
 from lathe_common import __version__
 from models_app.models import BaseModel
 from models_app.selectors import base_model_list_for_user
+from training_app.cluster import RAY_TARGET
 from training_app.estimate import estimate_for_launch
 from training_app.ml.recipe import Recipe, RecipeError, load_plain_yaml
 from training_app.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
@@ -167,8 +168,15 @@ def _queue_run(
     }
     if kind == JobKind.TRAIN:  # a sweep's trials each run on one card
         params.update(gpus=fit.get("gpus") or 1, sharded=bool(fit.get("sharded")))
-        if params["gpus"] > 1 and fit.get("machine") and target_queue in (None, "", QUEUE_GPU_ANY):
+        if fit.get("cluster"):  # a Ray job: any GPU worker follows it, holding no card
+            params["cluster"], target_queue = True, None
+        elif params["gpus"] > 1 and fit.get("machine") and target_queue in (None, "", QUEUE_GPU_ANY):
             target_queue = machine_queue(fit["machine"])  # where that many cards are
+    elif target_queue == RAY_TARGET:
+        raise TrainingRefused(
+            "Finding the best settings runs its trials on this installation's own GPUs; "
+            "pick another place to run it."
+        )
     subject_type, subject_id = subject or (SUBJECT_VERSION, version.pk)
     with transaction.atomic():
         return job_create(

@@ -223,6 +223,12 @@ LATHE_MODELS_DIR = DATA_DIR / "models"
 # A model fine-tuned through the OpenAI API (/v1/fine_tuning/jobs) is deployed once trained, as on OpenAI.
 LATHE_AUTO_DEPLOY = env_bool("LATHE_AUTO_DEPLOY", True)
 
+# --- Jobs across machines (training_app/cluster.py) ----------------------------
+# The Ray cluster's dashboard address (e.g. http://ray-head:8265). Set: a training run that asks for
+# more GPUs than one machine has, or that is sent to "The Ray cluster", runs as a Ray job there. Its
+# nodes must see LATHE_DATA_DIR at the same path (README, "Jobs across machines").
+LATHE_RAY_ADDRESS = os.environ.get("LATHE_RAY_ADDRESS", "")
+
 # --- Serving (vLLM behind the /v1 gateway) ------------------------------------
 # The command that starts vLLM's OpenAI server; Lathe appends the model, port and LoRA flags.
 # Production can point it at vLLM's own environment, e.g.

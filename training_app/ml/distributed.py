@@ -27,12 +27,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lathe_common.child_env import child_env
 from lathe_common.cpu import usable_cores
 from training_app.ml.errors import TrainingError, TrainingNotRunnable, TrainingProcessLost
 from training_app.ml.recipe import Recipe
+
+if TYPE_CHECKING:
+    from training_app.ml.ray_cluster import ClusterRun
 
 EVENTS_FILENAME = "events.jsonl"
 RESULT_FILENAME = "result.json"
@@ -89,6 +92,20 @@ def launch_command(processes: int, config_path: Path, *, python: str = sys.execu
     ]
 
 
+class RankLauncher(Protocol):
+    """What started the ranks, as `run_distributed` supervises it: torchrun here, or a Ray job."""
+
+    def running(self) -> bool: ...
+
+    def end(self) -> None:
+        """End every rank now (a stop request, or the supervisor unwinding)."""
+
+    def succeeded(self) -> bool: ...
+
+    def failure(self) -> str:
+        """How it ended, in words, for a run whose ranks died without explaining."""
+
+
 def run_distributed(
     *,
     processes: int,
@@ -104,11 +121,14 @@ def run_distributed(
     sharded: bool = False,
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.5,
+    cluster: ClusterRun | None = None,
 ) -> dict[str, Any]:
     """Train on `processes` processes; returns rank 0's `TrainResult.to_dict()`.
 
     `sharded`: the processes split the model's weights among them (FSDP), for a model whose copy does
     not fit one card; otherwise each holds a whole copy (DDP), which is faster where it fits.
+    `cluster`: run them as a job of that Ray cluster (training_app/ml/ray_cluster.py) rather than with
+    torchrun on this machine; the output folder is then one the cluster's nodes share.
 
     Raises `TrainingError` with rank 0's message when training failed for a reason it explained, and
     with the log's tail when a process died. A stop request ends every process; the result then says
@@ -137,29 +157,37 @@ def run_distributed(
         )
     )
     log_path = output_dir / LOG_FILENAME
-    with log_path.open("ab") as log:
-        launcher = subprocess.Popen(
-            launch_command(processes, config_path),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=rank_env(sharded=sharded, processes=processes, extra=env),
-            start_new_session=True,  # its own process group: every rank ends with it
+    if cluster is not None:
+        from training_app.ml.ray_cluster import ray_ranks_start
+
+        launcher: RankLauncher = ray_ranks_start(
+            cluster, processes=processes, config_path=config_path, sharded=sharded, log_path=log_path
+        )
+        on_event(
+            {
+                "type": "log",
+                "message": f"Running on the Ray cluster at {cluster.address} in {processes} workers "
+                f"(Ray job {launcher.submission_id}).",
+            }
+        )
+    else:
+        launcher = _Torchrun(
+            processes, config_path, log_path, rank_env(sharded=sharded, processes=processes, extra=env)
         )
     follower = _EventFollower(events_path, on_event)
     stopped = False
     try:
-        while launcher.poll() is None:
+        while launcher.running():
             follower.read()
             if not stopped and should_stop():
                 stopped = True
-                _end_group(launcher)
+                launcher.end()
                 break
             time.sleep(poll_seconds)
     except BaseException:
-        _end_group(launcher)
+        launcher.end()
         raise
     finally:
-        launcher.wait()
         follower.read()
     if stopped:
         return {"stopped": True, "final_step": follower.last_step, "checkpoints": follower.checkpoints}
@@ -170,11 +198,11 @@ def run_distributed(
             raise TrainingError(
                 error.get("message", ""), error.get("hint", ""), remedies=error.get("remedies")
             )
-        if launcher.returncode == 0:
+        if launcher.succeeded():
             return result
-    last_lines = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+    last_lines = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.is_file() else []
     raise TrainingProcessLost(
-        f"A training process ended unexpectedly (launcher exit code {launcher.returncode}).",
+        f"A training process ended unexpectedly ({launcher.failure()}).",
         "Resume from the last checkpoint. If it happens again, send the job's log to your administrator"
         + (f" (its last line: {last_lines[0][:300]})." if last_lines else "."),
     )
@@ -197,23 +225,47 @@ def rank_env(*, sharded: bool, processes: int = 1, extra: dict[str, str] | None 
     )
 
 
-def _end_group(launcher: subprocess.Popen, grace_seconds: float = 15.0) -> None:
-    """SIGTERM to the launcher's group (torchrun passes it to every rank), SIGKILL after the grace."""
-    for signum, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(launcher.pid, signum)
-        except ProcessLookupError:
-            return
-        try:
-            launcher.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        # The launcher is gone; a rank it could not reach is still in the group.
-        try:
-            os.killpg(launcher.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return
+class _Torchrun:
+    """torchrun on this machine, in its own process group: every rank ends with it."""
+
+    def __init__(self, processes: int, config_path: Path, log_path: Path, env: dict[str, str]) -> None:
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                launch_command(processes, config_path),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def succeeded(self) -> bool:
+        return self.process.wait() == 0
+
+    def failure(self) -> str:
+        return f"launcher exit code {self.process.wait()}"
+
+    def end(self, grace_seconds: float = 15.0) -> None:
+        """SIGTERM to the launcher's group (torchrun passes it to every rank), SIGKILL after the grace."""
+        launcher = self.process
+        for signum, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(launcher.pid, signum)
+            except ProcessLookupError:
+                break
+            try:
+                launcher.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+            # The launcher is gone; a rank it could not reach is still in the group.
+            try:
+                os.killpg(launcher.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            break
+        launcher.wait()
 
 
 class _EventFollower:

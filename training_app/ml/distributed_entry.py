@@ -1,6 +1,7 @@
 """What each process of a distributed run executes (`python -m torch.distributed.run ... -m
-training_app.ml.distributed_entry CONFIG`): the product's own `train()`, with rank 0's events appended
-to a file and its result (or its explained failure) written for `run_distributed`."""
+training_app.ml.distributed_entry CONFIG`, or a Ray Train worker: training_app/ml/ray_entry.py): the
+product's own `train()`, with rank 0's events appended to a file and its result (or its explained
+failure) written for `run_distributed`."""
 
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ def _append_to(path: Path):
 def main(config_path: str) -> int:
     import torch
 
-    config = json.loads(Path(config_path).read_text())
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return rank_main(json.loads(Path(config_path).read_text()))
+
+
+def rank_main(config: dict) -> int:
+    """This rank's part of the run (the process group's environment already set); 0 when it succeeded."""
     main_process = is_main_process()
     from training_app.ml.train import train
 
