@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,15 +40,21 @@ os.environ["LATHE_WARM_SPARE"] = "false"
 # Where a test asks for one, the spare starts beside the session's vLLM and the test's own processes.
 os.environ["LATHE_WARM_SPARE_HEADROOM_GIB"] = "0.5"
 TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
-# The session's Ray cluster, started by the tests that need one (tests/ray_fixtures.py), answers here; the
-# worker knows the address from its start (its LATHE_RAY_ADDRESS), the test process only inside those tests.
+
+
 def _free_port() -> int:
     from lathe_common.embedded_redis import free_port
 
     return free_port()
 
 
+# The session's Ray cluster, started by the tests that need one (tests/ray_fixtures.py), answers here; the
+# worker knows the address from its start (its LATHE_RAY_ADDRESS), the test process only inside those tests.
 os.environ["LATHE_TEST_RAY_PORT"] = str(_free_port())
+# As the README tells administrators: the cluster takes only requests that carry its token (Ray's token
+# authentication); the worker, the cluster and the tests' own client read it from the environment.
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
 
 
 def _resolve_redis() -> str:

@@ -8,12 +8,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.models import WorkerStatus
-from jobs.queues import machine_queue
+from jobs.queues import QUEUE_GPU_ANY, machine_queue
 from jobs.registry import cards_function
 from models_app.models import BaseModel
 from tests.datasets_app.factories import dataset_with_version
+from training_app.cluster import RAY_TARGET
+from training_app.estimate import launch_targets
 from training_app.ml.recipe import Recipe
-from training_app.services import TrainingRefused, training_start
+from training_app.services import TrainingRefused, sweep_start, training_start
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +111,53 @@ def test_a_launch_asking_more_cards_than_there_are_is_refused(alice):
     with pytest.raises(TrainingRefused) as refused:
         training_start(owner=alice, dataset_version=version, base_model=model, recipe=Recipe(gpus="4"))
     assert "asks for 4 GPUs of one machine" in refused.value.message
+
+
+RAY = "http://ray-head:8265"
+
+
+def test_with_a_ray_cluster_more_cards_than_one_machine_has_go_to_the_cluster(alice, settings):
+    settings.LATHE_RAY_ADDRESS = RAY
+    _machine("pair", 2)
+    _, _, version = dataset_with_version(alice)
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-72B-Instruct", display_name="72B")
+    job = training_start(owner=alice, dataset_version=version, base_model=model, recipe=Recipe(gpus="8"))
+    assert (job.params["cluster"], job.params["gpus"], job.params["sharded"]) == (True, 8, True)
+    assert job.queue == QUEUE_GPU_ANY  # any GPU worker follows the Ray job
+    assert cards_function(job.kind)(job) == 0  # and holds none of its own machine's cards
+
+
+def test_the_estimate_says_the_run_goes_to_the_cluster_and_why(alice_client, settings):
+    settings.LATHE_RAY_ADDRESS = RAY
+    _machine("pair", 2)
+    estimate = _estimate(alice_client, "Qwen/Qwen2.5-7B-Instruct", gpus="4")
+    assert (estimate["fits"], estimate["cluster"], estimate["gpus"], estimate["sharded"]) == (
+        True,
+        True,
+        4,
+        False,
+    )
+    assert estimate["verdict"].startswith(
+        "No machine connected has 4 GPUs (the largest, pair, has 2): this runs on the Ray cluster at "
+        "http://ray-head:8265 in 4 workers, about "
+    )
+
+
+def test_the_cluster_is_a_launch_target_only_where_one_is_configured(alice_client, settings):
+    _machine("pair", 2)
+    settings.LATHE_RAY_ADDRESS = ""
+    assert RAY_TARGET not in [value for value, _ in launch_targets()]
+    settings.LATHE_RAY_ADDRESS = RAY
+    assert (RAY_TARGET, f"The Ray cluster ({RAY}), across machines") in launch_targets()
+    estimate = _estimate(alice_client, "Qwen/Qwen2.5-7B-Instruct", target=RAY_TARGET)
+    assert (estimate["cluster"], estimate["gpus"]) == (True, 1)  # 'auto': one card holds a 7B
+
+
+def test_finding_the_best_settings_is_not_sent_to_the_cluster(alice, settings):
+    settings.LATHE_RAY_ADDRESS = RAY
+    _, _, version = dataset_with_version(alice, rows=24)
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-7B-Instruct", display_name="7B")
+    with pytest.raises(TrainingRefused, match="this installation's own GPUs"):
+        sweep_start(
+            owner=alice, dataset_version=version, base_model=model, recipe=Recipe(), target_queue=RAY_TARGET
+        )

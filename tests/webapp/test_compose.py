@@ -49,3 +49,18 @@ def test_both_images_build_from_the_repositorys_own_lock_files():
     assert "\ntorch==2.13.0\n" in gpu_lock and "torch==2.13.0+cpu" not in gpu_lock
     assert "\nvllm==" in (REPO / "requirements-vllm-gpu.lock").read_text()
     assert 'LATHE_VLLM_COMMAND="/opt/vllm/bin/python -m models_app.ml.vllm_entry"' in dockerfile
+
+
+def test_the_ray_profile_adds_a_head_and_gpu_nodes_sharing_the_data_folder_without_the_sites_secrets():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    head, node = services["ray-head"], services["ray-worker"]
+    assert head["profiles"] == node["profiles"] == ["ray"]  # off unless asked for
+    assert "--head" in head["command"] and "--num-gpus=0" in head["command"]
+    assert node["deploy"]["resources"]["reservations"]["devices"][0]["count"] == "all"
+    for ray_node in (head, node):
+        assert ray_node["image"] == "lathe-gpu:latest" and "lathe-data:/data" in ray_node["volumes"]
+        assert ray_node["environment"]["LATHE_DATA_DIR"] == services["web"]["environment"]["LATHE_DATA_DIR"]
+        assert ray_node["environment"]["RAY_AUTH_MODE"] == "token"
+        assert not {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"} & ray_node["environment"].keys()
+    assert "LATHE_RAY_ADDRESS" in services["worker-gpu"]["environment"]
