@@ -55,7 +55,10 @@ def _field_for(field: dataclasses.Field, default) -> forms.Field:
 
 class TrainingForm(forms.Form):
     base_model = forms.ModelChoiceField(queryset=None, help_text="The model to fine-tune.")
-    target = forms.ChoiceField(required=False, help_text="Where it runs: any free GPU, or one card.")
+    target = forms.ChoiceField(
+        required=False,
+        help_text="Where it runs: any free GPU, one machine or card, or the Ray cluster where one is set up.",
+    )
 
     def __init__(
         self, *args, base_models, targets: list[tuple[str, str]], initial_recipe: Recipe | None = None, **kw

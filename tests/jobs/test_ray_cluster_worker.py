@@ -5,6 +5,8 @@ checkpoint, a cancel stops the Ray job, and the resumed run saves one adapter.""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -47,6 +49,9 @@ def test_a_job_sent_to_the_ray_cluster_reports_goes_on_after_a_lost_worker_cance
     alice_client, version, tiny_base_model, celery_worker, ray_cluster, settings
 ):
     settings.LATHE_RAY_ADDRESS = ray_cluster
+    with pytest.raises(urllib.error.HTTPError) as refused:  # without the cluster's token: nothing
+        urllib.request.urlopen(f"{ray_cluster}/api/jobs/", timeout=10)  # noqa: S310
+    assert refused.value.code == 401
     recipe = _recipe_form(**TWO.replace(max_steps=400, save_steps=2, eval_steps=2).to_dict())
     response = alice_client.post(
         reverse("training_new", args=[version.pk]),
