@@ -13,6 +13,7 @@ from training_app.ml.recipe import (
     PRECISION_CHOICES,
     RECIPE_HELP,
     REPORT_TO_CHOICES,
+    SPEEDUP_CHOICES,
     Recipe,
     RecipeError,
 )
@@ -24,8 +25,17 @@ CHOICES = {
     "report_to": [(c, c) for c in REPORT_TO_CHOICES],
     "gpus": [(c, "auto (as few as the model needs)" if c == "auto" else c) for c in GPUS_CHOICES],
     "target_modules": None,  # free text with presets: attention, all_linear, or names
+    **{
+        name: [(c, "auto (on GPUs)" if c == "auto" else c) for c in SPEEDUP_CHOICES]
+        for name in ("micro_batching", "liger_kernels", "fused_optimizer")
+    },
 }
-LABELS = {"gpus": "GPUs", "lora_r": "LoRA r"}
+LABELS = {
+    "gpus": "GPUs",
+    "lora_r": "LoRA r",
+    "liger_kernels": "Liger kernels",
+    "fused_optimizer": "Fused AdamW",
+}
 # Shown first; the rest sit under "More settings".
 MAIN_FIELDS = (
     "method",

@@ -11,7 +11,7 @@ from typing import Any
 
 from training_app.ml.distributed import per_process_batch, process_count, sharded_run
 from training_app.ml.errors import TrainingModelMissing
-from training_app.ml.recipe import MLP_MODULES, Recipe
+from training_app.ml.recipe import MLP_MODULES, Recipe, liger_installed
 
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
@@ -125,14 +125,16 @@ def sft_config(
     gradient_checkpointing: bool,
     has_validation: bool,
     train_rows: int,
+    fold_up_to: int = 0,
 ) -> Any:
+    """The trainer's settings. `fold_up_to`: the largest micro-batch that fits (step_batches.py)."""
     from trl import SFTConfig
 
     eval_steps, save_steps = recipe.cadence(train_rows)
     keep_best = keeps_best_checkpoint(recipe, has_validation=has_validation, train_rows=train_rows)
     # Under torchrun the processes share the recipe's global batch (training_app/ml/distributed.py).
     processes = process_count()
-    micro_batch, accumulation = per_process_batch(recipe, processes)
+    micro_batch, accumulation = per_process_batch(recipe, processes, fold_up_to)
     distributed = {}
     if processes > 1:
         distributed = {
@@ -163,10 +165,13 @@ def sft_config(
         max_steps=recipe.max_steps or -1,
         # transformers 5 dropped warmup_ratio: a warmup_steps value below 1 is the share of all steps.
         warmup_steps=recipe.warmup_ratio,
-        # On a GPU: fused AdamW (one kernel for all parameters), and micro-batches of similar lengths so
-        # less padding is computed (bench/RESULTS.md, section 5). A CPU gains from neither.
-        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
-        train_sampling_strategy="group_by_length" if device == "cuda" and recipe.batch_size > 1 else "random",
+        # The recipe's speed-ups ('auto': on GPUs; bench/RESULTS.md, section 5): fused AdamW (one kernel for
+        # all parameters), micro-batches of similar lengths (less padding computed), Liger's kernels.
+        optim="adamw_torch_fused" if recipe.speedup_on("fused_optimizer", device) else "adamw_torch",
+        train_sampling_strategy="group_by_length"
+        if device == "cuda" and micro_batch > 1 and recipe.micro_batching != "off"
+        else "random",
+        use_liger_kernel=liger_used(recipe, device),
         logging_steps=recipe.logging_steps,
         eval_strategy="steps" if has_validation else "no",
         eval_steps=eval_steps,
@@ -192,6 +197,25 @@ def sft_config(
         dataloader_num_workers=0,
         log_level="warning",
     )
+
+
+def liger_used(recipe: Recipe, device: str) -> bool:
+    """Liger's kernels: where the recipe allows them and they can run (a GPU with liger-kernel)."""
+    return recipe.speedup_on("liger_kernels", device) and device == "cuda" and liger_installed()
+
+
+def speedups_described(recipe: Recipe, device: str, fold_up_to: int) -> list[str]:
+    """The speed-ups this run uses, in words, for its log."""
+    described = []
+    if fold_up_to > recipe.batch_size:
+        micro, _ = per_process_batch(recipe, process_count(), fold_up_to)
+        grouped = " grouped by length" if device == "cuda" else ""
+        described.append(f"{micro} conversations at a time{grouped}")
+    if liger_used(recipe, device):
+        described.append("Liger kernels")
+    if recipe.speedup_on("fused_optimizer", device):
+        described.append("fused AdamW")
+    return described
 
 
 def keeps_best_checkpoint(recipe: Recipe, *, has_validation: bool, train_rows: int) -> bool:

@@ -63,14 +63,28 @@ def sharded_run() -> bool:
     return process_count() > 1 and os.environ.get(SHARDED_ENV) == "1"
 
 
-def per_process_batch(recipe: Recipe, processes: int) -> tuple[int, int]:
-    """(micro-batch, gradient accumulation) of each process, for the recipe's global batch."""
+def per_process_batch(recipe: Recipe, processes: int, fold_up_to: int = 0) -> tuple[int, int]:
+    """(micro-batch, gradient accumulation) of each process, for the recipe's global batch.
+
+    `fold_up_to`: the largest micro-batch that fits (training_app/ml/step_batches.py); as many of the
+    process's accumulated micro-batches as fit it then go through together. A step still sees the same
+    conversations, and the loss of a step is averaged over all their tokens either way.
+    """
     if processes <= 1:
-        return recipe.batch_size, recipe.grad_accum
-    if recipe.grad_accum % processes == 0:
-        return recipe.batch_size, recipe.grad_accum // processes
-    if recipe.batch_size % processes == 0:
-        return recipe.batch_size // processes, recipe.grad_accum
+        micro, accumulation = recipe.batch_size, recipe.grad_accum
+    elif recipe.grad_accum % processes == 0:
+        micro, accumulation = recipe.batch_size, recipe.grad_accum // processes
+    elif recipe.batch_size % processes == 0:
+        micro, accumulation = recipe.batch_size // processes, recipe.grad_accum
+    else:
+        micro, accumulation = 0, 0
+    if micro:
+        together = max(
+            k
+            for k in range(1, accumulation + 1)
+            if accumulation % k == 0 and micro * k <= max(fold_up_to, micro)
+        )
+        return micro * together, accumulation // together
     raise TrainingNotRunnable(
         f"A batch of {recipe.batch_size} with gradient accumulation {recipe.grad_accum} cannot be shared "
         f"evenly by {processes} processes.",

@@ -34,6 +34,7 @@ CHECKPOINTING_CHOICES = ("auto", "on", "off")
 PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
 REPORT_TO_CHOICES = ("none", "mlflow", "wandb")
 GPUS_CHOICES = ("auto", "1", "2", "4", "8")
+SPEEDUP_CHOICES = ("auto", "on", "off")  # auto: on a GPU only
 
 # The module names live with the model presets (one source of truth).
 TARGET_PRESETS = LORA_TARGET_PRESETS
@@ -69,6 +70,13 @@ RECIPE_HELP: dict[str, str] = {
     "gpus": "How many GPUs of one machine the run uses. 'auto' takes as few as the model needs: one if it "
     "fits, else enough to split the model across them. More GPUs than needed each hold a copy and share the "
     "batch, which is faster. On a machine without GPUs, more than 1 runs that many processes on the CPU.",
+    "micro_batching": "Speed: the conversations of one learning step go through the GPU together, as many "
+    "as its memory holds, with conversations of similar length side by side (less padding). The same "
+    "conversations make each step, so it learns the same. 'auto': on GPUs; 'off': one batch at a time.",
+    "liger_kernels": "Speed and memory: Liger's fused GPU kernels (the loss computed without the full "
+    "table of word scores, fused normalisation and activations). 'auto': on GPUs where they are installed.",
+    "fused_optimizer": "Speed: the optimizer updates every weight in one GPU kernel instead of one per "
+    "weight; the same arithmetic. 'auto': on GPUs.",
     "eval_steps": "Every how many steps the validation loss is measured and sample answers are written "
     "(empty: about 12 times per run, whatever its length).",
     "save_steps": "Every how many steps a checkpoint is saved, to resume from or to use "
@@ -147,6 +155,10 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def liger_installed() -> bool:
+    return importlib.util.find_spec("liger_kernel") is not None
+
+
 class RecipeError(ValueError):
     """One or more settings are invalid. ``errors`` maps each field to a plain message."""
 
@@ -173,6 +185,9 @@ class Recipe:
     gradient_checkpointing: str = "auto"
     precision: str = "auto"
     gpus: str = "auto"
+    micro_batching: str = "auto"
+    liger_kernels: str = "auto"
+    fused_optimizer: str = "auto"
     eval_steps: int | None = None  # None: evaluation_cadence() of the run's length
     save_steps: int | None = None  # None: at every evaluation
     early_stopping_patience: int = 0
@@ -289,6 +304,12 @@ class Recipe:
             return False
         return _is_cuda(device) and checkpointing_needed
 
+    def speedup_on(self, name: str, device: str) -> bool:
+        """Whether a speed-up setting ('micro_batching', 'liger_kernels', 'fused_optimizer') applies on
+        this device: 'auto' means on GPUs only, where each was measured to pay (bench/RESULTS.md)."""
+        value = getattr(self, name)
+        return value == "on" or (value == "auto" and _is_cuda(device))
+
     def check_runnable(self, device: str) -> None:
         """Raise :class:`TrainingNotRunnable` if this machine can't run the recipe."""
         cuda = _is_cuda(device)
@@ -303,6 +324,12 @@ class Recipe:
                     "QLoRA needs the bitsandbytes package, which is not installed on this worker.",
                     "Ask the administrator to `pip install bitsandbytes` on the GPU worker, or choose LoRA.",
                 )
+        if self.liger_kernels == "on" and not (cuda and liger_installed()):
+            raise TrainingNotRunnable(
+                "Liger's kernels need an NVIDIA GPU and the liger-kernel package"
+                + (", which this worker lacks." if cuda else ", and this machine has no GPU."),
+                "Set Liger kernels to 'auto' (on where they can run) or 'off'.",
+            )
         if self.precision == "fp16" and not cuda:
             raise TrainingNotRunnable(
                 "Precision fp16 needs a GPU, and this machine has none.",
@@ -471,6 +498,9 @@ _CHECKS = {
     "gradient_checkpointing": _choice(CHECKPOINTING_CHOICES),
     "precision": _choice(PRECISION_CHOICES),
     "gpus": _choice(GPUS_CHOICES),
+    "micro_batching": _choice(SPEEDUP_CHOICES),
+    "liger_kernels": _choice(SPEEDUP_CHOICES),
+    "fused_optimizer": _choice(SPEEDUP_CHOICES),
     "eval_steps": _int(1, 1_000_000, optional=True),
     "save_steps": _int(1, 1_000_000, optional=True),
     "early_stopping_patience": _int(0, 1000),

@@ -26,6 +26,7 @@ from training_app.ml.components import (
     out_of_memory_remedies,
     peft_config,
     sft_config,
+    speedups_described,
 )
 from training_app.ml.data import PreparedData, prepare_data
 from training_app.ml.distributed import is_main_process, process_count, sharded_run
@@ -43,6 +44,7 @@ from training_app.ml.run_outcome import (
 )
 from training_app.ml.samples import SampleCallback, load_sample_prompts
 from training_app.ml.schedule import run_end_callbacks
+from training_app.ml.step_batches import micro_batch_fitting
 
 ADAPTER_DIRNAME = "adapter"
 CHECKPOINTS_DIRNAME = "checkpoints"
@@ -123,10 +125,19 @@ def train(
     precision = recipe.resolve_precision(device)
     checkpointing = recipe.resolve_gradient_checkpointing(device, checkpointing_needed=checkpointing_needed)
     where = torch.cuda.get_device_name() if device == "cuda" else "the CPU"
+    fold_up_to = micro_batch_fitting(
+        recipe,
+        device=device,
+        base_model_dir=base_model_dir,
+        precision=precision,
+        gradient_checkpointing=checkpointing,
+        shards=process_count() if sharded_run() and device == "cuda" else 1,
+    )
     log(
         "info",
         f"Training {recipe.method.upper()} on {where} in {precision}, "
         f"gradient checkpointing {'on' if checkpointing else 'off'}"
+        + "".join(f", {speedup}" for speedup in speedups_described(recipe, device, fold_up_to))
         + (f", resuming from {resume.name}" if resume else "")
         + ".",
     )
@@ -168,6 +179,7 @@ def train(
                 device=device,
                 precision=precision,
                 gradient_checkpointing=checkpointing,
+                fold_up_to=fold_up_to,
             )
             if process_count() > 1:
                 how = (
@@ -270,6 +282,7 @@ def _build_trainer(
     device: str,
     precision: str,
     gradient_checkpointing: bool,
+    fold_up_to: int = 0,
 ) -> Any:
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
@@ -291,6 +304,7 @@ def _build_trainer(
                 gradient_checkpointing=gradient_checkpointing,
                 has_validation=data.validation is not None,
                 train_rows=data.train_rows,
+                fold_up_to=fold_up_to,
             ),
             train_dataset=data.train,
             eval_dataset=data.validation,
