@@ -26,7 +26,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     exit 3
 fi
 
-wanted=(trl datasets dill multiprocess orjson fsspec)
+wanted=(trl datasets dill multiprocess orjson fsspec liger-kernel)
 if ! "$PYTHON" -c 'import sys, pyarrow; sys.exit(int(pyarrow.__version__.split(".")[0]) < 24)' 2>/dev/null; then
     echo "gpu_check: datasets needs pyarrow 24 or newer on this machine (its image has it: KINDS.md)." >&2
     exit 4

@@ -18,6 +18,8 @@ Runs, each a JSON line on stdout and, when $OUT is set, in $OUT/gpu_check.jsonl:
   gradient checkpointing as the product resolves them ("auto"; the memory estimate's verdict for a 7B
   LoRA at 2,048 tokens on an 80 GB card is "fits without checkpointing", passed as
   checkpointing_needed=False; --product-checkpointing on forces it);
+- product_plain_1gpu: the same with the recipe's speed-ups off (micro_batching, liger_kernels and
+  fused_optimizer "off"): what they buy, and the loss of the same steps without them;
 - seed_trl_1gpu: a plain trl SFTTrainer script (not the product's code) with the seed's settings: the
   same LoRA, batch 1 x accumulation 8, gradient checkpointing on, lr 2e-4, bf16, max_length 2,048, the
   conversations as a "messages" dataset, everything else trl's and transformers' defaults;
@@ -34,6 +36,7 @@ skipped, with a line that says so.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -383,10 +386,15 @@ def checkpointing_from(events: list[dict[str, Any]]) -> bool | None:
     return None
 
 
-def product_recipe(args: argparse.Namespace) -> Any:
+# The product's speed-ups switched off: what they buy, on the same card and data.
+SPEEDUPS_OFF = {"micro_batching": "off", "liger_kernels": "off", "fused_optimizer": "off"}
+
+
+def product_recipe(args: argparse.Namespace, **changes: Any) -> Any:
     from training_app.ml.recipe import Recipe
 
     return Recipe(
+        **changes,
         max_steps=args.warmup + args.steps,
         eval_steps=10_000,
         save_steps=10_000,
@@ -400,21 +408,22 @@ def product_recipe(args: argparse.Namespace) -> Any:
 # --- the runs ---------------------------------------------------------------------------------------------
 
 
-def run_product(args, model_dir: Path, data: Path, work: Path, deadline: float, info) -> dict[str, Any]:
+def run_product(args, model_dir: Path, data: Path, work: Path, deadline: float, info, plain: bool = False):
     from training_app.ml.errors import TrainingError
     from training_app.ml.train import train
 
     events: list[dict[str, Any]] = []
     timer = step_timer(args.warmup, deadline)
     started = time.monotonic()
-    record: dict[str, Any] = {"kind": "run", "name": "product_1gpu", "path": "training_app.ml.train.train()"}
+    name = "product_plain_1gpu" if plain else "product_1gpu"
+    record: dict[str, Any] = {"kind": "run", "name": name, "path": "training_app.ml.train.train()"}
     try:
         result = train(
             base_model_dir=model_dir,
             train_path=data,
             validation_path=None,
-            output_dir=work / "product",
-            recipe=product_recipe(args),
+            output_dir=work / name,
+            recipe=product_recipe(args, **(SPEEDUPS_OFF if plain else {})),
             on_event=events.append,
             checkpointing_needed=False,
             extra_callbacks=[timer],
@@ -429,6 +438,10 @@ def run_product(args, model_dir: Path, data: Path, work: Path, deadline: float, 
     record["precision"] = next(
         (p for p in ("bf16", "fp16", "fp32") for e in events if f" in {p}," in e.get("message", "")), None
     )
+    record["plan"] = next(
+        (e["message"] for e in events if e.get("message", "").startswith("Training ")), None
+    )
+    record["losses"] = {e["step"]: e["loss"] for e in events if e.get("type") == "metrics" and e.get("loss")}
     record["peak_mem_alloc_gib"] = peak_memory_gib()
     record["load_s"] = round(timer.began - started, 1) if timer.began else None
     record.update(timer.timed())
@@ -613,7 +626,9 @@ def main() -> int:
     parser.add_argument("--tokenizer", choices=("auto", "offline", "demo"), default="auto")
     parser.add_argument("--product-checkpointing", choices=("auto", "on", "off"), default="auto")
     parser.add_argument(
-        "--only", default="", help="comma-separated runs: product_1gpu,seed_trl_1gpu,product_2gpu"
+        "--only",
+        default="",
+        help="comma-separated runs: product_1gpu,product_plain_1gpu,seed_trl_1gpu,product_2gpu",
     )
     parser.add_argument(
         "--distributed-on-cpu", action="store_true", help="with --tiny: the 2-process run on the CPU (gloo)"
@@ -658,7 +673,11 @@ def main() -> int:
             }
         )
         del tokenizer
-        runs = [("product_1gpu", run_product), ("seed_trl_1gpu", run_seed)]
+        runs = [
+            ("product_1gpu", run_product),
+            ("product_plain_1gpu", functools.partial(run_product, plain=True)),
+            ("seed_trl_1gpu", run_seed),
+        ]
         two_cards = args.device == "cuda" and torch.cuda.device_count() >= 2
         if two_cards or (args.tiny and args.distributed_on_cpu):
             runs.append(("product_2gpu", run_product_distributed))
@@ -700,9 +719,15 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     product, seed = records.get("product_1gpu", {}), records.get("seed_trl_1gpu", {})
-    two = records.get("product_2gpu", {})
+    two, plain = records.get("product_2gpu", {}), records.get("product_plain_1gpu", {})
+    # The speed-ups' numerics: the loss of each step with and without them (grouping by length reorders
+    # the conversations, so the curves agree on average rather than step by step).
+    steps = sorted(set(product.get("losses", {})) & set(plain.get("losses", {})))
+    mean = lambda record: sum(record["losses"][s] for s in steps) / len(steps) if steps else None  # noqa: E731
     summary = {
         "kind": "summary",
+        "product_over_plain_tokens_per_s": ratio(product.get("tokens_per_s"), plain.get("tokens_per_s")),
+        "mean_loss_product_and_plain": [mean(product), mean(plain)] if steps else None,
         "product_over_seed_tokens_per_s": ratio(product.get("tokens_per_s"), seed.get("tokens_per_s")),
         "product_over_seed_mfu": ratio(product.get("mfu"), seed.get("mfu")),
         "product_over_seed_peak_mem": ratio(

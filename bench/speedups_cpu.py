@@ -62,6 +62,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--accum", type=int, default=4, help="conversations per step")
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=0.1,
+        help="LoRA dropout (0: no random masks, whose draws differ by batch shape)",
+    )
     args = parser.parse_args()
     from bench.distributed_cpu import losses, small_model
     from training_app.ml.recipe import Recipe
@@ -70,6 +76,7 @@ def main() -> None:
     recipe = Recipe(
         lora_r=8,
         lora_alpha=16,
+        lora_dropout=args.dropout,
         batch_size=1,
         grad_accum=args.accum,
         max_steps=args.steps,
