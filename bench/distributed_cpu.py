@@ -3,6 +3,8 @@
     .venv/bin/python bench/distributed_cpu.py                 # about 2 minutes on 2 cores
     .venv/bin/python bench/distributed_cpu.py --steps 20 --accum 8
     .venv/bin/python bench/distributed_cpu.py --sharded      # FSDP instead of DDP
+    .venv/bin/python bench/distributed_cpu.py --ray          # the 2 processes as a job of a local Ray cluster
+    .venv/bin/python bench/distributed_cpu.py --dropout 0    # no LoRA dropout: no random masks to differ
 
 A model of the demo model's tokenizer and Qwen2's architecture, small enough for a CPU (random
 weights), learns 64 arithmetic conversations: once by `train()` in this process, once by
@@ -16,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +73,42 @@ def conversations(path: Path, count: int) -> Path:
     return path
 
 
+@dataclass
+class LocalRay:
+    head: subprocess.Popen
+    run: object
+
+
+def local_ray_cluster(folder: Path) -> LocalRay:
+    """`ray start --head` with 2 CPUs and token authentication, in its own process group."""
+    import secrets
+    import urllib.error
+    import urllib.request
+
+    from lathe_common.embedded_redis import free_port
+    from training_app.ml.ray_cluster import ClusterRun
+
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    dashboard = free_port()
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus=2"]
+    command += [f"--port={free_port()}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1"]
+    command += [f"--temp-dir={temp}", "--object-store-memory=200000000", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"{address}/api/version", timeout=2)  # noqa: S310
+            break
+        except urllib.error.HTTPError:
+            break  # it answers, asking for the token
+        except OSError:
+            time.sleep(0.5)
+    return LocalRay(head=head, run=ClusterRun(address=address, name="bench-distributed-cpu"))
+
+
 def losses(events: list[dict]) -> dict[int, float]:
     return {event["step"]: event["loss"] for event in events if event["type"] == "metrics" and event["loss"]}
 
@@ -78,6 +119,10 @@ def main() -> None:
     parser.add_argument("--accum", type=int, default=4, help="micro-batches of one conversation per step")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--sharded", action="store_true", help="FSDP: the processes split the weights")
+    parser.add_argument(
+        "--ray", action="store_true", help="run the processes as a job of a local Ray cluster (started here)"
+    )
+    parser.add_argument("--dropout", type=float, default=0.1, help="LoRA dropout")
     args = parser.parse_args()
     from training_app.ml.distributed import run_distributed
     from training_app.ml.recipe import Recipe
@@ -86,6 +131,7 @@ def main() -> None:
     recipe = Recipe(
         lora_r=8,
         lora_alpha=16,
+        lora_dropout=args.dropout,
         batch_size=1,
         grad_accum=args.accum,
         max_steps=args.steps,
@@ -112,21 +158,27 @@ def main() -> None:
         )
         one_s = time.monotonic() - started
         shared: list[dict] = []
+        cluster = local_ray_cluster(folder) if args.ray else None
         started = time.monotonic()
-        run_distributed(
-            processes=args.processes,
-            base_model_dir=model,
-            train_path=data,
-            validation_path=None,
-            output_dir=folder / "many",
-            recipe=recipe,
-            on_event=shared.append,
-            sharded=args.sharded,
-            env={"OMP_NUM_THREADS": "1"},
-        )
+        try:
+            run_distributed(
+                processes=args.processes,
+                base_model_dir=model,
+                train_path=data,
+                validation_path=None,
+                output_dir=folder / "many",
+                recipe=recipe,
+                on_event=shared.append,
+                sharded=args.sharded,
+                env={"OMP_NUM_THREADS": "1"},
+                cluster=cluster.run if cluster else None,
+            )
+        finally:
+            if cluster:
+                os.killpg(cluster.head.pid, signal.SIGKILL)
         many_s = time.monotonic() - started
     for event in shared:
-        if event["type"] == "log" and "processes" in event["message"]:
+        if event["type"] == "log" and ("processes" in event["message"] or "Ray" in event["message"]):
             print(event["message"])
     one, many = losses(alone), losses(shared)
     steps = sorted(set(one) & set(many))
