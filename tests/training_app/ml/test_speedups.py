@@ -13,8 +13,9 @@ from training_app.ml.errors import TrainingNotRunnable
 from training_app.ml.recipe import Recipe
 from training_app.ml.step_batches import micro_batch_fitting
 
-# Far below a step's change of the loss: only the order of float sums differs.
-LOSS_TOLERANCE = 1e-3
+# Only the order of float sums differs (bench/speedups_cpu.py --dropout 0: 1.9e-6 over 12 steps). The
+# recipe has no LoRA dropout here: its random masks are drawn differently for a batch of 4 than for 4 of 1.
+LOSS_TOLERANCE = 1e-4
 
 
 def _config(tmp_path, recipe: Recipe, device: str, fold_up_to: int = 0):
@@ -89,7 +90,9 @@ def test_micro_batching_and_the_fused_optimizer_follow_the_plain_loss_curve(
     from training_app.ml.train import train
 
     train_path, _ = canonical_files
-    recipe = TINY_RECIPE.replace(grad_accum=4, max_steps=4, eval_steps=100, save_steps=100, logging_steps=1)
+    recipe = TINY_RECIPE.replace(
+        grad_accum=4, max_steps=4, eval_steps=100, save_steps=100, logging_steps=1, lora_dropout=0.0
+    )
     curves = {}
     logs = {}
     for name, changes in {
