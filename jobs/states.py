@@ -46,5 +46,6 @@ class JobKind(models.TextChoices):
     TRAIN = "train", "Fine-tune"
     SWEEP = "sweep", "Find the best settings"
     MERGE = "merge", "Merge adapter into its base"
+    EXPORT_GGUF = "export_gguf", "Export to GGUF (llama.cpp, Ollama)"
     SERVE = "serve", "Serve a model with vLLM"
     EVALUATE = "evaluate", "Evaluate a model"

@@ -17,7 +17,7 @@ class ModelsAppConfig(AppConfig):
         )
         from jobs.states import JobKind
         from models_app.gateway.cache import gateway_forget_keys
-        from models_app.job_params import MergeParams, ServeParams
+        from models_app.job_params import ExportParams, MergeParams, ServeParams
         from models_app.models import SUBJECT_ADAPTER, SUBJECT_SERVER
         from models_app.selectors import stored_model_bytes
 
@@ -31,6 +31,16 @@ class ModelsAppConfig(AppConfig):
                 QUEUE_GPU_ANY,
                 "models_app.merging.runner.run_merge",
                 outputs="models_app.merging.services.merge_outputs",
+            )
+        )
+        # The export merges first (as a merge job does), then converts on the CPU.
+        register_job_spec(
+            JobSpec(
+                JobKind.EXPORT_GGUF,
+                ExportParams,
+                QUEUE_GPU_ANY,
+                "models_app.exporting.runner.run_gguf_export",
+                outputs="models_app.exporting.services.export_outputs",
             )
         )
         register_job_spec(

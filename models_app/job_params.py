@@ -11,5 +11,11 @@ class MergeParams:
 
 
 @params_class
+class ExportParams:
+    adapter_id: int | None = required()
+    gguf_types: list[str] | None = required()  # models_app/ml/gguf_export.py GGUF_TYPES, checked at start
+
+
+@params_class
 class ServeParams:
     """A serving job needs nothing beyond its server (the job's subject), which holds what to serve."""

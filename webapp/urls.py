@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("train/", include("training_app.urls")),
     path("merge/", include("models_app.merging.urls")),
+    path("export/", include("models_app.exporting.urls")),
     path("models/", include("models_app.urls")),
     path("evaluations/", include("evals_app.urls")),
     path("api/", include("datasets_app.api_urls")),

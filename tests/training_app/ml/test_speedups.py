@@ -13,9 +13,12 @@ from training_app.ml.errors import TrainingNotRunnable
 from training_app.ml.recipe import Recipe
 from training_app.ml.step_batches import micro_batch_fitting
 
-# Only the order of float sums differs (bench/speedups_cpu.py --dropout 0: 1.9e-6 over 12 steps). The
-# recipe has no LoRA dropout here: its random masks are drawn differently for a batch of 4 than for 4 of 1.
-LOSS_TOLERANCE = 1e-4
+# Only the order of float sums differs (bench/speedups_cpu.py --dropout 0: 1.9e-6 over 12 steps), but
+# Adam divides each update by the gradient's own size, so where a gradient is near zero that difference
+# can flip an update: a few 1e-4 after 4 steps when other processes change this one's thread count. Far
+# below a step's change of the loss (about 0.05 here). No LoRA dropout: its random masks are drawn
+# differently for a batch of 4 than for 4 of 1 (3e-3).
+LOSS_TOLERANCE = 2e-3
 
 
 def _config(tmp_path, recipe: Recipe, device: str, fold_up_to: int = 0):
