@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from training_app.ml.errors import TrainingNotRunnable
+
 
 def _rank(config: dict) -> None:
     import torch
@@ -29,8 +31,20 @@ def main(config_path: str, processes: int) -> int:
     from ray.train.torch import TorchTrainer
 
     ray.init()  # the cluster this job was submitted to
-    use_gpu = ray.cluster_resources().get("GPU", 0) >= 1
-    output_dir = Path(json.loads(Path(config_path).read_text())["output_dir"])
+    config = json.loads(Path(config_path).read_text())
+    resources = ray.cluster_resources()
+    use_gpu = resources.get("GPU", 0) >= 1
+    have = int(resources.get("GPU" if use_gpu else "CPU", 0))
+    if processes > have:  # Ray would wait for them for ever: say so instead
+        refusal = TrainingNotRunnable(
+            f"The Ray cluster has {have} {'GPUs' if use_gpu else 'CPUs'} in all, and this run asks for "
+            f"{processes} workers.",
+            "Ask for fewer GPUs, or add machines to the cluster (the ray-worker service on each), then "
+            "start the job again.",
+        )
+        Path(config["result_path"]).write_text(json.dumps({"error": refusal.to_dict()}))
+        return 1
+    output_dir = Path(config["output_dir"])
     trainer = TorchTrainer(
         _rank,
         train_loop_config={"config_path": config_path},
