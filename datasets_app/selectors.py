@@ -55,3 +55,14 @@ def stored_upload_bytes(user: AbstractBaseUser) -> int:
         pk__in=DatasetFile.objects.filter(dataset__owner=user).values("blob_id")
     ).aggregate(total=Sum("size"))["total"]
     return total or 0
+
+
+def version_row_format(version: DatasetVersion) -> str:
+    """The format of the file a version comes from (its cleaned versions keep it): "" when unknown."""
+    seen = set()
+    while version is not None and version.pk not in seen:
+        seen.add(version.pk)
+        if version.source_file_id:
+            return version.source_file.format
+        version = version.parent
+    return ""

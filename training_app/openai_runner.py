@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
+from datasets_app.core.canonical import PREFERENCE_FORMATS
 from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatus
 from datasets_app.openai_files import file_problems, file_public_id
 from datasets_app.services import SUBJECT_VERSION, dataset_version_from_file
@@ -59,6 +60,14 @@ def _checked_file(job: Job, reporter: JobReporter, param: str) -> DatasetFile:
             raise JobFailure(code, f"The file could not be checked: {reason}", "Upload it again.")
     if dataset_file.status != FileStatus.VALID:
         raise JobFailure(code, file_problems(dataset_file), FIX_HINT)
+    if dataset_file.format in PREFERENCE_FORMATS:
+        raise JobFailure(
+            code,
+            f"{file_public_id(dataset_file.pk)} holds preference pairs (a better and a worse answer to each "
+            "prompt), but this is a supervised fine-tuning job, which learns from conversations.",
+            "Upload conversations ({\"messages\": [...]}) for a supervised job. Lathe does not run "
+            "preference tuning (method \"dpo\") yet.",
+        )
     return dataset_file
 
 

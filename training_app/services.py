@@ -11,7 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.quotas import quota_check_job_start
+from datasets_app.core.canonical import PREFERENCE_FORMATS
 from datasets_app.models import SUBJECT_VERSION, DatasetVersion
+from datasets_app.selectors import version_row_format
 from jobs.events import job_event_emit
 from jobs.models import Checkpoint, Job
 from jobs.params import job_params, params_changed
@@ -142,6 +144,13 @@ def sweep_start(
 def _require_ready(version: DatasetVersion) -> None:
     if not version.ready:
         raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
+    if version_row_format(version) in PREFERENCE_FORMATS:
+        raise TrainingRefused(
+            "This version holds preference pairs (a better and a worse answer to each prompt), which are "
+            "for preference tuning (DPO), not for supervised fine-tuning: supervised training would learn "
+            "from the preferred answers only and ignore the rest. Lathe does not run preference tuning "
+            "yet; to fine-tune now, upload conversations (instruction and answer) instead."
+        )
 
 
 def _queue_run(

@@ -15,7 +15,17 @@ import orjson
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
-FORMATS: tuple[str, ...] = ("alpaca", "messages", "sharegpt", "prompt_completion")
+FORMATS: tuple[str, ...] = (
+    "alpaca",
+    "messages",
+    "sharegpt",
+    "prompt_completion",
+    # Preference rows (datasets_app/core/preference.py): the same row, with the other answer beside it.
+    "openai_preference",
+    "preference",
+    "kto",
+)
+PREFERENCE_FORMATS: tuple[str, ...] = ("openai_preference", "preference", "kto")
 
 
 class Message(TypedDict):
@@ -27,8 +37,10 @@ class Message(TypedDict):
 
 
 class CanonicalRow(TypedDict):
-    messages: list[Message]
+    messages: list[Message]  # a preference row: the prompt, then the preferred answer
     source_line: int
+    rejected: NotRequired[list[Message]]  # a preference pair's other answer (assistant messages)
+    label: NotRequired[bool]  # a rated answer (KTO): whether the answer is a good one
 
 
 def row_text(row: CanonicalRow) -> str:

@@ -41,6 +41,7 @@ CATEGORIES: dict[str, Category] = _categories(
     ("unknown_role", "Unknown role", "line"),
     ("no_assistant_turn", "No answer from the assistant", "line"),
     ("bad_turn_order", "Turns in the wrong order", "line"),
+    ("identical_pair", "Both answers the same", "line"),
     ("empty_file", "Empty file", "file"),
     ("no_valid_rows", "No usable rows", "file"),
     ("corrupt_archive", "Damaged compressed file", "file"),
@@ -204,6 +205,32 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "bad_turn_order",
         "{where} is a system message, but a system message may only come first. "
         "Move it to the start of the conversation, or remove it.",
+    ),
+    # --- preference rows (datasets_app/core/preference.py)
+    "identical_pair": (
+        "identical_pair",
+        "{where}: the preferred answer and the other answer are the same, so the model cannot learn "
+        "which is better from it. Write a different, worse answer as the rejected one, or remove this row.",
+    ),
+    "prompt_ends_with_assistant": (
+        "bad_turn_order",
+        '{where}: "{field}" ends with an answer from the assistant, so the two answers after it would '
+        "not be answers to the user. End the prompt with the user's message.",
+    ),
+    "no_user_turn": (
+        "bad_turn_order",
+        '{where}: "{field}" has no message from the user, so there is no question to answer. '
+        "Add the user's message.",
+    ),
+    "answer_not_assistant": (
+        "bad_turn_order",
+        '{where} is in "{field}" with the role "{role}": an answer may hold only the assistant\'s '
+        'messages. Move it into the prompt, or change its role to "assistant".',
+    ),
+    "no_shared_prompt": (
+        "missing_field",
+        '{where} has "chosen" and "rejected" conversations that do not start with the same question, '
+        'and no "prompt". Add a "prompt" field, or start both conversations with the same user message.',
     ),
     "assistant_first": (
         "bad_turn_order",

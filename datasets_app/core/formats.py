@@ -1,6 +1,7 @@
 """Which training format a row is in, and its canonical messages.
 
-Four input formats, detected per row by their signature keys, first match wins:
+Four instruction formats (and three preference formats: datasets_app/core/preference.py),
+detected per row by their signature keys, first match wins:
 
 ``messages``            OpenAI chat: ``{"messages": [{"role", "content"}, ...]}``.
                         Roles system/user/assistant/tool. ``content`` is text or
@@ -49,6 +50,9 @@ FORMAT_TITLES: dict[str, str] = {
     "messages": "chat messages",
     "sharegpt": "ShareGPT (conversations)",
     "prompt_completion": "prompt/completion",
+    "openai_preference": "OpenAI preference pairs (preferred_output/non_preferred_output)",
+    "preference": "preference pairs (prompt/chosen/rejected)",
+    "kto": "rated answers (prompt/completion/label)",
 }
 
 SHAREGPT_ROLES: dict[str, str] = {
@@ -86,13 +90,20 @@ def apply_mapping(row: dict, mapping: Mapping[str, str]) -> dict:
 
 
 def detect_format(row: dict) -> str | None:
-    """The row's format from its signature keys, or None when it has none."""
+    """The row's format from its signature keys, or None when it has none. Preference rows first:
+    trl's also have a "prompt" (datasets_app/core/preference.py)."""
+    if "preferred_output" in row or "non_preferred_output" in row:
+        return "openai_preference"
+    if "chosen" in row or "rejected" in row:
+        return "preference"
     if "messages" in row:
         return "messages"
     if "conversations" in row:
         return "sharegpt"
     if "instruction" in row or "output" in row:
         return "alpaca"
+    if "label" in row and "completion" in row:
+        return "kto"
     if "prompt" in row or "completion" in row:
         return "prompt_completion"
     return None

@@ -45,6 +45,7 @@ def compute_stats(
     # The cleaning rule itself, so "duplicates" here is what cleaning would remove.
     dedup, dedup_outcome = ExactDedupStep(normalise=True), RuleOutcome("exact_dedup", True, example_limit=0)
     messages = 0
+    sides = PreferenceSides()
     chunk: list[CanonicalRow] = []
     bytes_read = flushed_at = 0
 
@@ -53,6 +54,7 @@ def compute_stats(
             chars.append(len(row_text(row)))
             turns[sum(1 for m in row["messages"] if m["role"] == "user")] += 1
             roles.update(m["role"] for m in row["messages"])
+            sides.add(row)
         if token_counter is not None:
             tokens.extend(conversation_tokens_many(token_counter, (row["messages"] for row in chunk)))
         dedup.apply(chunk, dedup_outcome)
@@ -96,8 +98,62 @@ def compute_stats(
         "tokens": token_summary,
         "token_length_histogram": histogram,
         "duplicates": dedup_outcome.removed,
-        "warnings": _warnings(rows, dedup_outcome.removed, over_limit),
+        "preference": sides.summary(),
+        "warnings": _warnings(rows, dedup_outcome.removed, over_limit) + sides.warnings(),
     }
+
+
+# Past this share of pairs whose preferred answer is the longer one, preference tuning tends to learn
+# "longer is better" (the length bias of DPO, e.g. Park et al. 2024, "Disentangling length from quality").
+LENGTH_BIAS_SHARE = 0.7
+
+
+class PreferenceSides:
+    """Preference rows' figures: pairs, how often the preferred answer is the longer, rated answers."""
+
+    def __init__(self) -> None:
+        self.chosen, self.rejected = array("l"), array("l")
+        self.chosen_longer = 0
+        self.rated = self.rated_good = 0
+
+    def add(self, row: CanonicalRow) -> None:
+        if "rejected" in row:
+            chosen = 0  # the preferred answer: the assistant's messages after the prompt's last turn
+            for message in reversed(row["messages"]):
+                if message["role"] != "assistant":
+                    break
+                chosen += len(message["content"])
+            rejected = sum(len(m["content"]) for m in row["rejected"])
+            self.chosen.append(chosen)
+            self.rejected.append(rejected)
+            self.chosen_longer += chosen > rejected
+        elif "label" in row:
+            self.rated += 1
+            self.rated_good += bool(row["label"])
+
+    def summary(self) -> dict[str, Any] | None:
+        if self.chosen:
+            return {
+                "pairs": len(self.chosen),
+                "chosen_chars": _summary(self.chosen),
+                "rejected_chars": _summary(self.rejected),
+                "chosen_longer_share": round(self.chosen_longer / len(self.chosen), 3),
+            }
+        if self.rated:
+            return {"rated": self.rated, "rated_good_share": round(self.rated_good / self.rated, 3)}
+        return None
+
+    def warnings(self) -> list[str]:
+        if self.chosen and self.chosen_longer / len(self.chosen) > LENGTH_BIAS_SHARE:
+            share = self.chosen_longer / len(self.chosen)
+            return [
+                f"The preferred answer is the longer one in {share:.0%} of pairs, so preference tuning may "
+                "learn that longer is better rather than that right is better. Add pairs where the better "
+                "answer is the shorter one."
+            ]
+        if self.rated and not 0 < self.rated_good < self.rated:
+            return ["Every rated answer has the same label: rated answers (KTO) need both good and bad ones."]
+        return []
 
 
 def token_histogram(lengths: array | list[int]) -> dict[str, Any]:

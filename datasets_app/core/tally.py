@@ -72,13 +72,18 @@ class FormatTally:
             self.canonical_path = workdir / f"{name}.canonical.jsonl"
             self.canonical = open(self.canonical_path, "wb", buffering=_SPILL_BUFFER)  # noqa: SIM115
 
-    def accept(self, line: int, raw: bytes | str, messages: list) -> None:
-        """A valid row: the hot path, so it does as little as it can."""
+    def accept(self, line: int, raw: bytes | str, messages: list | dict) -> None:
+        """A valid row: the hot path, so it does as little as it can. `messages`: the conversation, or
+        a preference row's fields (its conversation and the other answer or the label)."""
         self.rows += 1
         self.valid += 1
         if self.canonical is not None:
             # Same bytes as canonical.dumps_row, without the extra copy.
-            row = {"messages": messages, "source_line": line}
+            row = (
+                {"messages": messages, "source_line": line}
+                if type(messages) is list
+                else {**messages, "source_line": line}
+            )
             self.canonical.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         if self.marks is not None and self.marks_left:
             self.marks_left -= 1  # from -1 (no limit) it never reaches 0

@@ -42,6 +42,7 @@ from datasets_app.core.formats import (
     detect_format,
     kind_of,
 )
+from datasets_app.core.preference import PREFERENCE_NORMALIZERS
 from datasets_app.core.reader import DEFAULT_MAX_LINE_BYTES, LIMIT_BYTES, LIMIT_ROWS, DatasetReader
 from datasets_app.core.report import FileError, LineError, ValidationReport
 from datasets_app.core.row_problems import json_problem
@@ -147,7 +148,7 @@ def _read_rows(
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     mapping = options.field_mapping
-    normalizers = NORMALIZERS
+    normalizers = {**NORMALIZERS, **PREFERENCE_NORMALIZERS}
     encoding = _ENCODING_TITLES.get(reader.encoding, reader.encoding.upper())
     too_long = {"limit": human_size(options.max_line_bytes)}
     next_check = _PROGRESS_EVERY_LINES

@@ -38,7 +38,9 @@ class TokenLengthStep:
             total = sum(message_tokens) + self._framing(row["messages"])
             if total <= self.max_seq_len:
                 kept.append(row)
-            elif self.mode == "drop":
+            elif self.mode == "drop" or "rejected" in row or "label" in row:
+                # A preference row is dropped whatever the mode: a cut or split answer would no longer be
+                # the answer its rating is about.
                 outcome.record_removed(row, f"{total:,} tokens; the limit is {self.max_seq_len:,}")
             elif self.mode == "truncate":
                 kept.extend(self._truncate(row, message_tokens, total, outcome))

@@ -1,0 +1,106 @@
+"""A preference dataset's figures (pairs, how often the preferred answer is the longer one: a known bias
+of preference tuning), and supervised training refusing it in words rather than learning half of it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from datasets_app.core.stats import compute_stats
+from tests.datasets_app.factories import dataset_with_version
+from training_app.ml.recipe import Recipe
+from training_app.services import TrainingRefused, training_start
+
+
+def _pair(index: int, chosen: str, rejected: str) -> dict:
+    return {
+        "messages": [
+            {"role": "user", "content": f"Question {index}?"},
+            {"role": "assistant", "content": chosen},
+        ],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "source_line": index,
+    }
+
+
+def test_pairs_are_counted_and_a_length_bias_is_pointed_out(tmp_path):
+    rows = [_pair(i, "A long and careful answer.", "Short.") for i in range(8)]
+    rows += [
+        _pair(8, "Yes.", "No, and here is a long wrong story."),
+        _pair(9, "Fine.", "Fine answer, longer."),
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    stats = compute_stats(path)
+    assert stats["preference"]["pairs"] == 10 and stats["preference"]["chosen_longer_share"] == 0.8
+    assert stats["preference"]["chosen_chars"]["max"] == len("A long and careful answer.")
+    assert any("longer one in 80% of pairs" in warning for warning in stats["warnings"])
+
+
+def test_rated_answers_need_both_labels(tmp_path):
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": f"A{i}"}],
+            "label": True,
+        }
+        for i in range(3)
+    ]
+    path = tmp_path / "rated.jsonl"
+    path.write_text("".join(json.dumps({**row, "source_line": i}) + "\n" for i, row in enumerate(rows, 1)))
+    stats = compute_stats(path)
+    assert stats["preference"] == {"rated": 3, "rated_good_share": 1.0}
+    assert any("need both good and bad ones" in warning for warning in stats["warnings"])
+    conversations = tmp_path / "plain.jsonl"
+    conversations.write_text(json.dumps({"messages": rows[0]["messages"], "source_line": 1}) + "\n")
+    assert compute_stats(conversations)["preference"] is None
+
+
+@pytest.mark.django_db
+def test_supervised_training_refuses_a_preference_version_and_says_why(alice):
+    from models_app.models import BaseModel
+
+    _, dataset_file, version = dataset_with_version(
+        alice, conversations=[_pair(i, "Good.", "Bad.") for i in range(4)]
+    )
+    dataset_file.format = "preference"
+    dataset_file.save()
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="0.5B")
+    with pytest.raises(TrainingRefused, match="holds preference pairs"):
+        training_start(owner=alice, dataset_version=version, base_model=model, recipe=Recipe())
+
+
+def test_cleaning_keeps_the_other_answer_and_never_cuts_a_rated_answer(tmp_path, demo_token_counter):
+    from datasets_app.core.cleaning import clean_file
+    from tests.datasets_app.canonical_rows import only, read_canonical
+
+    long_answer = "LoRA trains small matrices beside the frozen weights. " * 60
+    rows = [_pair(1, "Paris.", "Lyon."), _pair(2, long_answer, "No idea.")]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rules = only(length_mode="truncate", max_seq_len=128)
+    clean_file(source, rules=rules, out_path=tmp_path / "out.jsonl", token_counter=demo_token_counter)
+    kept = read_canonical(tmp_path / "out.jsonl")
+    assert [row["source_line"] for row in kept] == [1]  # dropped, not truncated: it is what was rated
+    assert kept[0]["rejected"] == [{"role": "assistant", "content": "Lyon."}]
+
+
+@pytest.mark.django_db
+def test_an_openai_supervised_job_refuses_a_preference_file_as_an_invalid_training_file(alice):
+    from jobs.models import Job
+    from jobs.registry import JobFailure
+    from jobs.reporter import JobReporter
+    from training_app.openai_runner import _checked_file
+
+    _, dataset_file, _ = dataset_with_version(
+        alice, conversations=[_pair(i, "Good.", "Bad.") for i in range(2)]
+    )
+    dataset_file.format = "openai_preference"
+    dataset_file.save()
+    job = Job.objects.create(
+        owner=alice, kind="train", queue="gpu", params={"training_file_id": dataset_file.pk}
+    )
+    with pytest.raises(JobFailure) as failure:
+        _checked_file(job, JobReporter(job.pk), "training_file")
+    assert failure.value.code == "invalid_training_file"
+    assert "holds preference pairs" in failure.value.message and 'method "dpo"' in failure.value.hint
