@@ -104,3 +104,18 @@ def test_an_openai_supervised_job_refuses_a_preference_file_as_an_invalid_traini
         _checked_file(job, JobReporter(job.pk), "training_file")
     assert failure.value.code == "invalid_training_file"
     assert "holds preference pairs" in failure.value.message and 'method "dpo"' in failure.value.hint
+
+
+@pytest.mark.django_db
+def test_the_version_page_shows_the_pairs_and_the_length_bias(alice, alice_client, tmp_path):
+    from django.urls import reverse
+
+    rows = [_pair(i, "A long and careful answer.", "Short.") for i in range(4)]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    _, _, version = dataset_with_version(alice, conversations=rows)
+    version.stats = compute_stats(path)
+    version.save()
+    page = alice_client.get(reverse("dataset_version_detail", args=[version.pk])).content.decode()
+    assert "Preference pairs" in page and "the preferred one is the longer in 100% of pairs" in page
+    assert "learn that longer is better" in page
