@@ -212,3 +212,15 @@ def versions(names: list[str]) -> dict:
     from importlib.metadata import version
 
     return {name: version(name) for name in names}
+
+
+def result_append(path: Path, **fields: object) -> None:
+    """One JSON line of a benchmark's results, with when, on what machine and at which commit."""
+    import json
+    import time
+
+    record = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **git_state([])}
+    record.pop("dirty_paths")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps({**record, **fields}) + "\n")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench._measure import result_append  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "distributed_cpu.jsonl"
 DEMO_MODEL_CACHE = REPO / ".data" / "test-cache" / "demo-model"
 
@@ -189,20 +190,14 @@ def main() -> None:
     print(
         f"\nlargest difference {largest:.2e} over {len(steps)} steps; wall {one_s:.1f} s and {many_s:.1f} s"
     )
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as handle:
-        record = {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "args": vars(args),
-            "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
-            "commit": commit.stdout.strip(),
-            "one_process": one,
-            "processes": many,
-            "largest_difference": largest,
-            "wall_s": {"one": one_s, "many": many_s},
-        }
-        handle.write(json.dumps(record) + "\n")
+    result_append(
+        RESULTS,
+        args=vars(args),
+        one_process=one,
+        processes=many,
+        largest_difference=largest,
+        wall_s={"one": one_s, "many": many_s},
+    )
 
 
 if __name__ == "__main__":

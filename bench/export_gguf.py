@@ -11,8 +11,6 @@ the safetensors model's answers. Appends a JSON line to bench/results/export_ggu
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +18,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench._measure import result_append  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "export_gguf.jsonl"
 DEMO_MODEL_CACHE = REPO / ".data" / "test-cache" / "demo-model"
 PROMPTS = [
@@ -87,17 +87,11 @@ def main() -> None:
             )
             print(json.dumps(rows[-1]))
     print(f"safetensors source: {source_bytes / 2**20:.0f} MiB")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as handle:
-        record = {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
-            "commit": commit.stdout.strip(),
-            "source_bytes": source_bytes,
-            "rows": rows,
-        }
-        handle.write(json.dumps(record) + "\n")
+    result_append(
+        RESULTS,
+        source_bytes=source_bytes,
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":

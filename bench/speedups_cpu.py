@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench._measure import result_append  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "speedups_cpu.jsonl"
 
 VARIANTS = {
@@ -120,19 +120,13 @@ def main() -> None:
     for name in VARIANTS:
         extra = f"; largest difference from plain {largest[name]:.2e}" if name in largest else ""
         print(f"{name}: {walls[name]:.1f} s{extra} ({plans[name]})")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as handle:
-        record = {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "args": vars(args),
-            "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
-            "commit": commit.stdout.strip(),
-            "curves": curves,
-            "largest_difference": largest,
-            "wall_s": walls,
-        }
-        handle.write(json.dumps(record) + "\n")
+    result_append(
+        RESULTS,
+        args=vars(args),
+        curves=curves,
+        largest_difference=largest,
+        wall_s=walls,
+    )
 
 
 if __name__ == "__main__":

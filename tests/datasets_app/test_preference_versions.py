@@ -24,15 +24,28 @@ def _pair(index: int, chosen: str, rejected: str) -> dict:
     }
 
 
+def _write(path, rows: list[dict]):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _preference_version(owner, format_name: str):
+    """A prepared version from a file of that preference format, without running jobs."""
+    _, dataset_file, version = dataset_with_version(
+        owner, conversations=[_pair(i, "Good.", "Bad.") for i in range(4)]
+    )
+    dataset_file.format = format_name
+    dataset_file.save()
+    return dataset_file, version
+
+
 def test_pairs_are_counted_and_a_length_bias_is_pointed_out(tmp_path):
     rows = [_pair(i, "A long and careful answer.", "Short.") for i in range(8)]
     rows += [
         _pair(8, "Yes.", "No, and here is a long wrong story."),
         _pair(9, "Fine.", "Fine answer, longer."),
     ]
-    path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    stats = compute_stats(path)
+    stats = compute_stats(_write(tmp_path / "pairs.jsonl", rows))
     assert stats["preference"]["pairs"] == 10 and stats["preference"]["chosen_longer_share"] == 0.8
     assert stats["preference"]["chosen_chars"]["max"] == len("A long and careful answer.")
     assert any("longer one in 80% of pairs" in warning for warning in stats["warnings"])
@@ -60,11 +73,7 @@ def test_rated_answers_need_both_labels(tmp_path):
 def test_supervised_training_refuses_a_preference_version_and_says_why(alice):
     from models_app.models import BaseModel
 
-    _, dataset_file, version = dataset_with_version(
-        alice, conversations=[_pair(i, "Good.", "Bad.") for i in range(4)]
-    )
-    dataset_file.format = "preference"
-    dataset_file.save()
+    _, version = _preference_version(alice, "preference")
     model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="0.5B")
     with pytest.raises(TrainingRefused, match="holds preference pairs"):
         training_start(owner=alice, dataset_version=version, base_model=model, recipe=Recipe())
@@ -76,8 +85,7 @@ def test_cleaning_keeps_the_other_answer_and_never_cuts_a_rated_answer(tmp_path,
 
     long_answer = "LoRA trains small matrices beside the frozen weights. " * 60
     rows = [_pair(1, "Paris.", "Lyon."), _pair(2, long_answer, "No idea.")]
-    source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    source = _write(tmp_path / "in.jsonl", rows)
     rules = only(length_mode="truncate", max_seq_len=128)
     clean_file(source, rules=rules, out_path=tmp_path / "out.jsonl", token_counter=demo_token_counter)
     kept = read_canonical(tmp_path / "out.jsonl")
@@ -92,11 +100,7 @@ def test_an_openai_supervised_job_refuses_a_preference_file_as_an_invalid_traini
     from jobs.reporter import JobReporter
     from training_app.openai_runner import _checked_file
 
-    _, dataset_file, _ = dataset_with_version(
-        alice, conversations=[_pair(i, "Good.", "Bad.") for i in range(2)]
-    )
-    dataset_file.format = "openai_preference"
-    dataset_file.save()
+    dataset_file, _ = _preference_version(alice, "openai_preference")
     job = Job.objects.create(
         owner=alice, kind="train", queue="gpu", params={"training_file_id": dataset_file.pk}
     )
@@ -111,10 +115,8 @@ def test_the_version_page_shows_the_pairs_and_the_length_bias(alice, alice_clien
     from django.urls import reverse
 
     rows = [_pair(i, "A long and careful answer.", "Short.") for i in range(4)]
-    path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     _, _, version = dataset_with_version(alice, conversations=rows)
-    version.stats = compute_stats(path)
+    version.stats = compute_stats(_write(tmp_path / "pairs.jsonl", rows))
     version.save()
     page = alice_client.get(reverse("dataset_version_detail", args=[version.pk])).content.decode()
     assert "Preference pairs" in page and "the preferred one is the longer in 100% of pairs" in page
