@@ -44,8 +44,12 @@ class CanonicalRow(TypedDict):
 
 
 def row_text(row: CanonicalRow) -> str:
-    """All message contents joined: what duplicate and quality checks look at."""
-    return "\n".join(message["content"] for message in row["messages"])
+    """All message contents joined, a preference pair's other answer included: what duplicate and
+    quality checks look at (an advert in either answer is an advert in the pair)."""
+    text = "\n".join(message["content"] for message in row["messages"])
+    if "rejected" in row:
+        text += "\n" + "\n".join(message["content"] for message in row["rejected"])
+    return text
 
 
 def read_rows(path: str | Path) -> Iterator[CanonicalRow]:

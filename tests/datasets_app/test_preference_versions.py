@@ -121,3 +121,21 @@ def test_the_version_page_shows_the_pairs_and_the_length_bias(alice, alice_clien
     page = alice_client.get(reverse("dataset_version_detail", args=[version.pk])).content.decode()
     assert "Preference pairs" in page and "the preferred one is the longer in 100% of pairs" in page
     assert "learn that longer is better" in page
+
+
+def test_duplicates_and_adverts_are_judged_on_both_answers_of_a_pair(tmp_path):
+    from datasets_app.core.cleaning import clean_file
+    from tests.datasets_app.canonical_rows import only, read_canonical
+
+    rows = [
+        _pair(1, "Paris.", "Lyon."),
+        _pair(1, "Paris.", "Marseille."),  # the same prompt and preferred answer: another pair
+        _pair(1, "Paris.", "Lyon."),  # the first pair again
+        _pair(4, "Rome.", "Buy cheap flights at www.cheap-flights.example now!"),  # an advert, rejected side
+    ]
+    for line, row in enumerate(rows, 1):
+        row["source_line"] = line
+    source = _write(tmp_path / "in.jsonl", rows)
+    result = clean_file(source, rules=only(exact_dedup=True, ads=True), out_path=tmp_path / "out.jsonl")
+    assert [row["source_line"] for row in read_canonical(tmp_path / "out.jsonl")] == [1, 2]
+    assert result.outcome("exact_dedup").removed == 1 and result.outcome("ads").removed == 1

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from datasets_app.core.canonical import CanonicalRow
+from datasets_app.core.canonical import CanonicalRow, row_text
 from datasets_app.core.cleaning import minhash
 from datasets_app.core.cleaning.hash_index import HashIndex
 from datasets_app.core.cleaning.result import RuleOutcome
@@ -24,11 +24,17 @@ _SPACE = re.compile(r"\s+")
 def exact_key(row: CanonicalRow, normalise: bool) -> int:
     """8-byte hash of the roles and contents (lowest bit set for HashIndex)."""
     parts = []
-    for message in row["messages"]:
-        content = message["content"]
-        if normalise:
-            content = _SPACE.sub(" ", content).strip().casefold()
-        parts.append(f"{message['role']}\x1f{content}")
+    # A preference pair is its prompt and both answers: the same prompt and preferred answer with another
+    # rejected one is another pair. A rated answer with the other rating is another row too.
+    sides = [("", row["messages"]), ("rejected:", row.get("rejected", ()))]
+    for side, messages in sides:
+        for message in messages:
+            content = message["content"]
+            if normalise:
+                content = _SPACE.sub(" ", content).strip().casefold()
+            parts.append(f"{side}{message['role']}\x1f{content}")
+    if "label" in row:
+        parts.append(f"label\x1f{row['label']}")
     digest = hashlib.blake2b("\x1e".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little") | 1
 
@@ -100,7 +106,7 @@ class NearDedupStep:
     def apply(self, rows: list[CanonicalRow], outcome: RuleOutcome) -> list[CanonicalRow]:
         if not rows:
             return rows
-        texts = [minhash.normalise("\n".join(m["content"] for m in row["messages"])) for row in rows]
+        texts = [minhash.normalise(row_text(row)) for row in rows]
         signatures = minhash.signatures(texts, self.num_perm).astype(np.uint16)
         keys = minhash.band_keys(signatures, self.bands, self.rows_per_band)
         earlier = self._index.get(keys.ravel()).reshape(keys.shape)
