@@ -65,8 +65,8 @@ def _checked_file(job: Job, reporter: JobReporter, param: str) -> DatasetFile:
             code,
             f"{file_public_id(dataset_file.pk)} holds preference pairs (a better and a worse answer to each "
             "prompt), but this is a supervised fine-tuning job, which learns from conversations.",
-            "Upload conversations ({\"messages\": [...]}) for a supervised job. Lathe does not run "
-            "preference tuning (method \"dpo\") yet.",
+            'Upload conversations ({"messages": [...]}) for a supervised job. Lathe does not run '
+            'preference tuning (method "dpo") yet.',
         )
     return dataset_file
 

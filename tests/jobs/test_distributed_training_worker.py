@@ -39,6 +39,20 @@ def _ranks_of(job: Job) -> list[psutil.Process]:
     return alive
 
 
+def resumed_for_two_more_steps(job: Job, timeout: float = 180) -> Job:
+    """Resume a cancelled job from its last checkpoint for two more steps; it ends with one curve, each
+    step once."""
+    checkpoint = job.checkpoints.order_by("-step").first()
+    recipe = {**job.params["recipe"], "max_steps": checkpoint.step + 2}
+    Job.objects.filter(pk=job.pk).update(params={**job.params, "recipe": recipe})
+    job.refresh_from_db()
+    training_resume(job=job, checkpoint=checkpoint)
+    job = _finished(job.pk, timeout=timeout)
+    assert job.state == JobState.SUCCEEDED, job.error
+    assert _metric_steps(job) == list(range(1, checkpoint.step + 3))  # one curve, each step once
+    return job
+
+
 def test_a_job_on_two_processes_trains_reports_and_saves_one_adapter(
     alice, version, tiny_base_model, celery_worker
 ):
@@ -90,12 +104,5 @@ def test_a_killed_rank_or_a_cancel_ends_every_rank_and_the_job_goes_on_from_its_
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED and max(_metric_steps(job)) < 400
 
-    checkpoint = job.checkpoints.order_by("-step").first()
-    recipe = {**job.params["recipe"], "max_steps": checkpoint.step + 2}
-    Job.objects.filter(pk=job.pk).update(params={**job.params, "recipe": recipe})
-    job.refresh_from_db()
-    training_resume(job=job, checkpoint=checkpoint)
-    job = _finished(job.pk)
-    assert job.state == JobState.SUCCEEDED, job.error
-    assert _metric_steps(job) == list(range(1, checkpoint.step + 3))  # one curve, each step once
+    job = resumed_for_two_more_steps(job)
     assert not _ranks_of(job)

@@ -19,11 +19,10 @@ from jobs.services import job_cancel
 from jobs.states import JobState
 from models_app.models import Adapter
 from tests.helpers import wait_until
-from tests.jobs.test_distributed_training_worker import TWO, _logged
+from tests.jobs.test_distributed_training_worker import TWO, _logged, resumed_for_two_more_steps
 from tests.jobs.test_training_launch import _recipe_form
-from tests.jobs.test_training_worker import _finished, _metric_steps
+from tests.jobs.test_training_worker import _metric_steps
 from training_app.cluster import RAY_TARGET
-from training_app.services import training_resume
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -86,14 +85,7 @@ def test_a_job_sent_to_the_ray_cluster_reports_goes_on_after_a_lost_worker_cance
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED and max(_metric_steps(job)) < 400
 
-    checkpoint = job.checkpoints.order_by("-step").first()
-    recipe = {**job.params["recipe"], "max_steps": checkpoint.step + 2}
-    Job.objects.filter(pk=job.pk).update(params={**job.params, "recipe": recipe})
-    job.refresh_from_db()
-    training_resume(job=job, checkpoint=checkpoint)
-    job = _finished(job.pk, timeout=240)
-    assert job.state == JobState.SUCCEEDED, job.error
-    assert _metric_steps(job) == list(range(1, checkpoint.step + 3))  # one curve, each step once
+    job = resumed_for_two_more_steps(job, timeout=240)
     adapter = Adapter.objects.get(job=job)
     assert (Path(adapter.path) / "adapter_model.safetensors").exists()
     assert not _ray_jobs_running(ray_cluster)

@@ -100,7 +100,7 @@ class RayJobRanks:
         return True
 
     def succeeded(self) -> bool:
-        return str(self._status) == "SUCCEEDED" or getattr(self._status, "value", "") == "SUCCEEDED"
+        return self._status == "SUCCEEDED"  # JobStatus is a str enum
 
     def failure(self) -> str:
         info = self.client.get_job_info(self.submission_id)
