@@ -5,11 +5,14 @@ runner can store and broadcast it as it is. Shapes:
 
 - ``{"type": "metrics", "step", "max_steps", "epoch", "loss", "eval_loss", "learning_rate",
   "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb", "process_memory_mb"}``, one per logged
-  step; ``eval_loss`` is the latest evaluation's (``None`` before the first);
+  step; ``eval_loss`` is the latest evaluation's (``None`` before the first); a DPO run's also carry
+  ``PREFERENCE_METRICS``' keys (the implicit rewards of the chosen and rejected answers, their margin, and
+  the share of pairs where the chosen one scores higher);
 - ``{"type": "progress", "step", "max_steps"}`` when training starts (``step`` is the
   checkpoint's on a resumed run) and after every optimizer step;
 - ``{"type": "checkpoint", "step", "path"}`` once a checkpoint folder is written;
-- ``{"type": "eval", "step", "eval_loss", "token_accuracy"}`` after each evaluation;
+- ``{"type": "eval", "step", "eval_loss", "token_accuracy"}`` after each evaluation (a DPO run's add
+  ``preference_accuracy`` and ``reward_margin`` on the validation pairs);
 - ``{"type": "log", "level", "message"}`` (sent by :mod:`training_app.ml.train`);
 - ``{"type": "verdict_progress", "done", "total"}`` and ``{"type": "verdict", ...}`` (the held-out check
   after training, :mod:`training_app.ml.verdict`).
@@ -26,6 +29,20 @@ from typing import Any
 from transformers import TrainerCallback
 
 EventSink = Callable[[dict[str, Any]], None]
+# trl's DPO log keys, as the events name them.
+PREFERENCE_METRICS = {
+    "rewards/chosen": "reward_chosen",
+    "rewards/rejected": "reward_rejected",
+    "rewards/margins": "reward_margin",
+    "rewards/accuracies": "preference_accuracy",
+}
+
+
+def preference_values(logs: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """The DPO values of a trainer log (``prefix`` "eval_" for an evaluation's); empty for other runs."""
+    if prefix + "rewards/margins" not in logs:
+        return {}
+    return {name: json_number(logs.get(prefix + key)) for key, name in PREFERENCE_METRICS.items()}
 
 
 def json_number(value: Any) -> float | None:
@@ -161,6 +178,7 @@ class EventCallback(TrainerCallback):
                 "token_accuracy": json_number(logs.get("mean_token_accuracy")),
                 "gpu_memory_mb": _gpu_memory_mb(),
                 "process_memory_mb": _process_memory_mb(),
+                **preference_values(logs),
             }
         )
         reason = self.detector.update(float(logs["loss"]))
@@ -181,6 +199,7 @@ class EventCallback(TrainerCallback):
                 "step": state.global_step,
                 "eval_loss": self.latest_eval_loss,
                 "token_accuracy": json_number(metrics.get("eval_mean_token_accuracy")),
+                **preference_values(metrics, "eval_"),
             }
         )
         self._interval_start = time.monotonic()

@@ -116,7 +116,14 @@ def peft_config(recipe: Recipe) -> Any:
     )
 
 
-def sft_config(
+def sft_config(recipe: Recipe, arguments: dict[str, Any]) -> Any:
+    """The supervised trainer's settings: the shared ``arguments`` (:func:`trainer_arguments`)."""
+    from trl import SFTConfig
+
+    return SFTConfig(**arguments, packing=False)
+
+
+def trainer_arguments(
     recipe: Recipe,
     *,
     checkpoints_dir: Path,
@@ -126,10 +133,9 @@ def sft_config(
     has_validation: bool,
     train_rows: int,
     fold_up_to: int = 0,
-) -> Any:
-    """The trainer's settings. `fold_up_to`: the largest micro-batch that fits (step_batches.py)."""
-    from trl import SFTConfig
-
+) -> dict[str, Any]:
+    """The settings every trl trainer shares (supervised or preference).
+    `fold_up_to`: the largest micro-batch that fits (step_batches.py)."""
     eval_steps, save_steps = recipe.cadence(train_rows)
     keep_best = keeps_best_checkpoint(recipe, has_validation=has_validation, train_rows=train_rows)
     # Under torchrun the processes share the recipe's global batch (training_app/ml/distributed.py).
@@ -154,7 +160,7 @@ def sft_config(
                 "state_dict_type": "FULL_STATE_DICT",
             },
         }
-    return SFTConfig(
+    return dict(
         output_dir=str(checkpoints_dir),
         per_device_train_batch_size=micro_batch,
         per_device_eval_batch_size=micro_batch,
@@ -191,7 +197,6 @@ def sft_config(
         seed=recipe.seed,
         data_seed=recipe.seed,
         max_length=recipe.max_seq_len,
-        packing=False,
         report_to=[] if recipe.report_to == "none" else [recipe.report_to],
         disable_tqdm=True,
         dataloader_num_workers=0,

@@ -38,7 +38,7 @@ Progress = Callable[[int, int], None]
 # Keys a chat template may read from a canonical message; others are dropped.
 _MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
 # How many dropped rows are named by their line in the log message.
-_DROPPED_LINES_KEPT = 50
+DROPPED_LINES_KEPT = 50
 
 
 @dataclass
@@ -80,13 +80,13 @@ def load_conversations(path: str | Path, *, limit: int | None = None) -> Dataset
         )
     messages_json: list[str] = []
     source_lines: list[int] = []
-    for index, row in enumerate(itertools.islice(_read_rows(path), limit)):
+    for index, row in enumerate(itertools.islice(read_rows(path), limit)):
         messages_json.append(orjson.dumps(row.get("messages") or []).decode())
         source_lines.append(int(row.get("source_line", index + 1)))
     return Dataset.from_dict({"messages_json": messages_json, "source_line": source_lines})
 
 
-def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -125,7 +125,7 @@ class ConversationTokenizer:
             self.method = "trl_training_template" if self.chat_template else "rendered_prefixes"
 
     def __call__(self, messages: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
-        messages = [_clean_message(message) for message in messages]
+        messages = [clean_message(message) for message in messages]
         if not messages:
             return [], []
         if self.method == "rendered_prefixes":
@@ -192,7 +192,7 @@ class ConversationTokenizer:
         return start, end
 
 
-def _clean_message(message: dict[str, Any]) -> dict[str, Any]:
+def clean_message(message: dict[str, Any]) -> dict[str, Any]:
     cleaned = {key: message[key] for key in _MESSAGE_KEYS if message.get(key) is not None}
     cleaned.setdefault("content", "")
     return cleaned
@@ -272,6 +272,6 @@ def prepare_data(
         mask_method=method,
         dropped_train_rows=len(dropped),
         dropped_validation_rows=len(validation_dropped),
-        dropped_train_lines=dropped[:_DROPPED_LINES_KEPT],
-        dropped_validation_lines=validation_dropped[:_DROPPED_LINES_KEPT],
+        dropped_train_lines=dropped[:DROPPED_LINES_KEPT],
+        dropped_validation_lines=validation_dropped[:DROPPED_LINES_KEPT],
     )

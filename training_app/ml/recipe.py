@@ -35,6 +35,11 @@ PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
 REPORT_TO_CHOICES = ("none", "mlflow", "wandb")
 GPUS_CHOICES = ("auto", "1", "2", "4", "8")
 SPEEDUP_CHOICES = ("auto", "on", "off")  # auto: on a GPU only
+# What the run learns from: supervised (conversations) or preferences (a better and a worse answer).
+OBJECTIVES = ("sft", "dpo")
+PREFERENCE_OBJECTIVES = ("dpo",)
+# trl's DPO losses offered: the paper's, IPO (no overfitting), hinge (SLiC), robust (noisy labels).
+PREFERENCE_LOSSES = ("sigmoid", "ipo", "hinge", "robust")
 
 # The module names live with the model presets (one source of truth).
 TARGET_PRESETS = LORA_TARGET_PRESETS
@@ -42,6 +47,9 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 # Shown next to each field in the form, and as comments in the YAML export.
 RECIPE_HELP: dict[str, str] = {
+    "objective": "What the model learns from: 'sft' imitates the answers of conversations (supervised); "
+    "'dpo' learns from pairs of a better and a worse answer to prefer the better (Direct Preference "
+    "Optimization). DPO needs a preference dataset, and is best run on top of a supervised adapter.",
     "method": "How the model is adapted: LoRA trains small extra matrices (the usual choice); "
     "QLoRA does the same on a 4-bit copy of the model to fit a smaller GPU; IA3 trains even fewer numbers.",
     "lora_r": "Size of the LoRA matrices. Larger learns more but can memorise the examples; "
@@ -92,6 +100,14 @@ RECIPE_HELP: dict[str, str] = {
     "A trial run sets it.",
     "trial_rows": "Train on only the first N conversations (empty: all). The guide suggests a trial with 100 "
     "before a full run.",
+    "beta": "DPO: how far the model may move from where it started. Small (0.01-0.1) lets preferences "
+    "change it a lot; large (0.5-1) keeps it close to the starting model.",
+    "preference_loss": "DPO's loss: 'sigmoid' is the paper's; 'ipo' does not keep pushing pairs it "
+    "already gets right (less overfitting on small sets); 'hinge' stops at a fixed margin; 'robust' expects "
+    "some pairs to be labelled the wrong way round.",
+    "precompute_reference": "DPO compares the model with its starting point (the reference). On: the "
+    "reference's scores are computed once for every pair before training, so training needs less memory; "
+    "off: computed at each step, no pass over the data at the start.",
     "report_to": "Also send the metrics to an experiment tracker: 'none', 'mlflow' or 'wandb' "
     "(it must be installed and configured on the worker).",
 }
@@ -169,6 +185,7 @@ class RecipeError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
+    objective: str = "sft"
     method: str = "lora"
     lora_r: int = 64
     lora_alpha: int = 16
@@ -196,6 +213,9 @@ class Recipe:
     seed: int = 42
     max_steps: int | None = None
     trial_rows: int | None = None
+    beta: float = 0.1
+    preference_loss: str = "sigmoid"
+    precompute_reference: bool = False
     report_to: str = "none"
 
     def __post_init__(self) -> None:
@@ -254,6 +274,11 @@ class Recipe:
     def target_module_list(self) -> list[str]:
         preset = TARGET_PRESETS.get(self.target_modules)
         return list(preset) if preset else self.target_modules.split(",")
+
+    @property
+    def preference(self) -> bool:
+        """Whether the run learns from preference pairs (DPO) rather than from conversations."""
+        return self.objective in PREFERENCE_OBJECTIVES
 
     @property
     def effective_batch_size(self) -> int:
@@ -482,6 +507,7 @@ def _target_modules(value: Any) -> str:
 
 _LIST_FIELDS = frozenset({"target_modules"})  # the one setting that may be written as a list
 _CHECKS = {
+    "objective": _choice(OBJECTIVES),
     "method": _choice(METHODS),
     "lora_r": _int(1, 512),
     "lora_alpha": _int(1, 4096),
@@ -509,5 +535,8 @@ _CHECKS = {
     "seed": _int(0, 2**32 - 1),
     "max_steps": _int(1, 10_000_000, optional=True),
     "trial_rows": _int(1, 100_000_000, optional=True),
+    "beta": _float(0.0, 10.0, above_minimum=True),
+    "preference_loss": _choice(PREFERENCE_LOSSES),
+    "precompute_reference": _bool,
     "report_to": _choice(REPORT_TO_CHOICES),
 }

@@ -27,12 +27,14 @@ from training_app.ml.components import (
     peft_config,
     sft_config,
     speedups_described,
+    trainer_arguments,
 )
 from training_app.ml.data import PreparedData, prepare_data
 from training_app.ml.distributed import is_main_process, process_count, sharded_run
 from training_app.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from training_app.ml.patches.peft import speed_up_lora_on_cpu
 from training_app.ml.patches.trl import score_labelled_positions_only
+from training_app.ml.preference import dpo_trainer, load_start_adapter, prepare_pairs
 from training_app.ml.recipe import Recipe
 from training_app.ml.run_outcome import (
     best_checkpoint,
@@ -91,6 +93,7 @@ def train(
     checkpointing_needed: bool = False,
     extra_callbacks: Sequence[Any] = (),
     check_held_out: Callable[[], bool] = lambda: True,
+    start_adapter_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train an adapter into ``output_dir/adapter``; checkpoints go to ``output_dir/checkpoints``.
 
@@ -99,6 +102,7 @@ def train(
     checkpoint folder of an earlier run of the same recipe and data; step numbers
     continue from it. ``extra_callbacks`` join the trainer's (a sweep's pruning);
     ``check_held_out()`` says, once training ends, whether the held-out verdict is worth its time.
+    ``start_adapter_dir``: an adapter of the same base to continue from (a supervised one, before DPO).
     """
     import torch
 
@@ -113,13 +117,18 @@ def train(
     resume = _checkpoint_to_resume(resume_from_checkpoint)
 
     tokenizer = load_tokenizer(base_model_dir)
-    data = prepare_data(
-        tokenizer=tokenizer,
-        train_path=train_path,
-        validation_path=validation_path,
-        max_seq_len=recipe.max_seq_len,
-        trial_rows=recipe.trial_rows,
-    )
+    if recipe.preference:
+        data = prepare_pairs(
+            train_path=train_path, validation_path=validation_path, trial_rows=recipe.trial_rows
+        )
+    else:
+        data = prepare_data(
+            tokenizer=tokenizer,
+            train_path=train_path,
+            validation_path=validation_path,
+            max_seq_len=recipe.max_seq_len,
+            trial_rows=recipe.trial_rows,
+        )
     _log_data(log, data, recipe)
 
     precision = recipe.resolve_precision(device)
@@ -135,7 +144,7 @@ def train(
     )
     log(
         "info",
-        f"Training {recipe.method.upper()} on {where} in {precision}, "
+        f"Training {_what_is_trained(recipe, start_adapter_dir)} on {where} in {precision}, "
         f"gradient checkpointing {'on' if checkpointing else 'off'}"
         + "".join(f", {speedup}" for speedup in speedups_described(recipe, device, fold_up_to))
         + (f", resuming from {resume.name}" if resume else "")
@@ -180,6 +189,7 @@ def train(
                 precision=precision,
                 gradient_checkpointing=checkpointing,
                 fold_up_to=fold_up_to,
+                start_adapter_dir=start_adapter_dir,
             )
             if process_count() > 1:
                 how = (
@@ -214,14 +224,21 @@ def train(
             if sharded:  # every process hands over its part of the adapter; rank 0 writes the same files
                 trainer.save_model(str(adapter_dir))
             elif main_process:
-                trainer.model.save_pretrained(adapter_dir)
+                # A DPO run from the user's adapter also carries trl's frozen reference copy of it ("ref").
+                trainer.model.save_pretrained(adapter_dir, selected_adapters=["default"])
             if main_process:
                 tokenizer.save_pretrained(adapter_dir)
                 log("info", f"Adapter saved (the weights of step {best_step or trainer.state.global_step}).")
             if sharded and main_process:
                 log("info", "The held-out check is left to the evaluation: the model is split across cards.")
             verdict = None
-            if main_process and not sharded and not callback.stopped and check_held_out():
+            if recipe.preference and main_process:
+                log(
+                    "info",
+                    "The held-out pairs' preference accuracy is on the charts; compare answers with the "
+                    "starting model by their win rate under Evaluate.",
+                )
+            elif main_process and not sharded and not callback.stopped and check_held_out():
                 verdict = held_out_verdict(trainer.model, tokenizer, validation_path, on_event, log)
             return TrainResult(
                 adapter_dir=str(adapter_dir),
@@ -283,6 +300,7 @@ def _build_trainer(
     precision: str,
     gradient_checkpointing: bool,
     fold_up_to: int = 0,
+    start_adapter_dir: str | Path | None = None,
 ) -> Any:
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
@@ -293,25 +311,31 @@ def _build_trainer(
         if precision == "bf16":
             attention = fp32_attention()  # the CPU's bf16 attention backward is the slower one
     model = load_model(base_model_dir, recipe, precision=precision, attn_implementation=attention)
+    if start_adapter_dir is not None:
+        model = load_start_adapter(model, start_adapter_dir)
+    arguments = trainer_arguments(
+        recipe,
+        checkpoints_dir=checkpoints_dir,
+        device=device,
+        precision=precision,
+        gradient_checkpointing=gradient_checkpointing,
+        has_validation=data.validation is not None,
+        train_rows=data.train_rows,
+        fold_up_to=fold_up_to,
+    )
     try:
-        trainer = SFTTrainer(
-            model=model,
-            args=sft_config(
-                recipe,
-                checkpoints_dir=checkpoints_dir,
-                device=device,
-                precision=precision,
-                gradient_checkpointing=gradient_checkpointing,
-                has_validation=data.validation is not None,
-                train_rows=data.train_rows,
-                fold_up_to=fold_up_to,
-            ),
-            train_dataset=data.train,
-            eval_dataset=data.validation,
-            processing_class=tokenizer,
-            peft_config=peft_config(recipe),
-            callbacks=callbacks,
-        )
+        if recipe.preference:
+            trainer = dpo_trainer(model, recipe, data, tokenizer, callbacks, arguments)
+        else:
+            trainer = SFTTrainer(
+                model=model,
+                args=sft_config(recipe, arguments),
+                train_dataset=data.train,
+                eval_dataset=data.validation,
+                processing_class=tokenizer,
+                peft_config=None if start_adapter_dir is not None else peft_config(recipe),
+                callbacks=callbacks,
+            )
     except ValueError as error:
         if "Target module" not in str(error):
             raise
@@ -325,6 +349,14 @@ def _build_trainer(
     if device == "cpu":
         speed_up_lora_on_cpu(trainer.model, bf16_autocast=precision == "bf16")
     return trainer
+
+
+def _what_is_trained(recipe: Recipe, start_adapter_dir: str | Path | None) -> str:
+    adapter = recipe.method.upper()
+    if not recipe.preference:
+        return adapter
+    start = "on top of the supervised adapter" if start_adapter_dir else "from the base model"
+    return f"{adapter} by DPO ({recipe.preference_loss} loss, beta {recipe.beta:g}) {start}"
 
 
 def _linear_layer_names(model: Any) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.training_app.ml.conftest import TINY_RECIPE, recorder
-from training_app.ml.components import sft_config
+from training_app.ml.components import sft_config, trainer_arguments
 from training_app.ml.distributed import per_process_batch
 from training_app.ml.errors import TrainingNotRunnable
 from training_app.ml.recipe import Recipe
@@ -24,13 +24,16 @@ LOSS_TOLERANCE = 2e-3
 def _config(tmp_path, recipe: Recipe, device: str, fold_up_to: int = 0):
     return sft_config(
         recipe,
-        checkpoints_dir=tmp_path,
-        device=device,
-        precision="fp32",
-        gradient_checkpointing=False,
-        has_validation=False,
-        train_rows=100,
-        fold_up_to=fold_up_to,
+        trainer_arguments(
+            recipe,
+            checkpoints_dir=tmp_path,
+            device=device,
+            precision="fp32",
+            gradient_checkpointing=False,
+            has_validation=False,
+            train_rows=100,
+            fold_up_to=fold_up_to,
+        ),
     )
 
 
