@@ -2,6 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
+from datasets_app.core.canonical import PREFERENCE_FORMATS
 from datasets_app.models import SUBJECT_VERSION, Blob, Dataset, DatasetFile, DatasetVersion, FileRole
 from jobs.models import Job
 
@@ -66,3 +67,19 @@ def version_row_format(version: DatasetVersion) -> str:
             return version.source_file.format
         version = version.parent
     return ""
+
+
+def version_holds_pairs(version: DatasetVersion) -> bool:
+    """Whether a version's rows are preference rows (pairs, or KTO's rated answers), for DPO's form."""
+    return version_row_format(version) in PREFERENCE_FORMATS
+
+
+def supervised_versions_for_user(user: AbstractBaseUser) -> list[DatasetVersion]:
+    """The user's ready versions of conversations (not preference rows), newest first: what a
+    supervised run before DPO can learn from."""
+    versions = (
+        DatasetVersion.objects.filter(dataset__owner=user, ready=True)
+        .select_related("dataset", "source_file")
+        .order_by("-created_at")[:200]
+    )
+    return [version for version in versions if not version_holds_pairs(version)]

@@ -17,6 +17,11 @@ from training_app.ml.memory import (
 )
 from training_app.ml.recipe import Recipe
 
+DPO_MEMORY_NOTE = (
+    " DPO counts twice the activations (each pair's two answers go through together); its reference model "
+    "is the same weights with the adapter switched off, so it costs no second copy."
+)
+
 
 def launch_targets() -> list[tuple[str, str]]:
     """The machines and GPUs workers have reported, as (queue, label) choices."""
@@ -88,6 +93,7 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         "batch_size": recipe.batch_size,
         "precision": precision,
         "lora_dropout": recipe.lora_dropout,
+        "preference": recipe.preference,  # DPO: chosen and rejected answers go through together
     }
     if on_cluster:
         return _cluster_estimate(shape, settings, recipe, gpu)
@@ -181,7 +187,9 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         on = f"each of {cards} cards" if cards > 1 else f"the {memory_gb:.0f} GB on {gpu['name']}"
         how = " (the model split across them)" if sharded else (" (each with a copy)" if cards > 1 else "")
         per_card = f" of {memory_gb:.0f} GB ({gpu['name']})" if cards > 1 else ""
-        result["verdict"] = f"Needs about {estimate.total_gb:.1f} GB on {on}{per_card}{how}."
+        result["verdict"] = f"Needs about {estimate.total_gb:.1f} GB on {on}{per_card}{how}." + (
+            DPO_MEMORY_NOTE if recipe.preference else ""
+        )
         return result
     suggestion = suggest_fitting_settings(
         shape,

@@ -10,7 +10,9 @@ from training_app.ml.recipe import (
     CHECKPOINTING_CHOICES,
     GPUS_CHOICES,
     METHODS,
+    OBJECTIVES,
     PRECISION_CHOICES,
+    PREFERENCE_LOSSES,
     RECIPE_HELP,
     REPORT_TO_CHOICES,
     SPEEDUP_CHOICES,
@@ -19,6 +21,16 @@ from training_app.ml.recipe import (
 )
 
 CHOICES = {
+    "objective": [
+        (
+            o,
+            {"sft": "Supervised (learn the answers)", "dpo": "DPO (prefer the better answer of each pair)"}[
+                o
+            ],
+        )
+        for o in OBJECTIVES
+    ],
+    "preference_loss": [(c, c) for c in PREFERENCE_LOSSES],
     "method": [(m, {"lora": "LoRA", "qlora": "QLoRA (4-bit, GPU only)", "ia3": "IA³"}[m]) for m in METHODS],
     "gradient_checkpointing": [(c, c) for c in CHECKPOINTING_CHOICES],
     "precision": [(c, c) for c in PRECISION_CHOICES],
@@ -38,6 +50,7 @@ LABELS = {
 }
 # Shown first; the rest sit under "More settings".
 MAIN_FIELDS = (
+    "objective",
     "method",
     "lora_r",
     "learning_rate",
@@ -81,6 +94,29 @@ class TrainingForm(forms.Form):
         for field in dataclasses.fields(Recipe):
             self.fields[field.name] = _field_for(field, getattr(recipe, field.name))
 
+    def add_preference_starts(self, *, adapters, sft_versions) -> None:
+        """A preference version's form: continue from an adapter, or run supervised on another version
+        first and go on from its adapter ("SFT then DPO")."""
+        self.fields["start_adapter"] = forms.ModelChoiceField(
+            queryset=adapters,
+            required=False,
+            empty_label="A new adapter on the base model",
+            help_text="DPO works best on top of a supervised adapter of the same base model.",
+        )
+        self.fields["sft_version"] = forms.ChoiceField(
+            choices=[("", "No: only DPO")]
+            + [(str(v.pk), f"{v.dataset.name} v{v.number}") for v in sft_versions],
+            required=False,
+            label="Supervised run first, on",
+            help_text="SFT then DPO: one run learns from these conversations with the automatic settings, "
+            "and the DPO run starts from its adapter when it ends.",
+        )
+        self.sft_versions = {str(v.pk): v for v in sft_versions}
+
+    @property
+    def preference_fields(self):
+        return [self[name] for name in ("start_adapter", "sft_version") if name in self.fields]
+
     @property
     def main_fields(self):
         return [self[name] for name in MAIN_FIELDS]
@@ -101,4 +137,6 @@ class TrainingForm(forms.Form):
         problem = self.recipe.cadence_problem()
         if problem:
             self.add_error("save_steps", problem)
+        if data.get("start_adapter") and data.get("sft_version"):
+            self.add_error("sft_version", "Either start from an adapter or run supervised first, not both.")
         return data

@@ -39,6 +39,11 @@ class TrainParams(_RunParams):
     gpus: int = 1
     sharded: bool = False
     cluster: bool = False  # the run is a job of the Ray cluster (training_app/cluster.py): no card here
+    # Preference tuning: the user's adapter (of the same base) a DPO run continues from, and, on a
+    # supervised run chained before one ("SFT then DPO"), the DPO run to queue with its adapter:
+    # {"dataset_version_id", "recipe", "target_queue"}.
+    start_adapter_id: int | None = None
+    then_dpo: dict[str, Any] | None = None
 
 
 def training_cards(job) -> int:

@@ -36,8 +36,10 @@ from training_app.ml.errors import (
 )
 from training_app.ml.recipe import Recipe
 
-# What a metric event carries: the keys of MetricPayload, the one definition the charts draw from.
-METRIC_KEYS = tuple(MetricPayload.__annotations__)
+# What a metric event carries: the keys of MetricPayload, the one definition the charts draw from (its
+# optional keys, a preference run's rewards, only where the trainer reports them).
+METRIC_KEYS = tuple(MetricPayload.__required_keys__)
+OPTIONAL_METRIC_KEYS = tuple(MetricPayload.__optional_keys__)
 
 
 ERROR_CODES = {
@@ -83,6 +85,7 @@ class _EventSink:
         kind = event.get("type")
         if kind == "metrics":
             payload: MetricPayload = {key: event.get(key) for key in METRIC_KEYS}
+            payload.update({key: event[key] for key in OPTIONAL_METRIC_KEYS if key in event})
             if "trial" in event:  # a sweep's trial: the page draws each trial's curve apart
                 payload["trial"] = event["trial"]
             job_event_emit(self.job.pk, EventKind.METRIC, payload)
@@ -240,6 +243,40 @@ def _train_on_leased_cards(*, processes: int, sharded: bool, cluster=None, **run
     return TrainResult(**outcome)
 
 
+def _start_adapter_dir(job: Job) -> str | None:
+    """The folder of the adapter a DPO run continues from (None: a new adapter on the base model)."""
+    adapter_id = job_params(job).start_adapter_id
+    if adapter_id is None:
+        return None
+    adapter = Adapter.objects.filter(pk=adapter_id, owner=job.owner).first()
+    if adapter is None or not Path(adapter.path).is_dir():
+        raise JobFailure(
+            "deleted",
+            "The adapter this run was to start from has been deleted.",
+            "Start the DPO run again from the base model or from another adapter.",
+        )
+    return adapter.path
+
+
+def _chained_dpo_start(job: Job, adapter: Adapter, reporter: JobReporter) -> Job | None:
+    """ "SFT then DPO": queue the preference run from the adapter just made. A refusal now (the version
+    deleted, a quota reached) leaves this job succeeded and says how to start the DPO run by hand."""
+    from accounts.quotas import QuotaExceeded
+    from training_app.services import TrainingRefused, dpo_after_sft
+
+    try:
+        follow_up = dpo_after_sft(job, adapter)
+    except (TrainingRefused, QuotaExceeded) as refusal:
+        reporter.log(
+            f"The DPO run chained after this one could not start: {refusal} Start it from this "
+            "adapter on the preference version's Train page.",
+            "warning",
+        )
+        return None
+    reporter.log(f"Preference tuning (DPO) from this adapter is queued as job {follow_up.pk}.")
+    return follow_up
+
+
 def run_training(job: Job, reporter: JobReporter) -> dict:
     if job_params(job).training_file_id:  # made through the OpenAI API: its files may still be checked
         from training_app.openai_runner import training_files_prepare
@@ -273,6 +310,7 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
             should_stop=sink.should_stop,
             resume_from_checkpoint=resume,
             checkpointing_needed=params.checkpointing_needed,
+            start_adapter_dir=_start_adapter_dir(job),
         )
     if result.stopped:
         reporter.log(f"Training stopped at step {result.final_step}; its checkpoint is kept.", "warning")
@@ -283,7 +321,9 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         from training_app.openai_runner import adapter_auto_deploy
 
         adapter_auto_deploy(adapter=adapter, reporter=reporter)
+    chained = _chained_dpo_start(job, adapter, reporter) if params.then_dpo else None
     return {
+        **({"next_job_id": chained.pk} if chained else {}),
         "adapter_id": adapter.pk,
         "final_step": result.final_step,
         "base_model_revision": inputs.revision,

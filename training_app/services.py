@@ -21,7 +21,7 @@ from jobs.queues import QUEUE_GPU_ANY, machine_queue
 from jobs.services import job_create, job_enqueue
 from jobs.states import EventKind, JobKind, JobState
 from lathe_common import __version__
-from models_app.models import BaseModel
+from models_app.models import Adapter, BaseModel
 from models_app.selectors import base_model_list_for_user
 from training_app.cluster import RAY_TARGET
 from training_app.estimate import estimate_for_launch
@@ -69,9 +69,17 @@ def training_start(
     target_queue: str | None = None,
     checkpointing_forced: bool = False,
     recipe_reason: str = "",
+    start_adapter: Adapter | None = None,
 ) -> Job:
-    """Queue a fine-tuning job on a ready dataset version (a short trial run when `trial`)."""
-    _require_ready(dataset_version)
+    """Queue a fine-tuning job on a ready dataset version (a short trial run when `trial`).
+
+    `start_adapter`: for preference tuning (DPO), one of the owner's adapters of the same base model
+    to continue from, rather than a new adapter on the base model.
+    """
+    _require_ready(dataset_version, recipe)
+    extra_params = {}
+    if start_adapter is not None:
+        extra_params["start_adapter_id"] = _start_adapter_checked(owner, base_model, recipe, start_adapter).pk
     if trial:
         recipe = recipe.replace(trial_rows=TRIAL_ROWS, max_steps=TRIAL_STEPS, save_steps=TRIAL_STEPS)
     return train_job_create(
@@ -83,7 +91,75 @@ def training_start(
         recipe_reason=recipe_reason,
         target_queue=target_queue,
         checkpointing_forced=checkpointing_forced,
+        extra_params=extra_params,
     )
+
+
+def sft_then_dpo_start(
+    *,
+    owner: AbstractBaseUser,
+    sft_version: DatasetVersion,
+    sft_recipe: Recipe,
+    dpo_version: DatasetVersion,
+    dpo_recipe: Recipe,
+    base_model: BaseModel,
+    target_queue: str | None = None,
+) -> Job:
+    """ "SFT then DPO" as one action: a supervised run on `sft_version` that, once its adapter is made,
+    queues the preference run on `dpo_version` from that adapter (training_app/runner.py). Both are
+    checked now, so the second does not fail for its data or its size after the first has run."""
+    _require_ready(dpo_version, dpo_recipe)
+    if sft_recipe.preference or not dpo_recipe.preference:
+        raise TrainingRefused("The first run of the pair learns from conversations (sft), the second by DPO.")
+    training_fit_check(base_model=base_model, recipe=dpo_recipe, target_queue=target_queue)
+    then = {
+        "dataset_version_id": dpo_version.pk,
+        "recipe": dpo_recipe.to_dict(),
+        "target_queue": target_queue,
+    }
+    _require_ready(sft_version, sft_recipe)
+    return train_job_create(
+        owner=owner,
+        dataset_version=sft_version,
+        base_model=base_model,
+        recipe=sft_recipe,
+        target_queue=target_queue,
+        extra_params={"then_dpo": then},
+    )
+
+
+def dpo_after_sft(job: Job, adapter: Adapter) -> Job:
+    """The preference run a supervised job was chained with, started from its new adapter."""
+    then = job_params(job).then_dpo
+    version = DatasetVersion.objects.filter(pk=then["dataset_version_id"], dataset__owner=job.owner).first()
+    if version is None:
+        raise TrainingRefused("The preference dataset version chosen for the DPO run was deleted.")
+    return training_start(
+        owner=job.owner,
+        dataset_version=version,
+        base_model=adapter.base_model,
+        recipe=Recipe.from_dict(then["recipe"]),
+        target_queue=then.get("target_queue"),
+        start_adapter=adapter,
+        recipe_reason=f"DPO on top of the adapter of supervised job {job.pk}, as chosen when it was started.",
+    )
+
+
+def _start_adapter_checked(
+    owner: AbstractBaseUser, base_model: BaseModel, recipe: Recipe, adapter: Adapter
+) -> Adapter:
+    if not recipe.preference:
+        raise TrainingRefused(
+            "Only preference tuning (DPO) starts from an adapter; supervised runs start anew."
+        )
+    if adapter.owner_id != owner.pk:
+        raise TrainingRefused("That adapter is not one of yours.")
+    if adapter.base_model_id != base_model.pk:
+        raise TrainingRefused(
+            f"The adapter was trained on {adapter.base_model.display_name}, not on "
+            f"{base_model.display_name}: pick that base model, or another adapter."
+        )
+    return adapter
 
 
 def train_job_create(
@@ -128,7 +204,12 @@ def sweep_start(
     target_queue: str | None = None,
 ) -> Job:
     """Queue "Find the best settings": `trials` runs around `recipe`, the best one kept."""
-    _require_ready(dataset_version)
+    _require_ready(dataset_version, recipe)
+    if recipe.preference:
+        raise TrainingRefused(
+            "Finding the best settings compares supervised runs; for DPO, start one run and watch its "
+            "preference accuracy on the validation pairs."
+        )
     if not dataset_version.validation_rows:
         raise TrainingRefused(
             "Finding the best settings compares runs on validation rows, and this version has none: "
@@ -141,16 +222,34 @@ def sweep_start(
     return _queue_run(JobKind.SWEEP, owner, dataset_version, base_model, recipe, False, params, target_queue)
 
 
-def _require_ready(version: DatasetVersion) -> None:
+def _require_ready(version: DatasetVersion, recipe: Recipe) -> None:
     if not version.ready:
         raise TrainingRefused("This dataset version is still being prepared; start when its statistics show.")
-    if version_row_format(version) in PREFERENCE_FORMATS:
-        raise TrainingRefused(
-            "This version holds preference pairs (a better and a worse answer to each prompt), which are "
-            "for preference tuning (DPO), not for supervised fine-tuning: supervised training would learn "
-            "from the preferred answers only and ignore the rest. Lathe does not run preference tuning "
-            "yet; to fine-tune now, upload conversations (instruction and answer) instead."
+    problem = objective_mismatch(version_row_format(version), recipe)
+    if problem:
+        raise TrainingRefused(problem)
+
+
+def objective_mismatch(row_format: str, recipe: Recipe) -> str | None:
+    """Why data of `row_format` can't train by the recipe's objective, in words; None when it can."""
+    if row_format == "kto":
+        return (
+            "This version holds rated answers (one answer per prompt marked good or bad), which are for KTO. "
+            "Lathe's preference tuning is DPO, which learns from pairs: upload a better and a worse answer "
+            "to each prompt (chosen and rejected)."
         )
+    if row_format in PREFERENCE_FORMATS and not recipe.preference:
+        return (
+            "This version holds preference pairs (a better and a worse answer to each prompt), which are "
+            "for preference tuning: choose the objective 'dpo'. Supervised training (sft) would learn from "
+            "the preferred answers only and ignore the rest."
+        )
+    if row_format not in PREFERENCE_FORMATS and recipe.preference:
+        return (
+            "DPO learns from pairs of a better and a worse answer to each prompt, and this version holds "
+            "conversations: choose the objective 'sft' for it, or upload preference pairs for DPO."
+        )
+    return None
 
 
 def _queue_run(

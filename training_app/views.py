@@ -11,12 +11,16 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from datasets_app.selectors import get_dataset_version_for_user
+from datasets_app.selectors import (
+    get_dataset_version_for_user,
+    supervised_versions_for_user,
+    version_holds_pairs,
+)
 from jobs.params import job_params
 from jobs.selectors import get_job_for_user
 from lathe_common.archives import folder_zip
 from lathe_common.web.params import int_param
-from models_app.selectors import base_model_list_by_size, get_base_model_for_user
+from models_app.selectors import adapter_list_for_user, base_model_list_by_size, get_base_model_for_user
 from training_app.auto import recipe_auto_for, recipe_reason
 from training_app.estimate import estimate_for_launch, launch_targets
 from training_app.forms import TrainingForm
@@ -26,6 +30,7 @@ from training_app.services import (
     TrainingRefused,
     recipe_export,
     recipe_import,
+    sft_then_dpo_start,
     sweep_resume,
     sweep_start,
     training_resume,
@@ -34,13 +39,21 @@ from training_app.services import (
 )
 
 
-def _form(request: HttpRequest, data=None, initial_recipe: Recipe | None = None) -> TrainingForm:
-    return TrainingForm(
+def _form(
+    request: HttpRequest, data=None, initial_recipe: Recipe | None = None, version=None
+) -> TrainingForm:
+    form = TrainingForm(
         data,
         base_models=base_model_list_by_size(request.user),
         targets=launch_targets(),
         initial_recipe=initial_recipe,
     )
+    if version is not None and version_holds_pairs(version):
+        form.add_preference_starts(
+            adapters=adapter_list_for_user(request.user),
+            sft_versions=supervised_versions_for_user(request.user),
+        )
+    return form
 
 
 def _automatic(request: HttpRequest, version):
@@ -73,13 +86,24 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
     """The recipe form, filled with the automatic settings for this data (or the guide's, on request)."""
     version = get_dataset_version_for_user(request.user, version_id)
     settings_mode, automatic, initial = _automatic(request, version)
-    form = _form(request, request.POST or None, initial_recipe=initial)
+    form = _form(request, request.POST or None, initial_recipe=initial, version=version)
     refusal = None
     if request.method == "POST" and form.is_valid():
         base_model = form.cleaned_data["base_model"]
         target_queue = form.cleaned_data.get("target") or None
+        sft_version = getattr(form, "sft_versions", {}).get(form.cleaned_data.get("sft_version") or "")
         try:
-            if request.POST.get("action") == "sweep":
+            if sft_version is not None:
+                job = sft_then_dpo_start(
+                    owner=request.user,
+                    sft_version=sft_version,
+                    sft_recipe=recipe_auto_for(sft_version, base_model).recipe,
+                    dpo_version=version,
+                    dpo_recipe=form.recipe,
+                    base_model=base_model,
+                    target_queue=target_queue,
+                )
+            elif request.POST.get("action") == "sweep":
                 job = sweep_start(
                     owner=request.user,
                     dataset_version=version,
@@ -96,6 +120,7 @@ def training_new(request: HttpRequest, version_id: int) -> HttpResponse:
                     trial=request.POST.get("action") == "trial",
                     target_queue=target_queue,
                     recipe_reason=recipe_reason(form.recipe, version, base_model),
+                    start_adapter=form.cleaned_data.get("start_adapter"),
                 )
         except TrainingRefused as exc:
             refusal = exc
@@ -246,4 +271,6 @@ def training_context(job) -> dict:
         "adapter": getattr(job, "adapter", None),
         "recipe": job_params(job).recipe or {},
         "retry_with": ((job.error or {}).get("details") or {}).get("retry_with"),
+        "then_dpo": getattr(job_params(job), "then_dpo", None),
+        "next_job_id": (job.result or {}).get("next_job_id"),
     }

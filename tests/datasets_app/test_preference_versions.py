@@ -75,7 +75,7 @@ def test_supervised_training_refuses_a_preference_version_and_says_why(alice):
 
     _, version = _preference_version(alice, "preference")
     model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="0.5B")
-    with pytest.raises(TrainingRefused, match="holds preference pairs"):
+    with pytest.raises(TrainingRefused, match="holds preference pairs.*choose the objective 'dpo'"):
         training_start(owner=alice, dataset_version=version, base_model=model, recipe=Recipe())
 
 

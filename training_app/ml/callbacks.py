@@ -7,7 +7,8 @@ runner can store and broadcast it as it is. Shapes:
   "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb", "process_memory_mb"}``, one per logged
   step; ``eval_loss`` is the latest evaluation's (``None`` before the first); a DPO run's also carry
   ``PREFERENCE_METRICS``' keys (the implicit rewards of the chosen and rejected answers, their margin, and
-  the share of pairs where the chosen one scores higher);
+  the share of pairs where the chosen one scores higher) and ``eval_preference_accuracy``, the latest
+  evaluation's share on the validation pairs;
 - ``{"type": "progress", "step", "max_steps"}`` when training starts (``step`` is the
   checkpoint's on a resumed run) and after every optimizer step;
 - ``{"type": "checkpoint", "step", "path"}`` once a checkpoint folder is written;
@@ -134,6 +135,7 @@ class EventCallback(TrainerCallback):
         self.diverged: tuple[int, str] | None = None  # (step, reason)
         self.checkpoints: list[dict[str, Any]] = []
         self.latest_eval_loss: float | None = None
+        self.latest_eval_accuracy: float | None = None  # a DPO run's on the validation pairs
         # Tokens/s is measured over training time only: evaluations and saves restart the clock.
         self._interval_start = time.monotonic()
         self._interval_tokens = 0.0
@@ -179,6 +181,11 @@ class EventCallback(TrainerCallback):
                 "gpu_memory_mb": _gpu_memory_mb(),
                 "process_memory_mb": _process_memory_mb(),
                 **preference_values(logs),
+                **(
+                    {"eval_preference_accuracy": self.latest_eval_accuracy}
+                    if "rewards/margins" in logs
+                    else {}
+                ),
             }
         )
         reason = self.detector.update(float(logs["loss"]))
@@ -193,6 +200,7 @@ class EventCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         metrics = metrics or {}
         self.latest_eval_loss = json_number(metrics.get("eval_loss"))
+        self.latest_eval_accuracy = json_number(metrics.get("eval_rewards/accuracies"))
         self.on_event(
             {
                 "type": "eval",

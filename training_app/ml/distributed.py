@@ -136,6 +136,7 @@ def run_distributed(
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.5,
     cluster: ClusterRun | None = None,
+    start_adapter_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train on `processes` processes; returns rank 0's `TrainResult.to_dict()`.
 
@@ -165,6 +166,7 @@ def run_distributed(
                 "recipe": recipe.to_dict(),
                 "resume_from_checkpoint": str(resume_from_checkpoint) if resume_from_checkpoint else None,
                 "checkpointing_needed": checkpointing_needed,
+                "start_adapter_dir": str(start_adapter_dir) if start_adapter_dir else None,
                 "events_path": str(events_path),
                 "result_path": str(result_path),
             }

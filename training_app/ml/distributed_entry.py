@@ -48,6 +48,7 @@ def rank_main(config: dict) -> int:
             on_event=_append_to(Path(config["events_path"])) if main_process else (lambda event: None),
             resume_from_checkpoint=config["resume_from_checkpoint"],
             checkpointing_needed=config["checkpointing_needed"],
+            start_adapter_dir=config.get("start_adapter_dir"),
         )
     except TrainingError as error:
         if main_process:

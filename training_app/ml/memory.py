@@ -94,8 +94,15 @@ def estimate_training_memory(
     optimizer: str = "adamw",
     lora_dropout: float = 0.1,
     shards: int = 1,
+    preference: bool = False,
 ) -> MemoryEstimate:
     """Peak memory of one card in one training step (see the module docstring for the model).
+
+    `preference`: a DPO step, which runs the chosen and the rejected answer of each pair through the
+    model together (twice the sequences: twice the activations and logits), after the reference
+    model's pass over the same pairs. That reference is the same base weights with the adapter off
+    (or a frozen copy of the adapter a run continues from: as small as the adapter), and its pass keeps
+    no activations, so it adds no more than the step's own logits, which it frees before the step.
 
     `shards`: the cards the model is split across (FSDP, full shard). Each card then keeps its share of
     the weights, of the adapter with its gradients and of the optimizer's state, plus one decoder
@@ -107,7 +114,7 @@ def estimate_training_memory(
     _check_choice("optimizer", optimizer, OPTIMIZER_STATE_BYTES)
     targets = _known_targets(shape, target_modules)
     element = PRECISION_WEIGHT_BYTES[precision]
-    tokens = batch_size * max_seq_len
+    tokens = batch_size * max_seq_len * (2 if preference else 1)
     layers = shape.num_hidden_layers
 
     weights = _weight_bytes(shape, method, element)
@@ -137,6 +144,7 @@ def estimate_training_memory(
 
     breakdown = {
         "base_weights": weights,
+        **({"reference_model_frozen_adapter": trainable * element} if preference else {}),
         "adapter_weights_and_gradients": adapter,
         "optimizer_states": optimizer_state,
         "stored_activations": stored,
@@ -216,6 +224,7 @@ def suggest_fitting_settings(
     cuda: bool = True,
     headroom: float = 0.9,
     shards: int = 1,
+    preference: bool = False,
 ) -> dict[str, Any] | None:
     """The settings, changed as little as the seed's out-of-memory remedies allow, that fit; or None.
 
@@ -235,6 +244,7 @@ def suggest_fitting_settings(
         "precision": precision,
         "optimizer": optimizer,
         "lora_dropout": lora_dropout,
+        "preference": preference,
     }
     candidates = [settings, {**settings, "gradient_checkpointing": True}]
     candidates.append({**candidates[-1], "batch_size": 1})

@@ -54,6 +54,7 @@ def micro_batch_fitting(
             precision=precision,
             lora_dropout=recipe.lora_dropout,
             shards=shards,
+            preference=recipe.preference,
         )
         if fits(estimate, memory_gb):
             return size
