@@ -29,7 +29,9 @@ def small_model():
 
 
 def _adapter(owner, base_model) -> Adapter:
-    return Adapter.objects.create(owner=owner, base_model=base_model, name="sft", path="/nowhere", method="lora")
+    return Adapter.objects.create(
+        owner=owner, base_model=base_model, name="sft", path="/nowhere", method="lora"
+    )
 
 
 def test_dpo_on_conversations_and_dpo_on_rated_answers_are_refused_in_words(alice, small_model):
@@ -42,7 +44,9 @@ def test_dpo_on_conversations_and_dpo_on_rated_answers_are_refused_in_words(alic
     with pytest.raises(TrainingRefused, match="rated answers"):
         training_start(owner=alice, dataset_version=rated, base_model=small_model, recipe=DPO)
     with pytest.raises(TrainingRefused, match="Finding the best settings compares supervised runs"):
-        sweep_start(owner=alice, dataset_version=preference_version(alice), base_model=small_model, recipe=DPO)
+        sweep_start(
+            owner=alice, dataset_version=preference_version(alice), base_model=small_model, recipe=DPO
+        )
 
 
 def test_a_dpo_job_records_its_objective_and_the_adapter_it_starts_from(alice, small_model):
@@ -66,7 +70,11 @@ def test_an_adapter_of_another_user_or_another_base_is_refused(alice, bob, small
     ):
         with pytest.raises(TrainingRefused, match=words):
             training_start(
-                owner=alice, dataset_version=version, base_model=small_model, recipe=DPO, start_adapter=adapter
+                owner=alice,
+                dataset_version=version,
+                base_model=small_model,
+                recipe=DPO,
+                start_adapter=adapter,
             )
     with pytest.raises(TrainingRefused, match="Only preference tuning"):
         _, _, conversations = dataset_with_version(alice)

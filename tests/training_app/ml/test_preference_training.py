@@ -1,4 +1,4 @@
-"""DPO's plumbing on the tiny model: pairs in, reward events out, one adapter saved, from a base or an adapter.
+"""DPO plumbing, tiny model: pairs in, reward events out, one adapter saved, from a base or an adapter.
 
 Whether DPO teaches the demo model to prefer the chosen answers is checked end to end on the worker
 (tests/jobs/test_preference_training_worker.py)."""
