@@ -15,7 +15,7 @@ from jobs.params import job_params
 from jobs.states import EventKind, JobState
 from lathe_common.web.openai_wire import public_id, unix
 from training_app.ml.recipe import Recipe
-from training_app.openai_services import hyperparameters_of
+from training_app.openai_services import hyperparameters_of, method_of
 
 JOB_PREFIX = "ftjob"
 EVENT_PREFIX = "ftevent"
@@ -99,7 +99,7 @@ def job_object(job: Job) -> dict:
         "training_file": file_public_id(training_file_id) if training_file_id else "",
         "validation_file": file_public_id(validation_file_id) if validation_file_id else None,
         "hyperparameters": hyperparameters,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+        "method": method_of(recipe, params),
         "trained_tokens": _trained_tokens(job, version, recipe),
         "seed": recipe.seed,
         "estimated_finish": int(time.time() + job.eta_seconds) if running else None,
@@ -121,6 +121,14 @@ def _metrics_event(payload: dict) -> tuple[str, dict]:
         "learning_rate": payload.get("learning_rate"),
         "epoch": payload.get("epoch"),
     }
+    if "reward_margin" in payload:  # a DPO job's: the implicit rewards and how often the chosen answer wins
+        data.update(
+            train_reward_chosen=payload.get("reward_chosen"),
+            train_reward_rejected=payload.get("reward_rejected"),
+            train_reward_margin=payload.get("reward_margin"),
+            train_preference_accuracy=payload.get("preference_accuracy"),
+            valid_preference_accuracy=payload.get("eval_preference_accuracy"),
+        )
     parts = [f"Step {step}/{total}" if total else f"Step {step}"]
     if data["train_loss"] is not None:
         parts.append(f"training loss={data['train_loss']:.4f}")

@@ -66,27 +66,34 @@ def _base_model(user: AbstractBaseUser, model: object) -> BaseModel:
     return found
 
 
-def _hyperparameters(body: dict) -> dict:
-    """`hyperparameters`, or the newer `method: {"type": "supervised", "supervised": {...}}`."""
+# OpenAI's method types and Lathe's objective for each.
+METHOD_OBJECTIVES = {"supervised": "sft", "dpo": "dpo"}
+
+
+def _method(body: dict) -> tuple[str, dict]:
+    """(objective, hyperparameters) from `hyperparameters`, or the newer
+    `method: {"type": "supervised" | "dpo", "<type>": {"hyperparameters": {...}}}`."""
     hyperparameters = body.get("hyperparameters") or {}
     method = body.get("method")
+    objective = "sft"
     if method:
-        if not isinstance(method, dict) or method.get("type") != "supervised":
-            kind = method.get("type") if isinstance(method, dict) else method
+        kind = method.get("type") if isinstance(method, dict) else method
+        if not isinstance(method, dict) or kind not in METHOD_OBJECTIVES:
             raise OpenAIRequestError(
-                f"Lathe trains supervised fine-tuning (LoRA adapters) only, not {kind!r}.",
+                f"Lathe trains the methods 'supervised' and 'dpo' (LoRA adapters), not {_quoted(kind)}.",
                 param="method",
             )
-        supervised = method.get("supervised") or {}
-        if not isinstance(supervised, dict):
-            raise OpenAIRequestError("method.supervised must be an object.", param="method.supervised")
-        inner = supervised.get("hyperparameters") or {}
+        objective = METHOD_OBJECTIVES[kind]
+        settings = method.get(kind) or {}
+        if not isinstance(settings, dict):
+            raise OpenAIRequestError(f"method.{kind} must be an object.", param=f"method.{kind}")
+        inner = settings.get("hyperparameters") or {}
         if not isinstance(inner, dict) or not isinstance(hyperparameters, dict):
             raise OpenAIRequestError("hyperparameters must be an object.", param="hyperparameters")
         hyperparameters = {**hyperparameters, **inner}
     if not isinstance(hyperparameters, dict):
         raise OpenAIRequestError("hyperparameters must be an object.", param="hyperparameters")
-    return hyperparameters
+    return objective, hyperparameters
 
 
 def _metadata(body: dict) -> dict | None:
@@ -121,13 +128,13 @@ def fine_tuning_request_parse(user: AbstractBaseUser, body: dict) -> dict:
     auto_deploy = body.get("auto_deploy")
     if auto_deploy is not None and not isinstance(auto_deploy, bool):
         raise OpenAIRequestError("auto_deploy must be true or false.", param="auto_deploy")
-    hyperparameters = _hyperparameters(body)
+    objective, hyperparameters = _method(body)
     return {
         "training_file": training_file,
         "validation_file": _file(user, body, "validation_file"),
         "base_model": _base_model(user, body.get("model")),
-        "recipe": recipe_from_hyperparameters(hyperparameters, seed),
-        "auto_names": auto_hyperparameters(hyperparameters),
+        "recipe": recipe_from_hyperparameters(hyperparameters, seed, objective),
+        "auto_names": auto_hyperparameters(hyperparameters, objective),
         "suffix": suffix_check(body.get("suffix")),
         "metadata": _metadata(body),
         "auto_deploy": auto_deploy,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 
-from datasets_app.core.canonical import PREFERENCE_FORMATS
 from datasets_app.models import DatasetFile, DatasetVersion, FileRole, FileStatus
 from datasets_app.openai_files import file_problems, file_public_id
 from datasets_app.services import SUBJECT_VERSION, dataset_version_from_file
@@ -24,6 +23,7 @@ from jobs.reporter import JobReporter
 from jobs.services import job_execute
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter
+from training_app.openai_services import file_method_problem
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,13 @@ def _checked_file(job: Job, reporter: JobReporter, param: str) -> DatasetFile:
             raise JobFailure(code, f"The file could not be checked: {reason}", "Upload it again.")
     if dataset_file.status != FileStatus.VALID:
         raise JobFailure(code, file_problems(dataset_file), FIX_HINT)
-    if dataset_file.format in PREFERENCE_FORMATS:
+    problem = file_method_problem(dataset_file, job_params(job).run_recipe())
+    if problem:
         raise JobFailure(
             code,
-            f"{file_public_id(dataset_file.pk)} holds preference pairs (a better and a worse answer to each "
-            "prompt), but this is a supervised fine-tuning job, which learns from conversations.",
-            'Upload conversations ({"messages": [...]}) for a supervised job. Lathe does not run '
-            'preference tuning (method "dpo") yet.',
+            problem,
+            'Use conversations ({"messages": [...]}) with method "supervised", and preference pairs '
+            '({"input", "preferred_output", "non_preferred_output"}) with method "dpo".',
         )
     return dataset_file
 
@@ -116,7 +116,7 @@ def _recipe_for_data(job: Job, version: DatasetVersion) -> dict:
     """The job's recipe once its data is known: "auto" hyperparameters chosen by the automatic recipe."""
     from models_app.models import BaseModel
     from training_app.auto import recipe_auto_for
-    from training_app.openai_services import HYPERPARAMETERS, recipe_with_auto_hyperparameters
+    from training_app.openai_services import hyperparameter_names, recipe_with_auto_hyperparameters
 
     params = job_params(job)
     given = params.run_recipe()
@@ -125,7 +125,9 @@ def _recipe_for_data(job: Job, version: DatasetVersion) -> dict:
         return {}  # already chosen (a resumed run), made before automatic recipes, or the model is gone
     automatic = recipe_auto_for(version, base_model, base=given)
     recipe, reference = recipe_with_auto_hyperparameters(given, params.auto_hyperparameters, automatic.recipe)
-    given_names = [name for name in HYPERPARAMETERS if name not in params.auto_hyperparameters]
+    given_names = [
+        name for name in hyperparameter_names(given.objective) if name not in params.auto_hyperparameters
+    ]
     reason = automatic.reason + (
         f" Your {', '.join(given_names)} kept as you set them." if given_names else ""
     )

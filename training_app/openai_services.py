@@ -13,15 +13,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from datasets_app.models import SUBJECT_FILE, DatasetFile, DatasetVersion
+from datasets_app.models import SUBJECT_FILE, DatasetFile, DatasetVersion, FileStatus
+from datasets_app.openai_files import file_public_id
 from jobs.models import Job
 from lathe_common.web.openai_wire import OpenAIRequestError
 from models_app.models import BaseModel
 from training_app.job_params import TrainParams
 from training_app.ml.recipe import Recipe, RecipeError
-from training_app.services import TrainingRefused, train_job_create
+from training_app.services import TrainingRefused, objective_mismatch, train_job_create
 
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+DPO_HYPERPARAMETERS = (*HYPERPARAMETERS, "beta")  # OpenAI's method "dpo" adds beta
 # OpenAI's own range tops out at 10; far beyond it a run only diverges.
 MAX_LEARNING_RATE_MULTIPLIER = 100.0
 # Recipe settings back to the names the client sent, for error messages.
@@ -29,6 +31,7 @@ _OPENAI_NAMES = {
     "num_epochs": "hyperparameters.n_epochs",
     "grad_accum": "hyperparameters.batch_size",
     "learning_rate": "hyperparameters.learning_rate_multiplier",
+    "beta": "hyperparameters.beta",
     "seed": "seed",
 }
 # The suffix becomes part of a model id `ft:<base>:<suffix>:<id>`, so no colons or spaces.
@@ -39,12 +42,18 @@ def _given(value: Any) -> bool:
     return value is not None and value != "auto"
 
 
-def auto_hyperparameters(hyperparameters: dict) -> list[str]:
+def hyperparameter_names(objective: str) -> tuple[str, ...]:
+    return DPO_HYPERPARAMETERS if objective == "dpo" else HYPERPARAMETERS
+
+
+def auto_hyperparameters(hyperparameters: dict, objective: str = "sft") -> list[str]:
     """The hyperparameters left to Lathe ("auto" or not given): chosen once the data is known."""
-    return [name for name in HYPERPARAMETERS if not _given(hyperparameters.get(name))]
+    return [name for name in hyperparameter_names(objective) if not _given(hyperparameters.get(name))]
 
 
-def recipe_from_hyperparameters(hyperparameters: dict, seed: int | None = None) -> Recipe:
+def recipe_from_hyperparameters(
+    hyperparameters: dict, seed: int | None = None, objective: str = "sft"
+) -> Recipe:
     """The guide's recipe with OpenAI's hyperparameters applied, for checking them and estimating memory.
 
     The values left "auto" are chosen by the automatic recipe when the training file is
@@ -52,14 +61,17 @@ def recipe_from_hyperparameters(hyperparameters: dict, seed: int | None = None) 
     examples per weight update. It becomes the gradient accumulation with one example per
     device batch, which needs no more GPU memory than the default recipe whatever the size.
     """
-    unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
+    names = hyperparameter_names(objective)
+    unknown = sorted(set(hyperparameters) - set(names))
     if unknown:
         raise OpenAIRequestError(
-            f"Unknown hyperparameters: {', '.join(unknown)}. Lathe takes {', '.join(HYPERPARAMETERS)}.",
+            f"Unknown hyperparameters: {', '.join(unknown)}. Lathe takes {', '.join(names)}.",
             param="hyperparameters",
         )
     default = Recipe()
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {"objective": objective}
+    if _given(hyperparameters.get("beta")):
+        changes["beta"] = hyperparameters["beta"]
     if _given(hyperparameters.get("n_epochs")):
         changes["num_epochs"] = hyperparameters["n_epochs"]
     if _given(hyperparameters.get("batch_size")):
@@ -92,7 +104,9 @@ def recipe_with_auto_hyperparameters(
     A `learning_rate_multiplier` scales the automatic learning rate, as OpenAI's scales its
     own per-model default. Returns the recipe and the learning rate a multiplier of 1 means.
     """
-    changes: dict[str, Any] = {"seed": given.seed}
+    changes: dict[str, Any] = {"seed": given.seed, "objective": given.objective}
+    if "beta" in hyperparameter_names(given.objective) and "beta" not in auto_names:
+        changes["beta"] = given.beta
     if "n_epochs" not in auto_names:
         changes["num_epochs"] = given.num_epochs
     if "batch_size" not in auto_names:
@@ -106,21 +120,32 @@ def hyperparameters_of(recipe: Recipe, params: TrainParams | None = None) -> dic
     """The recipe as OpenAI reports a job's hyperparameters ("auto" until the data has chosen them)."""
     auto_names = params.auto_hyperparameters if params else None
     learning_rate = params.auto_learning_rate if params else None
-    if auto_names and not learning_rate:
-        return {
-            name: "auto" if name in auto_names else value
-            for name, value in (
-                ("n_epochs", recipe.num_epochs),
-                ("batch_size", recipe.effective_batch_size),
-                ("learning_rate_multiplier", round(recipe.learning_rate / Recipe().learning_rate, 6)),
-            )
-        }
-    reference = learning_rate or Recipe().learning_rate
-    return {
+    chosen = not auto_names or learning_rate
+    reference = (learning_rate or Recipe().learning_rate) if chosen else Recipe().learning_rate
+    values = {
         "n_epochs": recipe.num_epochs,
         "batch_size": recipe.effective_batch_size,
         "learning_rate_multiplier": round(recipe.learning_rate / reference, 6),
+        **({"beta": recipe.beta} if recipe.preference else {}),
     }
+    if chosen:
+        return values
+    return {name: "auto" if name in auto_names else value for name, value in values.items()}
+
+
+def method_of(recipe: Recipe, params: TrainParams | None = None) -> dict:
+    """OpenAI's `method` of a job: its type and that type's hyperparameters."""
+    kind = "dpo" if recipe.preference else "supervised"
+    return {"type": kind, kind: {"hyperparameters": hyperparameters_of(recipe, params)}}
+
+
+def file_method_problem(dataset_file: DatasetFile, recipe: Recipe) -> str | None:
+    """Why a checked file can't train by the job's method (a preference file for a supervised job, or
+    the other way round), in words; None when it can or is not checked yet."""
+    if dataset_file.status != FileStatus.VALID:
+        return None
+    problem = objective_mismatch(dataset_file.format, recipe)
+    return f"{file_public_id(dataset_file.pk)}: {problem}" if problem else None
 
 
 def suffix_check(suffix: str | None) -> str:
@@ -150,6 +175,10 @@ def fine_tuning_job_create(
     auto_names: list[str] | None = None,
 ) -> Job:
     """Queue a fine-tuning job; a launch that can't fit the GPUs is refused as in the browser."""
+    for param, dataset_file in (("training_file", training_file), ("validation_file", validation_file)):
+        problem = file_method_problem(dataset_file, recipe) if dataset_file else None
+        if problem:
+            raise OpenAIRequestError(problem, param=param, code=f"invalid_{param}")
     version = ready_version_of(training_file) if validation_file is None else None
     try:
         return train_job_create(
@@ -162,7 +191,9 @@ def fine_tuning_job_create(
                 "training_file_id": training_file.pk,
                 "validation_file_id": validation_file.pk if validation_file else None,
                 # Chosen by the automatic recipe once the training file is checked (openai_runner).
-                "auto_hyperparameters": list(HYPERPARAMETERS) if auto_names is None else auto_names,
+                "auto_hyperparameters": (
+                    list(hyperparameter_names(recipe.objective)) if auto_names is None else auto_names
+                ),
                 "suffix": suffix,
                 "metadata": metadata,
                 "auto_deploy": settings.LATHE_AUTO_DEPLOY if auto_deploy is None else auto_deploy,

@@ -234,19 +234,19 @@ def objective_mismatch(row_format: str, recipe: Recipe) -> str | None:
     """Why data of `row_format` can't train by the recipe's objective, in words; None when it can."""
     if row_format == "kto":
         return (
-            "This version holds rated answers (one answer per prompt marked good or bad), which are for KTO. "
+            "This data holds rated answers (one answer per prompt marked good or bad), which are for KTO. "
             "Lathe's preference tuning is DPO, which learns from pairs: upload a better and a worse answer "
             "to each prompt (chosen and rejected)."
         )
     if row_format in PREFERENCE_FORMATS and not recipe.preference:
         return (
-            "This version holds preference pairs (a better and a worse answer to each prompt), which are "
+            "This data holds preference pairs (a better and a worse answer to each prompt), which are "
             "for preference tuning: choose the objective 'dpo'. Supervised training (sft) would learn from "
             "the preferred answers only and ignore the rest."
         )
     if row_format not in PREFERENCE_FORMATS and recipe.preference:
         return (
-            "DPO learns from pairs of a better and a worse answer to each prompt, and this version holds "
+            "DPO learns from pairs of a better and a worse answer to each prompt, and this data holds "
             "conversations: choose the objective 'sft' for it, or upload preference pairs for DPO."
         )
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 from django.urls import reverse
@@ -232,7 +234,11 @@ def test_it_refuses_what_it_cannot_train_with_the_parameter_at_fault(live_site, 
             "hyperparameters.learning_rate_multiplier",
         ),
         ({"model": TINY, "hyperparameters": {"warmup": 3}}, "hyperparameters"),
-        ({"model": TINY, "method": {"type": "dpo"}}, "method"),
+        ({"model": TINY, "method": {"type": "reinforcement"}}, "method"),
+        (
+            {"model": TINY, "method": {"type": "supervised", "supervised": {"hyperparameters": {"beta": 1}}}},
+            ("hyperparameters"),
+        ),
         ({"model": TINY, "suffix": "a:b"}, "suffix"),
     ):
         with pytest.raises(openai.BadRequestError) as refused:
@@ -313,3 +319,46 @@ def _fine_tune_and_chat(live_site, alice, demo_base_model) -> None:
     )
     assert reply.model == job.fine_tuned_model and reply.choices[0].message.content
     assert reply.usage.completion_tokens > 0
+
+
+def preference_jsonl(count: int) -> bytes:
+    """OpenAI's preference fine-tuning format: a prompt, the preferred and the other answer."""
+    return b"".join(
+        json.dumps(
+            {
+                "input": {"messages": [{"role": "user", "content": f"What is {i} plus {i}?"}]},
+                "preferred_output": [{"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}],
+                "non_preferred_output": [{"role": "assistant", "content": "Figure it out yourself."}],
+            }
+        ).encode()
+        + b"\n"
+        for i in range(count)
+    )
+
+
+def test_a_dpo_job_runs_like_openais_and_reports_its_rewards(live_site, alice, tiny_base_model):
+    client = openai_client(live_site, alice)
+    training_file = _upload(client, preference_jsonl(12), "pairs.jsonl")
+    created = client.fine_tuning.jobs.create(
+        training_file=training_file,
+        model=TINY,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 1, "batch_size": 4}}},
+        extra_body=NO_DEPLOY,
+    )
+    assert created.method.type == "dpo" and created.method.dpo.hyperparameters.beta == 0.2
+    job = _finished(client, created.id)
+    assert job.status == "succeeded", job.error
+    assert job.method.type == "dpo" and job.method.dpo.hyperparameters.n_epochs == 1
+    metrics = [
+        event.data for event in client.fine_tuning.jobs.list_events(created.id) if event.type == "metrics"
+    ]
+    assert metrics and all("train_reward_margin" in data for data in metrics)
+    assert all(0 <= data["train_preference_accuracy"] <= 1 for data in metrics)
+
+    # The other way round: conversations are no data for a DPO job, once checked.
+    chat_file = _upload(client, chat_jsonl(6))
+    wait_until(lambda: client.files.retrieve(chat_file).status == "processed", message="the file checked")
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.fine_tuning.jobs.create(training_file=chat_file, model=TINY, method={"type": "dpo"})
+    assert refused.value.body["code"] == "invalid_training_file"
+    assert "DPO learns from pairs" in refused.value.message
