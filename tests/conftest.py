@@ -188,3 +188,24 @@ def tiny_model_dir(demo_model_dir, tmp_path_factory) -> Path:
     AutoModelForCausalLM.from_config(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
+
+
+# --- The PostgreSQL pass of CI --------------------------------------------------
+# CI runs the whole suite on SQLite, then again on PostgreSQL (.ci/run). With LATHE_TEST_DATABASE_ONLY set,
+# the second pass runs only the tests that touch the database: the others (models, trainers, converters,
+# cleaning rules on files) would only repeat the first pass's work, minutes of it.
+_DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+def _uses_database(item: pytest.Item) -> bool:
+    return item.get_closest_marker("django_db") is not None or bool(
+        _DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("LATHE_TEST_DATABASE_ONLY"):
+        return
+    kept = [item for item in items if _uses_database(item)]
+    config.hook.pytest_deselected(items=[item for item in items if not _uses_database(item)])
+    items[:] = kept
