@@ -1,5 +1,7 @@
 """What a person sees of finished work: the jobs list with its filters, and a sweep's trials."""
 
+import threading
+
 import pytest
 from django.utils import timezone
 
@@ -96,3 +98,55 @@ def test_a_sweep_page_lists_its_trials_and_draws_their_curves(live_site, browser
     assert "0.001" in first and "complete" in first and "1.2000" in first and "7 of 8" in first
     page.wait_for_function("document.getElementById('chart-trials').dataset.trials === '2'")
     assert "trial 1" in page.text_content("#chart-trials") and "trial 2" in page.text_content("#chart-trials")
+
+
+def test_a_dpo_run_page_draws_the_rewards_and_the_preference_accuracy_live(live_site, browser_page, alice):
+    _, _, version = dataset_with_version(alice)
+    model = BaseModel.objects.create(hf_id="tests/tiny", display_name="Tiny")
+    job = Job.objects.create(
+        owner=alice,
+        kind=JobKind.TRAIN,
+        queue="gpu",
+        state=JobState.RUNNING,
+        subject_type="dataset_version",
+        subject_id=version.pk,
+        params={
+            "dataset_version_id": version.pk,
+            "base_model_id": model.pk,
+            "base_model_hf_id": model.hf_id,
+            "recipe": {"objective": "dpo"},
+        },
+    )
+
+    def step(number: int) -> None:
+        margin = 0.3 * number
+        job_event_emit(
+            job.pk,
+            "metric",
+            {
+                "step": number,
+                "loss": 0.69 - 0.05 * number,
+                "reward_chosen": margin / 2,
+                "reward_rejected": -margin / 2,
+                "reward_margin": margin,
+                "preference_accuracy": min(1.0, 0.2 * number),
+                "eval_preference_accuracy": 0.5 if number > 1 else None,
+            },
+        )
+
+    for number in (1, 2):
+        step(number)
+    page = browser_page
+    _log_in(page, live_site)
+    page.goto(f"{live_site}/jobs/{job.pk}/")
+    page.wait_for_function("document.getElementById('chart-rewards').dataset.points === '2'")
+    assert page.is_visible("#preference-help")
+    legend = page.text_content("#chart-rewards .u-legend")
+    assert "chosen" in legend and "rejected" in legend and "margin" in legend
+    assert "validation pairs" in page.text_content("#chart-preference .u-legend")
+    # A live event, over the websocket: sent from a thread of its own, as a worker sends it (Playwright's
+    # event loop runs in this one).
+    sender = threading.Thread(target=step, args=(3,))
+    sender.start()
+    sender.join()
+    page.wait_for_function("document.getElementById('chart-preference').dataset.points === '3'")
