@@ -78,7 +78,7 @@ def _method(body: dict) -> tuple[str, dict]:
     objective = "sft"
     if method:
         kind = method.get("type") if isinstance(method, dict) else method
-        if not isinstance(method, dict) or kind not in METHOD_OBJECTIVES:
+        if not isinstance(method, dict) or not isinstance(kind, str) or kind not in METHOD_OBJECTIVES:
             raise OpenAIRequestError(
                 f"Lathe trains the methods 'supervised' and 'dpo' (LoRA adapters), not {_quoted(kind)}.",
                 param="method",
