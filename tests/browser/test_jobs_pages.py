@@ -61,18 +61,23 @@ def test_the_jobs_list_says_what_each_job_worked_on_and_filters_by_kind(live_sit
     assert "data.jsonl" in page.text_content("#job-table tbody")
 
 
-def test_a_sweep_page_lists_its_trials_and_draws_their_curves(live_site, browser_page, alice):
-    _, _, version = dataset_with_version(alice)
+def _running_job(owner, kind: str, **params) -> Job:
+    """A running job of `kind` on a dataset version and a model, its events sent by the test."""
+    _, _, version = dataset_with_version(owner)
     model = BaseModel.objects.create(hf_id="tests/tiny", display_name="Tiny")
-    job = Job.objects.create(
-        owner=alice,
-        kind=JobKind.SWEEP,
+    return Job.objects.create(
+        owner=owner,
+        kind=kind,
         queue="gpu",
         state=JobState.RUNNING,
         subject_type="dataset_version",
         subject_id=version.pk,
-        params={"dataset_version_id": version.pk, "base_model_id": model.pk, "recipe": {}, "trials": 4},
+        params={"dataset_version_id": version.pk, "base_model_id": model.pk, **params},
     )
+
+
+def test_a_sweep_page_lists_its_trials_and_draws_their_curves(live_site, browser_page, alice):
+    job = _running_job(alice, JobKind.SWEEP, recipe={}, trials=4)
     params = [
         {"learning_rate": 0.001, "num_epochs": 10, "lora_r": 16},
         {"learning_rate": 0.00025, "num_epochs": 5, "lora_r": 8},
@@ -101,22 +106,7 @@ def test_a_sweep_page_lists_its_trials_and_draws_their_curves(live_site, browser
 
 
 def test_a_dpo_run_page_draws_the_rewards_and_the_preference_accuracy_live(live_site, browser_page, alice):
-    _, _, version = dataset_with_version(alice)
-    model = BaseModel.objects.create(hf_id="tests/tiny", display_name="Tiny")
-    job = Job.objects.create(
-        owner=alice,
-        kind=JobKind.TRAIN,
-        queue="gpu",
-        state=JobState.RUNNING,
-        subject_type="dataset_version",
-        subject_id=version.pk,
-        params={
-            "dataset_version_id": version.pk,
-            "base_model_id": model.pk,
-            "base_model_hf_id": model.hf_id,
-            "recipe": {"objective": "dpo"},
-        },
-    )
+    job = _running_job(alice, JobKind.TRAIN, base_model_hf_id="tests/tiny", recipe={"objective": "dpo"})
 
     def step(number: int) -> None:
         margin = 0.3 * number

@@ -18,6 +18,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from training_app.ml.components import peft_config
 from training_app.ml.data import DROPPED_LINES_KEPT, PreparedData, clean_message, read_rows
 from training_app.ml.errors import TrainingDataError
 from training_app.ml.recipe import Recipe
@@ -107,8 +108,6 @@ def dpo_trainer(
     already carries the user's supervised adapter trains that one against a frozen copy of it."""
     from peft import PeftModel
     from trl import DPOTrainer
-
-    from training_app.ml.components import peft_config
 
     return DPOTrainer(
         model=model,
