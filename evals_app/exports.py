@@ -37,6 +37,7 @@ def examples_jsonl(evaluation: Evaluation) -> Iterator[bytes]:
                     "errors": example.errors,
                     "scores": example.scores,
                     "judge": example.judge,
+                    "comparison": example.comparison,
                     "rougeL_change": example.delta,
                 }
             )
@@ -58,12 +59,14 @@ def examples_csv(evaluation: Evaluation) -> Iterator[str]:
     header = ["position", "source_line", "prompt", "reference"]
     for label in labels:
         header += [f"{label}_answer", *(f"{label}_{metric}" for metric in CSV_METRICS)]
-    writer.writerow([*header, "rougeL_change"])
+    writer.writerow([*header, "rougeL_change", "tuned_outcome", "outcome_decided_by"])
     yield flush()
     for example in evaluation.examples.order_by("position").iterator():
         row = [example.position, example.source_line or "", example.prompt_text, example.reference]
         for label in labels:
             scores = example.scores.get(label, {})
             row += [example.answers.get(label, ""), *(scores.get(metric, "") for metric in CSV_METRICS)]
-        writer.writerow([_cell(cell) for cell in row] + ["" if example.delta is None else example.delta])
+        comparison = [example.comparison.get("outcome", ""), example.comparison.get("by", "")]
+        delta = "" if example.delta is None else example.delta
+        writer.writerow([_cell(cell) for cell in row] + [delta, *comparison])
         yield flush()

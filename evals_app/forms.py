@@ -17,6 +17,16 @@ class EvaluationForm(forms.Form):
         initial=True,
         help_text="Ask the base model the same prompts, to see what fine-tuning changed.",
     )
+    baseline = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="Compare with",
+        help_text=(
+            "What the other side of the comparison is: the base model, or another of your adapters of the "
+            "same base (for a DPO run, the supervised adapter it started from)."
+        ),
+    )
     max_tokens = forms.IntegerField(
         min_value=1, max_value=8192, initial=256, help_text="The longest answer, in tokens."
     )
@@ -50,8 +60,14 @@ class EvaluationForm(forms.Form):
         help_text="What a good answer does, in your words (e.g. “cites the right statute; invents nothing”).",
     )
 
-    def __init__(self, *args, versions=(), **kwargs) -> None:
+    def __init__(self, *args, versions=(), baselines=(), baseline_initial=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["baseline"].choices = [("", "The base model")] + [
+            (adapter.pk, f"Adapter {adapter.name}") for adapter in baselines
+        ]
+        self.fields["baseline"].initial = baseline_initial
+        if not baselines:
+            del self.fields["baseline"]
         self.fields["dataset_version"].choices = [
             (
                 version.pk,
@@ -87,6 +103,9 @@ class EvaluationForm(forms.Form):
             "model": self.cleaned_data["judge_model"],
             "rubric": self.cleaned_data["judge_rubric"],
         }
+
+    def baseline_id(self) -> int | None:
+        return self.cleaned_data.get("baseline")
 
     def generation_settings(self) -> dict:
         names = ("max_rows", "max_tokens", "temperature", "top_p", "seed")

@@ -36,6 +36,16 @@ class Evaluation(models.Model):
     )
     split = models.CharField(max_length=16, choices=EvalSplit.choices, default=EvalSplit.VALIDATION)
     compare_with_base = models.BooleanField(default=True)
+    # What the candidate is compared with, when not its base model: another of the user's adapters on the
+    # same base (a DPO adapter against the supervised adapter it started from). Its name is also kept in
+    # settings["baseline_name"], so a deleted baseline's results still say what they were compared with.
+    baseline_adapter = models.ForeignKey(
+        "models_app.Adapter",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="baseline_evaluations",
+    )
     # Generation settings (max_tokens, temperature, top_p, seed, max_rows, concurrency) and the judge's
     # endpoint and rubric. A judge's API key is kept in `judge_api_key` only until the job ends.
     settings = models.JSONField(default=dict, blank=True)
@@ -46,6 +56,9 @@ class Evaluation(models.Model):
     # {label: {metric: {"value", "low", "high"}}} and {metric: {label: {"mean", "low", "high", ...}}}
     scores = models.JSONField(null=True, blank=True)
     differences = models.JSONField(null=True, blank=True)
+    # {"rougeL": summary, "judge": summary}: the tuned side's win rate against the baseline, decided by
+    # ROUGE-L against the reference and, with a judge, by the judge (evals_app/core/pairwise.py).
+    win_rate = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -63,6 +76,8 @@ class Evaluation(models.Model):
 
     @property
     def base_label(self) -> str:
+        if self.settings.get("baseline_name"):
+            return self.settings["baseline_name"]
         if self.adapter_id:
             return self.adapter.base_model.display_name
         if self.model_id and self.model.merged_from_id:
@@ -82,6 +97,9 @@ class EvaluationExample(models.Model):
     errors = models.JSONField(default=dict, blank=True)  # {label: why there is no answer}
     scores = models.JSONField(default=dict)  # {label: {metric: value}}
     judge = models.JSONField(default=dict, blank=True)  # {label: {"score", "reason"}}
+    # Which answer was better: {"by": "rougeL" | "judge", "score": 0-1 for the tuned side, "outcome":
+    # "win" | "tie" | "loss", and with a judge "consistent" (both orders agreed) and "reason"}.
+    comparison = models.JSONField(default=dict, blank=True)
     # The tuned answer's ROUGE-L minus the base answer's, for sorting by how much fine-tuning changed it.
     delta = models.FloatField(null=True, blank=True)
 

@@ -7,74 +7,42 @@ or starts a vLLM server for each model (evals_app/serving.py), reports progress 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
 
-from django.db import close_old_connections
-
+from evals_app.background import in_background
 from evals_app.core.rows import load_eval_rows
+from evals_app.judge_phase import judge_evaluation
 from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation
-from evals_app.services import evaluation_forget_secret, evaluation_record, evaluation_record_judge
+from evals_app.services import evaluation_forget_secret, evaluation_record
 from evals_app.serving import Contender, served_contenders
 from jobs.models import Job
 from jobs.params import job_params
 from jobs.queues import QUEUE_DATA
-from jobs.registry import JobCancelled, JobFailure, JobHandover
+from jobs.registry import JobFailure, JobHandover
 from jobs.reporter import JobReporter
-from lathe_common.outbound import OutboundRefused, check_url, outbound_policy
 from lathe_common.web.storage import artifact_store
-
-POLL_SECONDS = 0.5
-
-
-@dataclass
-class _Progress:
-    done: int = 0
-    total: int = 0
-
-
-def _in_background(work: Callable[[_Progress, threading.Event], object], reporter: JobReporter, total: int):
-    """Run `work` in a thread while this one reports its progress and watches for cancellation.
-
-    The database is touched only here, never from the thread (which may run an event loop).
-    """
-    progress, stop = _Progress(total=total), threading.Event()
-    outcome: dict = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = work(progress, stop)
-        except BaseException as exc:  # re-raised below, in the job's own thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(POLL_SECONDS)
-        close_old_connections()
-        reporter.progress(progress.done, progress.total, raise_on_cancel=False)
-        if reporter.cancelled():
-            stop.set()
-    if "error" in outcome:
-        raise outcome["error"]
-    if stop.is_set():
-        raise JobCancelled()
-    return outcome["value"]
 
 
 def _contenders(evaluation: Evaluation) -> list[Contender]:
     if evaluation.adapter_id:
         adapter = evaluation.adapter
         contenders = [Contender(LABEL_TUNED, adapter.base_model, adapter)]
-        if evaluation.compare_with_base:
-            contenders.append(Contender(LABEL_BASE, adapter.base_model, None))
-        return contenders
-    contenders = [Contender(LABEL_TUNED, evaluation.model, None)]
-    if evaluation.compare_with_base and evaluation.model.merged_from_id:
-        contenders.append(Contender(LABEL_BASE, evaluation.model.merged_from.base_model, None))
+        base_model = adapter.base_model
+    else:
+        contenders = [Contender(LABEL_TUNED, evaluation.model, None)]
+        merged_from = evaluation.model.merged_from
+        base_model = merged_from.base_model if merged_from else None
+    if evaluation.settings.get("baseline_name"):
+        if evaluation.baseline_adapter is None:
+            raise JobFailure(
+                "baseline_deleted",
+                f"The adapter to compare with, {evaluation.settings['baseline_name']}, was deleted.",
+                "Start the evaluation again, comparing with the base model or another adapter.",
+            )
+        contenders.append(Contender(LABEL_BASE, base_model, evaluation.baseline_adapter))
+    elif evaluation.compare_with_base and base_model is not None:
+        contenders.append(Contender(LABEL_BASE, base_model, None))
     return contenders
 
 
@@ -113,10 +81,7 @@ def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -
         for target in targets:
             reporter.stage(f"Answering {len(rows)} prompts with {target.contender.display_name}")
 
-            def work(progress: _Progress, stop: threading.Event, target=target):
-                def on_progress(done: int, total: int) -> None:
-                    progress.done, progress.total = done, total
-
+            def work(on_progress, should_stop, target=target):
                 return generate_answers(
                     base_url=target.base_url,
                     api_key=target.api_key,
@@ -124,11 +89,11 @@ def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -
                     conversations=conversations,
                     settings=settings,
                     progress=on_progress,
-                    should_stop=stop.is_set,
+                    should_stop=should_stop,
                 )
 
             try:
-                generations = _in_background(work, reporter, len(rows))
+                generations = in_background(reporter, len(rows), work)
             except GenerationError as exc:
                 raise JobFailure(
                     "server_not_answering",
@@ -154,77 +119,10 @@ def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -
     return answers, errors, settings.describe()
 
 
-def _judge(evaluation: Evaluation, reporter: JobReporter) -> None:
-    """Ask the judge about every recorded answer (on the data queue: the address is the user's)."""
-    from evals_app.core.generate import GenerationError
-    from evals_app.core.judge import JudgeItem, JudgeSettings, judge_answers
-
-    config = evaluation.settings["judge"]
-    policy = outbound_policy()
-    try:
-        check_url(config["base_url"], policy)  # again: the name may lead elsewhere since the form
-    except OutboundRefused as refused:
-        raise JobFailure(
-            "judge_address_refused",
-            f"Lathe did not call the judge at {config['base_url']}. {refused.message}",
-            "Change the judge's address, or run the evaluation without a judge.",
-        ) from refused
-    settings = JudgeSettings(
-        base_url=config["base_url"],
-        api_key=evaluation.judge_api_key,
-        model=config["model"],
-        rubric=config["rubric"],
-        outbound=policy,
-    )
-    examples = list(evaluation.examples.order_by("position"))
-    labels = list(examples[0].answers) if examples else []
-    verdicts: dict[str, list] = {}
-    for label in labels:
-        reporter.stage(f"Asking the judge ({config['model']}) about the {label} answers")
-        items = [
-            JudgeItem(
-                prompt=example.prompt_text, reference=example.reference, answer=example.answers.get(label, "")
-            )
-            for example in examples
-        ]
-
-        def work(progress: _Progress, stop: threading.Event, items=items):
-            def on_progress(done: int, total: int) -> None:
-                progress.done, progress.total = done, total
-
-            return judge_answers(
-                settings=settings, items=items, progress=on_progress, should_stop=stop.is_set
-            )
-
-        try:
-            verdicts[label] = _in_background(work, reporter, len(items))
-        except GenerationError as exc:
-            raise JobFailure(
-                "judge_not_answering",
-                f"The judge at {config['base_url']} did not answer.",
-                "Check the judge's address, model and API key, or run the evaluation without a judge.",
-                details={"reason": str(exc)},
-            ) from exc
-        failed = [verdict.error for verdict in verdicts[label] if verdict.error]
-        if failed:
-            reporter.log(
-                f"The judge gave no verdict on {len(failed)} of {len(items)} {label} answers: {failed[0]}",
-                "warning",
-            )
-    evaluation_record_judge(
-        evaluation=evaluation,
-        verdicts={
-            label: [{"score": verdict.score, "reason": verdict.reason} for verdict in found]
-            for label, found in verdicts.items()
-        },
-        scores=_judge_scores(verdicts),
-    )
-
-
 def _load_evaluation(job: Job) -> Evaluation:
     evaluation = (
         Evaluation.objects.select_related(
-            "adapter__base_model", "model__merged_from__base_model", "dataset_version"
+            "adapter__base_model", "model__merged_from__base_model", "dataset_version", "baseline_adapter"
         )
         .filter(pk=job_params(job).evaluation_id)
         .first()
@@ -254,7 +152,7 @@ def run_evaluation(job: Job, reporter: JobReporter) -> dict:
                 "the evaluation waits for one.",
             )
         if judged:
-            _judge(evaluation, reporter)
+            judge_evaluation(evaluation, reporter)
     finally:
         if not handing_over:
             evaluation_forget_secret(evaluation_id=evaluation.pk)
@@ -300,25 +198,9 @@ def _score(rows: list[dict], answers: dict, reporter: JobReporter) -> dict:
         reporter.log("No embedding model is installed, so semantic similarity is left out.", "warning")
     references = [row["reference"] for row in rows]
 
-    def work(progress: _Progress, stop: threading.Event):
-        def on_progress(done: int, total: int) -> None:
-            progress.done, progress.total = done, total
-
+    def work(on_progress, should_stop):
         return evaluate_answers(
             references=references, answers=answers, embedder=embedder, progress=on_progress
         )
 
-    return _in_background(work, reporter, len(rows)).to_dict()
-
-
-def _judge_scores(verdicts: dict) -> dict:
-    """The judge's mean score (1-10) of each label, over the answers it could score."""
-    from evals_app.core.bootstrap import bootstrap_mean_ci
-
-    scores = {}
-    for label, found in verdicts.items():
-        given = [verdict.score for verdict in found if verdict.score is not None]
-        if given:
-            mean, low, high = bootstrap_mean_ci(given)
-            scores[label] = {"value": mean, "low": low, "high": high, "scored": len(given)}
-    return scores
+    return in_background(reporter, len(rows), work).to_dict()

@@ -7,7 +7,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation
-from jobs.states import JobState
+from jobs.params import job_params
+from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel
 
 # A fine-tuned model counts as worse than its base when its score is below the base's by more than
@@ -26,8 +27,9 @@ def get_evaluation_for_user(user: AbstractBaseUser, evaluation_id: int) -> Evalu
 
 
 def latest_finished_evaluation(*, adapter: Adapter | None = None, model: BaseModel | None = None):
-    """The newest succeeded evaluation of this adapter or model that compared it with its base."""
+    """The newest succeeded evaluation of this adapter or model that compared it with its base model."""
     evaluations = Evaluation.objects.filter(job__state=JobState.SUCCEEDED, compare_with_base=True)
+    evaluations = evaluations.exclude(settings__has_key="baseline_name")  # compared with another adapter
     evaluations = (
         evaluations.filter(adapter=adapter) if adapter is not None else evaluations.filter(model=model)
     )
@@ -73,3 +75,50 @@ def evaluation_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:
         )
         for evaluation in evaluations
     }
+
+
+def baseline_choices(
+    user: AbstractBaseUser, *, adapter: Adapter | None, model: BaseModel | None
+) -> tuple[list[Adapter], int | None]:
+    """The user's adapters a candidate can be compared with instead of its base model (those of the same
+    base), and the one to offer first: the adapter a preference run started from ("SFT then DPO")."""
+    if adapter is not None:
+        base_id = adapter.base_model_id
+    elif model is not None and model.merged_from_id:
+        base_id = model.merged_from.base_model_id
+    else:
+        return [], None
+    adapters = Adapter.objects.filter(owner_id=user.pk, base_model_id=base_id)
+    if adapter is not None:
+        adapters = adapters.exclude(pk=adapter.pk)
+    adapters = list(adapters.order_by("-created_at"))
+    started_from = None
+    if adapter is not None and adapter.job_id is not None and adapter.job.kind == JobKind.TRAIN:
+        started_from = job_params(adapter.job).start_adapter_id
+    initial = started_from if any(choice.pk == started_from for choice in adapters) else None
+    return adapters, initial
+
+
+def win_rate_summaries(evaluation: Evaluation) -> list[dict]:
+    """The win rates to show, the judge's first (it decides better than a metric), each with the share of
+    wins, ties and losses in percent for its bar and its verdict in words: "better", "worse" or "unclear"."""
+    found = evaluation.win_rate or {}
+    summaries = []
+    for by in ("judge", "rougeL"):
+        summary = found.get(by)
+        if not summary or not summary["compared"]:
+            continue
+        compared = summary["compared"]
+        verdict = "better" if summary["low"] > 50 else "worse" if summary["high"] < 50 else "unclear"
+        summaries.append(
+            {
+                **summary,
+                "by": by,
+                "verdict": verdict,
+                "shares": {
+                    outcome: 100 * summary[count] / compared
+                    for outcome, count in (("win", "wins"), ("tie", "ties"), ("loss", "losses"))
+                },
+            }
+        )
+    return summaries

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from datasets_app.models import DatasetVersion
+from evals_app.core.pairwise import metric_scores, outcome_of, win_rate
 from evals_app.job_params import EvaluateParams
 from evals_app.models import (
     LABEL_BASE,
@@ -30,6 +31,10 @@ DEFAULT_SETTINGS = {
     "seed": 0,
     "concurrency": 16,
 }
+# Without a judge, an example's better answer is the one closer to the reference by more than this many
+# ROUGE-L points (0-100); closer than that is a tie: a word or two of difference decides nothing.
+ROUGE_TIE_MARGIN = 2.0
+WIN_RATE_BY_METRIC, WIN_RATE_BY_JUDGE = "rougeL", "judge"
 
 
 class EvaluationRefused(Exception):
@@ -61,10 +66,12 @@ def evaluation_start(
     settings: dict | None = None,
     judge: dict | None = None,
     judge_api_key: str = "",
+    baseline_adapter: Adapter | None = None,
 ) -> Evaluation:
     """An evaluation of an adapter (on its base model) or of a model, with its job queued after commit.
 
     `judge` is {"base_url", "model", "rubric"} for an OpenAI-compatible LLM judge, or None.
+    `baseline_adapter`: compare with this adapter of the user's (on the same base) instead of the base.
     """
     if (adapter is None) == (model is None):
         raise ValueError("Evaluate either an adapter or a model.")
@@ -78,6 +85,10 @@ def evaluation_start(
     if model is not None and model.merged_from_id is None:
         compare_with_base = False  # a base model is its own baseline
     chosen = {**DEFAULT_SETTINGS, **{k: v for k, v in (settings or {}).items() if v is not None}}
+    if baseline_adapter is not None:
+        _check_baseline(owner, baseline_adapter, adapter=adapter, model=model)
+        compare_with_base = True
+        chosen["baseline_name"] = baseline_adapter.name
     if judge:
         chosen["judge"] = {key: judge[key] for key in ("base_url", "model", "rubric")}
         try:
@@ -92,6 +103,7 @@ def evaluation_start(
             dataset_version=dataset_version,
             split=split,
             compare_with_base=compare_with_base,
+            baseline_adapter=baseline_adapter,
             settings=chosen,
             judge_api_key=judge_api_key if judge else "",
         )
@@ -104,6 +116,23 @@ def evaluation_start(
         )
         evaluation.save(update_fields=["job"])
     return evaluation
+
+
+def _check_baseline(
+    owner: AbstractBaseUser, baseline: Adapter, *, adapter: Adapter | None, model: BaseModel | None
+) -> None:
+    if baseline.owner_id != owner.pk:
+        raise EvaluationRefused("Only your own adapters can be compared with.")
+    if adapter is not None and baseline.pk == adapter.pk:
+        raise EvaluationRefused("An adapter compared with itself would always tie: pick another one.")
+    if adapter is not None:
+        base_id = adapter.base_model_id
+    else:
+        base_id = model.merged_from.base_model_id if model.merged_from_id else None
+    if baseline.base_model_id != base_id:
+        raise EvaluationRefused(
+            f"{baseline.name} was trained on another base model: compare with an adapter of the same base."
+        )
 
 
 def judge_url_check(url: str) -> str:
@@ -128,7 +157,8 @@ def evaluation_record(
     """Store the scored examples and the report; a re-run of the same job replaces what it wrote.
 
     `judge_pending`: a judge is still to grade the answers (evaluation_record_judge), so the evaluation
-    is not finished and its judge's key is kept until then.
+    is not finished and its judge's key is kept until then. With a baseline, each example's comparison
+    and the win rate are decided by ROUGE-L here; a judge's decision replaces them later.
     """
     rows = []
     for position, example in enumerate(examples):
@@ -150,6 +180,7 @@ def evaluation_record(
                 delta=delta,
             )
         )
+    win_rate = _metric_comparisons(rows)
     with transaction.atomic():
         EvaluationExample.objects.filter(evaluation=evaluation).delete()
         EvaluationExample.objects.bulk_create(rows, batch_size=500)
@@ -159,23 +190,59 @@ def evaluation_record(
             generation_note=generation_note[:300],
             scores=report["scores"],
             differences=report.get("differences"),
+            win_rate=win_rate,
             **({} if judge_pending else {"judge_api_key": "", "finished_at": timezone.now()}),
         )
 
 
-def evaluation_record_judge(*, evaluation: Evaluation, verdicts: dict[str, list[dict]], scores: dict) -> None:
+def _metric_comparisons(rows: list[EvaluationExample]) -> dict | None:
+    """Each example's comparison by ROUGE-L (set on the rows), and the win rate; None without a baseline."""
+    compared = [row for row in rows if row.delta is not None]
+    if not compared:
+        return None
+    scores = metric_scores(
+        [row.scores[LABEL_BASE]["rougeL"] for row in compared],
+        [row.scores[LABEL_TUNED]["rougeL"] for row in compared],
+        tie_margin=ROUGE_TIE_MARGIN,
+    )
+    for row, score in zip(compared, scores, strict=True):
+        row.comparison = {"by": WIN_RATE_BY_METRIC, "score": score, "outcome": outcome_of(score)}
+    return {WIN_RATE_BY_METRIC: win_rate(scores)}
+
+
+def evaluation_record_judge(
+    *,
+    evaluation: Evaluation,
+    verdicts: dict[str, list[dict]],
+    scores: dict,
+    pairs: list[dict] | None = None,
+) -> None:
     """Add the judge's verdicts ({label: [{"score", "reason"}] by position}) and its mean scores
-    ({label: {"value", "low", "high", "scored"}}) to a recorded evaluation, which is then finished."""
+    ({label: {"value", "low", "high", "scored"}}) to a recorded evaluation, which is then finished.
+
+    `pairs`: the judge's comparison of the two answers of each example, by position ({"score",
+    "consistent", "reason"}); with it, each example's comparison and the win rate are the judge's.
+    """
+    evaluation.refresh_from_db(fields=["scores", "win_rate"])  # as evaluation_record stored them
     examples = list(EvaluationExample.objects.filter(evaluation=evaluation).order_by("position"))
     for example in examples:
         example.judge = {label: found[example.position] for label, found in verdicts.items()}
     all_scores = dict(evaluation.scores or {})
     for label, judged in scores.items():
         all_scores[label] = {**all_scores.get(label, {}), "judge": judged}
+    fields, win_rates = ["judge"], dict(evaluation.win_rate or {})
+    if pairs is not None:
+        fields.append("comparison")
+        for example in examples:
+            pair = pairs[example.position]
+            example.comparison = {"by": WIN_RATE_BY_JUDGE, **pair, "outcome": outcome_of(pair["score"])}
+        win_rates[WIN_RATE_BY_JUDGE] = win_rate(
+            [pair["score"] for pair in pairs], consistent=[pair["consistent"] for pair in pairs]
+        )
     with transaction.atomic():
-        EvaluationExample.objects.bulk_update(examples, ["judge"], batch_size=500)
+        EvaluationExample.objects.bulk_update(examples, fields, batch_size=500)
         Evaluation.objects.filter(pk=evaluation.pk).update(
-            scores=all_scores, judge_api_key="", finished_at=timezone.now()
+            scores=all_scores, win_rate=win_rates or None, judge_api_key="", finished_at=timezone.now()
         )
 
 

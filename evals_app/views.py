@@ -10,7 +10,13 @@ from evals_app import compare
 from evals_app.exports import examples_csv, examples_jsonl
 from evals_app.forms import EvaluationForm
 from evals_app.models import LABEL_BASE, LABEL_TUNED
-from evals_app.selectors import evaluation_list_for_user, get_evaluation_for_user, metrics_below_base
+from evals_app.selectors import (
+    baseline_choices,
+    evaluation_list_for_user,
+    get_evaluation_for_user,
+    metrics_below_base,
+    win_rate_summaries,
+)
 from evals_app.services import EvaluationRefused, evaluation_start
 from jobs.selectors import get_job_for_user
 from jobs.states import JobKind
@@ -46,6 +52,11 @@ def _candidate(request: HttpRequest):
     raise Http404
 
 
+def _chosen(baselines: list, adapter_id: int | None):
+    """The adapter picked among those offered (the choice field already refused any other id)."""
+    return next((adapter for adapter in baselines if adapter.pk == adapter_id), None)
+
+
 @login_required
 def evaluation_new(request: HttpRequest) -> HttpResponse:
     try:
@@ -53,7 +64,13 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
     except ValueError as exc:
         raise Http404 from exc
     versions = DatasetVersion.objects.filter(dataset__owner_id=request.user.pk).select_related("dataset")
-    form = EvaluationForm(request.POST or None, versions=versions.order_by("-created_at"))
+    baselines, baseline_initial = baseline_choices(request.user, adapter=adapter, model=model)
+    form = EvaluationForm(
+        request.POST or None,
+        versions=versions.order_by("-created_at"),
+        baselines=baselines,
+        baseline_initial=baseline_initial,
+    )
     if request.method == "POST" and form.is_valid():
         try:
             evaluation = evaluation_start(
@@ -68,6 +85,7 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                 settings=form.generation_settings(),
                 judge=form.judge(),
                 judge_api_key=form.cleaned_data.get("judge_api_key", ""),
+                baseline_adapter=_chosen(baselines, form.baseline_id()),
             )
         except EvaluationRefused as exc:
             form.add_error(None, exc.message)
@@ -109,6 +127,7 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
         "evaluation": evaluation,
         "job": evaluation.job,
         "score_rows": _score_rows(evaluation),
+        "win_rates": win_rate_summaries(evaluation),
         "worse": metrics_below_base(evaluation) if evaluation.differences else [],
     }
     return render(request, "evals_app/evaluation_detail.html", context)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from evals_app.core.generate import (
+    Generation,
     GenerationError,
     Progress,
     ShouldStop,
@@ -27,6 +28,7 @@ SCORE_MIN, SCORE_MAX = 1, 10
 DEFAULT_RUBRIC = "Is the answer correct, complete and helpful, judged against the reference answer?"
 NO_SCORE_REASON = f"The judge's reply gave no score from {SCORE_MIN} to {SCORE_MAX}."
 REASON_MAX_CHARS = 300
+REASON_FIELDS = ("reason", "explanation", "rationale")
 
 _INSTRUCTIONS = """You grade answers written by an AI assistant.
 
@@ -98,18 +100,37 @@ def judge_answers(
     should_stop: ShouldStop | None = None,
 ) -> list[JudgeVerdict]:
     """The judge's verdict on each item, in order. GenerationError if its server answered none."""
+    replies = ask_judge(
+        settings=settings,
+        chats=[judge_messages(rubric=settings.rubric, item=item) for item in items],
+        progress=progress,
+        should_stop=should_stop,
+    )
+    verdicts = []
+    for reply in replies:
+        if reply.error:
+            verdicts.append(JudgeVerdict(score=None, reason="", raw="", error=reply.error))
+            continue
+        score, reason = parse_verdict(reply.text)
+        verdicts.append(JudgeVerdict(score=score, reason=reason, raw=reply.text, error=None))
+    return verdicts
+
+
+def ask_judge(
+    *,
+    settings: JudgeSettings,
+    chats: list[list[dict]],
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> list[Generation]:
+    """The judge's reply to each chat, in order, greedy; GenerationError if its server answered none."""
     bodies = [
-        {
-            "model": settings.model,
-            "messages": judge_messages(rubric=settings.rubric, item=item),
-            "max_tokens": settings.max_tokens,
-            # The same answer should get the same grade on a second run.
-            "temperature": 0.0,
-        }
-        for item in items
+        # temperature 0: the same answers should get the same verdict on a second run.
+        {"model": settings.model, "messages": chat, "max_tokens": settings.max_tokens, "temperature": 0.0}
+        for chat in chats
     ]
     try:
-        replies = chat_completions(
+        return chat_completions(
             base_url=settings.base_url,
             api_key=settings.api_key,
             bodies=bodies,
@@ -120,14 +141,6 @@ def judge_answers(
         )
     except GenerationError as error:
         raise GenerationError(f"The judge did not answer. {error}") from error
-    verdicts = []
-    for reply in replies:
-        if reply.error:
-            verdicts.append(JudgeVerdict(score=None, reason="", raw="", error=reply.error))
-            continue
-        score, reason = parse_verdict(reply.text)
-        verdicts.append(JudgeVerdict(score=score, reason=reason, raw=reply.text, error=None))
-    return verdicts
 
 
 def judge_messages(*, rubric: str, item: JudgeItem) -> list[dict]:
@@ -145,24 +158,29 @@ def judge_messages(*, rubric: str, item: JudgeItem) -> list[dict]:
 
 def parse_verdict(raw: str) -> tuple[float | None, str]:
     """(score, reason) from a judge's reply; (None, a plain note) when no score in range is found."""
-    text = _THINKING.sub(" ", raw).strip()
-    for found in _json_objects(text):
-        score = _score_in_range(_field(found, "score", "rating"))
+    text = conclusion(raw)
+    for found in json_objects(text):
+        score = _score_in_range(json_field(found, "score", "rating"))
         if score is not None:
-            reason = _field(found, "reason", "explanation", "rationale")
-            return score, _short(str(reason) if reason is not None else _reason_in_text(text))
+            reason = json_field(found, *REASON_FIELDS)
+            return score, short_reason(str(reason) if reason is not None else _reason_in_text(text))
     for pattern in (_LABELLED_SCORE, _SCORE_OUT_OF):
         for match in pattern.finditer(text):
             score = _score_in_range(match.group(1))
             if score is not None:
-                return score, _short(_reason_in_text(text))
+                return score, short_reason(_reason_in_text(text))
     score = _score_in_range(text)  # a bare "7"
     if score is not None:
         return score, ""
     return None, NO_SCORE_REASON
 
 
-def _json_objects(text: str) -> Iterator[dict]:
+def conclusion(raw: str) -> str:
+    """A reply without a reasoning model's thinking aloud, where it tries out verdicts on the way."""
+    return _THINKING.sub(" ", raw).strip()
+
+
+def json_objects(text: str) -> Iterator[dict]:
     """Every JSON object in the text, outermost first (in code fences, after a preamble, wherever)."""
     decoder = json.JSONDecoder()
     for start in (match.start() for match in re.finditer(r"\{", text)):
@@ -174,7 +192,7 @@ def _json_objects(text: str) -> Iterator[dict]:
             yield found
 
 
-def _field(found: dict, *names: str) -> object:
+def json_field(found: dict, *names: str) -> object:
     lowered = {str(key).lower(): value for key, value in found.items()}
     return next((lowered[name] for name in names if name in lowered), None)
 
@@ -207,6 +225,6 @@ def _reason_in_text(text: str) -> str:
     return ""
 
 
-def _short(reason: str) -> str:
+def short_reason(reason: str) -> str:
     reason = " ".join(reason.split())
     return reason if len(reason) <= REASON_MAX_CHARS else reason[: REASON_MAX_CHARS - 1].rstrip() + "…"

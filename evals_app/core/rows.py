@@ -10,6 +10,9 @@ import orjson
 def load_eval_rows(path: Path, *, max_rows: int | None = None) -> list[dict]:
     """Each conversation ending in an assistant turn becomes a prompt (the turns before it) and a reference.
 
+    A preference pair's reference is its preferred answer (the end of ``messages``; the other answer
+    rides in ``rejected``, unread here).
+
     Rows are taken in file order, so the same version and limit always ask the same prompts; the
     validation split is already a seeded random sample of the data.
     """
@@ -22,6 +25,8 @@ def load_eval_rows(path: Path, *, max_rows: int | None = None) -> list[dict]:
                 continue
             row = orjson.loads(line)
             messages = row.get("messages") or []
+            if row.get("label") is False:
+                continue  # a rated answer marked bad (KTO) is no answer to expect
             if len(messages) < 2 or messages[-1].get("role") != "assistant":
                 continue
             reference = (messages[-1].get("content") or "").strip()

@@ -95,6 +95,7 @@ def _pages_sort_and_export(evaluation, alice_client, bob_client) -> None:
     body = page.content.decode()
     assert 'data-metric="rougeL"' in body and "Walk through the examples" in body
     assert 'id="below-base"' not in body  # it did better than its base
+    assert 'id="win-rate"' in body and evaluation.win_rate["rougeL"]["compared"] == EVAL_ROWS
 
     worse_first = alice_client.get(f"/evaluations/{evaluation.pk}/examples?sort=worse").context["page"]
     deltas = [example.delta for example in worse_first]
@@ -164,3 +165,28 @@ def test_it_fails_with_a_plain_message_when_the_judge_does_not_answer(alice, att
     assert "without a judge" in job.error["hint"]
     evaluation.refresh_from_db()
     assert evaluation.judge_api_key == ""  # the judge's key is not kept after the job
+
+
+def test_it_compares_with_another_adapter_on_the_same_server(alice, attach_server, make_adapter):
+    """ "SFT then DPO" is judged against the SFT adapter, not the base: the other side is an adapter too.
+    Here both sides are the same trained weights, so they give the same greedy answers: every example is a
+    tie, and the other side says "Lathe" as only the adapter does (the base never does)."""
+    attach_server(alice)
+    tuned, baseline = make_adapter(alice, suffix="dpo"), make_adapter(alice, suffix="sft")
+    conversations = [{**distinctive_conversation(80 + i), "source_line": i + 1} for i in range(4)]
+    _, _, version = dataset_with_version(alice, conversations=conversations)
+    evaluation = evaluation_start(
+        owner=alice,
+        dataset_version=version,
+        adapter=tuned,
+        baseline_adapter=baseline,
+        settings={"max_tokens": 16},
+    )
+    job = _finished(evaluation.job_id)
+    assert job.state == JobState.SUCCEEDED, job.error
+    evaluation.refresh_from_db()
+    examples = list(evaluation.examples.all())
+    assert all(example.answers["base"] == example.answers["tuned"] for example in examples)
+    assert sum("Lathe" in example.answers["base"] for example in examples) >= 2
+    summary = evaluation.win_rate["rougeL"]
+    assert (summary["ties"], summary["rate"], summary["low"], summary["high"]) == (4, 50.0, 50.0, 50.0)

@@ -95,8 +95,9 @@ def test_it_asks_the_judge_from_the_data_queue_and_forgets_its_key(alice, celery
     # The same job, handed from the GPU queue to the data queue: a second claim, on the data queue.
     assert job.queue == QUEUE_DATA and job.attempts == 2
     assert any("data worker, not from a GPU worker" in message for message in _messages(job.pk))
-    # The judge was asked about every answer of both models, with the user's key, which is then forgotten.
-    assert len(judge.requests) == 2 * ROWS
+    # The judge was asked about every answer of both models, then about each pair both ways round, with
+    # the user's key, which is then forgotten.
+    assert len(judge.requests) == 2 * ROWS + 2 * ROWS
     assert {request["authorization"] for request in judge.requests} == {f"Bearer {JUDGE_KEY}"}
     evaluation.refresh_from_db()
     assert evaluation.judge_api_key == "" and evaluation.finished_at is not None
@@ -107,6 +108,41 @@ def test_it_asks_the_judge_from_the_data_queue_and_forgets_its_key(alice, celery
         "tuned": {"score": 8.0, "reason": "Fine."},
         "base": {"score": 8.0, "reason": "Fine."},
     }
+    # The tuned answers are the references, the base's are not: the judge prefers the tuned every time,
+    # whichever it reads first, and its win rate replaces ROUGE-L's as the decision of each example.
+    assert first.comparison == {
+        "by": "judge",
+        "score": 1.0,
+        "consistent": True,
+        "reason": "A matches the reference.",
+        "outcome": "win",
+    }
+    judged = evaluation.win_rate["judge"]
+    assert (judged["wins"], judged["ties"], judged["losses"], judged["compared"]) == (ROWS, 0, 0, ROWS)
+    assert judged["rate"] == 100.0 and judged["consistent"] == judged["both_orders"] == ROWS
+    assert evaluation.win_rate["rougeL"]["wins"] == ROWS  # the metric's decision is kept beside it
+
+
+def test_a_judge_that_always_picks_the_first_answer_makes_every_pair_a_tie(alice, celery_worker):
+    """Position bias: asked both ways round, a judge that always says "A" contradicts itself, so no
+    example counts as a win, and the page can say it changed its mind on every pair."""
+    judge = FakeJudge(first_always=True)
+    try:
+        evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
+        job = wait_until(
+            lambda: (job := Job.objects.get(pk=evaluation.job_id)).state in FINISHED_STATES and job,
+            timeout=120,
+            message="the evaluation to finish",
+        )
+    finally:
+        judge.close()
+
+    assert job.state == JobState.SUCCEEDED, job.error
+    evaluation.refresh_from_db()
+    judged = evaluation.win_rate["judge"]
+    assert (judged["wins"], judged["ties"], judged["losses"]) == (0, ROWS, 0)
+    assert judged["rate"] == 50.0 and judged["consistent"] == 0 and judged["both_orders"] == ROWS
+    assert {example.comparison["consistent"] for example in evaluation.examples.all()} == {False}
 
 
 def test_a_cancel_stops_the_judge_phase_within_seconds(alice, alice_client, celery_worker):
