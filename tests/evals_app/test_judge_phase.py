@@ -75,6 +75,14 @@ def _evaluation_with_recorded_answers(owner, judge_url: str) -> Evaluation:
     return evaluation
 
 
+def _finished(evaluation: Evaluation) -> Job:
+    return wait_until(
+        lambda: (job := Job.objects.get(pk=evaluation.job_id)).state in FINISHED_STATES and job,
+        timeout=120,
+        message="the evaluation to finish",
+    )
+
+
 def _messages(job_id: int) -> list[str]:
     return [event.payload.get("message", "") for event in JobEvent.objects.filter(job_id=job_id, kind="log")]
 
@@ -83,11 +91,7 @@ def test_it_asks_the_judge_from_the_data_queue_and_forgets_its_key(alice, celery
     judge = FakeJudge()
     try:
         evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
-        job = wait_until(
-            lambda: (job := Job.objects.get(pk=evaluation.job_id)).state in FINISHED_STATES and job,
-            timeout=120,
-            message="the evaluation to finish",
-        )
+        job = _finished(evaluation)
     finally:
         judge.close()
 
@@ -129,11 +133,7 @@ def test_a_judge_that_always_picks_the_first_answer_makes_every_pair_a_tie(alice
     judge = FakeJudge(first_always=True)
     try:
         evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
-        job = wait_until(
-            lambda: (job := Job.objects.get(pk=evaluation.job_id)).state in FINISHED_STATES and job,
-            timeout=120,
-            message="the evaluation to finish",
-        )
+        job = _finished(evaluation)
     finally:
         judge.close()
 
@@ -185,11 +185,7 @@ def test_a_judge_address_that_leads_inside_by_call_time_is_not_called(alice, cel
             settings = {**evaluation.settings, "judge": {**evaluation.settings["judge"]}}
             settings["judge"]["base_url"] = f"http://127.0.0.2:{judge.port}/v1"
             Evaluation.objects.filter(pk=evaluation.pk).update(settings=settings)
-        job = wait_until(
-            lambda: (job := Job.objects.get(pk=evaluation.job_id)).state in FINISHED_STATES and job,
-            timeout=120,
-            message="the evaluation to finish",
-        )
+        job = _finished(evaluation)
     finally:
         judge.close()
 
