@@ -1,0 +1,98 @@
+"""An evaluation as a person meets it: the form offers the adapter a DPO run started from, and the
+results page draws the win rate's bar and says what it means."""
+
+import pytest
+
+from evals_app.core.report import evaluate_answers
+from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation
+from evals_app.services import evaluation_record
+from jobs.models import Job
+from jobs.states import JobKind, JobState
+from models_app.models import Adapter, BaseModel
+from tests.datasets_app.factories import dataset_with_version
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
+
+ROWS = 10
+
+
+def _log_in(page, live_site):
+    page.goto(f"{live_site}/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password-1")
+    page.click("button[type=submit]")
+
+
+def _sft_and_dpo(alice):
+    model = BaseModel.objects.create(hf_id="tests/base", display_name="Test base", local_dir="/nonexistent")
+    sft = Adapter.objects.create(owner=alice, base_model=model, name="clinic-sft", path="/x", rank=8)
+    dpo_job = Job.objects.create(
+        owner=alice,
+        kind=JobKind.TRAIN,
+        state=JobState.SUCCEEDED,
+        queue="gpu",
+        params={"recipe": {"objective": "dpo"}, "base_model_hf_id": "tests/base", "start_adapter_id": sft.pk},
+    )
+    dpo = Adapter.objects.create(
+        owner=alice, base_model=model, name="clinic-dpo", path="/x", rank=8, job=dpo_job
+    )
+    return sft, dpo
+
+
+def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_the_win_rate(
+    live_site, browser_page, alice
+):
+    sft, dpo = _sft_and_dpo(alice)
+    _, _, version = dataset_with_version(alice, rows=ROWS)
+    page = browser_page
+    _log_in(page, live_site)
+
+    page.goto(f"{live_site}/evaluations/new?adapter={dpo.pk}")
+    assert page.locator("#id_baseline option:checked").text_content() == "Adapter clinic-sft"
+    page.fill("#id_max_rows", "4")
+    page.click("#evaluation-form button[type=submit]")
+    page.wait_for_url("**/evaluations/*/")
+    assert "clinic-sft (another of your adapters" in page.locator("#compared-with").text_content()
+
+    # An evaluation whose answers are in (as its job records them): 7 right where the SFT adapter was
+    # wrong, 1 the same, 2 wrong where it was right.
+    right = [f"The dose is {n} mg." for n in range(ROWS)]
+    tuned = right[:8] + ["I cannot say."] * 2
+    base = ["I cannot say."] * 7 + right[7:]
+    evaluation = Evaluation.objects.create(
+        owner=alice,
+        job=Job.objects.create(owner=alice, kind=JobKind.EVALUATE, state=JobState.SUCCEEDED, queue="gpu"),
+        adapter=dpo,
+        baseline_adapter=sft,
+        dataset_version=version,
+        settings={"baseline_name": sft.name, "max_tokens": 32, "temperature": 0, "max_rows": ROWS},
+    )
+    report = evaluate_answers(references=right, answers={LABEL_TUNED: tuned, LABEL_BASE: base}, resamples=200)
+    evaluation_record(
+        evaluation=evaluation,
+        examples=[
+            {
+                "messages": [{"role": "user", "content": f"Dose {n}?"}],
+                "reference": right[n],
+                "answers": {LABEL_TUNED: tuned[n], LABEL_BASE: base[n]},
+            }
+            for n in range(ROWS)
+        ],
+        report=report.to_dict(),
+        generation_note="greedy",
+    )
+
+    page.goto(f"{live_site}/evaluations/{evaluation.pk}/")
+    section = page.locator("#win-rate")
+    assert "Win rate against clinic-sft" in section.locator("h2").text_content()
+    assert section.locator(".headline").text_content() == "75%"  # (7 + 0.5) / 10
+    counts = [section.locator(f"[data-count={name}]").text_content() for name in ("wins", "ties", "losses")]
+    assert counts == ["7", "1", "2"]
+    # The bar's parts are drawn in proportion: better 70%, as good 10%, worse 20% of its width.
+    whole = section.locator(".outcomes").bounding_box()["width"]
+    widths = [
+        section.locator(f".outcomes .{part}").bounding_box()["width"] / whole
+        for part in ("win", "tie", "loss")
+    ]
+    assert widths == pytest.approx([0.7, 0.1, 0.2], abs=0.01)
+    assert "ROUGE-L against the reference" in section.text_content()
