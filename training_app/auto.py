@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datasets_app.models import DatasetVersion
-from datasets_app.selectors import version_holds_pairs
+from datasets_app.selectors import version_holds_pairs, version_row_format
 from models_app.models import BaseModel
 from models_app.shapes import model_shape
 from training_app.ml.auto_recipe import AutoChoice, DatasetShape, auto_recipe
@@ -22,6 +22,7 @@ def version_shape(version: DatasetVersion) -> DatasetShape:
         mean_tokens=float(tokens.get("mean") or 0),
         max_tokens=int(tokens.get("max") or 0),
         pairs=version_holds_pairs(version),
+        rated=version_row_format(version) == "kto",
     )
 
 

@@ -17,10 +17,16 @@ from training_app.ml.memory import (
 )
 from training_app.ml.recipe import Recipe
 
-DPO_MEMORY_NOTE = (
-    " DPO counts twice the activations (each pair's two answers go through together); its reference model "
-    "is the same weights with the adapter switched off, so it costs no second copy."
-)
+PREFERENCE_MEMORY_NOTES = {
+    "dpo": " DPO counts twice the activations (each pair's two answers go through together); its reference "
+    "model is the same weights with the adapter switched off, so it costs no second copy.",
+    "orpo": " ORPO counts twice the activations (each pair's two answers go through together) and keeps no "
+    "reference model.",
+    "simpo": " SimPO counts twice the activations (each pair's two answers go through together) and keeps no "
+    "reference model.",
+    "kto": " KTO's reference model is the same weights with the adapter switched off, so it costs no second "
+    "copy.",
+}
 
 
 def launch_targets() -> list[tuple[str, str]]:
@@ -93,7 +99,8 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         "batch_size": recipe.batch_size,
         "precision": precision,
         "lora_dropout": recipe.lora_dropout,
-        "preference": recipe.preference,  # DPO: chosen and rejected answers go through together
+        "paired": recipe.paired,  # DPO, ORPO, SimPO: chosen and rejected answers go through together
+        "reference": recipe.needs_reference,  # DPO, KTO: a frozen copy of the starting adapter
     }
     if on_cluster:
         return _cluster_estimate(shape, settings, recipe, gpu)
@@ -188,7 +195,7 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         how = " (the model split across them)" if sharded else (" (each with a copy)" if cards > 1 else "")
         per_card = f" of {memory_gb:.0f} GB ({gpu['name']})" if cards > 1 else ""
         result["verdict"] = f"Needs about {estimate.total_gb:.1f} GB on {on}{per_card}{how}." + (
-            DPO_MEMORY_NOTE if recipe.preference else ""
+            PREFERENCE_MEMORY_NOTES.get(recipe.objective, "")
         )
         return result
     suggestion = suggest_fitting_settings(

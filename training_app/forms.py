@@ -20,16 +20,15 @@ from training_app.ml.recipe import (
     RecipeError,
 )
 
+OBJECTIVE_LABELS = {
+    "sft": "Supervised (learn the answers)",
+    "dpo": "DPO (prefer the better answer of each pair)",
+    "orpo": "ORPO (learn the better answers and the preference at once; no reference copy)",
+    "simpo": "SimPO (prefer the better answer, judged per word; no reference copy)",
+    "kto": "KTO (learn from answers rated good or bad)",
+}
 CHOICES = {
-    "objective": [
-        (
-            o,
-            {"sft": "Supervised (learn the answers)", "dpo": "DPO (prefer the better answer of each pair)"}[
-                o
-            ],
-        )
-        for o in OBJECTIVES
-    ],
+    "objective": [(o, OBJECTIVE_LABELS[o]) for o in OBJECTIVES],
     "preference_loss": [(c, c) for c in PREFERENCE_LOSSES],
     "method": [(m, {"lora": "LoRA", "qlora": "QLoRA (4-bit, GPU only)", "ia3": "IA³"}[m]) for m in METHODS],
     "gradient_checkpointing": [(c, c) for c in CHECKPOINTING_CHOICES],

@@ -134,8 +134,9 @@ def hyperparameters_of(recipe: Recipe, params: TrainParams | None = None) -> dic
 
 
 def method_of(recipe: Recipe, params: TrainParams | None = None) -> dict:
-    """OpenAI's `method` of a job: its type and that type's hyperparameters."""
-    kind = "dpo" if recipe.preference else "supervised"
+    """OpenAI's `method` of a job: its type and that type's hyperparameters. A job started in the web
+    page by a method OpenAI does not have (ORPO, SimPO, KTO) is listed under its own name."""
+    kind = recipe.objective if recipe.preference else "supervised"
     return {"type": kind, kind: {"hyperparameters": hyperparameters_of(recipe, params)}}
 
 

@@ -233,21 +233,23 @@ def _require_ready(version: DatasetVersion, recipe: Recipe) -> None:
 def objective_mismatch(row_format: str, recipe: Recipe) -> str | None:
     """Why data of `row_format` can't train by the recipe's objective, in words; None when it can."""
     if row_format == "kto":
+        if recipe.objective == "kto":
+            return None
         return (
-            "This data holds rated answers (one answer per prompt marked good or bad), which are for KTO. "
-            "Lathe's preference tuning is DPO, which learns from pairs: upload a better and a worse answer "
-            "to each prompt (chosen and rejected)."
+            "This data holds rated answers (one answer per prompt marked good or bad): choose the objective "
+            f"'kto', which learns from them. {recipe.objective_name} learns from "
+            + ("conversations." if not recipe.preference else "pairs of a better and a worse answer.")
         )
     if row_format in PREFERENCE_FORMATS and not recipe.preference:
         return (
             "This data holds preference pairs (a better and a worse answer to each prompt), which are "
-            "for preference tuning: choose the objective 'dpo'. Supervised training (sft) would learn from "
-            "the preferred answers only and ignore the rest."
+            "for preference tuning: choose the objective 'dpo' (or 'orpo', 'simpo', 'kto'). Supervised "
+            "training (sft) would learn from the preferred answers only and ignore the rest."
         )
     if row_format not in PREFERENCE_FORMATS and recipe.preference:
         return (
-            "DPO learns from pairs of a better and a worse answer to each prompt, and this data holds "
-            "conversations: choose the objective 'sft' for it, or upload preference pairs for DPO."
+            f"{recipe.objective_name} learns from preferences (a better and a worse answer to each prompt), "
+            "and this data holds conversations: choose the objective 'sft' for it, or upload preference data."
         )
     return None
 

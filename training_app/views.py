@@ -24,7 +24,7 @@ from models_app.selectors import adapter_list_for_user, base_model_list_by_size,
 from training_app.auto import recipe_auto_for, recipe_reason
 from training_app.estimate import estimate_for_launch, launch_targets
 from training_app.forms import TrainingForm
-from training_app.ml.recipe import Recipe, RecipeError
+from training_app.ml.recipe import OBJECTIVE_NAMES, PREFERENCE_OBJECTIVES, Recipe, RecipeError
 from training_app.ml.sweep_space import search_space
 from training_app.services import (
     TrainingRefused,
@@ -265,7 +265,10 @@ def training_adapter_download(request: HttpRequest, job_id: int) -> StreamingHtt
 
 def training_context(job) -> dict:
     """What the job page shows for a fine-tuning job or a sweep (used by jobs.views.job_detail)."""
+    objective = (job_params(job).recipe or {}).get("objective", "sft")
     return {
+        # The preference method's name ("DPO", "KTO"...) when the run learns from preferences.
+        "preference_method": OBJECTIVE_NAMES.get(objective) if objective in PREFERENCE_OBJECTIVES else None,
         "sweep_space": search_space(job_params(job).run_recipe()) if job.kind == "sweep" else None,
         "checkpoints": job.checkpoints.all(),
         "adapter": getattr(job, "adapter", None),

@@ -34,19 +34,40 @@ def _adapter(owner, base_model) -> Adapter:
     )
 
 
-def test_dpo_on_conversations_and_dpo_on_rated_answers_are_refused_in_words(alice, small_model):
+def test_each_objective_takes_only_the_data_it_learns_from_and_says_which_one_fits(alice, small_model):
     _, _, conversations = dataset_with_version(alice)
-    with pytest.raises(TrainingRefused, match="DPO learns from pairs .* choose the objective 'sft'"):
-        training_start(owner=alice, dataset_version=conversations, base_model=small_model, recipe=DPO)
+    pairs = preference_version(alice)
     rated = preference_version(alice)
     rated.source_file.format = "kto"
     rated.source_file.save()
-    with pytest.raises(TrainingRefused, match="rated answers"):
-        training_start(owner=alice, dataset_version=rated, base_model=small_model, recipe=DPO)
-    with pytest.raises(TrainingRefused, match="Finding the best settings compares supervised runs"):
-        sweep_start(
-            owner=alice, dataset_version=preference_version(alice), base_model=small_model, recipe=DPO
+    refusals = [
+        (conversations, "dpo", "DPO learns from preferences .* choose the objective 'sft'"),
+        (conversations, "orpo", "ORPO learns from preferences"),
+        (pairs, "sft", "choose the objective 'dpo' \\(or 'orpo', 'simpo', 'kto'\\)"),
+        (rated, "dpo", "rated answers .* choose the objective 'kto'.* DPO learns from pairs"),
+        (rated, "simpo", "SimPO learns from pairs"),
+        (rated, "sft", "choose the objective 'kto'.* supervised learns from conversations"),
+    ]
+    for version, objective, words in refusals:
+        with pytest.raises(TrainingRefused, match=words):
+            training_start(
+                owner=alice,
+                dataset_version=version,
+                base_model=small_model,
+                recipe=DPO.replace(objective=objective),
+            )
+    # What fits: pairs for every preference objective (KTO reads a pair as a good and a bad answer),
+    # rated answers for KTO.
+    for version, objective in [(pairs, "orpo"), (pairs, "simpo"), (pairs, "kto"), (rated, "kto")]:
+        job = training_start(
+            owner=alice,
+            dataset_version=version,
+            base_model=small_model,
+            recipe=DPO.replace(objective=objective),
         )
+        assert job.params["recipe"]["objective"] == objective
+    with pytest.raises(TrainingRefused, match="Finding the best settings compares supervised runs"):
+        sweep_start(owner=alice, dataset_version=pairs, base_model=small_model, recipe=DPO)
 
 
 def test_a_dpo_job_records_its_objective_and_the_adapter_it_starts_from(alice, small_model):
@@ -121,17 +142,43 @@ def test_the_form_of_a_preference_version_starts_dpo_and_offers_sft_first(alice,
     assert 'id="preference-starts"' in page and escape(f"{conversations.dataset.name} v1") in page
     page = alice_client.get(reverse("training_new", args=[conversations.pk])).content.decode()
     assert 'id="preference-starts"' not in page and '<option value="sft" selected>' in page
+    # Rated answers (KTO's format) open with KTO, saying why; every method is offered with its line.
+    rated = preference_version(alice)
+    rated.source_file.format = "kto"
+    rated.source_file.save()
+    page = alice_client.get(reverse("training_new", args=[rated.pk])).content.decode()
+    assert '<option value="kto" selected>' in page and "answers rated good or bad: KTO with beta 0.1" in page
+    assert 'id="preference-starts"' in page
+    for objective in ("orpo", "simpo"):
+        assert f'<option value="{objective}">' in page
+    assert "no length bias" in page  # the objective's help line names what each method is for
 
 
 def test_the_estimate_counts_both_answers_of_each_pair_and_no_second_model(alice, small_model):
     supervised = estimate_training_memory(QWEN_7B, **SEED, gradient_checkpointing=True)
-    preference = estimate_training_memory(QWEN_7B, **SEED, gradient_checkpointing=True, preference=True)
-    assert preference.activations_gb == pytest.approx(2 * supervised.activations_gb)
-    assert preference.logits_gb == pytest.approx(2 * supervised.logits_gb)
-    assert preference.weights_gb == supervised.weights_gb  # the reference is the base with the adapter off
-    assert 0 < preference.breakdown["reference_model_frozen_adapter"] < 0.5
+    dpo = estimate_training_memory(QWEN_7B, **SEED, gradient_checkpointing=True, paired=True, reference=True)
+    assert dpo.activations_gb == pytest.approx(2 * supervised.activations_gb)
+    assert dpo.logits_gb == pytest.approx(2 * supervised.logits_gb)
+    assert dpo.weights_gb == supervised.weights_gb  # the reference is the base with the adapter off
+    assert 0 < dpo.breakdown["reference_model_frozen_adapter"] < 0.5
+    # ORPO and SimPO: pairs, no reference; KTO: one answer at a time, with a reference.
+    orpo = estimate_training_memory(QWEN_7B, **SEED, gradient_checkpointing=True, paired=True)
+    kto = estimate_training_memory(QWEN_7B, **SEED, gradient_checkpointing=True, reference=True)
+    assert (
+        orpo.activations_gb == dpo.activations_gb and "reference_model_frozen_adapter" not in orpo.breakdown
+    )
+    assert (
+        kto.activations_gb == supervised.activations_gb and "reference_model_frozen_adapter" in kto.breakdown
+    )
+    assert orpo.total_gb < dpo.total_gb
     _gpu_worker(80)
     from training_app.estimate import estimate_for_launch
 
-    verdict = estimate_for_launch(small_model, DPO, "")["verdict"]
-    assert "DPO counts twice the activations" in verdict
+    verdicts = {
+        objective: estimate_for_launch(small_model, DPO.replace(objective=objective), "")["verdict"]
+        for objective in ("dpo", "orpo", "simpo", "kto")
+    }
+    assert "DPO counts twice the activations" in verdicts["dpo"]
+    assert "ORPO counts twice the activations" in verdicts["orpo"] and "no reference" in verdicts["orpo"]
+    assert "SimPO counts twice" in verdicts["simpo"]
+    assert "KTO's reference model is the same weights" in verdicts["kto"]

@@ -44,6 +44,7 @@ class DatasetShape:
     mean_tokens: float
     max_tokens: int
     pairs: bool = False  # preference pairs (a better and a worse answer): DPO's data
+    rated: bool = False  # answers rated good or bad one by one: KTO's data
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ def auto_recipe(
         keep_best=True,
     )
     size = "short" if shape.mean_tokens < 200 else "long" if shape.mean_tokens > 1000 else "medium-length"
+    if shape.rated:
+        return _kto_choice(recipe, rows, size)
     if shape.pairs:
         return _dpo_choice(recipe, rows, size)
     if small:
@@ -166,5 +169,20 @@ def _dpo_choice(recipe: Recipe, rows: int, size: str) -> AutoChoice:
         f"LoRA r={LORA_RANK} on every layer. The charts show how often the model prefers the better answer "
         "of the validation pairs; training stops once the validation loss has not improved for "
         f"{EARLY_STOPPING_PATIENCE} checks."
+    )
+    return AutoChoice(recipe=recipe, reason=reason)
+
+
+def _kto_choice(recipe: Recipe, rows: int, size: str) -> AutoChoice:
+    """KTO refines a model as DPO does, with DPO's gentle settings (the KTO paper matches DPO's beta)."""
+    epochs = min(DPO_MAX_EPOCHS, auto_epochs(rows))
+    recipe = recipe.replace(
+        objective="kto", learning_rate=DPO_LEARNING_RATE, num_epochs=epochs, beta=DPO_BETA
+    )
+    reason = (
+        f"{rows:,} {size} answers rated good or bad: KTO with beta {DPO_BETA:g} at learning rate "
+        f"{DPO_LEARNING_RATE:g}, {epochs} passes, LoRA r={LORA_RANK} on every layer; good and bad answers "
+        "are weighted so both count as much. The rewards chart shows the good answers' reward climbing "
+        "above the bad ones'."
     )
     return AutoChoice(recipe=recipe, reason=reason)

@@ -5,14 +5,14 @@ runner can store and broadcast it as it is. Shapes:
 
 - ``{"type": "metrics", "step", "max_steps", "epoch", "loss", "eval_loss", "learning_rate",
   "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb", "process_memory_mb"}``, one per logged
-  step; ``eval_loss`` is the latest evaluation's (``None`` before the first); a DPO run's also carry
+  step; ``eval_loss`` is the latest evaluation's (``None`` before the first); a preference run's carry
   ``PREFERENCE_METRICS``' keys (the implicit rewards of the chosen and rejected answers, their margin, and
   the share of pairs where the chosen one scores higher) and ``eval_preference_accuracy``, the latest
   evaluation's share on the validation pairs;
 - ``{"type": "progress", "step", "max_steps"}`` when training starts (``step`` is the
   checkpoint's on a resumed run) and after every optimizer step;
 - ``{"type": "checkpoint", "step", "path"}`` once a checkpoint folder is written;
-- ``{"type": "eval", "step", "eval_loss", "token_accuracy"}`` after each evaluation (a DPO run's add
+- ``{"type": "eval", "step", "eval_loss", "token_accuracy"}`` after each evaluation (a preference run's add
   ``preference_accuracy`` and ``reward_margin`` on the validation pairs);
 - ``{"type": "log", "level", "message"}`` (sent by :mod:`training_app.ml.train`);
 - ``{"type": "verdict_progress", "done", "total"}`` and ``{"type": "verdict", ...}`` (the held-out check
@@ -30,20 +30,24 @@ from typing import Any
 from transformers import TrainerCallback
 
 EventSink = Callable[[dict[str, Any]], None]
-# trl's DPO log keys, as the events name them.
+# trl's preference log keys (DPO, ORPO, SimPO, KTO), as the events name them. KTO logs no accuracy.
 PREFERENCE_METRICS = {
     "rewards/chosen": "reward_chosen",
     "rewards/rejected": "reward_rejected",
-    "rewards/margins": "reward_margin",
     "rewards/accuracies": "preference_accuracy",
 }
 
 
 def preference_values(logs: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
-    """The DPO values of a trainer log (``prefix`` "eval_" for an evaluation's); empty for other runs."""
-    if prefix + "rewards/margins" not in logs:
+    """The preference values of a trainer log (``prefix`` "eval_" for an evaluation's); empty for other
+    runs. The margin is chosen minus rejected as the chart shows them: KTO's own margin averages only
+    the batches that held both a good and a bad answer."""
+    if not any(prefix + key in logs for key in PREFERENCE_METRICS):
         return {}
-    return {name: json_number(logs.get(prefix + key)) for key, name in PREFERENCE_METRICS.items()}
+    values = {name: json_number(logs.get(prefix + key)) for key, name in PREFERENCE_METRICS.items()}
+    chosen, rejected = values["reward_chosen"], values["reward_rejected"]
+    values["reward_margin"] = chosen - rejected if chosen is not None and rejected is not None else None
+    return values
 
 
 def json_number(value: Any) -> float | None:

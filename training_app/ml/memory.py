@@ -94,15 +94,17 @@ def estimate_training_memory(
     optimizer: str = "adamw",
     lora_dropout: float = 0.1,
     shards: int = 1,
-    preference: bool = False,
+    paired: bool = False,
+    reference: bool = False,
 ) -> MemoryEstimate:
     """Peak memory of one card in one training step (see the module docstring for the model).
 
-    `preference`: a DPO step, which runs the chosen and the rejected answer of each pair through the
-    model together (twice the sequences: twice the activations and logits), after the reference
-    model's pass over the same pairs. That reference is the same base weights with the adapter off
-    (or a frozen copy of the adapter a run continues from: as small as the adapter), and its pass keeps
-    no activations, so it adds no more than the step's own logits, which it frees before the step.
+    `paired`: a step on preference pairs (DPO, ORPO, SimPO), which runs the chosen and the rejected
+    answer of each pair through the model together: twice the sequences, twice the activations and logits.
+    `reference`: the run measures itself against a reference model (DPO, KTO), whose pass comes before
+    the step's. That reference is the same base weights with the adapter off (or a frozen copy of the
+    adapter a run continues from: as small as the adapter), and its pass keeps no activations, so it adds
+    no more than the step's own logits, which it frees before the step. ORPO and SimPO have none.
 
     `shards`: the cards the model is split across (FSDP, full shard). Each card then keeps its share of
     the weights, of the adapter with its gradients and of the optimizer's state, plus one decoder
@@ -114,7 +116,7 @@ def estimate_training_memory(
     _check_choice("optimizer", optimizer, OPTIMIZER_STATE_BYTES)
     targets = _known_targets(shape, target_modules)
     element = PRECISION_WEIGHT_BYTES[precision]
-    tokens = batch_size * max_seq_len * (2 if preference else 1)
+    tokens = batch_size * max_seq_len * (2 if paired else 1)
     layers = shape.num_hidden_layers
 
     weights = _weight_bytes(shape, method, element)
@@ -144,7 +146,7 @@ def estimate_training_memory(
 
     breakdown = {
         "base_weights": weights,
-        **({"reference_model_frozen_adapter": trainable * element} if preference else {}),
+        **({"reference_model_frozen_adapter": trainable * element} if reference else {}),
         "adapter_weights_and_gradients": adapter,
         "optimizer_states": optimizer_state,
         "stored_activations": stored,
@@ -224,7 +226,8 @@ def suggest_fitting_settings(
     cuda: bool = True,
     headroom: float = 0.9,
     shards: int = 1,
-    preference: bool = False,
+    paired: bool = False,
+    reference: bool = False,
 ) -> dict[str, Any] | None:
     """The settings, changed as little as the seed's out-of-memory remedies allow, that fit; or None.
 
@@ -244,7 +247,8 @@ def suggest_fitting_settings(
         "precision": precision,
         "optimizer": optimizer,
         "lora_dropout": lora_dropout,
-        "preference": preference,
+        "paired": paired,
+        "reference": reference,
     }
     candidates = [settings, {**settings, "gradient_checkpointing": True}]
     candidates.append({**candidates[-1], "batch_size": 1})

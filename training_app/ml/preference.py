@@ -1,13 +1,12 @@
-"""Preference tuning (DPO): pairs of a better and a worse answer, and the trl trainer that learns from them.
+"""Preference data for trl's trainers: pairs of a better and a worse answer, or answers rated one by one.
 
 A canonical preference row (``datasets_app/core/preference.py``) is the prompt followed by the preferred
-answer in ``messages``, and the other answer's assistant messages in ``rejected``. trl's conversational
-shape splits it: ``prompt`` (the messages before the trailing assistant turns), ``chosen`` (those turns)
-and ``rejected``. trl renders each with the model's chat template and scores only the answers' tokens.
-
-The reference model DPO measures its movement against is the starting point with the adapter switched
-off (a new adapter), or a frozen copy of the supervised adapter it starts from ("SFT then DPO"): trl keeps
-it as a second adapter on the same base weights, so the reference costs no second copy of the model.
+answer in ``messages``, and the other answer's assistant messages in ``rejected``; a rated answer (KTO's
+format) has no ``rejected`` but a ``label``. trl's conversational shapes split them: ``prompt`` (the
+messages before the trailing assistant turns), then ``chosen`` and ``rejected`` for a pair (DPO, ORPO,
+SimPO), or ``completion`` and ``label`` for a rated answer (KTO, which takes a pair as one good and one
+bad answer). trl renders each with the model's chat template and scores only the answers' tokens.
+The trainers themselves are in preference_trainers.py.
 """
 
 from __future__ import annotations
@@ -18,63 +17,118 @@ from typing import Any
 
 from datasets import Dataset
 
-from training_app.ml.components import peft_config
 from training_app.ml.data import DROPPED_LINES_KEPT, PreparedData, clean_message, read_rows
 from training_app.ml.errors import TrainingDataError
-from training_app.ml.recipe import Recipe
 
 _PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+_RATED_COLUMNS = ("prompt", "completion", "label")
+
+
+def _plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    # Arrow needs one shape for every message: role and content (tool calls do not take part in a pair).
+    return [{"role": message["role"], "content": str(message.get("content") or "")} for message in messages]
+
+
+def _prompt_and_answer(row: dict[str, Any]) -> tuple[list[dict], list[dict]] | None:
+    """The messages before the trailing assistant turns, and those turns; None without both."""
+    messages = [clean_message(message) for message in row.get("messages") or []]
+    answer_start = len(messages)
+    while answer_start > 0 and messages[answer_start - 1]["role"] == "assistant":
+        answer_start -= 1
+    if answer_start in (0, len(messages)):
+        return None
+    return _plain(messages[:answer_start]), _plain(messages[answer_start:])
 
 
 def preference_pair(row: dict[str, Any]) -> dict[str, list[dict[str, Any]]] | None:
     """trl's conversational pair from a canonical row; None for a row that is not a pair (a rated answer)."""
-    messages = [clean_message(message) for message in row.get("messages") or []]
+    split = _prompt_and_answer(row)
     rejected = [clean_message(message) for message in row.get("rejected") or []]
-    answer_start = len(messages)
-    while answer_start > 0 and messages[answer_start - 1]["role"] == "assistant":
-        answer_start -= 1
-    if not rejected or answer_start in (0, len(messages)):
+    if not rejected or split is None:
         return None
-    # Arrow needs one shape for every message: role and content (tool calls do not take part in a pair).
-    plain = [
-        [{"role": message["role"], "content": str(message.get("content") or "")} for message in part]
-        for part in (messages[:answer_start], messages[answer_start:], rejected)
-    ]
-    return dict(zip(_PAIR_COLUMNS, plain, strict=True))
+    return dict(zip(_PAIR_COLUMNS, (*split, _plain(rejected)), strict=True))
 
 
-def load_pairs(path: str | Path, *, limit: int | None = None) -> tuple[Dataset, list[int]]:
-    """The pairs of a canonical file as trl's conversational dataset, and the lines that were not pairs."""
+def rated_answers(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """trl's conversational rated answers (prompt, completion, label) from a canonical row: one for a
+    rated row, two for a pair (its better answer good, the other bad); none for anything else."""
+    split = _prompt_and_answer(row)
+    if split is None:
+        return []
+    prompt, answer = split
+    if "rejected" in row:
+        rejected = [clean_message(message) for message in row.get("rejected") or []]
+        if not rejected:
+            return []
+        return [
+            {"prompt": prompt, "completion": answer, "label": True},
+            {"prompt": prompt, "completion": _plain(rejected), "label": False},
+        ]
+    if isinstance(row.get("label"), bool):
+        return [{"prompt": prompt, "completion": answer, "label": row["label"]}]
+    return []
+
+
+def _records(row: dict[str, Any], *, paired: bool) -> list[dict[str, Any]]:
+    if not paired:
+        return rated_answers(row)
+    pair = preference_pair(row)
+    return [pair] if pair is not None else []
+
+
+def load_preferences(
+    path: str | Path, *, paired: bool, limit: int | None = None
+) -> tuple[Dataset, list[int]]:
+    """A canonical file as trl's conversational pairs (`paired`) or rated answers, and the lines of the
+    rows that gave none (a rated answer in a run that learns from pairs)."""
     path = Path(path)
     if not path.is_file():
         raise TrainingDataError(
             f"The data file {path.name} is missing.", "Make the dataset version again, or pick another one."
         )
-    columns: dict[str, list] = {name: [] for name in _PAIR_COLUMNS}
-    not_pairs: list[int] = []
+    names = _PAIR_COLUMNS if paired else _RATED_COLUMNS
+    columns: dict[str, list] = {name: [] for name in names}
+    unused: list[int] = []
     for index, row in enumerate(itertools.islice(read_rows(path), limit)):
-        pair = preference_pair(row)
-        if pair is None:
-            not_pairs.append(int(row.get("source_line", index + 1)))
-            continue
-        for name in _PAIR_COLUMNS:
-            columns[name].append(pair[name])
-    return Dataset.from_dict(columns), not_pairs
+        records = _records(row, paired=paired)
+        if not records:
+            unused.append(int(row.get("source_line", index + 1)))
+        for record in records:
+            for name in names:
+                columns[name].append(record[name])
+    return Dataset.from_dict(columns), unused
 
 
-def prepare_pairs(
-    *, train_path: str | Path, validation_path: str | Path | None, trial_rows: int | None = None
+def prepare_preferences(
+    *,
+    train_path: str | Path,
+    validation_path: str | Path | None,
+    paired: bool,
+    trial_rows: int | None = None,
+    seed: int = 0,
 ) -> PreparedData:
-    """Training (and validation) pairs; rows without two answers (KTO's rated answers) are left out."""
-    train, dropped = load_pairs(train_path, limit=trial_rows)
+    """Training (and validation) pairs, or rated answers; rows that give none are left out and counted.
+
+    Rated answers are shuffled (seeded): KTO reads them in order, and a pair's two answers side by side
+    would make each other's contrast in its KL estimate.
+    """
+    train, dropped = load_preferences(train_path, paired=paired, limit=trial_rows)
     if len(train) == 0:
+        if paired:
+            raise TrainingDataError(
+                "The training data holds no preference pairs (a prompt with a better and a worse answer).",
+                "DPO, ORPO and SimPO learn from pairs: pick a preference dataset version; for answers rated "
+                "good or bad one by one, choose 'kto'.",
+            )
         raise TrainingDataError(
-            "The training data holds no preference pairs (a prompt with a better and a worse answer).",
-            "DPO learns from pairs: pick a preference dataset version, or train 'sft' on conversations.",
+            "The training data holds no rated answers or pairs.",
+            "KTO learns from answers marked good or bad: pick a preference dataset version.",
         )
+    if not paired:
+        train = train.shuffle(seed=seed)
     validation, validation_dropped = None, []
     if validation_path is not None:
-        validation, validation_dropped = load_pairs(validation_path, limit=trial_rows)
+        validation, validation_dropped = load_preferences(validation_path, paired=paired, limit=trial_rows)
         validation = validation if len(validation) else None
     return PreparedData(
         train=train,
@@ -87,41 +141,9 @@ def prepare_pairs(
     )
 
 
-def dpo_config(recipe: Recipe, arguments: dict[str, Any]) -> Any:
-    """trl's DPO settings: the shared trainer arguments and the recipe's preference settings."""
-    from trl import DPOConfig
-
-    return DPOConfig(
-        **arguments,
-        beta=recipe.beta,
-        loss_type=[recipe.preference_loss],
-        # Robust DPO's assumed share of pairs labelled the wrong way round (the paper's typical value).
-        label_smoothing=0.1 if recipe.preference_loss == "robust" else 0.0,
-        precompute_ref_log_probs=recipe.precompute_reference,
-    )
-
-
-def dpo_trainer(
-    model: Any, recipe: Recipe, data: PreparedData, tokenizer: Any, callbacks: list, arguments: dict[str, Any]
-) -> Any:
-    """The DPO trainer for ``model``: a plain model gets a new adapter (peft_config), a model that
-    already carries the user's supervised adapter trains that one against a frozen copy of it."""
-    from peft import PeftModel
-    from trl import DPOTrainer
-
-    return DPOTrainer(
-        model=model,
-        args=dpo_config(recipe, arguments),
-        train_dataset=data.train,
-        eval_dataset=data.validation,
-        processing_class=tokenizer,
-        peft_config=None if isinstance(model, PeftModel) else peft_config(recipe),
-        callbacks=callbacks,
-    )
-
-
 def load_start_adapter(model: Any, adapter_dir: str | Path) -> Any:
-    """The base model with the user's supervised adapter on it, trainable: DPO continues from it."""
+    """The base model with the user's supervised adapter on it, trainable: preference tuning continues
+    from it."""
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)

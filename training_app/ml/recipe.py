@@ -36,8 +36,13 @@ REPORT_TO_CHOICES = ("none", "mlflow", "wandb")
 GPUS_CHOICES = ("auto", "1", "2", "4", "8")
 SPEEDUP_CHOICES = ("auto", "on", "off")  # auto: on a GPU only
 # What the run learns from: supervised (conversations) or preferences (a better and a worse answer).
-OBJECTIVES = ("sft", "dpo")
-PREFERENCE_OBJECTIVES = ("dpo",)
+OBJECTIVES = ("sft", "dpo", "orpo", "simpo", "kto")
+PREFERENCE_OBJECTIVES = ("dpo", "orpo", "simpo", "kto")
+# Those that learn from pairs; KTO learns from answers rated good or bad (a pair gives one of each).
+PAIRED_OBJECTIVES = ("dpo", "orpo", "simpo")
+# Those that measure the model against a frozen reference (the starting point): the others need none.
+REFERENCE_OBJECTIVES = ("dpo", "kto")
+OBJECTIVE_NAMES = {"sft": "supervised", "dpo": "DPO", "orpo": "ORPO", "simpo": "SimPO", "kto": "KTO"}
 # trl's DPO losses offered: the paper's, IPO (no overfitting), hinge (SLiC), robust (noisy labels).
 PREFERENCE_LOSSES = ("sigmoid", "ipo", "hinge", "robust")
 
@@ -49,7 +54,10 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 RECIPE_HELP: dict[str, str] = {
     "objective": "What the model learns from: 'sft' imitates the answers of conversations (supervised); "
     "'dpo' learns from pairs of a better and a worse answer to prefer the better (Direct Preference "
-    "Optimization). DPO needs a preference dataset, and is best run on top of a supervised adapter.",
+    "Optimization), best on top of a supervised adapter; 'orpo' learns the better answers and the "
+    "preference in one run, from the base model, with no reference copy (less memory); 'simpo' is DPO "
+    "without a reference, judging answers by their average per word (less memory, no length bias); "
+    "'kto' learns from answers rated good or bad one by one (pairs work too).",
     "method": "How the model is adapted: LoRA trains small extra matrices (the usual choice); "
     "QLoRA does the same on a 4-bit copy of the model to fit a smaller GPU; IA3 trains even fewer numbers.",
     "lora_r": "Size of the LoRA matrices. Larger learns more but can memorise the examples; "
@@ -100,12 +108,15 @@ RECIPE_HELP: dict[str, str] = {
     "A trial run sets it.",
     "trial_rows": "Train on only the first N conversations (empty: all). The guide suggests a trial with 100 "
     "before a full run.",
-    "beta": "DPO: how far the model may move from where it started. Small (0.01-0.1) lets preferences "
-    "change it a lot; large (0.5-1) keeps it close to the starting model.",
+    "beta": "DPO and KTO: how far the model may move from where it started; small (0.01-0.1) lets "
+    "preferences change it a lot, large (0.5-1) keeps it close. ORPO: the weight of the preference "
+    "against learning the better answers (0.1). SimPO: how sharply it separates the answers (2 to 2.5).",
     "preference_loss": "DPO's loss: 'sigmoid' is the paper's; 'ipo' does not keep pushing pairs it "
     "already gets right (less overfitting on small sets); 'hinge' stops at a fixed margin; 'robust' expects "
     "some pairs to be labelled the wrong way round.",
-    "precompute_reference": "DPO compares the model with its starting point (the reference). On: the "
+    "simpo_gamma": "SimPO: by how much the better answer must outscore the worse one (a margin; 0.5 "
+    "to 1.5, about half of beta).",
+    "precompute_reference": "DPO and KTO compare the model with its starting point (the reference). On: the "
     "reference's scores are computed once for every pair before training, so training needs less memory; "
     "off: computed at each step, no pass over the data at the start.",
     "report_to": "Also send the metrics to an experiment tracker: 'none', 'mlflow' or 'wandb' "
@@ -215,6 +226,7 @@ class Recipe:
     trial_rows: int | None = None
     beta: float = 0.1
     preference_loss: str = "sigmoid"
+    simpo_gamma: float = 1.0
     precompute_reference: bool = False
     report_to: str = "none"
 
@@ -277,8 +289,22 @@ class Recipe:
 
     @property
     def preference(self) -> bool:
-        """Whether the run learns from preference pairs (DPO) rather than from conversations."""
+        """Whether the run learns from preferences (DPO and its kin) rather than from conversations."""
         return self.objective in PREFERENCE_OBJECTIVES
+
+    @property
+    def paired(self) -> bool:
+        """Whether the run learns from pairs of a better and a worse answer (not KTO's rated answers)."""
+        return self.objective in PAIRED_OBJECTIVES
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the run keeps a frozen copy of its starting point to measure its moves against."""
+        return self.objective in REFERENCE_OBJECTIVES
+
+    @property
+    def objective_name(self) -> str:
+        return OBJECTIVE_NAMES[self.objective]
 
     @property
     def effective_batch_size(self) -> int:
@@ -537,6 +563,7 @@ _CHECKS = {
     "trial_rows": _int(1, 100_000_000, optional=True),
     "beta": _float(0.0, 10.0, above_minimum=True),
     "preference_loss": _choice(PREFERENCE_LOSSES),
+    "simpo_gamma": _float(0.0, 10.0),
     "precompute_reference": _bool,
     "report_to": _choice(REPORT_TO_CHOICES),
 }

@@ -54,7 +54,8 @@ def micro_batch_fitting(
             precision=precision,
             lora_dropout=recipe.lora_dropout,
             shards=shards,
-            preference=recipe.preference,
+            paired=recipe.paired,
+            reference=recipe.needs_reference,
         )
         if fits(estimate, memory_gb):
             return size

@@ -34,7 +34,8 @@ from training_app.ml.distributed import is_main_process, process_count, sharded_
 from training_app.ml.errors import TrainingDiverged, TrainingError, TrainingNotRunnable, TrainingOutOfMemory
 from training_app.ml.patches.peft import speed_up_lora_on_cpu
 from training_app.ml.patches.trl import score_labelled_positions_only
-from training_app.ml.preference import dpo_trainer, load_start_adapter, prepare_pairs
+from training_app.ml.preference import load_start_adapter, prepare_preferences
+from training_app.ml.preference_trainers import preference_trainer
 from training_app.ml.recipe import Recipe
 from training_app.ml.run_outcome import (
     best_checkpoint,
@@ -118,8 +119,12 @@ def train(
 
     tokenizer = load_tokenizer(base_model_dir)
     if recipe.preference:
-        data = prepare_pairs(
-            train_path=train_path, validation_path=validation_path, trial_rows=recipe.trial_rows
+        data = prepare_preferences(
+            train_path=train_path,
+            validation_path=validation_path,
+            paired=recipe.paired,
+            trial_rows=recipe.trial_rows,
+            seed=recipe.seed,
         )
     else:
         data = prepare_data(
@@ -325,7 +330,7 @@ def _build_trainer(
     )
     try:
         if recipe.preference:
-            trainer = dpo_trainer(model, recipe, data, tokenizer, callbacks, arguments)
+            trainer = preference_trainer(model, recipe, data, tokenizer, callbacks, arguments)
         else:
             trainer = SFTTrainer(
                 model=model,
@@ -356,7 +361,13 @@ def _what_is_trained(recipe: Recipe, start_adapter_dir: str | Path | None) -> st
     if not recipe.preference:
         return adapter
     start = "on top of the supervised adapter" if start_adapter_dir else "from the base model"
-    return f"{adapter} by DPO ({recipe.preference_loss} loss, beta {recipe.beta:g}) {start}"
+    settings = {
+        "dpo": f"{recipe.preference_loss} loss, beta {recipe.beta:g}",
+        "orpo": f"lambda {recipe.beta:g}, no reference model",
+        "simpo": f"beta {recipe.beta:g}, margin {recipe.simpo_gamma:g}, no reference model",
+        "kto": f"beta {recipe.beta:g}",
+    }[recipe.objective]
+    return f"{adapter} by {recipe.objective_name} ({settings}) {start}"
 
 
 def _linear_layer_names(model: Any) -> list[str]:
@@ -384,12 +395,30 @@ def _checkpoint_to_resume(path: str | Path | None) -> Path | None:
 
 
 def _log_data(log: Callable[[str, str], None], data: PreparedData, recipe: Recipe) -> None:
-    message = f"{data.train_rows} training conversations"
+    unit = "conversations" if not recipe.preference else "pairs" if recipe.paired else "rated answers"
+    message = f"{data.train_rows} training {unit}"
     if data.validation is not None:
         message += f" and {data.validation_rows} for validation"
     log(
         "info",
         message + (f" (trial run: the first {recipe.trial_rows} of each)." if recipe.trial_rows else "."),
+    )
+    if recipe.objective == "kto":
+        from training_app.ml.preference_trainers import kto_weights
+
+        desirable, undesirable = kto_weights(data.train["label"])
+        good = sum(data.train["label"])
+        log(
+            "info",
+            f"{good} good and {data.train_rows - good} bad answers: bad answers weigh {undesirable:.2f} "
+            f"against {desirable:.2f} for good ones, so both count as much (the KTO paper's advice).",
+        )
+    why = (
+        "a rated answer, not a pair"
+        if recipe.paired
+        else f"no assistant reply remains once cut to {recipe.max_seq_len} tokens"
+        if not recipe.preference
+        else "no answer to learn from"
     )
     for name, count, lines in (
         ("training", data.dropped_train_rows, data.dropped_train_lines),
@@ -397,8 +426,4 @@ def _log_data(log: Callable[[str, str], None], data: PreparedData, recipe: Recip
     ):
         if count:
             shown = ", ".join(str(line) for line in lines) + (", ..." if count > len(lines) else "")
-            log(
-                "warning",
-                f"{count} {name} conversations were left out: no assistant reply remains once cut to "
-                f"{recipe.max_seq_len} tokens (lines {shown}).",
-            )
+            log("warning", f"{count} {name} rows were left out: {why} (lines {shown}).")

@@ -171,7 +171,8 @@ def test_it_turns_checkpointing_on_first():
         "gradient_checkpointing": True,
         "optimizer": "adamw",
         "lora_dropout": 0.1,
-        "preference": False,
+        "paired": False,
+        "reference": False,
     }
 
 
