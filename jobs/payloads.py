@@ -56,10 +56,12 @@ class MetricPayload(TypedDict):
     token_accuracy: float | None
     gpu_memory_mb: float | None
     process_memory_mb: float | None  # CPU runs: the worker's resident memory
-    # Preference (DPO) runs only: the implicit rewards of the chosen and rejected answers, their margin,
-    # and the share of pairs where the chosen one scores higher (training batch, and the latest validation).
+    # Preference runs only (DPO and its kin): the implicit rewards of the chosen and rejected answers, their
+    # margin, and the share of pairs where the chosen one scores higher (KTO: none); training batch, and
+    # the latest validation.
     reward_chosen: NotRequired[float | None]
     reward_rejected: NotRequired[float | None]
     reward_margin: NotRequired[float | None]
     preference_accuracy: NotRequired[float | None]
     eval_preference_accuracy: NotRequired[float | None]
+    eval_reward_margin: NotRequired[float | None]

@@ -128,6 +128,7 @@ def _metrics_event(payload: dict) -> tuple[str, dict]:
             train_reward_margin=payload.get("reward_margin"),
             train_preference_accuracy=payload.get("preference_accuracy"),
             valid_preference_accuracy=payload.get("eval_preference_accuracy"),
+            valid_reward_margin=payload.get("eval_reward_margin"),
         )
     parts = [f"Step {step}/{total}" if total else f"Step {step}"]
     if data["train_loss"] is not None:

@@ -12,7 +12,7 @@
     { id: "chart-acc", title: "Token accuracy", series: [["token_accuracy", "accuracy", "#1098ad"]] },
     { id: "chart-mem", title: "Memory (MB)", series: [["gpu_memory_mb", "GPU peak", "#c2255c"], ["process_memory_mb", "worker RAM", "#5f3dc4"]] },
     // Preference runs (DPO and its kin): the page shows these only for them (KTO: no accuracy).
-    { id: "chart-rewards", title: "Rewards", series: [["reward_chosen", "chosen", "#2b8a3e"], ["reward_rejected", "rejected", "#c92a2a"], ["reward_margin", "margin", "#495057"]] },
+    { id: "chart-rewards", title: "Rewards", series: [["reward_chosen", "chosen", "#2b8a3e"], ["reward_rejected", "rejected", "#c92a2a"], ["reward_margin", "margin", "#495057"], ["eval_reward_margin", "validation margin", "#e8590c"]] },
     { id: "chart-preference", title: "Preference accuracy", series: [["preference_accuracy", "training pairs", "#1864ab"], ["eval_preference_accuracy", "validation pairs", "#e8590c"]] },
   ];
   const steps = [];

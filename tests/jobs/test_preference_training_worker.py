@@ -10,7 +10,7 @@ from jobs.states import JobState
 from models_app.models import Adapter
 from tests.datasets_app.factories import dataset_with_version
 from tests.jobs.test_training_worker import QUICK, _finished
-from tests.training_app.ml.test_preference_training import DPO_RECIPE, pair
+from tests.training_app.ml.test_preference_training import DPO_RECIPE, pair, rated
 from training_app.services import sft_then_dpo_start, training_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -20,6 +20,15 @@ def preference_version(owner, pairs: int = 16):
     """A ready version of `pairs` preference pairs (every row is also a validation row)."""
     _, dataset_file, version = dataset_with_version(owner, conversations=[pair(i) for i in range(pairs)])
     dataset_file.format = "preference"
+    dataset_file.save()
+    return version
+
+
+def rated_version(owner, answers: int = 12):
+    """A ready version of KTO's rated answers: two in three good (every row is also a validation row)."""
+    rows = [rated(i, good=i % 3 != 0) for i in range(answers)]
+    _, dataset_file, version = dataset_with_version(owner, conversations=rows)
+    dataset_file.format = "kto"
     dataset_file.save()
     return version
 
@@ -73,3 +82,26 @@ def test_sft_then_dpo_runs_the_preference_tuning_on_the_new_adapter(
     assert any("on top of the supervised adapter" in line for line in _logs(second))
     assert any(f"queued as job {second.pk}" in line for line in _logs(first))
     assert "reward_margin" in _metrics(second)[-1]
+
+
+def test_kto_of_the_demo_model_comes_to_favour_the_answers_rated_good(alice, demo_base_model, celery_worker):
+    """KTO from answers rated one by one, through the automatic settings' objective: at the last check on
+    the validation answers, the good ones' reward is above the bad ones'; the job page draws the rewards
+    (KTO has no pairs, so no preference accuracy)."""
+    job = training_start(
+        owner=alice,
+        dataset_version=rated_version(alice),
+        base_model=demo_base_model,
+        recipe=DPO_RECIPE.replace(objective="kto", learning_rate=1e-3, eval_steps=2, save_steps=2),
+    )
+    job = _finished(job.pk, timeout=300)
+    assert job.state == JobState.SUCCEEDED, job.error
+    metrics = _metrics(job)
+    assert all("reward_chosen" in point for point in metrics)
+    # The validation margin (good answers' reward minus bad ones') after the first check and at the end.
+    margins = [point["eval_reward_margin"] for point in metrics if point["eval_reward_margin"] is not None]
+    assert margins[-1] > 0 and margins[-1] > margins[0]
+    logs = _logs(job)
+    assert any("by KTO (beta 0.1) from the base model" in line for line in logs)
+    assert any("8 good and 4 bad answers: bad answers weigh 2.00" in line for line in logs)
+    assert Adapter.objects.filter(job=job).exists()

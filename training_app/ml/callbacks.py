@@ -7,8 +7,8 @@ runner can store and broadcast it as it is. Shapes:
   "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb", "process_memory_mb"}``, one per logged
   step; ``eval_loss`` is the latest evaluation's (``None`` before the first); a preference run's carry
   ``PREFERENCE_METRICS``' keys (the implicit rewards of the chosen and rejected answers, their margin, and
-  the share of pairs where the chosen one scores higher) and ``eval_preference_accuracy``, the latest
-  evaluation's share on the validation pairs;
+  the share of pairs where the chosen one scores higher) and ``eval_preference_accuracy`` and
+  ``eval_reward_margin``, the latest evaluation's on the validation data;
 - ``{"type": "progress", "step", "max_steps"}`` when training starts (``step`` is the
   checkpoint's on a resumed run) and after every optimizer step;
 - ``{"type": "checkpoint", "step", "path"}`` once a checkpoint folder is written;
@@ -139,7 +139,9 @@ class EventCallback(TrainerCallback):
         self.diverged: tuple[int, str] | None = None  # (step, reason)
         self.checkpoints: list[dict[str, Any]] = []
         self.latest_eval_loss: float | None = None
-        self.latest_eval_accuracy: float | None = None  # a DPO run's on the validation pairs
+        # A preference run's on the validation data: the share of pairs preferred, and the reward margin.
+        self.latest_eval_accuracy: float | None = None
+        self.latest_eval_margin: float | None = None
         # Tokens/s is measured over training time only: evaluations and saves restart the clock.
         self._interval_start = time.monotonic()
         self._interval_tokens = 0.0
@@ -184,12 +186,7 @@ class EventCallback(TrainerCallback):
                 "token_accuracy": json_number(logs.get("mean_token_accuracy")),
                 "gpu_memory_mb": _gpu_memory_mb(),
                 "process_memory_mb": _process_memory_mb(),
-                **preference_values(logs),
-                **(
-                    {"eval_preference_accuracy": self.latest_eval_accuracy}
-                    if "rewards/margins" in logs
-                    else {}
-                ),
+                **self._preference_values(logs),
             }
         )
         reason = self.detector.update(float(logs["loss"]))
@@ -201,17 +198,30 @@ class EventCallback(TrainerCallback):
             control.should_evaluate = False
         return control
 
+    def _preference_values(self, logs: dict[str, Any]) -> dict[str, float | None]:
+        """A preference run's values of this step, and the latest evaluation's; empty for other runs."""
+        values = preference_values(logs)
+        if not values:
+            return {}
+        return {
+            **values,
+            "eval_preference_accuracy": self.latest_eval_accuracy,
+            "eval_reward_margin": self.latest_eval_margin,
+        }
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         metrics = metrics or {}
         self.latest_eval_loss = json_number(metrics.get("eval_loss"))
-        self.latest_eval_accuracy = json_number(metrics.get("eval_rewards/accuracies"))
+        evaluated = preference_values(metrics, "eval_")
+        self.latest_eval_accuracy = evaluated.get("preference_accuracy")
+        self.latest_eval_margin = evaluated.get("reward_margin")
         self.on_event(
             {
                 "type": "eval",
                 "step": state.global_step,
                 "eval_loss": self.latest_eval_loss,
                 "token_accuracy": json_number(metrics.get("eval_mean_token_accuracy")),
-                **preference_values(metrics, "eval_"),
+                **evaluated,
             }
         )
         self._interval_start = time.monotonic()
