@@ -1,12 +1,14 @@
-"""DPO against supervised fine-tuning on the same data size, through the product's trainer, on this CPU.
+"""Preference tuning (DPO, ORPO, SimPO, KTO) against supervised fine-tuning on the same data size,
+through the product's trainer, on this CPU.
 
-The demo model (SmolLM2-135M-Instruct) trains the same LoRA recipe twice: supervised on N conversations
-(each pair's prompt and preferred answer), and by DPO on the N pairs. Reported per run: the trainer's
-tokens/s (trl counts the tokens it puts through the model: both answers for DPO), conversations or pairs
-per second and seconds per step (model loading included in both, no evaluation in either), and the
-worker's peak RAM.
+The demo model (SmolLM2-135M-Instruct) trains the same LoRA recipe once per objective: supervised on N
+conversations (each pair's prompt and preferred answer), then each preference method on the N pairs (KTO
+reads them as N good and N bad answers). Reported per run: the trainer's tokens/s (trl counts the tokens
+it puts through the model: both answers of a pair), examples (conversations, pairs or rated answers) per
+second and seconds per step (model loading included in all, no evaluation in any), and the worker's peak
+RAM.
 
-    .venv/bin/python bench/dpo_cpu.py [--rows 32] [--steps 8]
+    .venv/bin/python bench/dpo_cpu.py [--rows 32] [--steps 8] [--objectives sft,dpo,orpo,simpo,kto]
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def _run(objective: str, rows: list[dict], steps: int, folder: Path) -> dict:
         max_seq_len=256,
         learning_rate=2e-4 if objective == "sft" else 5e-5,
         warmup_ratio=0.0,
+        beta=2.0 if objective == "simpo" else 0.1,  # SimPO's paper range
     )
     events: list[dict] = []
     started = time.perf_counter()
@@ -95,10 +98,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--objectives", default="sft,dpo,orpo,simpo,kto")
     args = parser.parse_args()
     rows = [_pair(index) for index in range(args.rows)]
     with tempfile.TemporaryDirectory() as folder:
-        for objective in ("sft", "dpo"):
+        for objective in args.objectives.split(","):
             result = _run(objective, rows, args.steps, Path(folder))
             print(result, flush=True)
             result_append(REPO / "bench" / "results" / "dpo_cpu.jsonl", **result)

@@ -93,3 +93,47 @@ def test_it_starts_a_job_and_watches_the_loss_chart_grow(
     assert "worker RAM" in other.text_content("#chart-mem .u-legend")
     metrics = Job.objects.get(kind="train").events.filter(kind="metric")
     assert all(event.payload["process_memory_mb"] > 100 for event in metrics)
+
+
+def test_a_dpo_run_started_from_the_form_draws_its_rewards_live(
+    live_site, browser_page, alice, tiny_model_dir
+):
+    """A preference version opens the form with DPO chosen and says why; the run's rewards and preference
+    accuracy reach the charts while the real worker trains."""
+    from tests.jobs.test_preference_training_worker import preference_version
+
+    BaseModel.objects.create(
+        hf_id="tests/tiny-qwen2", display_name="Tiny Qwen2", local_dir=str(tiny_model_dir)
+    )
+    version = preference_version(alice, pairs=8)
+    page = browser_page
+    page.goto(f"{live_site}/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password-1")
+    page.click("button[type=submit]")
+    page.goto(f"{live_site}/datasets/versions/{version.pk}/")
+
+    page.click("#fine-tune-link")
+    page.wait_for_url(re.compile(r"/train/new/\d+/$"))
+    assert page.input_value("#id_objective") == "dpo"
+    assert "preference pairs: DPO with beta 0.1" in page.text_content("#auto-reason")
+    page.select_option("#id_base_model", label="Tiny Qwen2")
+    page.wait_for_function("document.getElementById('estimate-text').textContent.includes('CPU')")
+    for field, value in {"lora_r": "4", "max_seq_len": "128", "grad_accum": "1", "batch_size": "2"}.items():
+        page.fill(f"#id_{field}", value)
+    page.click("text=More settings")
+    for field, value in {"max_steps": "6", "save_steps": "3", "eval_steps": "3", "lora_alpha": "8"}.items():
+        page.fill(f"#id_{field}", value)
+    page.click("#start-button")
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+
+    assert page.is_visible("#preference-help") and "DPO:" in page.text_content("#preference-help")
+    page.wait_for_function(
+        "Number(document.getElementById('chart-rewards').dataset.points || 0) >= 2", timeout=180_000
+    )
+    legend = page.text_content("#chart-rewards .u-legend")
+    assert "chosen" in legend and "rejected" in legend and "validation margin" in legend
+    page.wait_for_selector(".job-watch[data-state=succeeded]", timeout=180_000)
+    assert page.get_attribute("#chart-preference", "data-points") == "6"
+    job = Job.objects.get()
+    assert job.params["recipe"]["objective"] == "dpo" and job.params["recipe"]["max_steps"] == 6
