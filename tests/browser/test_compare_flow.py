@@ -6,6 +6,7 @@ from evals_app.models import Evaluation
 from jobs.models import Job
 from jobs.states import FINISHED_STATES, JobKind, JobState
 from models_app.models import Adapter, BaseModel
+from tests.browser.session import log_in
 from tests.datasets_app.factories import dataset_with_version
 from tests.helpers import wait_until
 from training_app.ml.recipe import Recipe
@@ -55,10 +56,7 @@ def test_it_overlays_two_runs_diffs_their_settings_and_shows_their_scores(
     )
 
     page = browser_page
-    page.goto(f"{live_site}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
+    log_in(page, live_site)
     page.goto(f"{live_site}/jobs/")
     page.check(f"#job-row-{first.pk} input[name=job]")
     page.check(f"#job-row-{second.pk} input[name=job]")

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from tests.browser.session import log_in
 from tests.datasets_app.factories import alpaca_lines
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
@@ -24,10 +25,7 @@ def test_it_reports_three_bad_lines_and_cleans_the_rest(
 ):
     django_user_model.objects.create_user(username="alice", password="alice-password-1")
     page = browser_page
-    page.goto(f"{live_site}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
+    log_in(page, live_site)
     page.wait_for_url(re.compile(r"/datasets/$"))
 
     page.set_input_files("#upload-file", str(_file_with_three_bad_lines(tmp_path / "clinic.jsonl")))

@@ -9,6 +9,7 @@ import pytest
 
 from models_app.ml.vllm_server import pid_alive, vllm_stop
 from models_app.models import Endpoint, ModelServer, ServerState
+from tests.browser.session import log_in
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
@@ -33,10 +34,7 @@ def test_it_deploys_chats_in_the_playground_survives_a_crash_and_undeploys(
 ):
     adapter = make_adapter(alice)
     page = browser_page
-    page.goto(f"{live_site}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
+    log_in(page, live_site)
     page.goto(f"{live_site}/models/")
 
     page.click(f"#adapter-{adapter.pk} .deploy-button")

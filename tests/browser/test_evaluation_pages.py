@@ -8,44 +8,24 @@ from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation
 from evals_app.services import evaluation_record
 from jobs.models import Job
 from jobs.states import JobKind, JobState
-from models_app.models import Adapter, BaseModel
+from models_app.models import BaseModel
+from tests.browser.session import log_in
 from tests.datasets_app.factories import dataset_with_version
+from tests.evals_app.factories import sft_and_dpo_adapters
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 
 ROWS = 10
 
 
-def _log_in(page, live_site):
-    page.goto(f"{live_site}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
-
-
-def _sft_and_dpo(alice):
-    model = BaseModel.objects.create(hf_id="tests/base", display_name="Test base", local_dir="/nonexistent")
-    sft = Adapter.objects.create(owner=alice, base_model=model, name="clinic-sft", path="/x", rank=8)
-    dpo_job = Job.objects.create(
-        owner=alice,
-        kind=JobKind.TRAIN,
-        state=JobState.SUCCEEDED,
-        queue="gpu",
-        params={"recipe": {"objective": "dpo"}, "base_model_hf_id": "tests/base", "start_adapter_id": sft.pk},
-    )
-    dpo = Adapter.objects.create(
-        owner=alice, base_model=model, name="clinic-dpo", path="/x", rank=8, job=dpo_job
-    )
-    return sft, dpo
-
-
 def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_the_win_rate(
     live_site, browser_page, alice
 ):
-    sft, dpo = _sft_and_dpo(alice)
+    model = BaseModel.objects.create(hf_id="tests/base", display_name="Test base", local_dir="/nonexistent")
+    sft, dpo = sft_and_dpo_adapters(alice, model, prefix="clinic")
     _, _, version = dataset_with_version(alice, rows=ROWS)
     page = browser_page
-    _log_in(page, live_site)
+    log_in(page, live_site)
 
     page.goto(f"{live_site}/evaluations/new?adapter={dpo.pk}")
     assert page.locator("#id_baseline option:checked").text_content() == "Adapter clinic-sft"

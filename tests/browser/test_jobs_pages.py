@@ -9,16 +9,10 @@ from jobs.events import job_event_emit
 from jobs.models import Job
 from jobs.states import JobKind, JobState
 from models_app.models import BaseModel
+from tests.browser.session import log_in
 from tests.datasets_app.factories import dataset_with_version
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
-
-
-def _log_in(page, live_site):
-    page.goto(f"{live_site}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
 
 
 def test_the_jobs_list_says_what_each_job_worked_on_and_filters_by_kind(live_site, browser_page, alice):
@@ -45,7 +39,7 @@ def test_the_jobs_list_says_what_each_job_worked_on_and_filters_by_kind(live_sit
         subject_id=dataset_file.pk,
     )
     page = browser_page
-    _log_in(page, live_site)
+    log_in(page, live_site)
     page.goto(f"{live_site}/jobs/")
     assert page.locator("#job-table tbody tr").count() == 2
     row = page.locator(f"#job-row-{trained.pk}")
@@ -96,7 +90,7 @@ def test_a_sweep_page_lists_its_trials_and_draws_their_curves(live_site, browser
     job_event_emit(job.pk, "trial", {"number": 1, "params": params[1], "state": "pruned", "eval_loss": 2.0})
 
     page = browser_page
-    _log_in(page, live_site)
+    log_in(page, live_site)
     page.goto(f"{live_site}/jobs/{job.pk}/")
     page.wait_for_selector("#trials-table tr[data-trial='1'][data-state=pruned]")
     first = page.text_content("#trials-table tr[data-trial='0']")
@@ -127,7 +121,7 @@ def test_a_dpo_run_page_draws_the_rewards_and_the_preference_accuracy_live(live_
     for number in (1, 2):
         step(number)
     page = browser_page
-    _log_in(page, live_site)
+    log_in(page, live_site)
     page.goto(f"{live_site}/jobs/{job.pk}/")
     page.wait_for_function("document.getElementById('chart-rewards').dataset.points === '2'")
     assert page.is_visible("#preference-help")

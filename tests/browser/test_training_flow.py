@@ -6,6 +6,7 @@ import pytest
 
 from jobs.models import Job
 from models_app.models import BaseModel
+from tests.browser.session import log_in
 from tests.datasets_app.factories import dataset_with_version
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
@@ -24,10 +25,7 @@ def test_it_starts_a_job_and_watches_the_loss_chart_grow(
     )
     _, _, version = dataset_with_version(alice, rows=24)
     page = browser_page
-    page.goto(f"{live_site}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
+    log_in(page, live_site)
     page.goto(f"{live_site}/datasets/versions/{version.pk}/")
 
     page.click("#fine-tune-link")
@@ -107,10 +105,7 @@ def test_a_dpo_run_started_from_the_form_draws_its_rewards_live(
     )
     version = preference_version(alice, pairs=8)
     page = browser_page
-    page.goto(f"{live_site}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
+    log_in(page, live_site)
     page.goto(f"{live_site}/datasets/versions/{version.pk}/")
 
     page.click("#fine-tune-link")

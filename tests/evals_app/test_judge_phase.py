@@ -83,17 +83,22 @@ def _finished(evaluation: Evaluation) -> Job:
     )
 
 
+def _judged(owner, judge: FakeJudge) -> tuple[Job, Evaluation]:
+    """An evaluation with recorded answers, run to its end with `judge`, which is then closed."""
+    try:
+        evaluation = _evaluation_with_recorded_answers(owner, judge.base_url)
+        return _finished(evaluation), evaluation
+    finally:
+        judge.close()
+
+
 def _messages(job_id: int) -> list[str]:
     return [event.payload.get("message", "") for event in JobEvent.objects.filter(job_id=job_id, kind="log")]
 
 
 def test_it_asks_the_judge_from_the_data_queue_and_forgets_its_key(alice, celery_worker):
     judge = FakeJudge()
-    try:
-        evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
-        job = _finished(evaluation)
-    finally:
-        judge.close()
+    job, evaluation = _judged(alice, judge)
 
     assert job.state == JobState.SUCCEEDED, job.error
     # The same job, handed from the GPU queue to the data queue: a second claim, on the data queue.
@@ -130,12 +135,7 @@ def test_it_asks_the_judge_from_the_data_queue_and_forgets_its_key(alice, celery
 def test_a_judge_that_always_picks_the_first_answer_makes_every_pair_a_tie(alice, celery_worker):
     """Position bias: asked both ways round, a judge that always says "A" contradicts itself, so no
     example counts as a win, and the page can say it changed its mind on every pair."""
-    judge = FakeJudge(first_always=True)
-    try:
-        evaluation = _evaluation_with_recorded_answers(alice, judge.base_url)
-        job = _finished(evaluation)
-    finally:
-        judge.close()
+    job, evaluation = _judged(alice, FakeJudge(first_always=True))
 
     assert job.state == JobState.SUCCEEDED, job.error
     evaluation.refresh_from_db()

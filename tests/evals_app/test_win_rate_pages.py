@@ -17,9 +17,10 @@ from evals_app.selectors import deploy_warning
 from evals_app.services import EvaluationRefused, evaluation_record, evaluation_record_judge, evaluation_start
 from jobs.models import Job
 from jobs.registry import JobFailure
-from jobs.states import JobKind, JobState
+from jobs.states import JobState
 from models_app.models import Adapter, BaseModel
 from tests.datasets_app.factories import dataset_with_version
+from tests.evals_app.factories import sft_and_dpo_adapters
 
 pytestmark = pytest.mark.django_db
 
@@ -38,15 +39,7 @@ def _adapter(owner, base_model, name: str, job: Job | None = None) -> Adapter:
 @pytest.fixture
 def sft_and_dpo(alice, base_model):
     """Alice's supervised adapter, and the DPO adapter trained from it ("SFT then DPO")."""
-    sft = _adapter(alice, base_model, "support-sft")
-    dpo_job = Job.objects.create(
-        owner=alice,
-        kind=JobKind.TRAIN,
-        state=JobState.SUCCEEDED,
-        queue="gpu",
-        params={"recipe": {"objective": "dpo"}, "base_model_hf_id": "tests/base", "start_adapter_id": sft.pk},
-    )
-    return sft, _adapter(alice, base_model, "support-dpo", job=dpo_job)
+    return sft_and_dpo_adapters(alice, base_model)
 
 
 def test_the_form_offers_the_users_adapters_of_the_same_base_and_picks_the_one_dpo_started_from(

@@ -361,4 +361,4 @@ def test_a_dpo_job_runs_like_openais_and_reports_its_rewards(live_site, alice, t
     with pytest.raises(openai.BadRequestError) as refused:
         client.fine_tuning.jobs.create(training_file=chat_file, model=TINY, method={"type": "dpo"})
     assert refused.value.body["code"] == "invalid_training_file"
-    assert "DPO learns from pairs" in refused.value.message
+    assert "DPO learns from preferences" in refused.value.message
