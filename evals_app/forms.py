@@ -62,6 +62,7 @@ class EvaluationForm(forms.Form):
 
     def __init__(self, *args, versions=(), baselines=(), baseline_initial=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._baselines = {adapter.pk: adapter for adapter in baselines}
         self.fields["baseline"].choices = [("", "The base model")] + [
             (adapter.pk, f"Adapter {adapter.name}") for adapter in baselines
         ]
@@ -104,8 +105,9 @@ class EvaluationForm(forms.Form):
             "rubric": self.cleaned_data["judge_rubric"],
         }
 
-    def baseline_id(self) -> int | None:
-        return self.cleaned_data.get("baseline")
+    def baseline_adapter(self):
+        """The adapter picked to compare with (only those offered pass the field); None: the base model."""
+        return self._baselines.get(self.cleaned_data.get("baseline"))
 
     def generation_settings(self) -> dict:
         names = ("max_rows", "max_tokens", "temperature", "top_p", "seed")

@@ -9,6 +9,16 @@ LABEL_TUNED = "tuned"
 LABEL_BASE = "base"
 
 
+def candidate_base_model(adapter, model):
+    """The base model a candidate was fine-tuned from: an adapter's base, or the base of the adapter a
+    merged model was made from; None for a base model evaluated on its own."""
+    if adapter is not None:
+        return adapter.base_model
+    if model is not None and model.merged_from_id:
+        return model.merged_from.base_model
+    return None
+
+
 class EvalSplit(models.TextChoices):
     VALIDATION = "validation", "Its validation split (rows never trained on)"
     ALL = "all", "Every row (a version uploaded as an evaluation set)"
@@ -78,11 +88,8 @@ class Evaluation(models.Model):
     def base_label(self) -> str:
         if self.settings.get("baseline_name"):
             return self.settings["baseline_name"]
-        if self.adapter_id:
-            return self.adapter.base_model.display_name
-        if self.model_id and self.model.merged_from_id:
-            return self.model.merged_from.base_model.display_name
-        return ""
+        base = candidate_base_model(self.adapter, self.model)
+        return base.display_name if base is not None else ""
 
 
 class EvaluationExample(models.Model):

@@ -13,7 +13,7 @@ from contextlib import closing
 from evals_app.background import in_background
 from evals_app.core.rows import load_eval_rows
 from evals_app.judge_phase import judge_evaluation
-from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation
+from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation, candidate_base_model
 from evals_app.services import evaluation_forget_secret, evaluation_record
 from evals_app.serving import Contender, served_contenders
 from jobs.models import Job
@@ -25,14 +25,9 @@ from lathe_common.web.storage import artifact_store
 
 
 def _contenders(evaluation: Evaluation) -> list[Contender]:
-    if evaluation.adapter_id:
-        adapter = evaluation.adapter
-        contenders = [Contender(LABEL_TUNED, adapter.base_model, adapter)]
-        base_model = adapter.base_model
-    else:
-        contenders = [Contender(LABEL_TUNED, evaluation.model, None)]
-        merged_from = evaluation.model.merged_from
-        base_model = merged_from.base_model if merged_from else None
+    adapter = evaluation.adapter
+    base_model = candidate_base_model(adapter, evaluation.model)
+    contenders = [Contender(LABEL_TUNED, adapter.base_model if adapter else evaluation.model, adapter)]
     if evaluation.settings.get("baseline_name"):
         if evaluation.baseline_adapter is None:
             raise JobFailure(

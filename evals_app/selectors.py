@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation
+from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation, candidate_base_model
 from jobs.params import job_params
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel
@@ -82,13 +82,10 @@ def baseline_choices(
 ) -> tuple[list[Adapter], int | None]:
     """The user's adapters a candidate can be compared with instead of its base model (those of the same
     base), and the one to offer first: the adapter a preference run started from ("SFT then DPO")."""
-    if adapter is not None:
-        base_id = adapter.base_model_id
-    elif model is not None and model.merged_from_id:
-        base_id = model.merged_from.base_model_id
-    else:
+    base = candidate_base_model(adapter, model)
+    if base is None:
         return [], None
-    adapters = Adapter.objects.filter(owner_id=user.pk, base_model_id=base_id)
+    adapters = Adapter.objects.filter(owner_id=user.pk, base_model=base)
     if adapter is not None:
         adapters = adapters.exclude(pk=adapter.pk)
     adapters = list(adapters.order_by("-created_at"))

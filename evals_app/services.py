@@ -16,6 +16,7 @@ from evals_app.models import (
     EvalSplit,
     Evaluation,
     EvaluationExample,
+    candidate_base_model,
 )
 from jobs.models import Job
 from jobs.services import job_create
@@ -125,11 +126,8 @@ def _check_baseline(
         raise EvaluationRefused("Only your own adapters can be compared with.")
     if adapter is not None and baseline.pk == adapter.pk:
         raise EvaluationRefused("An adapter compared with itself would always tie: pick another one.")
-    if adapter is not None:
-        base_id = adapter.base_model_id
-    else:
-        base_id = model.merged_from.base_model_id if model.merged_from_id else None
-    if baseline.base_model_id != base_id:
+    base = candidate_base_model(adapter, model)
+    if base is None or baseline.base_model_id != base.pk:
         raise EvaluationRefused(
             f"{baseline.name} was trained on another base model: compare with an adapter of the same base."
         )

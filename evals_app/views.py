@@ -52,11 +52,6 @@ def _candidate(request: HttpRequest):
     raise Http404
 
 
-def _chosen(baselines: list, adapter_id: int | None):
-    """The adapter picked among those offered (the choice field already refused any other id)."""
-    return next((adapter for adapter in baselines if adapter.pk == adapter_id), None)
-
-
 @login_required
 def evaluation_new(request: HttpRequest) -> HttpResponse:
     try:
@@ -85,7 +80,7 @@ def evaluation_new(request: HttpRequest) -> HttpResponse:
                 settings=form.generation_settings(),
                 judge=form.judge(),
                 judge_api_key=form.cleaned_data.get("judge_api_key", ""),
-                baseline_adapter=_chosen(baselines, form.baseline_id()),
+                baseline_adapter=form.baseline_adapter(),
             )
         except EvaluationRefused as exc:
             form.add_error(None, exc.message)
