@@ -65,6 +65,18 @@ def test_a_batch_the_processes_cannot_share_is_refused_before_anything_starts():
         per_process_batch(RECIPE.replace(grad_accum=3, batch_size=1), 2)
 
 
+def _children_with_commands() -> list[tuple[psutil.Process, str]]:
+    """This test process's descendants with their command lines; one that has just ended (a zombie not
+    yet reaped, or gone) has none to read and is left out."""
+    found = []
+    for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            found.append((process, " ".join(process.cmdline())))
+        except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
 def test_a_killed_rank_ends_every_rank_and_the_run_says_so(tiny_model_dir, canonical_files, tmp_path):
     train_path, _ = canonical_files
     events: list[dict] = []
@@ -91,18 +103,26 @@ def test_a_killed_rank_ends_every_rank_and_the_run_says_so(tiny_model_dir, canon
         except TrainingError as error:
             outcome["error"] = error
 
-    thread = threading.Thread(target=run)
+    # A daemon, and the launcher killed if the test fails on the way: a 10,000-step run must never
+    # outlive it and hold the session open.
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    assert launched.wait(180), "the run never started training"
-    ranks = [
-        process
-        for process in psutil.Process(os.getpid()).children(recursive=True)
-        if "distributed_entry" in " ".join(process.cmdline())
-        and "torch.distributed.run" not in " ".join(process.cmdline())
-    ]
-    assert len(ranks) == 2
-    ranks[1].send_signal(signal.SIGKILL)
-    thread.join(120)
+    try:
+        assert launched.wait(180), "the run never started training"
+        ranks = [
+            process
+            for process, command in _children_with_commands()
+            if "distributed_entry" in command and "torch.distributed.run" not in command
+        ]
+        assert len(ranks) == 2
+        ranks[1].send_signal(signal.SIGKILL)
+        thread.join(120)
+    finally:
+        if thread.is_alive():
+            for process, command in _children_with_commands():
+                if "distributed" in command:
+                    process.kill()
+            thread.join(30)
     assert not thread.is_alive()
     assert "ended unexpectedly" in outcome["error"].message
     deadline = time.monotonic() + 30
