@@ -5,7 +5,9 @@ runner can store and broadcast it as it is. Shapes:
 
 - ``{"type": "metrics", "step", "max_steps", "epoch", "loss", "eval_loss", "learning_rate",
   "grad_norm", "tokens_per_second", "token_accuracy", "gpu_memory_mb", "process_memory_mb"}``, one per logged
-  step; ``eval_loss`` is the latest evaluation's (``None`` before the first); a preference run's carry
+  step; ``eval_loss`` is the latest evaluation's, this step's included (``None`` before the first: a step
+  that is evaluated sends its metrics after the evaluation, so a chart's validation point sits at the step
+  it was measured and a run's last evaluation reaches it); a preference run's carry
   ``PREFERENCE_METRICS``' keys (the implicit rewards of the chosen and rejected answers, their margin, and
   the share of pairs where the chosen one scores higher) and ``eval_preference_accuracy`` and
   ``eval_reward_margin``, the latest evaluation's on the validation data;
@@ -145,6 +147,8 @@ class EventCallback(TrainerCallback):
         # Tokens/s is measured over training time only: evaluations and saves restart the clock.
         self._interval_start = time.monotonic()
         self._interval_tokens = 0.0
+        # A step's metrics event waiting for the evaluation of the same step, which follows the log.
+        self._held: dict[str, Any] | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         _reset_gpu_memory_peak()  # a worker trains job after job: report this run's peak only
@@ -154,6 +158,7 @@ class EventCallback(TrainerCallback):
         self.on_event({"type": "progress", "step": state.global_step, "max_steps": state.max_steps})
 
     def on_step_end(self, args, state, control, **kwargs):
+        self._release_held()  # only if the evaluation never came
         self.on_event({"type": "progress", "step": state.global_step, "max_steps": state.max_steps})
         if not control.should_training_stop and self.should_stop():
             self.stopped = True
@@ -172,23 +177,21 @@ class EventCallback(TrainerCallback):
             tokens_per_second = round((tokens - self._interval_tokens) / (now - self._interval_start), 1)
             self._interval_tokens = tokens
         self._interval_start = now
-        self.on_event(
-            {
-                "type": "metrics",
-                "step": state.global_step,
-                "max_steps": state.max_steps,
-                "epoch": json_number(state.epoch),
-                "loss": json_number(logs["loss"]),
-                "eval_loss": self.latest_eval_loss,
-                "learning_rate": json_number(logs.get("learning_rate")),
-                "grad_norm": json_number(logs.get("grad_norm")),
-                "tokens_per_second": tokens_per_second,
-                "token_accuracy": json_number(logs.get("mean_token_accuracy")),
-                "gpu_memory_mb": _gpu_memory_mb(),
-                "process_memory_mb": _process_memory_mb(),
-                **self._preference_values(logs),
-            }
-        )
+        event = {
+            "type": "metrics",
+            "step": state.global_step,
+            "max_steps": state.max_steps,
+            "epoch": json_number(state.epoch),
+            "loss": json_number(logs["loss"]),
+            "eval_loss": self.latest_eval_loss,
+            "learning_rate": json_number(logs.get("learning_rate")),
+            "grad_norm": json_number(logs.get("grad_norm")),
+            "tokens_per_second": tokens_per_second,
+            "token_accuracy": json_number(logs.get("mean_token_accuracy")),
+            "gpu_memory_mb": _gpu_memory_mb(),
+            "process_memory_mb": _process_memory_mb(),
+            **preference_values(logs),
+        }
         reason = self.detector.update(float(logs["loss"]))
         if reason is not None and self.diverged is None:
             self.diverged = (state.global_step, reason)
@@ -196,18 +199,22 @@ class EventCallback(TrainerCallback):
             # Weights that diverged are not worth a checkpoint or an evaluation.
             control.should_save = False
             control.should_evaluate = False
+        # The trainer logs a step before evaluating it: an evaluated step's event waits for its values.
+        self._held = event
+        if not control.should_evaluate:
+            self._release_held()
         return control
 
-    def _preference_values(self, logs: dict[str, Any]) -> dict[str, float | None]:
-        """A preference run's values of this step, and the latest evaluation's; empty for other runs."""
-        values = preference_values(logs)
-        if not values:
-            return {}
-        return {
-            **values,
-            "eval_preference_accuracy": self.latest_eval_accuracy,
-            "eval_reward_margin": self.latest_eval_margin,
-        }
+    def _release_held(self) -> None:
+        """Sends the held metrics event with the latest evaluation's values."""
+        if self._held is None:
+            return
+        event, self._held = self._held, None
+        event["eval_loss"] = self.latest_eval_loss
+        if "reward_margin" in event:  # a preference run's
+            event["eval_preference_accuracy"] = self.latest_eval_accuracy
+            event["eval_reward_margin"] = self.latest_eval_margin
+        self.on_event(event)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         metrics = metrics or {}
@@ -215,6 +222,7 @@ class EventCallback(TrainerCallback):
         evaluated = preference_values(metrics, "eval_")
         self.latest_eval_accuracy = evaluated.get("preference_accuracy")
         self.latest_eval_margin = evaluated.get("reward_margin")
+        self._release_held()
         self.on_event(
             {
                 "type": "eval",
@@ -225,6 +233,10 @@ class EventCallback(TrainerCallback):
             }
         )
         self._interval_start = time.monotonic()
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._release_held()
         return control
 
     def on_save(self, args, state, control, **kwargs):

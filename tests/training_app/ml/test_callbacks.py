@@ -57,3 +57,32 @@ def test_it_asks_for_a_checkpoint_when_told_to_stop():
     callback.on_step_end(TrainingArguments(output_dir="unused", use_cpu=True, report_to=[]), state, control)
     assert callback.stopped and control.should_save and control.should_training_stop
     assert events == [{"type": "progress", "step": 2, "max_steps": 10}]
+
+
+def test_an_evaluated_steps_metrics_carry_that_evaluation():
+    """The trainer logs a step before evaluating it: the step's metrics wait for the evaluation, so the
+    chart's validation point sits at the step it was measured (the run's last evaluation included)."""
+    events: list[dict] = []
+    callback = EventCallback(recorder(events), should_stop=lambda: False)
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to=[])
+    logs = {"loss": 2.0, "rewards/chosen": 0.3, "rewards/rejected": 0.1, "rewards/accuracies": 1.0}
+    state = TrainerState(global_step=2, max_steps=2)
+    callback.on_log(args, state, TrainerControl(should_evaluate=True), logs=logs)
+    assert events == []
+    metrics = {"eval_loss": 1.5, "eval_rewards/chosen": 0.5, "eval_rewards/rejected": 0.2}
+    callback.on_evaluate(args, state, TrainerControl(), metrics={**metrics, "eval_rewards/accuracies": 0.75})
+    held, evaluation = events
+    assert held["type"] == "metrics" and held["step"] == 2 and held["eval_loss"] == 1.5
+    assert held["eval_preference_accuracy"] == 0.75 and round(held["eval_reward_margin"], 6) == 0.3
+    assert evaluation["type"] == "eval" and evaluation["eval_loss"] == 1.5
+
+
+def test_a_held_step_is_sent_even_if_its_evaluation_never_comes():
+    events: list[dict] = []
+    callback = EventCallback(recorder(events), should_stop=lambda: False)
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to=[])
+    evaluating = TrainerControl(should_evaluate=True)
+    callback.on_log(args, TrainerState(global_step=1), evaluating, logs={"loss": 2.0})
+    callback.on_step_end(args, TrainerState(global_step=2, max_steps=4), TrainerControl())
+    assert [(event["type"], event["step"]) for event in events] == [("metrics", 1), ("progress", 2)]
+    assert events[0]["eval_loss"] is None and "eval_reward_margin" not in events[0]

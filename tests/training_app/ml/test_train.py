@@ -43,7 +43,10 @@ def test_it_reports_loss_for_every_step(trained_run):
     assert all(event["tokens_per_second"] > 0 for event in metrics)
     assert all(0 <= event["token_accuracy"] <= 1 for event in metrics)
     assert metrics[0]["gpu_memory_mb"] is None  # no GPU here
-    assert [event["eval_loss"] is None for event in metrics] == [True, True, False, False]
+    # An evaluated step's metrics carry that evaluation: the chart's validation point sits where it was
+    # measured, the last one included.
+    evaluations = {event["step"]: event["eval_loss"] for event in trained_run.of_type("eval")}
+    assert [event["eval_loss"] for event in metrics] == [None, evaluations[2], evaluations[2], evaluations[4]]
     assert [event["step"] for event in trained_run.of_type("progress")] == [0, 1, 2, 3, 4]
 
 
