@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.models import ApiToken, Invitation, SiteSettings, UserQuota
+from accounts.models import ApiToken, AuditEntry, Invitation, SiteSettings, UserQuota
 from accounts.signals import api_keys_changed
 
 
@@ -59,3 +59,22 @@ class InvitationAdmin(admin.ModelAdmin):
         link = format_html('<a href="{}">Make an invitation link</a>', reverse("invitation_list"))
         self.message_user(request, format_html("New invitations: {}.", link))
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read only: an audit log nobody can edit (the Activity page shows it too, and exports CSV)."""
+
+    list_display = ("at", "actor_name", "action", "summary", "ip_address", "via", "api_key_prefix")
+    list_filter = ("action", "via")
+    search_fields = ("actor_name", "summary", "ip_address")
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -89,3 +89,44 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"Invitation for {self.note or 'someone'} ({self.created_at:%Y-%m-%d})"
+
+
+class AuditAction(models.TextChoices):
+    SIGNED_IN = "signed_in", "Signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+    SIGNED_OUT = "signed_out", "Signed out"
+    SIGNED_UP = "signed_up", "Created an account"
+    API_KEY_CREATED = "api_key_created", "Created an API key"
+    API_KEY_REVOKED = "api_key_revoked", "Revoked an API key"
+    INVITATION_CREATED = "invitation_created", "Made an invitation"
+    JOB_STARTED = "job_started", "Started a job"
+    JOB_CANCELLED = "job_cancelled", "Cancelled a job"
+    ENDPOINT_DEPLOYED = "endpoint_deployed", "Deployed an endpoint"
+    ENDPOINT_STOPPED = "endpoint_stopped", "Stopped an endpoint"
+
+
+class AuditEntry(models.Model):
+    """One thing a person did that a team may need to account for later (accounts/audit.py writes them;
+    nothing changes or deletes them)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The name as it was (kept when the account goes), or the name tried by a failed sign-in.
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True)
+    summary = models.CharField(max_length=300)
+    subject_type = models.CharField(max_length=40, blank=True)
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    via = models.CharField(max_length=10, blank=True, help_text="web, api, or empty for the site itself")
+    api_key_prefix = models.CharField(max_length=12, blank=True, help_text="The API key used, if one was.")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["actor", "-at"])]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name}: {self.summary}"

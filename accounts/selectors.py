@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from accounts.models import ApiToken, Invitation, SiteSettings
+from accounts.models import ApiToken, AuditAction, AuditEntry, Invitation, SiteSettings
 from accounts.tokens import token_hash
 
 
@@ -39,3 +39,19 @@ def api_token_find_active(plaintext: str) -> ApiToken | None:
         .filter(key_hash=token_hash(plaintext), revoked_at__isnull=True, owner__is_active=True)
         .first()
     )
+
+
+def audit_entries_visible_to(
+    user: AbstractBaseUser, *, who: str = "", action: str = ""
+) -> QuerySet[AuditEntry]:
+    """A person's own entries and the failed sign-ins with their user name; an administrator's,
+    everyone's (or those of the user name `who`). Filtered by `action` when it is one."""
+    entries = AuditEntry.objects.all()
+    if not user.is_staff:
+        tried_mine = Q(action=AuditAction.SIGN_IN_FAILED, actor_name=user.get_username())
+        entries = entries.filter(Q(actor=user) | tried_mine)
+    elif who:
+        entries = entries.filter(actor_name=who)
+    if action in AuditAction.values:
+        entries = entries.filter(action=action)
+    return entries

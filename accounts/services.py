@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import AuditAction, audit_record
 from accounts.models import ApiToken, Invitation
 from accounts.quotas import quota_check_api_keys, quota_check_key_rate_limit
 from accounts.selectors import get_api_token_for_user
@@ -23,14 +24,20 @@ def api_token_create(
     quota_check_api_keys(user)
     quota_check_key_rate_limit(user, rate_limit_per_minute)
     plaintext = token_generate()
-    token = ApiToken.objects.create(
-        owner=user,
-        name=name.strip() or "API key",
-        prefix=plaintext[:12],
-        key_hash=token_hash(plaintext),
-        rate_limit_per_minute=rate_limit_per_minute,
-    )
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            owner=user,
+            name=name.strip() or "API key",
+            prefix=plaintext[:12],
+            key_hash=token_hash(plaintext),
+            rate_limit_per_minute=rate_limit_per_minute,
+        )
+        audit_record(actor=user, action=AuditAction.API_KEY_CREATED, summary=_key_words(token), subject=token)
     return token, plaintext
+
+
+def _key_words(token: ApiToken) -> str:
+    return f"API key '{token.name}' ({token.prefix}…)"
 
 
 def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
@@ -39,6 +46,9 @@ def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=user, action=AuditAction.API_KEY_REVOKED, summary=_key_words(token), subject=token
+            )
             api_keys_changed.send(sender=ApiToken)  # the gateway forgets the key at once, everywhere
     return token
 
@@ -56,12 +66,19 @@ class InvitationRefused(Exception):
 def invitation_create(*, created_by: AbstractBaseUser, note: str = "") -> tuple[Invitation, str]:
     """A one-time sign-up link's token (returned once; only its hash is kept), valid LATHE_INVITATION_DAYS."""
     plaintext = secrets.token_urlsafe(32)
-    invitation = Invitation.objects.create(
-        token_hash=token_hash(plaintext),
-        note=note.strip()[:200],
-        created_by=created_by,
-        expires_at=timezone.now() + timedelta(days=settings.LATHE_INVITATION_DAYS),
-    )
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            token_hash=token_hash(plaintext),
+            note=note.strip()[:200],
+            created_by=created_by,
+            expires_at=timezone.now() + timedelta(days=settings.LATHE_INVITATION_DAYS),
+        )
+        audit_record(
+            actor=created_by,
+            action=AuditAction.INVITATION_CREATED,
+            summary=f"Invitation for {invitation.note or 'someone'}",
+            subject=invitation,
+        )
     return invitation, plaintext
 
 
@@ -85,4 +102,6 @@ def signup_complete(*, form, invitation: str = "") -> AbstractBaseUser:
         user = form.save()
         if invitation:
             invitation_use(plaintext=invitation, user=user)
+        how = "with an invitation" if invitation else "by open sign-up"
+        audit_record(actor=user, action=AuditAction.SIGNED_UP, summary=f"Created the account {how}")
     return user

@@ -10,4 +10,5 @@ urlpatterns = [
     path("tokens/", views.token_list, name="token_list"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
     path("invitations/", views.invitation_list, name="invitation_list"),
+    path("activity/", views.activity, name="activity"),
 ]

@@ -2,16 +2,23 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required, user_passes_test
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.audit_export import audit_csv
 from accounts.forms import ApiTokenForm, InvitationForm, SignupForm
-from accounts.models import Invitation
+from accounts.models import AuditAction, Invitation
 from accounts.quotas import QuotaExceeded, quota_for
-from accounts.selectors import api_token_list_for_user, invitation_find_usable, signup_enabled
+from accounts.selectors import (
+    api_token_list_for_user,
+    audit_entries_visible_to,
+    invitation_find_usable,
+    signup_enabled,
+)
 from accounts.services import (
     InvitationRefused,
     api_token_create,
@@ -109,4 +116,22 @@ def invitation_list(request: HttpRequest) -> HttpResponse:
             "days": settings.LATHE_INVITATION_DAYS,
             "now": timezone.now(),
         },
+    )
+
+
+@login_required
+def activity(request: HttpRequest) -> HttpResponse:
+    """The audit log: your own doings; an administrator sees everyone's, and may download them as CSV."""
+    who = request.GET.get("who", "").strip()
+    action = request.GET.get("action", "")
+    entries = audit_entries_visible_to(request.user, who=who, action=action)
+    if request.GET.get("format") == "csv" and request.user.is_staff:
+        response = StreamingHttpResponse(audit_csv(entries), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="lathe-activity.csv"'
+        return response
+    page = Paginator(entries.select_related("actor"), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "accounts/activity.html",
+        {"page": page, "who": who, "action": action, "actions": AuditAction.choices},
     )

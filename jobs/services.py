@@ -32,6 +32,7 @@ from jobs.registry import (
 )
 from jobs.reporter import JobReporter
 from jobs.selectors import job_run_owned
+from jobs.signals import job_cancelled, job_created
 from jobs.states import EventKind, JobState
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def job_create(
         queue=queue_for_job(kind, target_queue),
     )
     job_event_emit(job.pk, EventKind.STATE, {"state": JobState.QUEUED})
+    job_created.send(sender=Job, job=job)
     transaction.on_commit(lambda: job_enqueue(job_id=job.pk, queue=job.queue))
     return job
 
@@ -288,13 +290,19 @@ def _run(job: Job, attempt: int) -> None:
         cards_release(job_id=job_id, attempt=attempt)
 
 
-def job_cancel(*, job: Job) -> bool:
-    """Ask a job to stop. A queued job never starts; a running one stops at its next progress report."""
-    updated = Job.objects.filter(pk=job.pk, state__in=[JobState.QUEUED, JobState.RUNNING]).update(
-        state=JobState.CANCELLED, finished_at=timezone.now()
-    )
+def job_cancel(*, job: Job, by: AbstractBaseUser | None = None) -> bool:
+    """Ask a job to stop. A queued job never starts; a running one stops at its next progress report.
+
+    `by`: the person who asked (the audit log's); None when the site itself stops it."""
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, state__in=[JobState.QUEUED, JobState.RUNNING]).update(
+            state=JobState.CANCELLED, finished_at=timezone.now()
+        )
+        if updated:
+            job_event_emit(job.pk, EventKind.STATE, {"state": JobState.CANCELLED})
+            if by is not None:
+                job_cancelled.send(sender=Job, job=job, by=by)
     if updated:
-        job_event_emit(job.pk, EventKind.STATE, {"state": JobState.CANCELLED})
         _job_ended(job.pk)
     return updated == 1
 

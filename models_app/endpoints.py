@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import AuditAction, audit_record
 from accounts.quotas import quota_check_live_servers
 from jobs.services import job_cancel, job_create
 from jobs.states import JobKind
@@ -154,7 +155,7 @@ def endpoint_deploy(
                 ModelServer.objects.filter(pk=server.pk).update(max_lora_rank=rank)
         ready_now = adapter is None and server.state == ServerState.READY
         gateway_epoch_bump()
-        return Endpoint.objects.create(
+        endpoint = Endpoint.objects.create(
             owner=owner,
             server=server,
             adapter=adapter,
@@ -163,14 +164,29 @@ def endpoint_deploy(
             ready_at=timezone.now() if ready_now else None,
             note=form.note,
         )
+        audit_record(
+            actor=owner,
+            action=AuditAction.ENDPOINT_DEPLOYED,
+            summary=f"Deployed {served_name}",
+            subject=endpoint,
+        )
+        return endpoint
 
 
 def endpoint_undeploy(*, endpoint: Endpoint) -> None:
     """Stop serving this endpoint; the server stops (and frees its GPU) when nothing else uses it."""
     with transaction.atomic():
+        was_wanted = Endpoint.objects.filter(pk=endpoint.pk, desired=DesiredState.DEPLOYED).exists()
         Endpoint.objects.filter(pk=endpoint.pk).update(
             desired=DesiredState.UNDEPLOYED, state=ServerState.STOPPED, stopped_at=timezone.now()
         )
+        if was_wanted:  # only its owner reaches it (get_endpoint_for_user)
+            audit_record(
+                actor=endpoint.owner,
+                action=AuditAction.ENDPOINT_STOPPED,
+                summary=f"Stopped {endpoint.served_name}",
+                subject=endpoint,
+            )
         gateway_epoch_bump()
         others = Endpoint.objects.filter(
             server_id=endpoint.server_id, desired=DesiredState.DEPLOYED, state__in=LIVE_SERVER_STATES

@@ -49,7 +49,7 @@ def fine_tuning_job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
 @require_POST
 def fine_tuning_job_cancel(request: HttpRequest, job_id: str) -> JsonResponse:
     job = get_fine_tuning_job_for_user(request.user, job_id)
-    job_cancel(job=job)  # a finished job stays as it is, as on OpenAI
+    job_cancel(job=job, by=request.user)  # a finished job stays as it is, as on OpenAI
     job.refresh_from_db()
     return JsonResponse(job_object(job))
 

@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import AuditAction, AuditEntry
 from jobs.models import WorkerStatus
 from jobs.queues import gpu_queue
 from models_app.endpoints import DeployRefused, endpoint_deploy
@@ -180,3 +181,22 @@ def test_a_qlora_adapter_is_served_as_a_lora_one_and_an_ia3_one_is_refused_with_
     assert endpoint_deploy(owner=alice, adapter=qlora, target_queue=QUEUE).serving_form == "adapter"
     with pytest.raises(DeployRefused, match="Merge it into its base model first"):
         endpoint_deploy(owner=alice, adapter=ia3, target_queue=QUEUE)
+
+
+@override_settings(LATHE_ADAPTER_SERVING="auto")
+def test_deploying_and_stopping_are_in_the_owners_activity(alice, make_adapter, client):
+    _worker(free_bytes=16 * GB, gpus=[H100])
+    adapter = make_adapter(alice)
+    endpoint = endpoint_deploy(owner=alice, adapter=adapter, target_queue=QUEUE)
+    endpoint_deploy(owner=alice, adapter=adapter, target_queue=QUEUE)  # already live: no second entry
+    client.force_login(alice)
+    client.post(reverse("endpoint_stop", args=[endpoint.pk]))
+    client.post(reverse("endpoint_stop", args=[endpoint.pk]))  # twice: one entry
+    entries = AuditEntry.objects.filter(subject_type="models_app.endpoint", subject_id=endpoint.pk)
+    assert [(e.action, e.summary) for e in entries.order_by("pk")] == [
+        (AuditAction.ENDPOINT_DEPLOYED, f"Deployed {adapter.served_name}"),
+        (AuditAction.ENDPOINT_STOPPED, f"Stopped {adapter.served_name}"),
+    ]
+    assert entries.filter(actor=alice).count() == 2
+    # The serving job that the stop cancels is the site's doing, not a second entry of Alice's.
+    assert not AuditEntry.objects.filter(action=AuditAction.JOB_CANCELLED).exists()
