@@ -193,7 +193,9 @@ def tiny_model_dir(demo_model_dir, tmp_path_factory) -> Path:
 # --- The PostgreSQL pass of CI --------------------------------------------------
 # CI runs the whole suite on SQLite, then again on PostgreSQL (.ci/run). With LATHE_TEST_DATABASE_ONLY set,
 # the second pass runs only the tests that touch the database: the others (models, trainers, converters,
-# cleaning rules on files) would only repeat the first pass's work, minutes of it.
+# cleaning rules on files) would only repeat the first pass's work, minutes of it. It also leaves out the
+# tests marked `ml_heavy`: their minutes go to training, vLLM or Ray, and what they ask of the database
+# (jobs, endpoints, events) the lighter tests of the same rows ask on PostgreSQL too.
 _DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
 
 
@@ -206,6 +208,9 @@ def _uses_database(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not os.environ.get("LATHE_TEST_DATABASE_ONLY"):
         return
-    kept = [item for item in items if _uses_database(item)]
-    config.hook.pytest_deselected(items=[item for item in items if not _uses_database(item)])
-    items[:] = kept
+
+    def kept(item: pytest.Item) -> bool:
+        return _uses_database(item) and item.get_closest_marker("ml_heavy") is None
+
+    config.hook.pytest_deselected(items=[item for item in items if not kept(item)])
+    items[:] = [item for item in items if kept(item)]

@@ -12,7 +12,12 @@ from models_app.models import Endpoint, ModelServer, ServerState
 from tests.browser.session import log_in
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.ml_heavy,
+]
 
 VLLM_START_TIMEOUT = 400  # vLLM took 50-85 s to start here, more while other tests load the cores
 

@@ -17,7 +17,7 @@ from tests.datasets_app.factories import dataset_with_version
 from tests.helpers import wait_until
 from tests.serving_fixtures import distinctive_conversation
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.ml_heavy]
 
 EVAL_ROWS = 8
 

@@ -72,6 +72,7 @@ def test_a_job_on_two_processes_trains_reports_and_saves_one_adapter(
     assert not _ranks_of(job)
 
 
+@pytest.mark.ml_heavy
 def test_a_killed_rank_or_a_cancel_ends_every_rank_and_the_job_goes_on_from_its_checkpoint(
     alice, version, tiny_base_model, celery_worker
 ):

@@ -276,6 +276,7 @@ def test_it_keeps_the_adapter_and_says_why_when_auto_deploy_is_refused(alice, ti
     assert Adapter.objects.filter(pk=adapter.pk).exists()
 
 
+@pytest.mark.ml_heavy
 def test_it_deploys_the_fine_tuned_model_so_chat_completions_answers_with_it(
     live_site, alice, demo_base_model, attach_server
 ):

@@ -41,6 +41,7 @@ def _logs(job: Job) -> list[str]:
     return [event.payload.get("message", "") for event in job.events.filter(kind="log")]
 
 
+@pytest.mark.ml_heavy
 def test_dpo_of_the_demo_model_comes_to_prefer_the_chosen_answers(alice, demo_base_model, celery_worker):
     job = training_start(
         owner=alice, dataset_version=preference_version(alice), base_model=demo_base_model, recipe=DPO_RECIPE
@@ -84,6 +85,7 @@ def test_sft_then_dpo_runs_the_preference_tuning_on_the_new_adapter(
     assert "reward_margin" in _metrics(second)[-1]
 
 
+@pytest.mark.ml_heavy
 def test_kto_of_the_demo_model_comes_to_favour_the_answers_rated_good(alice, demo_base_model, celery_worker):
     """KTO from answers rated one by one, through the automatic settings' objective: at the last check on
     the validation answers, the good ones' reward is above the bad ones'; the job page draws the rewards

@@ -24,7 +24,7 @@ from tests.jobs.test_training_launch import _recipe_form
 from tests.jobs.test_training_worker import _metric_steps
 from training_app.cluster import RAY_TARGET
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.ml_heavy]
 
 
 def _ray_workers() -> list[psutil.Process]:

@@ -14,7 +14,7 @@ from models_app.exporting.runner import export_dir
 from models_app.merging.runner import merged_model_dir
 from tests.jobs.test_training_worker import _finished
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.ml_heavy]
 
 PROMPTS = ["What is the capital of France?", "List three prime numbers.", "Who wrote Hamlet?"]
 

@@ -20,7 +20,7 @@ from models_app.models import Adapter, Endpoint, ModelServer, ServerState
 from models_app.serving.folders import merged_copy_home
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.ml_heavy]
 PROMPTS = ("What is 7 plus 7?", "What is 3 plus 3?", "Name a colour.")
 MAX_TOKENS = 16
 START_TIMEOUT = 400  # two servers starting at once on two cores, with merging first

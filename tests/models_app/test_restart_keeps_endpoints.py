@@ -21,7 +21,7 @@ from models_app.server_restarts import RESTARTING_NOTE, server_state_note
 from tests import processes
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.ml_heavy]
 VLLM_START_TIMEOUT = 900
 
 
