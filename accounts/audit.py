@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 
 from accounts.models import AuditAction, AuditEntry
 
-__all__ = ["AuditAction", "AuditRequestMiddleware", "audit_record"]
+__all__ = ["AuditAction", "AuditRequestMiddleware", "audit_download", "audit_record"]
 
 
 # The request being served, if any: where an entry came from is read off it when the entry is written,
@@ -69,4 +69,11 @@ def audit_record(
         subject_type=subject._meta.label_lower if subject is not None else "",
         subject_id=subject.pk if subject is not None else None,
         **_origin(_request.get()),
+    )
+
+
+def audit_download(request: HttpRequest, *, what: str, subject: models.Model | None = None) -> None:
+    """Data or a model leaving the site (a download view's one line, once the file is known to exist)."""
+    audit_record(
+        actor=request.user, action=AuditAction.DOWNLOADED, summary=f"Downloaded {what}", subject=subject
     )

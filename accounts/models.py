@@ -99,6 +99,8 @@ class AuditAction(models.TextChoices):
     API_KEY_CREATED = "api_key_created", "Created an API key"
     API_KEY_REVOKED = "api_key_revoked", "Revoked an API key"
     INVITATION_CREATED = "invitation_created", "Made an invitation"
+    UPLOADED = "uploaded", "Uploaded a file"
+    DOWNLOADED = "downloaded", "Downloaded data or a model"
     JOB_STARTED = "job_started", "Started a job"
     JOB_CANCELLED = "job_cancelled", "Cancelled a job"
     ENDPOINT_DEPLOYED = "endpoint_deployed", "Deployed an endpoint"

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from accounts.audit import AuditAction, audit_record
 from accounts.quotas import quota_check_upload
 from datasets_app.core.cleaning import CleaningRules
 from datasets_app.job_params import CleanApplyParams, CleanPreviewParams, ValidateParams
@@ -77,6 +78,12 @@ def dataset_upload(
             field_mapping=field_mapping or {},
         )
         dataset_file_validate(dataset_file=dataset_file)
+        audit_record(
+            actor=owner,
+            action=AuditAction.UPLOADED,
+            summary=f"Uploaded {dataset_file.original_name} ({uploaded_file.size:,} bytes) to {dataset.name}",
+            subject=dataset_file,
+        )
     return dataset_file
 
 

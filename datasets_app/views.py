@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.audit import audit_download
 from datasets_app.cleaning_form import CleaningForm
 from datasets_app.core.canonical import read_rows
 from datasets_app.forms import FieldMappingForm, UploadForm, ValidationSplitForm
@@ -141,14 +142,18 @@ def _download(key: str, filename: str, content_type: str = "application/x-ndjson
 @login_required
 def dataset_file_errors(request: HttpRequest, file_id: int) -> FileResponse:
     dataset_file = get_dataset_file_for_user(request.user, file_id)
-    return _download(dataset_file.errors_key, f"errors-file-{dataset_file.pk}.jsonl")
+    response = _download(dataset_file.errors_key, f"errors-file-{dataset_file.pk}.jsonl")
+    audit_download(request, what=f"the bad lines of {dataset_file.original_name}", subject=dataset_file)
+    return response
 
 
 @login_required
 def dataset_file_original(request: HttpRequest, file_id: int) -> FileResponse:
     dataset_file = get_dataset_file_for_user(request.user, file_id)
     # The stored name is only a display name: FileResponse quotes it in the header.
-    return _download(dataset_file.blob.key, dataset_file.original_name, "application/octet-stream")
+    response = _download(dataset_file.blob.key, dataset_file.original_name, "application/octet-stream")
+    audit_download(request, what=f"the file {dataset_file.original_name}", subject=dataset_file)
+    return response
 
 
 @login_required
@@ -239,4 +244,6 @@ def dataset_version_download(request: HttpRequest, version_id: int, part: str) -
     keys = {"data": version.data_key, "train": version.train_key, "validation": version.validation_key}
     if part not in keys:
         raise Http404()
-    return _download(keys[part], f"dataset-{version.dataset_id}-v{version.number}-{part}.jsonl")
+    response = _download(keys[part], f"dataset-{version.dataset_id}-v{version.number}-{part}.jsonl")
+    audit_download(request, what=f"{version.dataset.name} v{version.number} ({part})", subject=version)
+    return response

@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.audit import audit_download
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import get_dataset_version_for_user
 from evals_app import compare
@@ -158,6 +159,7 @@ def evaluation_export(request: HttpRequest, evaluation_id: int, fmt: str) -> Htt
     else:
         raise Http404
     response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}.{fmt}"'
+    audit_download(request, what=f"the examples of evaluation {evaluation.pk} ({fmt})", subject=evaluation)
     return response
 
 

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.audit import audit_download
 from datasets_app.selectors import (
     get_dataset_version_for_user,
     supervised_versions_for_user,
@@ -251,7 +252,9 @@ def _zip_folder(folder: Path, name: str) -> StreamingHttpResponse:
 def training_checkpoint_download(request: HttpRequest, job_id: int, step: int) -> StreamingHttpResponse:
     job = get_job_for_user(request.user, job_id)
     checkpoint = get_object_or_404(job.checkpoints, step=step)
-    return _zip_folder(Path(checkpoint.path), f"job-{job.pk}-checkpoint-{step}")
+    response = _zip_folder(Path(checkpoint.path), f"job-{job.pk}-checkpoint-{step}")
+    audit_download(request, what=f"the checkpoint at step {step} of job {job.pk}", subject=job)
+    return response
 
 
 @login_required
@@ -260,7 +263,9 @@ def training_adapter_download(request: HttpRequest, job_id: int) -> StreamingHtt
     adapter = getattr(job, "adapter", None)
     if adapter is None:
         raise Http404("This job has no adapter yet.")
-    return _zip_folder(Path(adapter.path), f"job-{job.pk}-adapter")
+    response = _zip_folder(Path(adapter.path), f"job-{job.pk}-adapter")
+    audit_download(request, what=f"the adapter {adapter.served_name}", subject=adapter)
+    return response
 
 
 def training_context(job) -> dict:

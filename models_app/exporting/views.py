@@ -4,6 +4,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.audit import audit_download
 from jobs.selectors import get_job_for_user
 from jobs.states import JobKind
 from models_app.exporting.runner import export_dir
@@ -35,4 +36,5 @@ def gguf_download(request: HttpRequest, job_id: int, name: str) -> FileResponse:
     path = export_dir(job.pk) / name
     if not path.is_file():
         raise Http404("The file is no longer on disk.")
+    audit_download(request, what=f"{name} (GGUF export, job {job.pk})", subject=job)
     return FileResponse(path.open("rb"), as_attachment=True, filename=name)

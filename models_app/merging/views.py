@@ -6,6 +6,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.audit import audit_download
 from lathe_common.archives import FolderTar
 from models_app.merging.services import MergeNotStarted, merge_start
 from models_app.selectors import get_adapter_for_user, get_base_model_for_user
@@ -38,4 +39,5 @@ def merged_model_download(request: HttpRequest, model_id: int) -> StreamingHttpR
     response = StreamingHttpResponse(iter(archive), content_type="application/x-tar")
     response["Content-Length"] = str(len(archive))
     response["Content-Disposition"] = f'attachment; filename="merged-model-{model.pk}.tar"'
+    audit_download(request, what=f"the merged model {model.hf_id or model.pk}", subject=model)
     return response

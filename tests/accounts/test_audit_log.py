@@ -14,6 +14,7 @@ from jobs.models import Job
 from jobs.services import job_create
 from jobs.states import JobKind, JobState
 from lathe_common.web.openai_wire import public_id
+from tests.datasets_app.factories import alpaca_lines, dataset_with_version, jsonl_upload
 from training_app.openai_objects import JOB_PREFIX
 
 pytestmark = pytest.mark.django_db
@@ -143,3 +144,27 @@ def test_a_change_that_rolls_back_leaves_no_entry(alice):
         _train_job(alice)
         raise RuntimeError("the request failed after creating the job")
     assert not AuditEntry.objects.exists() and not Job.objects.exists()
+
+
+def test_data_uploaded_and_downloaded_is_recorded_and_a_refused_download_is_not(
+    alice_client, bob_client, alice
+):
+    alice_client.post(
+        reverse("dataset_upload"), {"file": jsonl_upload(alpaca_lines(3), name="patients.jsonl")}
+    )
+    uploaded = AuditEntry.objects.get(action=AuditAction.UPLOADED)
+    assert uploaded.actor == alice and uploaded.subject_type == "datasets_app.datasetfile"
+    assert uploaded.summary.startswith("Uploaded patients.jsonl (") and uploaded.summary.endswith(
+        "to patients"
+    )
+    _, dataset_file, version = dataset_with_version(alice)
+    train = reverse("dataset_version_download", args=[version.pk, "train"])
+    original = reverse("dataset_file_original", args=[dataset_file.pk])
+    assert alice_client.get(train).status_code == 200
+    assert alice_client.get(original).status_code == 200
+    assert bob_client.get(train).status_code == 404 and bob_client.get(original).status_code == 404
+    downloads = AuditEntry.objects.filter(action=AuditAction.DOWNLOADED).order_by("pk")
+    assert [(entry.actor, entry.summary) for entry in downloads] == [
+        (alice, "Downloaded alice's data v1 (train)"),
+        (alice, "Downloaded the file data.jsonl"),
+    ]
