@@ -29,22 +29,18 @@ def _sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
     )
 
 
-def _job_created(sender, job, **kwargs) -> None:
+def _job_entry(job, actor, action: AuditAction, verb: str) -> None:
     audit_record(
-        actor=job.owner,
-        action=AuditAction.JOB_STARTED,
-        summary=f"Started job {job.pk}: {job.get_kind_display()}",
-        subject=job,
+        actor=actor, action=action, summary=f"{verb} job {job.pk}: {job.get_kind_display()}", subject=job
     )
+
+
+def _job_created(sender, job, **kwargs) -> None:
+    _job_entry(job, job.owner, AuditAction.JOB_STARTED, "Started")
 
 
 def _job_cancelled(sender, job, by, **kwargs) -> None:
-    audit_record(
-        actor=by,
-        action=AuditAction.JOB_CANCELLED,
-        summary=f"Cancelled job {job.pk}: {job.get_kind_display()}",
-        subject=job,
-    )
+    _job_entry(job, by, AuditAction.JOB_CANCELLED, "Cancelled")
 
 
 def audit_receivers_connect() -> None:

@@ -131,9 +131,19 @@ def dataset_file_continue(request: HttpRequest, file_id: int) -> HttpResponse:
     return redirect("dataset_version_detail", version_id=version.pk)
 
 
-def _download(key: str, filename: str, content_type: str = "application/x-ndjson") -> FileResponse:
+def _download(
+    request: HttpRequest,
+    key: str,
+    filename: str,
+    *,
+    what: str,
+    subject,
+    content_type: str = "application/x-ndjson",
+) -> FileResponse:
+    """A stored file as a download, recorded in the audit log once it is known to exist."""
     if not key or not artifact_store().exists(key):
         raise Http404("This file is not available yet.")
+    audit_download(request, what=what, subject=subject)
     return FileResponse(
         artifact_store().open(key), as_attachment=True, filename=filename, content_type=content_type
     )
@@ -142,18 +152,27 @@ def _download(key: str, filename: str, content_type: str = "application/x-ndjson
 @login_required
 def dataset_file_errors(request: HttpRequest, file_id: int) -> FileResponse:
     dataset_file = get_dataset_file_for_user(request.user, file_id)
-    response = _download(dataset_file.errors_key, f"errors-file-{dataset_file.pk}.jsonl")
-    audit_download(request, what=f"the bad lines of {dataset_file.original_name}", subject=dataset_file)
-    return response
+    return _download(
+        request,
+        dataset_file.errors_key,
+        f"errors-file-{dataset_file.pk}.jsonl",
+        what=f"the bad lines of {dataset_file.original_name}",
+        subject=dataset_file,
+    )
 
 
 @login_required
 def dataset_file_original(request: HttpRequest, file_id: int) -> FileResponse:
     dataset_file = get_dataset_file_for_user(request.user, file_id)
     # The stored name is only a display name: FileResponse quotes it in the header.
-    response = _download(dataset_file.blob.key, dataset_file.original_name, "application/octet-stream")
-    audit_download(request, what=f"the file {dataset_file.original_name}", subject=dataset_file)
-    return response
+    return _download(
+        request,
+        dataset_file.blob.key,
+        dataset_file.original_name,
+        what=f"the file {dataset_file.original_name}",
+        subject=dataset_file,
+        content_type="application/octet-stream",
+    )
 
 
 @login_required
@@ -244,6 +263,10 @@ def dataset_version_download(request: HttpRequest, version_id: int, part: str) -
     keys = {"data": version.data_key, "train": version.train_key, "validation": version.validation_key}
     if part not in keys:
         raise Http404()
-    response = _download(keys[part], f"dataset-{version.dataset_id}-v{version.number}-{part}.jsonl")
-    audit_download(request, what=f"{version.dataset.name} v{version.number} ({part})", subject=version)
-    return response
+    return _download(
+        request,
+        keys[part],
+        f"dataset-{version.dataset_id}-v{version.number}-{part}.jsonl",
+        what=f"{version.dataset.name} v{version.number} ({part})",
+        subject=version,
+    )

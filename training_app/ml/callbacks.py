@@ -183,7 +183,7 @@ class EventCallback(TrainerCallback):
             "max_steps": state.max_steps,
             "epoch": json_number(state.epoch),
             "loss": json_number(logs["loss"]),
-            "eval_loss": self.latest_eval_loss,
+            "eval_loss": None,  # the latest evaluation's, filled in when sent (_release_held)
             "learning_rate": json_number(logs.get("learning_rate")),
             "grad_norm": json_number(logs.get("grad_norm")),
             "tokens_per_second": tokens_per_second,
