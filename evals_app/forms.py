@@ -27,6 +27,16 @@ class EvaluationForm(forms.Form):
             "same base (for a DPO run, the supervised adapter it started from)."
         ),
     )
+    general_skills = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Check general skills",
+        help_text=(
+            "Also ask 48 everyday questions unrelated to your data (arithmetic, facts, following a format, "
+            "reading, reasoning, units; English and Chinese), to see whether fine-tuning made the model "
+            "forget what it knew. A minute or so more."
+        ),
+    )
     max_tokens = forms.IntegerField(
         min_value=1, max_value=8192, initial=256, help_text="The longest answer, in tokens."
     )
@@ -110,5 +120,5 @@ class EvaluationForm(forms.Form):
         return self._baselines.get(self.cleaned_data.get("baseline"))
 
     def generation_settings(self) -> dict:
-        names = ("max_rows", "max_tokens", "temperature", "top_p", "seed")
+        names = ("max_rows", "max_tokens", "temperature", "top_p", "seed", "general_skills")
         return {name: self.cleaned_data.get(name) for name in names}

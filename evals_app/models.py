@@ -69,6 +69,9 @@ class Evaluation(models.Model):
     # {"rougeL": summary, "judge": summary}: the tuned side's win rate against the baseline, decided by
     # ROUGE-L against the reference and, with a judge, by the judge (evals_app/core/pairwise.py).
     win_rate = models.JSONField(null=True, blank=True)
+    # The general skills check (evals_app/core/general_skills.py exam_report): each model's right answers
+    # to 48 everyday questions, by skill, and whether the candidate lost some its baseline knew.
+    general_skills = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from evals_app.background import in_background
+from evals_app.core.general_skills import EXAM_MAX_TOKENS, exam_report, load_exam
 from evals_app.core.rows import load_eval_rows
 from evals_app.judge_phase import judge_evaluation
 from evals_app.models import LABEL_BASE, LABEL_TUNED, EvalSplit, Evaluation, candidate_base_model
@@ -22,6 +25,9 @@ from jobs.queues import QUEUE_DATA
 from jobs.registry import JobFailure, JobHandover
 from jobs.reporter import JobReporter
 from lathe_common.web.storage import artifact_store
+
+if TYPE_CHECKING:
+    from evals_app.core.generate import GenerationSettings
 
 
 def _contenders(evaluation: Evaluation) -> list[Contender]:
@@ -58,48 +64,72 @@ def _load_rows(evaluation: Evaluation) -> list[dict]:
     return rows
 
 
-def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -> tuple[dict, dict, str]:
-    from evals_app.core.generate import GenerationError, GenerationSettings, generate_answers
+def _generation_settings(evaluation: Evaluation, **overrides) -> GenerationSettings:
+    from evals_app.core.generate import GenerationSettings
 
-    settings = GenerationSettings(
-        max_tokens=int(evaluation.settings["max_tokens"]),
-        temperature=float(evaluation.settings["temperature"]),
-        top_p=float(evaluation.settings["top_p"]),
-        seed=evaluation.settings.get("seed"),
-        concurrency=int(evaluation.settings["concurrency"]),
+    return GenerationSettings(
+        **{
+            "max_tokens": int(evaluation.settings["max_tokens"]),
+            "temperature": float(evaluation.settings["temperature"]),
+            "top_p": float(evaluation.settings["top_p"]),
+            "seed": evaluation.settings.get("seed"),
+            "concurrency": int(evaluation.settings["concurrency"]),
+            **overrides,
+        }
     )
+
+
+def _ask(target, conversations: list, settings, reporter: JobReporter, what: str) -> list:
+    """One model's answers to `conversations`, with progress; a server that stops answering fails the job."""
+    from evals_app.core.generate import GenerationError, generate_answers
+
+    reporter.stage(f"Answering {len(conversations)} {what} with {target.contender.display_name}")
+
+    def work(on_progress, should_stop):
+        return generate_answers(
+            base_url=target.base_url,
+            api_key=target.api_key,
+            model=target.model_name,
+            conversations=conversations,
+            settings=settings,
+            progress=on_progress,
+            should_stop=should_stop,
+        )
+
+    try:
+        return in_background(reporter, len(conversations), work)
+    except GenerationError as exc:
+        raise JobFailure(
+            "server_not_answering",
+            f"The model server stopped answering {target.contender.display_name}'s prompts.",
+            "Try again; if it keeps happening, open the endpoint's log on the Endpoints page.",
+            details={"reason": str(exc)},
+        ) from exc
+
+
+@dataclass
+class _Answers:
+    texts: dict[str, list[str]] = field(default_factory=dict)
+    errors: dict[str, list[str | None]] = field(default_factory=dict)
+    exam: dict[str, list[str | None]] = field(default_factory=dict)  # the general skills check's
+
+
+def _generate(
+    evaluation: Evaluation, rows: list[dict], reporter: JobReporter, exam: list
+) -> tuple[_Answers, str]:
+    settings = _generation_settings(evaluation)
+    # The exam asks for short answers, greedily: its questions have one right answer each.
+    exam_settings = _generation_settings(evaluation, max_tokens=EXAM_MAX_TOKENS, temperature=0.0, top_p=1.0)
     conversations = [row["messages"] for row in rows]
-    answers: dict[str, list[str]] = {}
-    errors: dict[str, list[str | None]] = {}
+    answers = _Answers()
     # closing(): a failure in the loop still stops the evaluation's own server and unloads adapters.
     with closing(served_contenders(evaluation, _contenders(evaluation), reporter)) as targets:
         for target in targets:
-            reporter.stage(f"Answering {len(rows)} prompts with {target.contender.display_name}")
-
-            def work(on_progress, should_stop, target=target):
-                return generate_answers(
-                    base_url=target.base_url,
-                    api_key=target.api_key,
-                    model=target.model_name,
-                    conversations=conversations,
-                    settings=settings,
-                    progress=on_progress,
-                    should_stop=should_stop,
-                )
-
-            try:
-                generations = in_background(reporter, len(rows), work)
-            except GenerationError as exc:
-                raise JobFailure(
-                    "server_not_answering",
-                    f"The model server stopped answering {target.contender.display_name}'s prompts.",
-                    "Try again; if it keeps happening, open the endpoint's log on the Endpoints page.",
-                    details={"reason": str(exc)},
-                ) from exc
+            generations = _ask(target, conversations, settings, reporter, "prompts")
             label = target.contender.label
-            answers[label] = [generation.text for generation in generations]
-            errors[label] = [generation.error for generation in generations]
-            failed = sum(1 for error in errors[label] if error)
+            answers.texts[label] = [generation.text for generation in generations]
+            answers.errors[label] = [generation.error for generation in generations]
+            failed = sum(1 for error in answers.errors[label] if error)
             if failed:
                 reporter.log(
                     f"{failed} of {len(rows)} prompts got no answer from {label}; they score 0.", "warning"
@@ -109,9 +139,20 @@ def _generate(evaluation: Evaluation, rows: list[dict], reporter: JobReporter) -
                     "no_answers",
                     f"{target.contender.display_name} answered none of the prompts.",
                     "Read the job log for the server's reason, then try again.",
-                    details={"first_error": errors[label][0]},
+                    details={"first_error": answers.errors[label][0]},
                 )
-    return answers, errors, settings.describe()
+            if exam:
+                asked = _ask(
+                    target,
+                    [item.conversation() for item in exam],
+                    exam_settings,
+                    reporter,
+                    "everyday questions",
+                )
+                answers.exam[label] = [
+                    generation.text if not generation.error else None for generation in asked
+                ]
+    return answers, settings.describe()
 
 
 def _load_evaluation(job: Job) -> Evaluation:
@@ -159,18 +200,28 @@ def run_evaluation(job: Job, reporter: JobReporter) -> dict:
 def _answer_and_score(evaluation: Evaluation, reporter: JobReporter, *, judge_pending: bool) -> None:
     rows = _load_rows(evaluation)
     reporter.log(f"{len(rows)} prompts from {evaluation.dataset_version}.")
+    exam = load_exam() if evaluation.settings.get("general_skills") else []
     started = time.monotonic()
-    answers, errors, generation_note = _generate(evaluation, rows, reporter)
+    answers, generation_note = _generate(evaluation, rows, reporter, exam)
     reporter.log(f"Generated every answer in {time.monotonic() - started:.0f} s ({generation_note}).")
-    report = _score(rows, answers, reporter)
+    report = _score(rows, answers.texts, reporter)
     examples = []
     for position, row in enumerate(rows):
         examples.append(
             {
                 **row,
-                "answers": {label: texts[position] for label, texts in answers.items()},
-                "errors": {label: errs[position] for label, errs in errors.items() if errs[position]},
+                "answers": {label: texts[position] for label, texts in answers.texts.items()},
+                "errors": {label: errs[position] for label, errs in answers.errors.items() if errs[position]},
             }
+        )
+    general_skills = None
+    if exam:
+        general_skills = exam_report(exam, answers.exam, candidate=LABEL_TUNED, baseline=LABEL_BASE)
+        reporter.log(
+            "General skills: "
+            + ", ".join(
+                f"{label} {right} of {len(exam)} right" for label, right in general_skills["right"].items()
+            )
         )
     evaluation_record(
         evaluation=evaluation,
@@ -178,6 +229,7 @@ def _answer_and_score(evaluation: Evaluation, reporter: JobReporter, *, judge_pe
         report=report,
         generation_note=generation_note,
         judge_pending=judge_pending,
+        general_skills=general_skills,
     )
     headline = {label: metrics.get("rougeL", {}).get("value") for label, metrics in report["scores"].items()}
     reporter.log("Scores: " + ", ".join(f"{label} ROUGE-L {value:.1f}" for label, value in headline.items()))

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from evals_app.core.general_skills import SKILL_NAMES
 from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation, candidate_base_model
 from jobs.params import job_params
 from jobs.states import JobKind, JobState
@@ -54,13 +55,52 @@ def metrics_below_base(evaluation: Evaluation) -> list[dict]:
     return worse
 
 
+def general_skills_summary(evaluation: Evaluation) -> dict | None:
+    """The general skills check as the results page shows it: each side's right answers overall and by
+    skill (with shares for the bars), the verdict, and the questions the candidate lost and gained."""
+    found = evaluation.general_skills
+    if not found:
+        return None
+    questions = found["questions"]
+    has_base = LABEL_BASE in found["right"]
+    skills = []
+    for skill, counts in found["by_skill"].items():
+        row = {"name": SKILL_NAMES.get(skill, skill), "questions": counts["questions"]}
+        for label in (LABEL_TUNED, LABEL_BASE):
+            if label in counts["right"]:
+                row[label] = counts["right"][label]
+                row[f"{label}_share"] = 100 * counts["right"][label] / counts["questions"]
+        skills.append(row)
+    items = found["items"]
+    return {
+        "questions": questions,
+        "tuned": found["right"].get(LABEL_TUNED),
+        "base": found["right"].get(LABEL_BASE) if has_base else None,
+        "comparison": found.get("comparison"),
+        "skills": skills,
+        "lost": [
+            item
+            for item in items
+            if has_base and item["right"][LABEL_BASE] and not item["right"][LABEL_TUNED]
+        ],
+        "gained": [
+            item
+            for item in items
+            if has_base and item["right"][LABEL_TUNED] and not item["right"][LABEL_BASE]
+        ],
+    }
+
+
 def deploy_warning(*, adapter: Adapter | None = None, model: BaseModel | None = None) -> dict | None:
-    """What to tell a user about to deploy a model whose newest evaluation scored it below its base."""
+    """What to tell a user about to deploy a model whose newest evaluation scored it below its base, on
+    the user's own prompts (`worse`) or on the general skills check (`forgot`)."""
     evaluation = latest_finished_evaluation(adapter=adapter, model=model)
     if evaluation is None:
         return None
     worse = metrics_below_base(evaluation)
-    return {"evaluation": evaluation, "worse": worse} if worse else None
+    skills = general_skills_summary(evaluation)
+    forgot = skills if skills and (skills["comparison"] or {}).get("verdict") == "worse" else None
+    return {"evaluation": evaluation, "worse": worse, "forgot": forgot} if worse or forgot else None
 
 
 def evaluation_names(user: AbstractBaseUser, ids: set[int]) -> dict[int, str]:

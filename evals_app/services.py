@@ -31,6 +31,8 @@ DEFAULT_SETTINGS = {
     "top_p": 1.0,
     "seed": 0,
     "concurrency": 16,
+    # Also ask the 48 everyday questions of the general skills check (evals_app/core/general_skills.py).
+    "general_skills": False,
 }
 # Without a judge, an example's better answer is the one closer to the reference by more than this many
 # ROUGE-L points (0-100); closer than that is a tie: a word or two of difference decides nothing.
@@ -151,6 +153,7 @@ def evaluation_record(
     report: dict,
     generation_note: str,
     judge_pending: bool = False,
+    general_skills: dict | None = None,
 ) -> None:
     """Store the scored examples and the report; a re-run of the same job replaces what it wrote.
 
@@ -189,6 +192,7 @@ def evaluation_record(
             scores=report["scores"],
             differences=report.get("differences"),
             win_rate=win_rate,
+            general_skills=general_skills,
             **({} if judge_pending else {"judge_api_key": "", "finished_at": timezone.now()}),
         )
 

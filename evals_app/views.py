@@ -14,6 +14,7 @@ from evals_app.models import LABEL_BASE, LABEL_TUNED
 from evals_app.selectors import (
     baseline_choices,
     evaluation_list_for_user,
+    general_skills_summary,
     get_evaluation_for_user,
     metrics_below_base,
     win_rate_summaries,
@@ -124,6 +125,7 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
         "job": evaluation.job,
         "score_rows": _score_rows(evaluation),
         "win_rates": win_rate_summaries(evaluation),
+        "general_skills": general_skills_summary(evaluation),
         "worse": metrics_below_base(evaluation) if evaluation.differences else [],
     }
     return render(request, "evals_app/evaluation_detail.html", context)

@@ -8,6 +8,7 @@ import io
 import orjson
 import pytest
 
+from evals_app.core.general_skills import grade, load_exam
 from evals_app.models import Evaluation
 from evals_app.services import evaluation_start
 from jobs.models import Job
@@ -41,7 +42,7 @@ def evaluated(alice, attach_server, make_adapter):
         owner=alice,
         dataset_version=version,
         adapter=adapter,
-        settings={"max_tokens": 24, "max_rows": EVAL_ROWS},
+        settings={"max_tokens": 24, "max_rows": EVAL_ROWS, "general_skills": True},
         judge={
             "base_url": server.base_url,
             "model": server.model.hf_id,
@@ -85,8 +86,24 @@ def test_it_scores_the_fine_tuned_model_against_its_base_and_shows_sorts_and_exp
         assert not any(name.startswith(f"eval-{evaluation.pk}-") for name in client.model_names())
     finally:
         client.close()
+    _general_skills_checked(evaluation)
     # One evaluation (a minute on 2 cores) serves both checks: the scores above, its pages below.
     _pages_sort_and_export(evaluation, alice_client, bob_client)
+
+
+def _general_skills_checked(evaluation) -> None:
+    """Both models answered the 48 everyday questions, each graded as stored (a 135M model gets few
+    right, so only the bookkeeping is checked here; the grading itself in test_general_skills.py)."""
+    skills = evaluation.general_skills
+    exam = {item.id: item for item in load_exam()}
+    assert skills["questions"] == len(exam) == len(skills["items"])
+    for asked in skills["items"]:
+        assert set(asked["answers"]) == {"tuned", "base"} and all(asked["answers"].values())
+        for label, text in asked["answers"].items():
+            assert asked["right"][label] == grade(exam[asked["id"]], text), (asked["id"], label, text)
+    for label in ("tuned", "base"):
+        assert skills["right"][label] == sum(asked["right"][label] for asked in skills["items"])
+    assert skills["comparison"]["verdict"] in {"worse", "same", "better"}
 
 
 def _pages_sort_and_export(evaluation, alice_client, bob_client) -> None:
@@ -95,6 +112,7 @@ def _pages_sort_and_export(evaluation, alice_client, bob_client) -> None:
     body = page.content.decode()
     assert 'data-metric="rougeL"' in body and "Walk through the examples" in body
     assert 'id="below-base"' not in body  # it did better than its base
+    assert 'id="general-skills"' in body
     assert 'id="win-rate"' in body and evaluation.win_rate["rougeL"]["compared"] == EVAL_ROWS
 
     worse_first = alice_client.get(f"/evaluations/{evaluation.pk}/examples?sort=worse").context["page"]
