@@ -3,6 +3,7 @@ results page draws the win rate's bar and says what it means."""
 
 import pytest
 
+from evals_app.core.general_skills import exam_report, load_exam
 from evals_app.core.report import evaluate_answers
 from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation
 from evals_app.services import evaluation_record
@@ -16,6 +17,7 @@ from tests.evals_app.factories import sft_and_dpo_adapters
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 
 ROWS = 10
+EXAM = load_exam()
 
 
 def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_the_win_rate(
@@ -29,10 +31,12 @@ def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_t
 
     page.goto(f"{live_site}/evaluations/new?adapter={dpo.pk}")
     assert page.locator("#id_baseline option:checked").text_content() == "Adapter clinic-sft"
+    assert page.locator("#id_general_skills").is_checked()  # the general skills check is on by default
     page.fill("#id_max_rows", "4")
     page.click("#evaluation-form button[type=submit]")
     page.wait_for_url("**/evaluations/*/")
     assert "clinic-sft (another of your adapters" in page.locator("#compared-with").text_content()
+    assert Evaluation.objects.get().settings["general_skills"] is True
 
     # An evaluation whose answers are in (as its job records them): 7 right where the SFT adapter was
     # wrong, 1 the same, 2 wrong where it was right.
@@ -60,6 +64,16 @@ def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_t
         ],
         report=report.to_dict(),
         generation_note="greedy",
+        # The general skills check: the DPO adapter got the 8 arithmetic questions wrong, the SFT one none.
+        general_skills=exam_report(
+            EXAM,
+            {
+                LABEL_TUNED: ["No idea." if item.skill == "arithmetic" else item.answer for item in EXAM],
+                LABEL_BASE: [item.answer for item in EXAM],
+            },
+            candidate=LABEL_TUNED,
+            baseline=LABEL_BASE,
+        ),
     )
 
     page.goto(f"{live_site}/evaluations/{evaluation.pk}/")
@@ -76,3 +90,16 @@ def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_t
     ]
     assert widths == pytest.approx([0.7, 0.1, 0.2], abs=0.01)
     assert "ROUGE-L against the reference" in section.text_content()
+
+    skills = page.locator("#general-skills")
+    assert skills.get_attribute("data-verdict") == "worse"
+    assert skills.locator(".headline").text_content() == "40 of 48"
+    arithmetic = skills.locator('tr[data-skill="Arithmetic"]')
+    assert arithmetic.locator(".scorebar.tuned div").bounding_box()["width"] == 0
+    assert arithmetic.locator(".scorebar.base div").bounding_box()["width"] == pytest.approx(
+        arithmetic.locator(".scorebar.base").bounding_box()["width"], abs=1
+    )
+    lost = skills.locator("#general-skills-lost")
+    assert not lost.locator("li").first.is_visible()  # folded until asked for
+    lost.locator("summary").click()
+    assert lost.locator("li").count() == 8 and "What is 17 + 26?" in lost.locator("li").first.text_content()
