@@ -68,7 +68,8 @@ def loss_curves(jobs: list[Job]) -> list[dict]:
 
 
 def scores_table(jobs: list[Job]) -> list[dict]:
-    """Per run, its adapter's newest finished evaluation: tuned and base scores for the headline metrics."""
+    """Per run, its adapter's newest finished evaluation: tuned and base scores for the headline metrics,
+    and its general skills check's right answers."""
     rows = []
     for job in jobs:
         evaluation = (
@@ -78,6 +79,7 @@ def scores_table(jobs: list[Job]) -> list[dict]:
             .first()
         )
         scores = (evaluation.scores or {}) if evaluation else {}
+        skills = (evaluation.general_skills or {}) if evaluation else {}
         rows.append(
             {
                 "job": job,
@@ -86,6 +88,14 @@ def scores_table(jobs: list[Job]) -> list[dict]:
                     scores.get(LABEL_TUNED, {}).get(metric, {}).get("value") for metric in SCORE_METRICS
                 ],
                 "base": [scores.get(LABEL_BASE, {}).get(metric, {}).get("value") for metric in SCORE_METRICS],
+                # The general skills check: right answers of the questions, and whether it forgot some.
+                "general_skills": {
+                    "right": skills["right"].get(LABEL_TUNED),
+                    "questions": skills["questions"],
+                    "forgot": (skills.get("comparison") or {}).get("verdict") == "worse",
+                }
+                if skills
+                else None,
             }
         )
     return rows

@@ -142,7 +142,14 @@ def test_it_compares_runs_overlaid_with_only_the_settings_that_differ(
     second = _train_job(alice, {"learning_rate": 5e-5, "lora_r": 64, "epochs": 3}, [2.1, 1.9])
     _, _, version = dataset_with_version(alice, rows=4)
     Adapter.objects.filter(pk=adapter.pk).update(job=second)
-    _scored(alice, adapter, version, tuned=41.0, base=30.0, low=5.0, high=16.0)
+    evaluation = _scored(alice, adapter, version, tuned=41.0, base=30.0, low=5.0, high=16.0)
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        general_skills={
+            "questions": 48,
+            "right": {"tuned": 40, "base": 47},
+            "comparison": {"verdict": "worse"},
+        }
+    )
 
     response = alice_client.get(f"/evaluations/compare?job={first.pk}&job={second.pk}")
     assert response.status_code == 200
@@ -152,6 +159,10 @@ def test_it_compares_runs_overlaid_with_only_the_settings_that_differ(
     assert curves[first.pk]["loss"] == [2.0, 1.5, 1.2] and curves[second.pk]["steps"] == [1, 2]
     scores = {row["job"].pk: row for row in response.context["scores"]}
     assert scores[second.pk]["tuned"][2] == 41.0 and scores[first.pk]["evaluation"] is None
+    assert scores[second.pk]["general_skills"] == {"right": 40, "questions": 48, "forgot": True}
+    assert '<span class="worse" title="It forgot some of what its base knew">40 / 48</span>' in (
+        response.content.decode()
+    )
 
     assert bob_client.get(f"/evaluations/compare?job={first.pk}&job={second.pk}").status_code == 404
 
