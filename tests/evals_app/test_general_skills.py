@@ -122,6 +122,9 @@ def test_the_results_page_shows_what_it_forgot_and_the_deploy_asks_first(alice, 
     assert 'data-skill="Arithmetic"' in body and "0 of 8" in body
     assert "The 10 questions it got wrong that Test base got right" in body
     assert "What is 17 + 26? Reply with the number only." in body and 'id="below-base"' not in body
+    listed = alice_client.get("/evaluations/").content.decode()
+    assert 'class="worse" title="It forgot some of what its base knew">38 / 48</span>' in listed
+    assert "(base 48)" in listed
 
     response = alice_client.post("/models/deploy", {"adapter_id": adapter.pk})
     page = response.content.decode()
