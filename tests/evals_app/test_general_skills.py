@@ -118,7 +118,7 @@ def test_the_results_page_shows_what_it_forgot_and_the_deploy_asks_first(alice, 
     evaluation = _evaluated(alice, adapter, _report(10))
     body = alice_client.get(f"/evaluations/{evaluation.pk}/").content.decode()
     assert 'id="general-skills" data-verdict="worse"' in body
-    assert "38 of 48</span> right after fine-tuning" in body and "It forgot some of what it knew" in body
+    assert "38 of 48</span> right for alice-adapter" in body and "It forgot some of what it knew" in body
     assert 'data-skill="Arithmetic"' in body and "0 of 8" in body
     assert "The 10 questions it got wrong that Test base got right" in body
     assert "What is 17 + 26? Reply with the number only." in body and 'id="below-base"' not in body
