@@ -17,7 +17,8 @@ checkpoint, and by the base model, and an answer counts when it contains the fac
 - ``custom``: the guide's settings with ``--set name=value`` changes.
 
 One line per run is appended to bench/out/recipe_outcomes.jsonl (wall time of training, the recipe,
-the steps, which checkpoint was kept, right answers of the kept adapter, the last checkpoint and the base).
+the steps, which checkpoint was kept, right answers of the kept adapter, the last checkpoint and the base,
+and the product's general skills check of the kept adapter against the base: did the run forget?).
 """
 
 from __future__ import annotations
@@ -75,11 +76,25 @@ def score(model, tokenizer, tests: list[dict]) -> tuple[int, list[str]]:
     return sum(domain_sets.answer_is_right(a, t) for a, t in zip(answers, tests, strict=True)), answers
 
 
+def general_skills(model, tokenizer) -> list[bool]:
+    """The product's general skills check (evals_app/core/general_skills.py), answered greedily with as many
+    new tokens as the evaluation job gives them, graded by the product's own grader."""
+    from evals_app.core.general_skills import EXAM_MAX_TOKENS, grade, load_exam
+    from training_app.ml.answers import generate_answers
+
+    exam = load_exam()
+    answers = generate_answers(
+        model, tokenizer, [item.conversation() for item in exam], max_new_tokens=EXAM_MAX_TOKENS
+    )
+    return [grade(item, answer) for item, answer in zip(exam, answers, strict=True)]
+
+
 def run(set_name: str, recipe_name: str, changes: dict) -> dict:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from evals_app.core.general_skills import compare
     from training_app.ml.train import train
 
     train_file, tests_file = domain_sets.build(set_name)
@@ -110,8 +125,10 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(DEMO_MODEL)
         base = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32)
         base_right, _ = score(base, tokenizer, tests)
+        base_skills = general_skills(base, tokenizer)
         kept = PeftModel.from_pretrained(base, result.adapter_dir)
         kept_right, answers = score(kept, tokenizer, tests)
+        kept_skills = general_skills(kept, tokenizer)
         last_right = None
         if result.checkpoints and result.best_step is not None and result.best_step != result.final_step:
             base = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32)
@@ -135,6 +152,12 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         "right_kept": kept_right,
         "right_last": last_right,
         "right_base": base_right,
+        # The general skills check (48 everyday questions): did the run forget what the base knew?
+        "general_skills": {
+            "kept": sum(kept_skills),
+            "base": sum(base_skills),
+            **compare(kept_skills, base_skills),
+        },
         "answers": answers[:4],
         "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
@@ -165,7 +188,10 @@ def main() -> None:
                 f"(verdict {line['verdict_seconds']}s "
                 f"{line['verdict']}) steps {line['final_step']:4} "
                 f"kept {line['best_step']} right {line['right_kept']}/{line['tests']} "
-                f"(last {line['right_last']}, base {line['right_base']})  {line['reason']}",
+                f"(last {line['right_last']}, base {line['right_base']}) "
+                f"general skills {line['general_skills']['kept']}/48 (base {line['general_skills']['base']}, "
+                f"lost {line['general_skills']['lost']}, gained {line['general_skills']['gained']}, "
+                f"{line['general_skills']['verdict']})  {line['reason']}",
                 flush=True,
             )
 
