@@ -25,3 +25,17 @@ def sft_and_dpo_adapters(owner, base_model: BaseModel, prefix: str = "support") 
         owner=owner, base_model=base_model, name=f"{prefix}-dpo", path="/x", rank=8, job=dpo_job
     )
     return sft, dpo
+
+
+def evaluation_form(adapter: Adapter, version, **changes) -> dict:
+    """The evaluation form as a person fills it for `adapter` on `version`'s validation rows, with changes."""
+    return {
+        "adapter": adapter.pk,
+        "dataset_version": version.pk,
+        "split": "validation",
+        "max_rows": 5,
+        "max_tokens": 32,
+        "temperature": 0,
+        "top_p": 1,
+        **changes,
+    }

@@ -13,6 +13,7 @@ from jobs.models import Job
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel, Endpoint
 from tests.datasets_app.factories import dataset_with_version
+from tests.evals_app.factories import evaluation_form
 
 EXAM = load_exam()
 BY_ID = {item.id: item for item in EXAM}
@@ -149,15 +150,7 @@ def test_the_form_checks_general_skills_unless_unticked(alice, alice_client, ada
     _, _, version = dataset_with_version(alice, rows=8)
     form = alice_client.get(f"/evaluations/new?adapter={adapter.pk}").content.decode()
     assert 'id="id_general_skills" checked' in form
-    fields = {
-        "adapter": adapter.pk,
-        "dataset_version": version.pk,
-        "split": "validation",
-        "max_rows": 5,
-        "max_tokens": 32,
-        "temperature": 0,
-        "top_p": 1,
-    }
+    fields = evaluation_form(adapter, version)
     alice_client.post("/evaluations/new", {**fields, "general_skills": "on"})
     alice_client.post("/evaluations/new", fields)  # a checkbox left unticked is not sent
     assert [e.settings["general_skills"] for e in Evaluation.objects.order_by("pk")] == [True, False]

@@ -10,6 +10,7 @@ from jobs.models import Job, JobEvent
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel, Endpoint
 from tests.datasets_app.factories import dataset_with_version
+from tests.evals_app.factories import evaluation_form
 
 pytestmark = pytest.mark.django_db
 
@@ -79,17 +80,7 @@ def test_it_starts_an_evaluation_job_with_the_chosen_settings(alice, alice_clien
 def test_it_asks_for_the_whole_judge_or_none_of_it(alice, alice_client, adapter):
     _, _, version = dataset_with_version(alice, rows=4)
     response = alice_client.post(
-        "/evaluations/new",
-        {
-            "adapter": adapter.pk,
-            "dataset_version": version.pk,
-            "split": "validation",
-            "max_rows": 5,
-            "max_tokens": 32,
-            "temperature": 0,
-            "top_p": 1,
-            "judge_base_url": "https://judge.example/v1",
-        },
+        "/evaluations/new", evaluation_form(adapter, version, judge_base_url="https://judge.example/v1")
     )
     assert response.status_code == 200 and not Evaluation.objects.exists()
     assert "give its endpoint, its model and your rubric" in response.content.decode()
@@ -192,20 +183,8 @@ def test_it_refuses_a_judge_address_it_must_not_call_and_names_the_field(
 ):
     settings.LATHE_OUTBOUND_ALLOW = []  # the test session allows 127.0.0.1 for its fake judges
     _, _, version = dataset_with_version(alice, rows=4)
-    response = alice_client.post(
-        "/evaluations/new",
-        {
-            "adapter": adapter.pk,
-            "dataset_version": version.pk,
-            "split": "validation",
-            "max_rows": 5,
-            "max_tokens": 32,
-            "temperature": 0,
-            "top_p": 1,
-            "judge_base_url": judge_url,
-            **JUDGE_FIELDS,
-        },
-    )
+    form = evaluation_form(adapter, version, judge_base_url=judge_url, **JUDGE_FIELDS)
+    response = alice_client.post("/evaluations/new", form)
 
     assert response.status_code == 200 and not Evaluation.objects.exists()
     errors = response.context["form"].errors["judge_base_url"]
@@ -216,20 +195,9 @@ def test_it_refuses_a_judge_address_it_must_not_call_and_names_the_field(
 def test_it_starts_an_evaluation_with_a_public_judge(alice, alice_client, adapter, settings):
     settings.LATHE_OUTBOUND_ALLOW = []
     _, _, version = dataset_with_version(alice, rows=4)
-    response = alice_client.post(
-        "/evaluations/new",
-        {
-            "adapter": adapter.pk,
-            "dataset_version": version.pk,
-            "split": "validation",
-            "max_rows": 5,
-            "max_tokens": 32,
-            "temperature": 0,
-            "top_p": 1,
-            "judge_base_url": "https://8.8.8.8/v1",  # an address, so no DNS is asked
-            **JUDGE_FIELDS,
-        },
-    )
+    # An address, so no DNS is asked.
+    form = evaluation_form(adapter, version, judge_base_url="https://8.8.8.8/v1", **JUDGE_FIELDS)
+    response = alice_client.post("/evaluations/new", form)
 
     evaluation = Evaluation.objects.get()
     assert response.status_code == 302

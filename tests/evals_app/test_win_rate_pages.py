@@ -20,7 +20,7 @@ from jobs.registry import JobFailure
 from jobs.states import JobState
 from models_app.models import Adapter, BaseModel
 from tests.datasets_app.factories import dataset_with_version
-from tests.evals_app.factories import sft_and_dpo_adapters
+from tests.evals_app.factories import evaluation_form, sft_and_dpo_adapters
 
 pytestmark = pytest.mark.django_db
 
@@ -65,15 +65,7 @@ def test_it_starts_an_evaluation_against_the_chosen_adapter_and_refuses_one_not_
     sft, dpo = sft_and_dpo
     bobs = _adapter(bob, base_model, "bobs-adapter")
     _, _, version = dataset_with_version(alice, rows=8)
-    fields = {
-        "adapter": dpo.pk,
-        "dataset_version": version.pk,
-        "split": "validation",
-        "max_rows": 5,
-        "max_tokens": 32,
-        "temperature": 0,
-        "top_p": 1,
-    }
+    fields = evaluation_form(dpo, version)
     refused = alice_client.post("/evaluations/new", {**fields, "baseline": bobs.pk})
     assert refused.status_code == 200 and "baseline" in refused.context["form"].errors
     response = alice_client.post("/evaluations/new", {**fields, "baseline": sft.pk})
