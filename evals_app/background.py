@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from django.db import close_old_connections
 
-from jobs.registry import JobCancelled
+from evals_app.core.generate import GenerationError
+from jobs.registry import JobCancelled, JobFailure
 from jobs.reporter import JobReporter
 
 POLL_SECONDS = 0.5
@@ -56,3 +57,13 @@ def in_background(reporter: JobReporter, total: int, work: Work):
     if stop.is_set():
         raise JobCancelled()
     return outcome["value"]
+
+
+def in_background_or_fail(reporter: JobReporter, total: int, work: Work, failure: JobFailure):
+    """in_background(), where a server that stops answering (GenerationError) fails the job with
+    `failure`, the server's reason added to its details."""
+    try:
+        return in_background(reporter, total, work)
+    except GenerationError as exc:
+        failure.details = {**(failure.details or {}), "reason": str(exc)}
+        raise failure from exc

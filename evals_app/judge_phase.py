@@ -5,9 +5,8 @@ prompt is better, both ways round (evals_app/core/pairwise.py), which gives the 
 
 from __future__ import annotations
 
-from evals_app.background import in_background
+from evals_app.background import in_background_or_fail
 from evals_app.core.bootstrap import bootstrap_mean_ci
-from evals_app.core.generate import GenerationError
 from evals_app.core.judge import JudgeItem, JudgeSettings, judge_answers
 from evals_app.core.pairwise import PairItem, judge_pairs
 from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation, EvaluationExample
@@ -55,15 +54,16 @@ def judge_evaluation(evaluation: Evaluation, reporter: JobReporter) -> None:
 
 def _asked(settings: JudgeSettings, reporter: JobReporter, total: int, ask):
     """`ask(on_progress, should_stop)`'s result, in the background; JobFailure if the judge is silent."""
-    try:
-        return in_background(reporter, total, ask)
-    except GenerationError as exc:
-        raise JobFailure(
+    return in_background_or_fail(
+        reporter,
+        total,
+        ask,
+        JobFailure(
             "judge_not_answering",
             f"The judge at {settings.base_url} did not answer.",
             "Check the judge's address, model and API key, or run the evaluation without a judge.",
-            details={"reason": str(exc)},
-        ) from exc
+        ),
+    )
 
 
 def _grades(examples: list[EvaluationExample], label: str, settings: JudgeSettings, reporter: JobReporter):

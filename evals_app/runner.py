@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from evals_app.background import in_background
+from evals_app.background import in_background, in_background_or_fail
 from evals_app.core.general_skills import EXAM_MAX_TOKENS, exam_report, load_exam
 from evals_app.core.rows import load_eval_rows
 from evals_app.judge_phase import judge_evaluation
@@ -64,24 +64,21 @@ def _load_rows(evaluation: Evaluation) -> list[dict]:
     return rows
 
 
-def _generation_settings(evaluation: Evaluation, **overrides) -> GenerationSettings:
+def _generation_settings(evaluation: Evaluation) -> GenerationSettings:
     from evals_app.core.generate import GenerationSettings
 
     return GenerationSettings(
-        **{
-            "max_tokens": int(evaluation.settings["max_tokens"]),
-            "temperature": float(evaluation.settings["temperature"]),
-            "top_p": float(evaluation.settings["top_p"]),
-            "seed": evaluation.settings.get("seed"),
-            "concurrency": int(evaluation.settings["concurrency"]),
-            **overrides,
-        }
+        max_tokens=int(evaluation.settings["max_tokens"]),
+        temperature=float(evaluation.settings["temperature"]),
+        top_p=float(evaluation.settings["top_p"]),
+        seed=evaluation.settings.get("seed"),
+        concurrency=int(evaluation.settings["concurrency"]),
     )
 
 
-def _ask(target, conversations: list, settings, reporter: JobReporter, what: str) -> list:
+def _ask(target, conversations: list, settings: GenerationSettings, reporter: JobReporter, what: str) -> list:
     """One model's answers to `conversations`, with progress; a server that stops answering fails the job."""
-    from evals_app.core.generate import GenerationError, generate_answers
+    from evals_app.core.generate import generate_answers
 
     reporter.stage(f"Answering {len(conversations)} {what} with {target.contender.display_name}")
 
@@ -96,15 +93,12 @@ def _ask(target, conversations: list, settings, reporter: JobReporter, what: str
             should_stop=should_stop,
         )
 
-    try:
-        return in_background(reporter, len(conversations), work)
-    except GenerationError as exc:
-        raise JobFailure(
-            "server_not_answering",
-            f"The model server stopped answering {target.contender.display_name}'s prompts.",
-            "Try again; if it keeps happening, open the endpoint's log on the Endpoints page.",
-            details={"reason": str(exc)},
-        ) from exc
+    failure = JobFailure(
+        "server_not_answering",
+        f"The model server stopped answering {target.contender.display_name}'s prompts.",
+        "Try again; if it keeps happening, open the endpoint's log on the Endpoints page.",
+    )
+    return in_background_or_fail(reporter, len(conversations), work, failure)
 
 
 @dataclass
@@ -119,7 +113,7 @@ def _generate(
 ) -> tuple[_Answers, str]:
     settings = _generation_settings(evaluation)
     # The exam asks for short answers, greedily: its questions have one right answer each.
-    exam_settings = _generation_settings(evaluation, max_tokens=EXAM_MAX_TOKENS, temperature=0.0, top_p=1.0)
+    exam_settings = replace(settings, max_tokens=EXAM_MAX_TOKENS, temperature=0.0, top_p=1.0)
     conversations = [row["messages"] for row in rows]
     answers = _Answers()
     # closing(): a failure in the loop still stops the evaluation's own server and unloads adapters.
