@@ -11,6 +11,7 @@ from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation, candidate_base
 from jobs.params import job_params
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel
+from training_app.selectors import rehearsal_retry_share
 
 # A fine-tuned model counts as worse than its base when its score is below the base's by more than
 # the noise: the whole confidence interval of the difference lies below zero.
@@ -72,11 +73,15 @@ def general_skills_summary(evaluation: Evaluation) -> dict | None:
                 row[f"{label}_share"] = 100 * counts["right"][label] / counts["questions"]
         skills.append(row)
     items = found["items"]
+    comparison = found.get("comparison")
     return {
+        "retrain_job": _rehearsal_retry_job(evaluation)
+        if comparison and comparison["verdict"] == "worse"
+        else None,
         "questions": questions,
         "tuned": found["right"].get(LABEL_TUNED),
         "base": found["right"].get(LABEL_BASE) if has_base else None,
-        "comparison": found.get("comparison"),
+        "comparison": comparison,
         "skills": skills,
         "lost": [
             item
@@ -89,6 +94,13 @@ def general_skills_summary(evaluation: Evaluation) -> dict | None:
             if has_base and item["right"][LABEL_TUNED] and not item["right"][LABEL_BASE]
         ],
     }
+
+
+def _rehearsal_retry_job(evaluation: Evaluation) -> dict | None:
+    """The supervised run that made the candidate adapter, and the rehearsal share to train it again with."""
+    job = evaluation.adapter.job if evaluation.adapter_id else None
+    share = rehearsal_retry_share(job) if job is not None else None
+    return {"id": job.pk, "rehearsal": share} if share is not None else None
 
 
 def deploy_warning(*, adapter: Adapter | None = None, model: BaseModel | None = None) -> dict | None:

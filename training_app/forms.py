@@ -46,6 +46,7 @@ LABELS = {
     "lora_r": "LoRA r",
     "liger_kernels": "Liger kernels",
     "fused_optimizer": "Fused AdamW",
+    "rehearsal": "Keep general skills (rehearsal)",
 }
 # Shown first; the rest sit under "More settings".
 MAIN_FIELDS = (
@@ -58,6 +59,7 @@ MAIN_FIELDS = (
     "batch_size",
     "grad_accum",
     "gpus",
+    "rehearsal",
 )
 
 

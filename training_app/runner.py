@@ -35,6 +35,7 @@ from training_app.ml.errors import (
     TrainingProcessLost,
 )
 from training_app.ml.recipe import Recipe
+from training_app.rehearsal import training_rows_with_rehearsal
 
 # What a metric event carries: the keys of MetricPayload, the one definition the charts draw from (its
 # optional keys, a preference run's rewards, only where the trainer reports them).
@@ -289,7 +290,6 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
     if resume or job.attempts > 1:  # earlier runs' steps after the checkpoint are trained again
         step = job.checkpoints.filter(path=resume).values_list("step", flat=True).first() if resume else 0
         job_steps_supersede(job.pk, after_step=step or 0)
-    reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
     sink = _EventSink(job, reporter)
     output_dir = training_output_dir(job.pk)
     with (
@@ -297,12 +297,14 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         _lost_processes_go_on(job),
         training_folder_lock(output_dir, reporter),
     ):
+        train_path = training_rows_with_rehearsal(inputs, recipe, output_dir, reporter)
+        reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
         result = _train_on_leased_cards(
             processes=params.gpus or 1,
             sharded=params.sharded,
             cluster=cluster_run_for(job) if params.cluster else None,
             base_model_dir=inputs.model_dir,
-            train_path=inputs.train_path,
+            train_path=train_path,
             validation_path=inputs.validation_path,
             output_dir=output_dir,
             recipe=recipe,

@@ -1,10 +1,24 @@
 from django.contrib.auth.models import AbstractBaseUser
 
-from jobs.models import Checkpoint
+from jobs.models import Checkpoint, Job
+from jobs.params import job_params
+from jobs.states import JobKind
 from lathe_common.web.storage import data_folder_bytes
+from training_app.ml.rehearsal import MAX_SHARE, SUGGESTED_SHARE
 
 
 def stored_checkpoint_bytes(user: AbstractBaseUser) -> int:
     """The user's training checkpoints kept on disk (their storage quota, accounts/quotas.py)."""
     paths = Checkpoint.objects.filter(job__owner=user).values_list("path", flat=True)
     return sum(data_folder_bytes(path) for path in paths)
+
+
+def rehearsal_retry_share(job: Job) -> float | None:
+    """The rehearsal share to train ``job`` again with when its model forgot general skills (None: the job
+    can't take more: not a supervised fine-tuning job, or already at the most)."""
+    if job.kind != JobKind.TRAIN:
+        return None
+    recipe = job_params(job).run_recipe()
+    if recipe.preference or recipe.rehearsal >= MAX_SHARE:
+        return None
+    return min(MAX_SHARE, max(SUGGESTED_SHARE, 2 * recipe.rehearsal))

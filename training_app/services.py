@@ -27,6 +27,7 @@ from training_app.cluster import RAY_TARGET
 from training_app.estimate import estimate_for_launch
 from training_app.ml.recipe import Recipe, RecipeError, load_plain_yaml
 from training_app.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
+from training_app.selectors import rehearsal_retry_share
 
 # The guide: "先小规模试训：用100条数据跑通全流程" (a trial with 100 rows first).
 TRIAL_ROWS = 100
@@ -336,19 +337,45 @@ def training_resume(*, job: Job, checkpoint: Checkpoint) -> Job:
     )
 
 
-def training_retry_with(*, job: Job, changes: dict) -> Job:
-    """A new job with the same data and model and the recipe changed as given (e.g. OOM remedies)."""
+def training_retry_with(
+    *, job: Job, changes: dict, checkpointing_forced: bool = True, recipe_reason: str = ""
+) -> Job:
+    """A new job with the same data and model and the recipe changed as given (e.g. OOM remedies).
+
+    ``checkpointing_forced``: the remedies of an out-of-memory failure turn gradient checkpointing on
+    whether or not the estimate asks for it.
+    """
     params = job_params(job)
     recipe = Recipe.from_dict({**(params.recipe or {}), **changes})
+    version = DatasetVersion.objects.filter(pk=params.dataset_version_id).first()
+    base_model = BaseModel.objects.filter(pk=params.base_model_id).first()
+    if version is None or base_model is None:
+        raise TrainingRefused("The dataset version or base model of that job has been deleted.")
     return training_start(
         owner=job.owner,
-        dataset_version=DatasetVersion.objects.get(pk=params.dataset_version_id),
-        base_model=BaseModel.objects.get(pk=params.base_model_id),
+        dataset_version=version,
+        base_model=base_model,
         recipe=recipe,
         trial=getattr(params, "trial", False),
         target_queue=job.queue,
-        # The remedies of an out-of-memory failure: checkpointing whether or not the estimate asks for it.
-        checkpointing_forced=True,
+        checkpointing_forced=checkpointing_forced,
+        recipe_reason=recipe_reason,
+    )
+
+
+def training_again_with_rehearsal(*, job: Job) -> Job:
+    """The same run again with (more) rehearsal: the answer to "it forgot general skills"."""
+    share = rehearsal_retry_share(job)
+    if share is None:
+        raise TrainingRefused(
+            "Rehearsal applies to supervised fine-tuning runs, and this one can't take more of it."
+        )
+    return training_retry_with(
+        job=job,
+        changes={"rehearsal": share},
+        checkpointing_forced=False,
+        recipe_reason=f"The settings of job {job.pk} with rehearsal {share:g}, because its model forgot "
+        "some general skills.",
     )
 
 

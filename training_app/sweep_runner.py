@@ -11,6 +11,7 @@ from jobs.params import job_params
 from jobs.registry import JobFailure
 from jobs.reporter import JobReporter
 from training_app.folder_lock import training_folder_lock
+from training_app.rehearsal import training_rows_with_rehearsal
 from training_app.runner import (
     _EventSink,
     adapter_record,
@@ -39,12 +40,16 @@ def run_sweep_job(job: Job, reporter: JobReporter) -> dict:
     sink = _EventSink(job, reporter)
     output_dir = sweep_output_dir(job)
     with training_failures_explained(), training_folder_lock(output_dir, reporter):
+        base_recipe = job_params(job).run_recipe()
+        train_path = training_rows_with_rehearsal(inputs, base_recipe, output_dir, reporter)
+        if train_path != inputs.train_path:
+            reporter.stage(f"Trying {trials} settings")
         result = run_sweep(
             base_model_dir=inputs.model_dir,
-            train_path=inputs.train_path,
+            train_path=train_path,
             validation_path=inputs.validation_path,
             output_dir=output_dir,
-            base_recipe=job_params(job).run_recipe(),
+            base_recipe=base_recipe,
             trials=trials,
             on_event=sink,
             should_stop=sink.should_stop,

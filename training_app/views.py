@@ -34,6 +34,7 @@ from training_app.services import (
     sft_then_dpo_start,
     sweep_resume,
     sweep_start,
+    training_again_with_rehearsal,
     training_resume,
     training_retry_with,
     training_start,
@@ -228,6 +229,25 @@ def training_retry_view(request: HttpRequest, job_id: int) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect("job_detail", job_id=job.pk)
     messages.info(request, "Retrying with: " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
+    return redirect("job_detail", job_id=new_job.pk)
+
+
+@login_required
+@require_POST
+def training_rehearsal_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One click after an evaluation found the model forgot general skills: the same run with rehearsal."""
+    job = get_job_for_user(request.user, job_id)
+    try:
+        new_job = training_again_with_rehearsal(job=job)
+    except TrainingRefused as exc:
+        messages.error(request, exc.message)
+        return redirect("job_detail", job_id=job.pk)
+    share = job_params(new_job).run_recipe().rehearsal
+    messages.info(
+        request,
+        f"Training again with rehearsal {share:g}: the base model's own answers to general "
+        "questions are mixed into your data.",
+    )
     return redirect("job_detail", job_id=new_job.pk)
 
 

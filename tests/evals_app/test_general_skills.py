@@ -14,6 +14,7 @@ from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel, Endpoint
 from tests.datasets_app.factories import dataset_with_version
 from tests.evals_app.factories import evaluation_form
+from training_app.ml.recipe import Recipe
 
 EXAM = load_exam()
 BY_ID = {item.id: item for item in EXAM}
@@ -154,3 +155,56 @@ def test_the_form_checks_general_skills_unless_unticked(alice, alice_client, ada
     alice_client.post("/evaluations/new", {**fields, "general_skills": "on"})
     alice_client.post("/evaluations/new", fields)  # a checkbox left unticked is not sent
     assert [e.settings["general_skills"] for e in Evaluation.objects.order_by("pk")] == [True, False]
+
+
+@pytest.mark.django_db
+def test_a_model_that_forgot_is_trained_again_with_rehearsal_in_one_click(alice, alice_client, bob_client):
+    from training_app.services import training_start
+
+    _, _, version = dataset_with_version(alice, rows=8)
+    base = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-7B-Instruct", display_name="7B")
+    job = training_start(
+        owner=alice,
+        dataset_version=version,
+        base_model=base,
+        recipe=Recipe(learning_rate=1e-3, num_epochs=10),
+    )
+    adapter = Adapter.objects.create(
+        owner=alice, base_model=base, name="forgetful", path="/x", rank=8, job=job
+    )
+    evaluation = _evaluated(alice, adapter, _report(10))
+
+    body = alice_client.get(f"/evaluations/{evaluation.pk}/").content.decode()
+    assert f'action="/train/{job.pk}/rehearsal/" id="train-with-rehearsal"' in body
+    assert f"The same run (job {job.pk}) with the base model's own answers" in body
+
+    assert bob_client.post(f"/train/{job.pk}/rehearsal/").status_code == 404  # not his job
+    response = alice_client.post(f"/train/{job.pk}/rehearsal/")
+    again = Job.objects.exclude(pk=job.pk).get(kind=JobKind.TRAIN)
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{again.pk}/"
+    recipe = Recipe.from_dict(again.params["recipe"])
+    assert (recipe.rehearsal, recipe.learning_rate, recipe.num_epochs) == (0.5, 1e-3, 10)
+    assert again.params["dataset_version_id"] == version.pk and again.params["base_model_id"] == base.pk
+    assert again.params["recipe_reason"].startswith(f"The settings of job {job.pk} with rehearsal 0.5")
+
+    # Its model forgot too: the next click doubles the share, up to one rehearsal answer per conversation.
+    adapter_again = Adapter.objects.create(
+        owner=alice, base_model=base, name="again", path="/y", rank=8, job=again
+    )
+    page = alice_client.get(f"/evaluations/{_evaluated(alice, adapter_again, _report(10)).pk}/").content
+    assert "(1 per conversation)" in page.decode()
+    alice_client.post(f"/train/{again.pk}/rehearsal/")
+    third = Job.objects.filter(kind=JobKind.TRAIN).latest("pk")
+    assert Recipe.from_dict(third.params["recipe"]).rehearsal == 1.0
+    at_most = Adapter.objects.create(owner=alice, base_model=base, name="most", path="/z", rank=8, job=third)
+    page = alice_client.get(f"/evaluations/{_evaluated(alice, at_most, _report(10)).pk}/").content.decode()
+    assert "It forgot some of what it knew" in page and 'id="train-with-rehearsal"' not in page
+
+
+@pytest.mark.django_db
+def test_no_rehearsal_is_offered_for_a_change_within_chance_or_an_adapter_without_its_job(
+    alice, alice_client, adapter
+):
+    same = alice_client.get(f"/evaluations/{_evaluated(alice, adapter, _report(2)).pk}/").content.decode()
+    forgot = alice_client.get(f"/evaluations/{_evaluated(alice, adapter, _report(10)).pk}/").content.decode()
+    assert 'id="train-with-rehearsal"' not in same and 'id="train-with-rehearsal"' not in forgot

@@ -39,8 +39,13 @@ def generate_answers(
     max_new_tokens: int = 64,
     batch_size: int = DEFAULT_BATCH,
     on_batch: Callable[[int, int], None] | None = None,
+    finished: list[bool] | None = None,
 ) -> list[str]:
-    """One greedy answer per conversation (its messages up to the assistant's turn)."""
+    """One greedy answer per conversation (its messages up to the assistant's turn).
+
+    ``finished``, when given, gets one flag per answer: whether the model ended it itself (an
+    end-of-sequence token) rather than being cut off at ``max_new_tokens``.
+    """
     import torch
 
     was_training = model.training
@@ -66,6 +71,9 @@ def generate_answers(
                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
                 )
                 prompt_length = inputs["input_ids"].shape[1]
+                if finished is not None:
+                    ends = _end_tokens(model, tokenizer)
+                    finished += [bool(ends & set(row[prompt_length:].tolist())) for row in output]
                 answers += [
                     tokenizer.decode(row[prompt_length:], skip_special_tokens=True).strip() for row in output
                 ]
@@ -76,3 +84,12 @@ def generate_answers(
         if was_training:
             model.train()
     return answers
+
+
+def _end_tokens(model: Any, tokenizer: Any) -> set[int]:
+    """The token ids that end an answer: the generation config's end-of-sequence ids and the tokenizer's."""
+    ends = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ends = set(ends if isinstance(ends, list) else [ends] if ends is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ends.add(tokenizer.eos_token_id)
+    return ends

@@ -28,6 +28,7 @@ from models_app.presets import (  # noqa: F401
     MLP_MODULES,
 )
 from training_app.ml.errors import TrainingNotRunnable
+from training_app.ml.rehearsal import MAX_SHARE
 
 METHODS = ADAPTER_METHODS
 CHECKPOINTING_CHOICES = ("auto", "on", "off")
@@ -119,6 +120,10 @@ RECIPE_HELP: dict[str, str] = {
     "precompute_reference": "DPO and KTO compare the model with its starting point (the reference). On: the "
     "reference's scores are computed once for every pair before training, so training needs less memory; "
     "off: computed at each step, no pass over the data at the start.",
+    "rehearsal": "Keep general skills: how many of the base model's own answers to general questions "
+    "(writing, explaining, arithmetic, formats...) join the training per conversation of yours, so it "
+    "does not forget what it knew while learning your topic (0.25: one for every four; 0: none; at most "
+    "100 in all). Worth it when an evaluation says the model forgot general skills. Supervised runs only.",
     "report_to": "Also send the metrics to an experiment tracker: 'none', 'mlflow' or 'wandb' "
     "(it must be installed and configured on the worker).",
 }
@@ -228,6 +233,7 @@ class Recipe:
     preference_loss: str = "sigmoid"
     simpo_gamma: float = 1.0
     precompute_reference: bool = False
+    rehearsal: float = 0.0
     report_to: str = "none"
 
     def __post_init__(self) -> None:
@@ -244,6 +250,11 @@ class Recipe:
                 errors[field.name] = str(error)
         if not errors and self.method == "ia3" and (self.use_dora or self.use_rslora):
             errors["method"] = "DoRA and rsLoRA are LoRA options; switch them off to use IA3."
+        if not errors and self.rehearsal and self.objective in PREFERENCE_OBJECTIVES:
+            errors["rehearsal"] = (
+                "mixes conversations into supervised runs only; set it to 0 for preference tuning "
+                "(or use it in the supervised run before)."
+            )
         if errors:
             raise RecipeError(errors)
 
@@ -565,5 +576,6 @@ _CHECKS = {
     "preference_loss": _choice(PREFERENCE_LOSSES),
     "simpo_gamma": _float(0.0, 10.0),
     "precompute_reference": _bool,
+    "rehearsal": _float(0.0, MAX_SHARE),
     "report_to": _choice(REPORT_TO_CHOICES),
 }

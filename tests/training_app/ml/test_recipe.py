@@ -210,3 +210,13 @@ def test_any_text_loads_as_plain_yaml_or_a_value_error(text):
         load_plain_yaml(text)
     except ValueError as error:
         assert str(error)
+
+
+def test_rehearsal_is_a_share_for_supervised_runs_only():
+    assert Recipe().rehearsal == 0 and Recipe(rehearsal="0.25").rehearsal == 0.25
+    with pytest.raises(RecipeError) as too_much:
+        Recipe(rehearsal=1.5)
+    assert too_much.value.errors["rehearsal"] == "must be at least 0 and at most 1; got 1.5."
+    with pytest.raises(RecipeError) as preference:
+        Recipe(objective="dpo", rehearsal=0.5)
+    assert "supervised runs only" in preference.value.errors["rehearsal"]
