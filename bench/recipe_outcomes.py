@@ -14,7 +14,10 @@ checkpoint, and by the base model, and an answer counts when it contains the fac
 - ``guide``: the seed guide's settings (``Recipe()``: r=64, alpha 16, lr 2e-4, 3 epochs, batch 1 x 8);
 - ``auto``: ``training_app.ml.auto_recipe.auto_recipe`` for the set's size and token lengths (what the form
   and the OpenAI API's "auto" start from);
-- ``custom``: the guide's settings with ``--set name=value`` changes.
+- ``custom``: the guide's settings with ``--set name=value`` changes;
+- ``auto+rehearsal``: the automatic settings with ``rehearsal`` 0.5 (the base model's own answers to general
+  questions mixed in, as the worker mixes them: ``training_app/ml/rehearsal.py``). ``--set rehearsal=0.5``
+  adds it to a custom recipe.
 
 One line per run is appended to bench/out/recipe_outcomes.jsonl (wall time of training, the recipe,
 the steps, which checkpoint was kept, right answers of the kept adapter, the last checkpoint and the base,
@@ -59,13 +62,33 @@ def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path)
 
     if name == "guide":
         return Recipe(), "the guide's settings"
-    if name == "auto":
+    if name in ("auto", "auto+rehearsal"):
         from training_app.ml.auto_recipe import auto_recipe, dataset_shape
+        from training_app.ml.rehearsal import SUGGESTED_SHARE
 
         shape = dataset_shape(train_path, base_model_dir)
         choice = auto_recipe(shape, model_parameters=135e6)
+        if name == "auto+rehearsal":
+            return choice.recipe.replace(rehearsal=SUGGESTED_SHARE), choice.reason + " With rehearsal."
         return choice.recipe, choice.reason
     return Recipe().replace(**changes), f"custom {changes}"
+
+
+def with_rehearsal(train_path: Path, folder: Path, recipe):
+    """The training rows with the base model's own answers mixed in, as the worker mixes them
+    (training_app/rehearsal.py), the answers cached in bench/out across runs."""
+    from training_app.ml.components import load_model
+    from training_app.ml.rehearsal import AnswerCache, answer_with_model, mix_rehearsal
+
+    precision = recipe.resolve_precision("cpu")
+    return mix_rehearsal(
+        train_path=train_path,
+        output_path=folder / "train_with_rehearsal.jsonl",
+        share=recipe.rehearsal,
+        seed=recipe.seed,
+        cache=AnswerCache(RESULTS.parent / "rehearsal-cache" / "demo-model.jsonl"),
+        answer=answer_with_model(DEMO_MODEL, lambda: load_model(DEMO_MODEL, recipe, precision=precision)),
+    )
 
 
 def score(model, tokenizer, tests: list[dict]) -> tuple[int, list[str]]:
@@ -103,8 +126,9 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         folder = Path(tmp)
         train_path, validation_path, _ = canonical_split(train_file, folder)
         recipe, reason = recipe_for(recipe_name, changes, train_path, DEMO_MODEL)
-        events: list[dict] = []
         started = time.monotonic()
+        rehearsed = with_rehearsal(train_path, folder, recipe) if recipe.rehearsal else None
+        events: list[dict] = []
         verdict_started: list[float] = []
 
         def on_event(event: dict) -> None:
@@ -114,7 +138,7 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
 
         result = train(
             base_model_dir=DEMO_MODEL,
-            train_path=train_path,
+            train_path=rehearsed.path if rehearsed else train_path,
             validation_path=validation_path,
             output_dir=folder / "out",
             recipe=recipe,
@@ -145,6 +169,7 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         "verdict": {k: result.verdict[k] for k in ("right", "base_right", "total")}
         if result.verdict
         else None,
+        "rehearsal_rows": rehearsed.added if rehearsed else 0,
         "final_step": result.final_step,
         "best_step": result.best_step,
         "evals": evals,
@@ -187,7 +212,8 @@ def main() -> None:
                 f"{set_name:11} {recipe_name:7} {line['train_seconds']:7.1f}s "
                 f"(verdict {line['verdict_seconds']}s "
                 f"{line['verdict']}) steps {line['final_step']:4} "
-                f"kept {line['best_step']} right {line['right_kept']}/{line['tests']} "
+                f"rehearsal {line['rehearsal_rows']} kept {line['best_step']} "
+                f"right {line['right_kept']}/{line['tests']} "
                 f"(last {line['right_last']}, base {line['right_base']}) "
                 f"general skills {line['general_skills']['kept']}/48 (base {line['general_skills']['base']}, "
                 f"lost {line['general_skills']['lost']}, gained {line['general_skills']['gained']}, "

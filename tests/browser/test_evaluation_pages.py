@@ -9,7 +9,7 @@ from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation
 from evals_app.services import evaluation_record
 from jobs.models import Job
 from jobs.states import JobKind, JobState
-from models_app.models import BaseModel
+from models_app.models import Adapter, BaseModel
 from tests.browser.session import log_in
 from tests.datasets_app.factories import dataset_with_version
 from tests.evals_app.factories import sft_and_dpo_adapters
@@ -103,3 +103,46 @@ def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_t
     assert not lost.locator("li").first.is_visible()  # folded until asked for
     lost.locator("summary").click()
     assert lost.locator("li").count() == 8 and "What is 17 + 26?" in lost.locator("li").first.text_content()
+    assert (
+        skills.locator("#train-with-rehearsal").count() == 0
+    )  # a DPO adapter: rehearsal is for supervised runs
+
+
+def test_a_model_that_forgot_is_trained_again_with_rehearsal_from_its_results(live_site, browser_page, alice):
+    from training_app.ml.recipe import Recipe
+    from training_app.services import training_start
+
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-7B-Instruct", display_name="7B")
+    _, _, version = dataset_with_version(alice, rows=ROWS)
+    job = training_start(
+        owner=alice,
+        dataset_version=version,
+        base_model=model,
+        recipe=Recipe(learning_rate=1e-3),
+        target_queue="idle",
+    )
+    adapter = Adapter.objects.create(owner=alice, base_model=model, name="clinic", path="/x", rank=8, job=job)
+    evaluation = Evaluation.objects.create(
+        owner=alice,
+        job=Job.objects.create(owner=alice, kind=JobKind.EVALUATE, state=JobState.SUCCEEDED, queue="gpu"),
+        adapter=adapter,
+        dataset_version=version,
+        general_skills=exam_report(
+            EXAM,
+            {
+                LABEL_TUNED: ["No idea." if item.skill == "facts" else item.answer for item in EXAM],
+                LABEL_BASE: [item.answer for item in EXAM],
+            },
+            candidate=LABEL_TUNED,
+            baseline=LABEL_BASE,
+        ),
+    )
+    page = browser_page
+    log_in(page, live_site)
+    page.goto(f"{live_site}/evaluations/{evaluation.pk}/")
+    page.locator("#train-with-rehearsal button").click()
+    page.wait_for_url("**/jobs/*/")
+    again = Job.objects.filter(kind=JobKind.TRAIN).latest("pk")
+    assert again.pk != job.pk and page.url.endswith(f"/jobs/{again.pk}/")
+    assert "Training again with rehearsal 0.5" in page.content()
+    assert Recipe.from_dict(again.params["recipe"]).rehearsal == 0.5
