@@ -20,6 +20,13 @@ ROWS = 10
 EXAM = load_exam()
 
 
+def _forgot(*, skill: str) -> dict:
+    """A general skills report where the candidate got one skill's 8 questions wrong and its base none."""
+    tuned = ["No idea." if item.skill == skill else item.answer for item in EXAM]
+    answers = {LABEL_TUNED: tuned, LABEL_BASE: [item.answer for item in EXAM]}
+    return exam_report(EXAM, answers, candidate=LABEL_TUNED, baseline=LABEL_BASE)
+
+
 def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_the_win_rate(
     live_site, browser_page, alice
 ):
@@ -65,15 +72,7 @@ def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_t
         report=report.to_dict(),
         generation_note="greedy",
         # The general skills check: the DPO adapter got the 8 arithmetic questions wrong, the SFT one none.
-        general_skills=exam_report(
-            EXAM,
-            {
-                LABEL_TUNED: ["No idea." if item.skill == "arithmetic" else item.answer for item in EXAM],
-                LABEL_BASE: [item.answer for item in EXAM],
-            },
-            candidate=LABEL_TUNED,
-            baseline=LABEL_BASE,
-        ),
+        general_skills=_forgot(skill="arithmetic"),
     )
 
     page.goto(f"{live_site}/evaluations/{evaluation.pk}/")
@@ -127,15 +126,7 @@ def test_a_model_that_forgot_is_trained_again_with_rehearsal_from_its_results(li
         job=Job.objects.create(owner=alice, kind=JobKind.EVALUATE, state=JobState.SUCCEEDED, queue="gpu"),
         adapter=adapter,
         dataset_version=version,
-        general_skills=exam_report(
-            EXAM,
-            {
-                LABEL_TUNED: ["No idea." if item.skill == "facts" else item.answer for item in EXAM],
-                LABEL_BASE: [item.answer for item in EXAM],
-            },
-            candidate=LABEL_TUNED,
-            baseline=LABEL_BASE,
-        ),
+        general_skills=_forgot(skill="facts"),
     )
     page = browser_page
     log_in(page, live_site)
