@@ -16,6 +16,7 @@ from training_app.ml.memory import (
     suggest_fitting_settings,
 )
 from training_app.ml.recipe import Recipe
+from training_app.ml.rehearsal import rehearsal_tokens
 
 PREFERENCE_MEMORY_NOTES = {
     "dpo": " DPO counts twice the activations (each pair's two answers go through together); its reference "
@@ -71,8 +72,13 @@ def _cpu_worker_memory_gb(target: str) -> float | None:
     return max(sizes, default=None)
 
 
-def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "", tokens: int = 0) -> dict:
-    """JSON-safe verdict: fits, why, settings that would fit, whether checkpointing is needed, time."""
+def estimate_for_launch(
+    base_model: BaseModel, recipe: Recipe, target: str = "", tokens: int = 0, rows: int = 0
+) -> dict:
+    """JSON-safe verdict: fits, why, settings that would fit, whether checkpointing is needed, time.
+
+    ``tokens`` and ``rows``: the training data's, for the time (rehearsal adds conversations to them).
+    """
     shape = model_shape(base_model)
     on_cluster = target == RAY_TARGET
     gpu = _target_gpu("" if on_cluster else target)
@@ -106,6 +112,8 @@ def estimate_for_launch(base_model: BaseModel, recipe: Recipe, target: str = "",
         return _cluster_estimate(shape, settings, recipe, gpu)
     checkpointing = recipe.gradient_checkpointing == "on"
     estimate = estimate_training_memory(shape, gradient_checkpointing=checkpointing, **settings)
+    if tokens and recipe.rehearsal:
+        tokens += rehearsal_tokens(rows, recipe.rehearsal)
     total_tokens = int(tokens * recipe.num_epochs) if tokens else 0
     if gpu is None:
         seconds = (

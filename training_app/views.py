@@ -157,14 +157,14 @@ def training_estimate(request: HttpRequest) -> JsonResponse:
     """Memory and time estimate for the form, recomputed as the user changes settings."""
     base_model = get_base_model_for_user(request.user, int_param(request.GET, "base_model"))
     values = {
-        key: value for key, value in request.GET.items() if key not in {"base_model", "target", "tokens"}
+        key: value for key, value in request.GET.items() if key not in {"base_model", "target", "tokens", "rows"}
     }
     try:
         recipe = Recipe.from_dict(_coerce(values))
     except RecipeError as error:
         return JsonResponse({"error": error.errors}, status=400)
-    tokens = int_param(request.GET, "tokens")
-    return JsonResponse(estimate_for_launch(base_model, recipe, request.GET.get("target", ""), tokens))
+    tokens, rows = int_param(request.GET, "tokens"), int_param(request.GET, "rows")
+    return JsonResponse(estimate_for_launch(base_model, recipe, request.GET.get("target", ""), tokens, rows))
 
 
 def _coerce(values: dict[str, str]) -> dict:

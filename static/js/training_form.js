@@ -15,6 +15,7 @@
     const params = new URLSearchParams(new FormData(form));
     params.delete("csrfmiddlewaretoken");
     params.set("tokens", form.dataset.tokens || "0");
+    params.set("rows", form.dataset.rows || "0");  // rehearsal adds conversations in proportion
     fetch(form.dataset.estimateUrl + "?" + params.toString(), { credentials: "same-origin" })
       .then((r) => r.json())
       .then((e) => {

@@ -49,6 +49,15 @@ def test_it_turns_checkpointing_on_when_a_7b_model_needs_it_to_fit_24_gb(alice_c
     assert estimate["time_seconds"] > 0
 
 
+def test_rehearsal_adds_its_conversations_to_the_time(alice_client):
+    _gpu_worker(24)
+    model = _model("Qwen/Qwen2.5-7B-Instruct")
+    plain = _estimate(alice_client, model, tokens=200_000, rows=400)
+    rehearsed = _estimate(alice_client, model, tokens=200_000, rows=400, rehearsal=0.25)
+    # 400 rows at 0.25: 100 general questions' answers, about 120 tokens each, join each pass.
+    assert rehearsed["time_seconds"] == pytest.approx(plain["time_seconds"] * 212_000 / 200_000, rel=0.01)
+
+
 def test_it_refuses_a_launch_that_cannot_fit_and_says_what_would(alice_client, alice):
     _gpu_worker(24)
     _, _, version = dataset_with_version(alice)

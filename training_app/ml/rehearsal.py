@@ -36,6 +36,10 @@ MAX_SHARE = 1.0
 # What "Train again with rehearsal" sets (bench/RESULTS.md section 21).
 SUGGESTED_SHARE = 0.5
 MAX_NEW_TOKENS = 192
+# Tokens of one rehearsal conversation, for the time estimate: 89 on average for the demo model's answers
+# (bench/out/rehearsal-cache), longer for a larger model's, at most the question and 192 new tokens.
+TOKENS_PER_CONVERSATION = 120
+PROMPT_COUNT = 100  # the lines of rehearsal_prompts.jsonl
 GENERATION_BATCH = 8
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -67,6 +71,11 @@ def rehearsal_count(train_rows: int, share: float, available: int) -> int:
     if share <= 0 or train_rows <= 0:
         return 0
     return min(available, math.ceil(train_rows * share))
+
+
+def rehearsal_tokens(train_rows: int, share: float) -> int:
+    """About how many tokens rehearsal adds to one pass over ``train_rows`` conversations."""
+    return rehearsal_count(train_rows, share, PROMPT_COUNT) * TOKENS_PER_CONVERSATION
 
 
 def chinese_share(rows: Iterable[dict[str, Any]]) -> float:
