@@ -156,9 +156,8 @@ def training_import(request: HttpRequest, version_id: int) -> HttpResponse:
 def training_estimate(request: HttpRequest) -> JsonResponse:
     """Memory and time estimate for the form, recomputed as the user changes settings."""
     base_model = get_base_model_for_user(request.user, int_param(request.GET, "base_model"))
-    values = {
-        key: value for key, value in request.GET.items() if key not in {"base_model", "target", "tokens", "rows"}
-    }
+    not_recipe = {"base_model", "target", "tokens", "rows"}
+    values = {key: value for key, value in request.GET.items() if key not in not_recipe}
     try:
         recipe = Recipe.from_dict(_coerce(values))
     except RecipeError as error:
