@@ -99,9 +99,9 @@ def score(model, tokenizer, tests: list[dict]) -> tuple[int, list[str]]:
     return sum(domain_sets.answer_is_right(a, t) for a, t in zip(answers, tests, strict=True)), answers
 
 
-def general_skills(model, tokenizer) -> list[bool]:
+def general_skills(model, tokenizer) -> tuple[list[bool], list[str]]:
     """The product's general skills check (evals_app/core/general_skills.py), answered greedily with as many
-    new tokens as the evaluation job gives them, graded by the product's own grader."""
+    new tokens as the evaluation job gives them, graded by the product's own grader; and the answers."""
     from evals_app.core.general_skills import EXAM_MAX_TOKENS, grade, load_exam
     from training_app.ml.answers import generate_answers
 
@@ -109,7 +109,7 @@ def general_skills(model, tokenizer) -> list[bool]:
     answers = generate_answers(
         model, tokenizer, [item.conversation() for item in exam], max_new_tokens=EXAM_MAX_TOKENS
     )
-    return [grade(item, answer) for item, answer in zip(exam, answers, strict=True)]
+    return [grade(item, answer) for item, answer in zip(exam, answers, strict=True)], answers
 
 
 def run(set_name: str, recipe_name: str, changes: dict) -> dict:
@@ -149,10 +149,10 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(DEMO_MODEL)
         base = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32)
         base_right, _ = score(base, tokenizer, tests)
-        base_skills = general_skills(base, tokenizer)
+        base_skills, base_said = general_skills(base, tokenizer)
         kept = PeftModel.from_pretrained(base, result.adapter_dir)
         kept_right, answers = score(kept, tokenizer, tests)
-        kept_skills = general_skills(kept, tokenizer)
+        kept_skills, kept_said = general_skills(kept, tokenizer)
         last_right = None
         if result.checkpoints and result.best_step is not None and result.best_step != result.final_step:
             base = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32)
@@ -182,6 +182,8 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
             "kept": sum(kept_skills),
             "base": sum(base_skills),
             **compare(kept_skills, base_skills),
+            # Answers word for word the base model's: how much of its everyday behaviour the run left alone.
+            "same_as_base": sum(a == b for a, b in zip(kept_said, base_said, strict=True)),
         },
         "answers": answers[:4],
         "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -217,6 +219,7 @@ def main() -> None:
                 f"(last {line['right_last']}, base {line['right_base']}) "
                 f"general skills {line['general_skills']['kept']}/48 (base {line['general_skills']['base']}, "
                 f"lost {line['general_skills']['lost']}, gained {line['general_skills']['gained']}, "
+                f"same answers {line['general_skills']['same_as_base']}, "
                 f"{line['general_skills']['verdict']})  {line['reason']}",
                 flush=True,
             )
