@@ -177,6 +177,8 @@ def test_a_model_that_forgot_is_trained_again_with_rehearsal_in_one_click(alice,
     body = alice_client.get(f"/evaluations/{evaluation.pk}/").content.decode()
     assert f'action="/train/{job.pk}/rehearsal/" id="train-with-rehearsal"' in body
     assert f"The same run (job {job.pk}) with the base model's own answers" in body
+    deploy = alice_client.post("/models/deploy", {"adapter_id": adapter.pk}).content.decode()
+    assert f'action="/train/{job.pk}/rehearsal/" class="inline" id="deploy-train-with-rehearsal"' in deploy
 
     assert bob_client.post(f"/train/{job.pk}/rehearsal/").status_code == 404  # not his job
     response = alice_client.post(f"/train/{job.pk}/rehearsal/")
