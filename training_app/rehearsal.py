@@ -30,12 +30,12 @@ def training_rows_with_rehearsal(
     """The file to train on: the version's own when the recipe asks for no rehearsal."""
     if not recipe.rehearsal or recipe.preference:
         return inputs.train_path
-    model_dir = inputs.model_dir
     import torch
 
     from training_app.ml.components import load_model
     from training_app.ml.rehearsal import AnswerCache, answer_with_model, mix_rehearsal
 
+    model_dir = inputs.model_dir
     reporter.stage("Rehearsal: the base model answers general questions")
     precision = recipe.resolve_precision("cuda" if torch.cuda.is_available() else "cpu")
     mix = mix_rehearsal(
