@@ -9,9 +9,9 @@ from django.shortcuts import get_object_or_404
 from evals_app.core.general_skills import SKILL_NAMES
 from evals_app.models import LABEL_BASE, LABEL_TUNED, Evaluation, candidate_base_model
 from jobs.params import job_params
+from jobs.registry import kind_function
 from jobs.states import JobKind, JobState
 from models_app.models import Adapter, BaseModel
-from training_app.selectors import rehearsal_retry_share
 
 # A fine-tuned model counts as worse than its base when its score is below the base's by more than
 # the noise: the whole confidence interval of the difference lies below zero.
@@ -75,9 +75,7 @@ def general_skills_summary(evaluation: Evaluation) -> dict | None:
     items = found["items"]
     comparison = found.get("comparison")
     return {
-        "retrain_job": _rehearsal_retry_job(evaluation)
-        if comparison and comparison["verdict"] == "worse"
-        else None,
+        "remedy": _forgetting_remedy(evaluation) if comparison and comparison["verdict"] == "worse" else None,
         "questions": questions,
         "tuned": found["right"].get(LABEL_TUNED),
         "base": found["right"].get(LABEL_BASE) if has_base else None,
@@ -96,11 +94,12 @@ def general_skills_summary(evaluation: Evaluation) -> dict | None:
     }
 
 
-def _rehearsal_retry_job(evaluation: Evaluation) -> dict | None:
-    """The supervised run that made the candidate adapter, and the rehearsal share to train it again with."""
+def _forgetting_remedy(evaluation: Evaluation) -> dict | None:
+    """What the app of the job that made the candidate adapter offers for a model that forgot (training's:
+    the same run again with rehearsal), through the job registry."""
     job = evaluation.adapter.job if evaluation.adapter_id else None
-    share = rehearsal_retry_share(job) if job is not None else None
-    return {"id": job.pk, "rehearsal": share} if share is not None else None
+    remedy = kind_function("forgetting_remedy", job.kind) if job is not None else None
+    return remedy(job) if remedy else None
 
 
 def deploy_warning(*, adapter: Adapter | None = None, model: BaseModel | None = None) -> dict | None:

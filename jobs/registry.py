@@ -86,6 +86,9 @@ class JobSpec:
     # cards(job) -> how many GPU cards of one machine a run needs (jobs/gpu_leases.py); unset: one card
     # for a job on a GPU queue, none on the data queue. Only workers that have GPUs lease any.
     cards: str = ""
+    # forgetting_remedy(job) -> what to offer when the model the job made forgot general skills (an
+    # evaluation found it): a dict the offer's template reads, or None when the job can't offer it
+    forgetting_remedy: str = ""
 
 
 _SPECS: dict[str, JobSpec] = {}
@@ -153,7 +156,7 @@ def _imported(dotted_path: str) -> Callable:
 
 # --- the jobs pages, checks before creating, worker hooks ---------------------------------------------
 _SUBJECT_NAME_PATHS: dict[str, str] = {}
-KIND_FUNCTIONS = ("label", "outcome", "outputs", "page")
+KIND_FUNCTIONS = ("label", "outcome", "outputs", "page", "forgetting_remedy")
 _KIND_FUNCTION_PATHS: dict[tuple[str, str], str] = {}
 _CREATE_CHECK_PATHS: list[str] = []
 WORKER_MOMENTS = ("started", "stopping", "reap")

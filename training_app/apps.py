@@ -26,6 +26,7 @@ class TrainingAppConfig(AppConfig):
                 outputs=f"{pages}.training_outputs",
                 page="training_app.views.training_context",
                 cards="training_app.job_params.training_cards",
+                forgetting_remedy="training_app.selectors.rehearsal_retry",
             )
         )
         register_job_spec(

@@ -1,4 +1,5 @@
 from django.contrib.auth.models import AbstractBaseUser
+from django.urls import reverse
 
 from jobs.models import Checkpoint, Job
 from jobs.params import job_params
@@ -11,6 +12,21 @@ def stored_checkpoint_bytes(user: AbstractBaseUser) -> int:
     """The user's training checkpoints kept on disk (their storage quota, accounts/quotas.py)."""
     paths = Checkpoint.objects.filter(job__owner=user).values_list("path", flat=True)
     return sum(data_folder_bytes(path) for path in paths)
+
+
+def rehearsal_retry(job: Job) -> dict | None:
+    """What an evaluation's General skills card (and the deploy warning) offers for a model that forgot
+    (the job kind's `forgetting_remedy`): training the job again with rehearsal."""
+    share = rehearsal_retry_share(job)
+    if share is None:
+        return None
+    return {
+        "url": reverse("training_rehearsal", args=[job.pk]),
+        "label": "Train again with rehearsal",
+        "detail": f"The same run (job {job.pk}) with the base model's own answers to general questions mixed "
+        f"into your data ({share:g} per conversation), so it keeps what it knew while it learns your topic. "
+        "Evaluate the new model again to see the difference.",
+    }
 
 
 def rehearsal_retry_share(job: Job) -> float | None:

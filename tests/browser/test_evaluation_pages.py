@@ -103,7 +103,7 @@ def test_the_form_compares_a_dpo_adapter_with_its_sft_start_and_the_page_draws_t
     lost.locator("summary").click()
     assert lost.locator("li").count() == 8 and "What is 17 + 26?" in lost.locator("li").first.text_content()
     assert (
-        skills.locator("#train-with-rehearsal").count() == 0
+        skills.locator("#forgetting-remedy").count() == 0
     )  # a DPO adapter: rehearsal is for supervised runs
 
 
@@ -131,7 +131,7 @@ def test_a_model_that_forgot_is_trained_again_with_rehearsal_from_its_results(li
     page = browser_page
     log_in(page, live_site)
     page.goto(f"{live_site}/evaluations/{evaluation.pk}/")
-    page.locator("#train-with-rehearsal button").click()
+    page.locator("#forgetting-remedy button").click()
     page.wait_for_url("**/jobs/*/")
     again = Job.objects.filter(kind=JobKind.TRAIN).latest("pk")
     assert again.pk != job.pk and page.url.endswith(f"/jobs/{again.pk}/")

@@ -175,10 +175,10 @@ def test_a_model_that_forgot_is_trained_again_with_rehearsal_in_one_click(alice,
     evaluation = _evaluated(alice, adapter, _report(10))
 
     body = alice_client.get(f"/evaluations/{evaluation.pk}/").content.decode()
-    assert f'action="/train/{job.pk}/rehearsal/" id="train-with-rehearsal"' in body
-    assert f"The same run (job {job.pk}) with the base model's own answers" in body
+    assert f'action="/train/{job.pk}/rehearsal/" id="forgetting-remedy"' in body
+    assert f"The same run (job {job.pk}) with the base model" in body and "(0.5 per conversation)" in body
     deploy = alice_client.post("/models/deploy", {"adapter_id": adapter.pk}).content.decode()
-    assert f'action="/train/{job.pk}/rehearsal/" class="inline" id="deploy-train-with-rehearsal"' in deploy
+    assert f'action="/train/{job.pk}/rehearsal/" class="inline" id="deploy-forgetting-remedy"' in deploy
 
     assert bob_client.post(f"/train/{job.pk}/rehearsal/").status_code == 404  # not his job
     response = alice_client.post(f"/train/{job.pk}/rehearsal/")
@@ -200,7 +200,7 @@ def test_a_model_that_forgot_is_trained_again_with_rehearsal_in_one_click(alice,
     assert Recipe.from_dict(third.params["recipe"]).rehearsal == 1.0
     at_most = Adapter.objects.create(owner=alice, base_model=base, name="most", path="/z", rank=8, job=third)
     page = alice_client.get(f"/evaluations/{_evaluated(alice, at_most, _report(10)).pk}/").content.decode()
-    assert "It forgot some of what it knew" in page and 'id="train-with-rehearsal"' not in page
+    assert "It forgot some of what it knew" in page and 'id="forgetting-remedy"' not in page
 
 
 @pytest.mark.django_db
@@ -209,4 +209,4 @@ def test_no_rehearsal_is_offered_for_a_change_within_chance_or_an_adapter_withou
 ):
     same = alice_client.get(f"/evaluations/{_evaluated(alice, adapter, _report(2)).pk}/").content.decode()
     forgot = alice_client.get(f"/evaluations/{_evaluated(alice, adapter, _report(10)).pk}/").content.decode()
-    assert 'id="train-with-rehearsal"' not in same and 'id="train-with-rehearsal"' not in forgot
+    assert 'id="forgetting-remedy"' not in same and 'id="forgetting-remedy"' not in forgot
