@@ -77,17 +77,15 @@ def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path)
 def with_rehearsal(train_path: Path, folder: Path, recipe):
     """The training rows with the base model's own answers mixed in, as the worker mixes them
     (training_app/rehearsal.py), the answers cached in bench/out across runs."""
-    from training_app.ml.components import load_model
     from training_app.ml.rehearsal import AnswerCache, answer_with_model, mix_rehearsal
 
-    precision = recipe.resolve_precision("cpu")
     return mix_rehearsal(
         train_path=train_path,
         output_path=folder / "train_with_rehearsal.jsonl",
         share=recipe.rehearsal,
         seed=recipe.seed,
         cache=AnswerCache(RESULTS.parent / "rehearsal-cache" / "demo-model.jsonl"),
-        answer=answer_with_model(DEMO_MODEL, lambda: load_model(DEMO_MODEL, recipe, precision=precision)),
+        answer=answer_with_model(DEMO_MODEL, recipe),
     )
 
 

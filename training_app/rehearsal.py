@@ -13,6 +13,7 @@ from django.conf import settings
 
 from jobs.reporter import JobReporter
 from training_app.ml.recipe import Recipe
+from training_app.ml.rehearsal import AnswerCache, answer_with_model, mix_rehearsal
 
 if TYPE_CHECKING:
     from training_app.runner import TrainingInputs
@@ -30,21 +31,14 @@ def training_rows_with_rehearsal(
     """The file to train on: the version's own when the recipe asks for no rehearsal."""
     if not recipe.rehearsal or recipe.preference:
         return inputs.train_path
-    import torch
-
-    from training_app.ml.components import load_model
-    from training_app.ml.rehearsal import AnswerCache, answer_with_model, mix_rehearsal
-
-    model_dir = inputs.model_dir
     reporter.stage("Rehearsal: the base model answers general questions")
-    precision = recipe.resolve_precision("cuda" if torch.cuda.is_available() else "cpu")
     mix = mix_rehearsal(
         train_path=inputs.train_path,
         output_path=output_dir / MIXED_ROWS_FILENAME,
         share=recipe.rehearsal,
         seed=recipe.seed,
         cache=AnswerCache(rehearsal_cache_path(inputs.revision)),
-        answer=answer_with_model(model_dir, lambda: load_model(model_dir, recipe, precision=precision)),
+        answer=answer_with_model(inputs.model_dir, recipe),
         progress=reporter.callback(),
     )
     written = f"the base model wrote {mix.written} of them now" if mix.written else "answers kept from before"

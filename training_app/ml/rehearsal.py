@@ -26,9 +26,12 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from training_app.ml.recipe import Recipe
 
 PROMPTS_FILE = Path(__file__).with_name("rehearsal_prompts.jsonl")
 # The recipe's share: at most one rehearsal conversation per conversation of the user's.
@@ -39,7 +42,6 @@ MAX_NEW_TOKENS = 192
 # Tokens of one rehearsal conversation, for the time estimate: 89 on average for the demo model's answers
 # (bench/out/rehearsal-cache), longer for a larger model's, at most the question and 192 new tokens.
 TOKENS_PER_CONVERSATION = 120
-PROMPT_COUNT = 100  # the lines of rehearsal_prompts.jsonl
 GENERATION_BATCH = 8
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -55,7 +57,7 @@ class RehearsalPrompt:
 
 @dataclass(frozen=True)
 class RehearsalMix:
-    path: Path  # the training rows with the rehearsal conversations after them
+    path: Path  # the training rows with the rehearsal conversations spread among them
     added: int  # rehearsal conversations mixed in
     asked: int  # prompts picked (some answers may have been cut off and left out)
     written: int  # answers the base model wrote for this run (0: all from the cache)
@@ -75,7 +77,7 @@ def rehearsal_count(train_rows: int, share: float, available: int) -> int:
 
 def rehearsal_tokens(train_rows: int, share: float) -> int:
     """About how many tokens rehearsal adds to one pass over ``train_rows`` conversations."""
-    return rehearsal_count(train_rows, share, PROMPT_COUNT) * TOKENS_PER_CONVERSATION
+    return rehearsal_count(train_rows, share, len(load_rehearsal_prompts())) * TOKENS_PER_CONVERSATION
 
 
 def chinese_share(rows: Iterable[dict[str, Any]]) -> float:
@@ -172,9 +174,10 @@ def base_model_answers(
     return answers, len(missing)
 
 
-def answer_with_model(model_dir: Path, load: Callable[[], Any]) -> Callable:
-    """An ``answer`` function for :func:`base_model_answers`: the base model, loaded once by ``load()``
-    (on the GPU where there is one), greedily, a batch at a time; released once it has answered."""
+def answer_with_model(model_dir: Path, recipe: Recipe) -> Callable:
+    """An ``answer`` function for :func:`base_model_answers`: the base model as the recipe's run loads it (in
+    its precision, 4-bit for QLoRA), on the GPU where there is one, greedily, a batch at a time; loaded when
+    there is something to answer and released once it has answered."""
 
     def answer(prompts: list[RehearsalPrompt], progress: Progress) -> list[tuple[str, bool]]:
         import gc
@@ -182,10 +185,11 @@ def answer_with_model(model_dir: Path, load: Callable[[], Any]) -> Callable:
         import torch
 
         from training_app.ml.answers import generate_answers
-        from training_app.ml.components import load_tokenizer
+        from training_app.ml.components import load_model, load_tokenizer
 
         tokenizer = load_tokenizer(model_dir)
-        model = load()
+        precision = recipe.resolve_precision("cuda" if torch.cuda.is_available() else "cpu")
+        model = load_model(model_dir, recipe, precision=precision)
         if torch.cuda.is_available() and model.device.type != "cuda":
             model = model.to("cuda")
         model.config.use_cache = True

@@ -127,7 +127,7 @@ def test_generation_says_which_answers_the_model_ended_itself(demo_model_dir):
 def test_the_base_models_own_answers_join_the_training_rows(demo_model_dir, tmp_path: Path):
     train = write_jsonl(tmp_path / "train.jsonl", [conversation(i) for i in range(6)])
     cache = AnswerCache(tmp_path / "cache" / "demo.jsonl")
-    answer = answer_with_model(demo_model_dir, lambda: load_model(demo_model_dir, Recipe(), precision="fp32"))
+    answer = answer_with_model(demo_model_dir, Recipe(precision="fp32"))
     prompts = [p for p in PROMPTS if p.language == "en"][:4]
     progress: list[tuple[int, int]] = []
     mix = mix_rehearsal(
