@@ -18,6 +18,12 @@ from training_app.ml.memory import (
 from training_app.ml.recipe import Recipe
 from training_app.ml.rehearsal import rehearsal_tokens
 
+# GRPO writes its answers one token at a time before it trains on them: the time below counts the training.
+GRPO_TIME_NOTE = (
+    " GRPO also writes {generations} answers to each question, one token at a time, before training on them; "
+    "the time shown counts only the training, so expect the run to take several times longer (measured in "
+    "bench/RESULTS.md)."
+)
 PREFERENCE_MEMORY_NOTES = {
     "dpo": " DPO counts twice the activations (each pair's two answers go through together); its reference "
     "model is the same weights with the adapter switched off, so it costs no second copy.",
@@ -114,7 +120,26 @@ def estimate_for_launch(
     estimate = estimate_training_memory(shape, gradient_checkpointing=checkpointing, **settings)
     if tokens and recipe.rehearsal:
         tokens += rehearsal_tokens(rows, recipe.rehearsal)
+    if recipe.reinforced:  # each question is answered `generations` times, and each answer trained on
+        tokens *= recipe.generations
     total_tokens = int(tokens * recipe.num_epochs) if tokens else 0
+    result = _estimate_on_device(shape, settings, recipe, estimate, gpu, target, precision, total_tokens)
+    if recipe.reinforced and result.get("verdict"):
+        result["verdict"] += GRPO_TIME_NOTE.format(generations=recipe.generations)
+    return result
+
+
+def _estimate_on_device(
+    shape,
+    settings: dict,
+    recipe: Recipe,
+    estimate,
+    gpu: dict | None,
+    target: str,
+    precision: str,
+    total_tokens: int,
+) -> dict:
+    """The estimate on the CPU worker or on the target's GPUs (estimate_for_launch's second half)."""
     if gpu is None:
         seconds = (
             estimate_cpu_training_time(shape, tokens=total_tokens, precision=precision)

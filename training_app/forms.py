@@ -15,6 +15,7 @@ from training_app.ml.recipe import (
     PREFERENCE_LOSSES,
     RECIPE_HELP,
     REPORT_TO_CHOICES,
+    REWARDS,
     SPEEDUP_CHOICES,
     Recipe,
     RecipeError,
@@ -26,10 +27,16 @@ OBJECTIVE_LABELS = {
     "orpo": "ORPO (learn the better answers and the preference at once; no reference copy)",
     "simpo": "SimPO (prefer the better answer, judged per word; no reference copy)",
     "kto": "KTO (learn from answers rated good or bad)",
+    "grpo": "GRPO (answer each question several times; reinforce the right answers)",
+}
+REWARD_LABELS = {
+    "facts": "facts (carries the reference answer's facts, in any words)",
+    "exact": "exact (is the reference answer: labels, codes, numbers)",
 }
 CHOICES = {
     "objective": [(o, OBJECTIVE_LABELS[o]) for o in OBJECTIVES],
     "preference_loss": [(c, c) for c in PREFERENCE_LOSSES],
+    "reward": [(r, REWARD_LABELS[r]) for r in REWARDS],
     "method": [(m, {"lora": "LoRA", "qlora": "QLoRA (4-bit, GPU only)", "ia3": "IA³"}[m]) for m in METHODS],
     "gradient_checkpointing": [(c, c) for c in CHECKPOINTING_CHOICES],
     "precision": [(c, c) for c in PRECISION_CHOICES],
@@ -47,6 +54,7 @@ LABELS = {
     "liger_kernels": "Liger kernels",
     "fused_optimizer": "Fused AdamW",
     "rehearsal": "Keep general skills (rehearsal)",
+    "max_answer_tokens": "Longest answer (tokens)",
 }
 # Shown first; the rest sit under "More settings".
 MAIN_FIELDS = (
@@ -114,6 +122,23 @@ class TrainingForm(forms.Form):
         )
         self.sft_versions = {str(v.pk): v for v in sft_versions}
 
+    def add_reinforcement_start(self, *, adapters) -> None:
+        """A conversation version's form: GRPO may continue from a supervised adapter (the usual way)."""
+        self.fields["start_adapter"] = forms.ModelChoiceField(
+            queryset=adapters,
+            required=False,
+            empty_label="A new adapter on the base model",
+            help_text="GRPO only: continue from a supervised adapter of the same base model, trained on "
+            "these questions. GRPO reinforces answers the model already sometimes gets right, so it starts "
+            "best from one.",
+        )
+
+    @property
+    def reinforcement_fields(self):
+        if "start_adapter" not in self.fields or self.preference_fields:
+            return []
+        return [self["start_adapter"]]
+
     @property
     def preference_fields(self):
         return [self[name] for name in ("start_adapter", "sft_version") if name in self.fields]
@@ -138,6 +163,10 @@ class TrainingForm(forms.Form):
         problem = self.recipe.cadence_problem()
         if problem:
             self.add_error("save_steps", problem)
+        if data.get("start_adapter") and self.recipe.objective == "sft":
+            self.add_error(
+                "start_adapter", "Supervised runs start anew: choose the objective 'grpo', or no adapter."
+            )
         if data.get("start_adapter") and data.get("sft_version"):
             self.add_error("sft_version", "Either start from an adapter or run supervised first, not both.")
         return data

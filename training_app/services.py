@@ -25,7 +25,7 @@ from models_app.models import Adapter, BaseModel
 from models_app.selectors import base_model_list_for_user
 from training_app.cluster import RAY_TARGET
 from training_app.estimate import estimate_for_launch
-from training_app.ml.recipe import Recipe, RecipeError, load_plain_yaml
+from training_app.ml.recipe import ADAPTER_START_OBJECTIVES, Recipe, RecipeError, load_plain_yaml
 from training_app.ml.sweep_space import DEFAULT_TRIALS, MAX_TRIALS
 from training_app.selectors import rehearsal_retry_share
 
@@ -149,9 +149,10 @@ def dpo_after_sft(job: Job, adapter: Adapter) -> Job:
 def _start_adapter_checked(
     owner: AbstractBaseUser, base_model: BaseModel, recipe: Recipe, adapter: Adapter
 ) -> Adapter:
-    if not recipe.preference:
+    if recipe.objective not in ADAPTER_START_OBJECTIVES:
         raise TrainingRefused(
-            "Only preference tuning (DPO) starts from an adapter; supervised runs start anew."
+            "Only preference tuning (DPO and its kin) and GRPO start from an adapter; supervised runs "
+            "start anew."
         )
     if adapter.owner_id != owner.pk:
         raise TrainingRefused("That adapter is not one of yours.")
@@ -206,10 +207,12 @@ def sweep_start(
 ) -> Job:
     """Queue "Find the best settings": `trials` runs around `recipe`, the best one kept."""
     _require_ready(dataset_version, recipe)
-    if recipe.preference:
+    if recipe.objective != "sft":
         raise TrainingRefused(
-            "Finding the best settings compares supervised runs; for DPO, start one run and watch its "
-            "preference accuracy on the validation pairs."
+            f"Finding the best settings compares supervised runs; for {recipe.objective_name}, start one run "
+            "and watch "
+            + ("its share of right answers" if recipe.reinforced else "its preference accuracy")
+            + " on the validation data."
         )
     if not dataset_version.validation_rows:
         raise TrainingRefused(
@@ -239,7 +242,12 @@ def objective_mismatch(row_format: str, recipe: Recipe) -> str | None:
         return (
             "This data holds rated answers (one answer per prompt marked good or bad): choose the objective "
             f"'kto', which learns from them. {recipe.objective_name} learns from "
-            + ("conversations." if not recipe.preference else "pairs of a better and a worse answer.")
+            + ("pairs of a better and a worse answer." if recipe.preference else "conversations.")
+        )
+    if row_format in PREFERENCE_FORMATS and recipe.reinforced:
+        return (
+            "This data holds preference pairs, and GRPO learns from questions with their right answer: "
+            "choose 'dpo' (or 'orpo', 'simpo', 'kto') for pairs, or pick a version of conversations."
         )
     if row_format in PREFERENCE_FORMATS and not recipe.preference:
         return (
@@ -250,7 +258,8 @@ def objective_mismatch(row_format: str, recipe: Recipe) -> str | None:
     if row_format not in PREFERENCE_FORMATS and recipe.preference:
         return (
             f"{recipe.objective_name} learns from preferences (a better and a worse answer to each prompt), "
-            "and this data holds conversations: choose the objective 'sft' for it, or upload preference data."
+            "and this data holds conversations: choose the objective 'sft' (or 'grpo') for it, or upload "
+            "preference data."
         )
     return None
 

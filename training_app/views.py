@@ -55,6 +55,8 @@ def _form(
             adapters=adapter_list_for_user(request.user),
             sft_versions=supervised_versions_for_user(request.user),
         )
+    elif version is not None:
+        form.add_reinforcement_start(adapters=adapter_list_for_user(request.user))
     return form
 
 
@@ -293,6 +295,7 @@ def training_context(job) -> dict:
     return {
         # The preference method's name ("DPO", "KTO"...) when the run learns from preferences.
         "preference_method": OBJECTIVE_NAMES.get(objective) if objective in PREFERENCE_OBJECTIVES else None,
+        "reinforced": objective == "grpo",  # GRPO: the charts of right answers and rewards
         "sweep_space": search_space(job_params(job).run_recipe()) if job.kind == "sweep" else None,
         "checkpoints": job.checkpoints.all(),
         "adapter": getattr(job, "adapter", None),

@@ -10,12 +10,15 @@ runner can store and broadcast it as it is. Shapes:
   it was measured and a run's last evaluation reaches it); a preference run's carry
   ``PREFERENCE_METRICS``' keys (the implicit rewards of the chosen and rejected answers, their margin, and
   the share of pairs where the chosen one scores higher) and ``eval_preference_accuracy`` and
-  ``eval_reward_margin``, the latest evaluation's on the validation data;
+  ``eval_reward_margin``, the latest evaluation's on the validation data; a GRPO run's carry
+  ``REINFORCEMENT_METRICS``' (the answers' mean reward, share of right ones, length and KL) and
+  ``eval_right_answers`` and ``eval_reward``;
 - ``{"type": "progress", "step", "max_steps"}`` when training starts (``step`` is the
   checkpoint's on a resumed run) and after every optimizer step;
 - ``{"type": "checkpoint", "step", "path"}`` once a checkpoint folder is written;
 - ``{"type": "eval", "step", "eval_loss", "token_accuracy"}`` after each evaluation (a preference run's add
-  ``preference_accuracy`` and ``reward_margin`` on the validation pairs);
+  ``preference_accuracy`` and ``reward_margin`` on the validation pairs, a GRPO run's its values on the
+  validation questions);
 - ``{"type": "log", "level", "message"}`` (sent by :mod:`training_app.ml.train`);
 - ``{"type": "verdict_progress", "done", "total"}`` and ``{"type": "verdict", ...}`` (the held-out check
   after training, :mod:`training_app.ml.verdict`).
@@ -52,6 +55,23 @@ def preference_values(logs: dict[str, Any], prefix: str = "") -> dict[str, float
     return values
 
 
+# trl's GRPO log keys, as the events name them: the mean reward of the answers written, the share of right
+# ones (training_app/ml/rewards.py), their mean length in tokens, and how far the model has moved (KL).
+REINFORCEMENT_METRICS = {
+    "reward": "reward",
+    "right_answers": "right_answers",
+    "completions/mean_length": "answer_tokens",
+    "kl": "kl",
+}
+
+
+def reinforcement_values(logs: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """A GRPO run's values of a trainer log (``prefix`` "eval_" for an evaluation's); empty for others."""
+    if prefix + "reward" not in logs:
+        return {}
+    return {name: json_number(logs.get(prefix + key)) for key, name in REINFORCEMENT_METRICS.items()}
+
+
 def json_number(value: Any) -> float | None:
     """A float JSON can carry: NaN, infinity and non-numbers become None."""
     try:
@@ -71,8 +91,15 @@ class DivergenceDetector:
     """
 
     def __init__(
-        self, *, factor: float = 1.5, patience: int = 20, smoothing: float = 0.9, min_rise: float = 0.1
+        self,
+        *,
+        factor: float = 1.5,
+        patience: int = 20,
+        smoothing: float = 0.9,
+        min_rise: float = 0.1,
+        watch_rise: bool = True,
     ) -> None:
+        self.watch_rise = watch_rise  # False: only a NaN or infinite loss counts (a loss that may go below 0)
         self.factor = factor
         self.patience = patience
         self.smoothing = smoothing
@@ -85,6 +112,8 @@ class DivergenceDetector:
         """Feed one logged loss; returns why training diverged, or None while it's fine."""
         if not math.isfinite(loss):
             return "the loss became NaN or infinite"
+        if not self.watch_rise:
+            return None
         if self.smoothed is None:
             self.smoothed = loss
         else:
@@ -144,6 +173,9 @@ class EventCallback(TrainerCallback):
         # A preference run's on the validation data: the share of pairs preferred, and the reward margin.
         self.latest_eval_accuracy: float | None = None
         self.latest_eval_margin: float | None = None
+        # A GRPO run's on the validation questions: the share of right answers, and their mean reward.
+        self.latest_eval_right: float | None = None
+        self.latest_eval_reward: float | None = None
         # Tokens/s is measured over training time only: evaluations and saves restart the clock.
         self._interval_start = time.monotonic()
         self._interval_tokens = 0.0
@@ -191,6 +223,7 @@ class EventCallback(TrainerCallback):
             "gpu_memory_mb": _gpu_memory_mb(),
             "process_memory_mb": _process_memory_mb(),
             **preference_values(logs),
+            **reinforcement_values(logs),
         }
         reason = self.detector.update(float(logs["loss"]))
         if reason is not None and self.diverged is None:
@@ -214,6 +247,9 @@ class EventCallback(TrainerCallback):
         if "reward_margin" in event:  # a preference run's
             event["eval_preference_accuracy"] = self.latest_eval_accuracy
             event["eval_reward_margin"] = self.latest_eval_margin
+        if "right_answers" in event:  # a GRPO run's
+            event["eval_right_answers"] = self.latest_eval_right
+            event["eval_reward"] = self.latest_eval_reward
         self.on_event(event)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
@@ -222,6 +258,9 @@ class EventCallback(TrainerCallback):
         evaluated = preference_values(metrics, "eval_")
         self.latest_eval_accuracy = evaluated.get("preference_accuracy")
         self.latest_eval_margin = evaluated.get("reward_margin")
+        reinforced = reinforcement_values(metrics, "eval_")
+        self.latest_eval_right = reinforced.get("right_answers")
+        self.latest_eval_reward = reinforced.get("reward")
         self._release_held()
         self.on_event(
             {
@@ -230,6 +269,7 @@ class EventCallback(TrainerCallback):
                 "eval_loss": self.latest_eval_loss,
                 "token_accuracy": json_number(metrics.get("eval_mean_token_accuracy")),
                 **evaluated,
+                **reinforced,
             }
         )
         self._interval_start = time.monotonic()

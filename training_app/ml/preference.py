@@ -29,7 +29,7 @@ def _plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [{"role": message["role"], "content": str(message.get("content") or "")} for message in messages]
 
 
-def _prompt_and_answer(row: dict[str, Any]) -> tuple[list[dict], list[dict]] | None:
+def prompt_and_answer(row: dict[str, Any]) -> tuple[list[dict], list[dict]] | None:
     """The messages before the trailing assistant turns, and those turns; None without both."""
     messages = [clean_message(message) for message in row.get("messages") or []]
     answer_start = len(messages)
@@ -42,7 +42,7 @@ def _prompt_and_answer(row: dict[str, Any]) -> tuple[list[dict], list[dict]] | N
 
 def preference_pair(row: dict[str, Any]) -> dict[str, list[dict[str, Any]]] | None:
     """trl's conversational pair from a canonical row; None for a row that is not a pair (a rated answer)."""
-    split = _prompt_and_answer(row)
+    split = prompt_and_answer(row)
     rejected = [clean_message(message) for message in row.get("rejected") or []]
     if not rejected or split is None:
         return None
@@ -52,7 +52,7 @@ def preference_pair(row: dict[str, Any]) -> dict[str, list[dict[str, Any]]] | No
 def rated_answers(row: dict[str, Any]) -> list[dict[str, Any]]:
     """trl's conversational rated answers (prompt, completion, label) from a canonical row: one for a
     rated row, two for a pair (its better answer good, the other bad); none for anything else."""
-    split = _prompt_and_answer(row)
+    split = prompt_and_answer(row)
     if split is None:
         return []
     prompt, answer = split

@@ -36,14 +36,27 @@ PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
 REPORT_TO_CHOICES = ("none", "mlflow", "wandb")
 GPUS_CHOICES = ("auto", "1", "2", "4", "8")
 SPEEDUP_CHOICES = ("auto", "on", "off")  # auto: on a GPU only
-# What the run learns from: supervised (conversations) or preferences (a better and a worse answer).
-OBJECTIVES = ("sft", "dpo", "orpo", "simpo", "kto")
+# What the run learns from: supervised (conversations), preferences (a better and a worse answer), or
+# rewards for its own answers (GRPO: the model answers each question several times, and the answers that
+# carry the reference's facts are reinforced).
+OBJECTIVES = ("sft", "dpo", "orpo", "simpo", "kto", "grpo")
 PREFERENCE_OBJECTIVES = ("dpo", "orpo", "simpo", "kto")
 # Those that learn from pairs; KTO learns from answers rated good or bad (a pair gives one of each).
 PAIRED_OBJECTIVES = ("dpo", "orpo", "simpo")
 # Those that measure the model against a frozen reference (the starting point): the others need none.
 REFERENCE_OBJECTIVES = ("dpo", "kto")
-OBJECTIVE_NAMES = {"sft": "supervised", "dpo": "DPO", "orpo": "ORPO", "simpo": "SimPO", "kto": "KTO"}
+# Those that continue from an adapter the user picks (a supervised one of the same base model).
+ADAPTER_START_OBJECTIVES = (*PREFERENCE_OBJECTIVES, "grpo")
+OBJECTIVE_NAMES = {
+    "sft": "supervised",
+    "dpo": "DPO",
+    "orpo": "ORPO",
+    "simpo": "SimPO",
+    "kto": "KTO",
+    "grpo": "GRPO",
+}
+# GRPO's rewards (training_app/ml/rewards.py): the answer carries the reference's facts, or is it exactly.
+REWARDS = ("facts", "exact")
 # trl's DPO losses offered: the paper's, IPO (no overfitting), hinge (SLiC), robust (noisy labels).
 PREFERENCE_LOSSES = ("sigmoid", "ipo", "hinge", "robust")
 
@@ -58,7 +71,9 @@ RECIPE_HELP: dict[str, str] = {
     "Optimization), best on top of a supervised adapter; 'orpo' learns the better answers and the "
     "preference in one run, from the base model, with no reference copy (less memory); 'simpo' is DPO "
     "without a reference, judging answers by their average per word (less memory, no length bias); "
-    "'kto' learns from answers rated good or bad one by one (pairs work too).",
+    "'kto' learns from answers rated good or bad one by one (pairs work too); 'grpo' lets the model answer "
+    "each question several times and reinforces the answers that are right (they carry the reference "
+    "answer's facts), best on top of a supervised adapter, for questions with a clear right answer.",
     "method": "How the model is adapted: LoRA trains small extra matrices (the usual choice); "
     "QLoRA does the same on a 4-bit copy of the model to fit a smaller GPU; IA3 trains even fewer numbers.",
     "lora_r": "Size of the LoRA matrices. Larger learns more but can memorise the examples; "
@@ -109,9 +124,19 @@ RECIPE_HELP: dict[str, str] = {
     "A trial run sets it.",
     "trial_rows": "Train on only the first N conversations (empty: all). The guide suggests a trial with 100 "
     "before a full run.",
+    "reward": "GRPO: when an answer counts as right. 'facts': it carries the reference answer's facts "
+    "(its numbers and most of its key words; a short reference must appear in it), whatever the wording; "
+    "'exact': it is the reference answer itself, ignoring case, spaces and punctuation (labels, codes, "
+    "numbers). Wrong answers get partial credit for the key words they share with the reference.",
+    "generations": "GRPO: how many answers the model writes to each question; they are compared with each "
+    "other, so the better ones are reinforced. More gives a steadier signal and costs time (4 to 16). "
+    "Batch size times accumulation must be a multiple of it.",
+    "max_answer_tokens": "GRPO: the longest answer the model may write while training, in tokens; an "
+    "answer cut off here is scored as written. Keep it a little above your reference answers' length.",
     "beta": "DPO and KTO: how far the model may move from where it started; small (0.01-0.1) lets "
     "preferences change it a lot, large (0.5-1) keeps it close. ORPO: the weight of the preference "
-    "against learning the better answers (0.1). SimPO: how sharply it separates the answers (2 to 2.5).",
+    "against learning the better answers (0.1). SimPO: how sharply it separates the answers (2 to 2.5). "
+    "GRPO: how strongly the model is held near where it started (0.1; 0: not at all, faster).",
     "preference_loss": "DPO's loss: 'sigmoid' is the paper's; 'ipo' does not keep pushing pairs it "
     "already gets right (less overfitting on small sets); 'hinge' stops at a fixed margin; 'robust' expects "
     "some pairs to be labelled the wrong way round.",
@@ -234,6 +259,9 @@ class Recipe:
     simpo_gamma: float = 1.0
     precompute_reference: bool = False
     rehearsal: float = 0.0
+    reward: str = "facts"
+    generations: int = 4
+    max_answer_tokens: int = 256
     report_to: str = "none"
 
     def __post_init__(self) -> None:
@@ -250,10 +278,15 @@ class Recipe:
                 errors[field.name] = str(error)
         if not errors and self.method == "ia3" and (self.use_dora or self.use_rslora):
             errors["method"] = "DoRA and rsLoRA are LoRA options; switch them off to use IA3."
-        if not errors and self.rehearsal and self.objective in PREFERENCE_OBJECTIVES:
+        if not errors and self.rehearsal and self.objective != "sft":
             errors["rehearsal"] = (
-                "mixes conversations into supervised runs only; set it to 0 for preference tuning "
+                f"mixes conversations into supervised runs only; set it to 0 for {self.objective_name} "
                 "(or use it in the supervised run before)."
+            )
+        if not errors and self.objective == "grpo" and self.effective_batch_size % self.generations:
+            errors["generations"] = (
+                f"must divide batch size times accumulation ({self.effective_batch_size}): each learning "
+                "step takes whole groups of answers to the same question. Change one of them."
             )
         if errors:
             raise RecipeError(errors)
@@ -314,6 +347,11 @@ class Recipe:
         return self.objective in REFERENCE_OBJECTIVES
 
     @property
+    def reinforced(self) -> bool:
+        """Whether the run learns from rewards for its own answers (GRPO) rather than from given ones."""
+        return self.objective == "grpo"
+
+    @property
     def objective_name(self) -> str:
         return OBJECTIVE_NAMES[self.objective]
 
@@ -322,9 +360,12 @@ class Recipe:
         return self.batch_size * self.grad_accum
 
     def total_steps(self, train_rows: int) -> int:
-        """Optimizer steps of a run on ``train_rows`` conversations (as the trainer counts them)."""
+        """Optimizer steps of a run on ``train_rows`` conversations (as the trainer counts them): a GRPO
+        step takes ``generations`` answers to each of its questions."""
         if self.max_steps:
             return self.max_steps
+        if self.reinforced:
+            train_rows *= self.generations
         batches = math.ceil(max(1, train_rows) / self.batch_size)
         per_epoch = max(1, math.ceil(batches / self.grad_accum))
         return max(1, math.ceil(per_epoch * self.num_epochs))
@@ -577,5 +618,8 @@ _CHECKS = {
     "simpo_gamma": _float(0.0, 10.0),
     "precompute_reference": _bool,
     "rehearsal": _float(0.0, MAX_SHARE),
+    "reward": _choice(REWARDS),
+    "generations": _int(2, 64),
+    "max_answer_tokens": _int(8, 8192),
     "report_to": _choice(REPORT_TO_CHOICES),
 }

@@ -42,9 +42,10 @@ def log_plan(log: Log, recipe: Recipe, data: PreparedData) -> None:
         if recipe.early_stopping_patience
         else ""
     )
+    measured = "right answers to validation questions" if recipe.reinforced else "validation loss"
     log(
         "info",
-        f"About {recipe.total_steps(data.train_rows)} steps: validation loss and sample answers every "
+        f"About {recipe.total_steps(data.train_rows)} steps: {measured} and sample answers every "
         f"{eval_steps}, a checkpoint every {save_steps}{stopping}.",
     )
 
@@ -72,12 +73,20 @@ def log_outcome(
     if early_stopped:
         log(
             "info",
-            f"Stopped early at step {state.global_step} of {state.max_steps}: the validation loss had not "
-            f"improved for {recipe.early_stopping_patience} evaluations, so more training would only "
-            "memorise the training rows.",
+            f"Stopped early at step {state.global_step} of {state.max_steps}: the "
+            + ("share of right validation answers" if recipe.reinforced else "validation loss")
+            + f" had not improved for {recipe.early_stopping_patience} evaluations, so more training would "
+            "only memorise the training rows.",
         )
     if best_step is not None and best_eval_loss is not None:
         last = " (the last evaluated step)" if best_step == state.global_step else ""
+        if recipe.reinforced:
+            log(
+                "info",
+                f"Keeping the weights of step {best_step}{last}: {best_eval_loss:.0%} of their answers to "
+                "the validation questions were right, the most of the run.",
+            )
+            return
         log(
             "info",
             f"Keeping the weights of step {best_step}{last}: their validation loss, {best_eval_loss:.4g}, "

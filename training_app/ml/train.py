@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lathe_common.cpu import fp32_attention
-from training_app.ml.callbacks import EventCallback, EventSink, json_number
+from training_app.ml.callbacks import DivergenceDetector, EventCallback, EventSink, json_number
 from training_app.ml.components import (
     check_model_dir,
     divergence_remedies,
@@ -37,6 +37,7 @@ from training_app.ml.patches.trl import score_labelled_positions_only
 from training_app.ml.preference import load_start_adapter, prepare_preferences
 from training_app.ml.preference_trainers import preference_trainer
 from training_app.ml.recipe import Recipe
+from training_app.ml.reinforcement import grpo_trainer, prepare_questions
 from training_app.ml.run_outcome import (
     best_checkpoint,
     held_out_verdict,
@@ -126,6 +127,10 @@ def train(
             trial_rows=recipe.trial_rows,
             seed=recipe.seed,
         )
+    elif recipe.reinforced:
+        data = prepare_questions(
+            train_path=train_path, validation_path=validation_path, trial_rows=recipe.trial_rows
+        )
     else:
         data = prepare_data(
             tokenizer=tokenizer,
@@ -158,7 +163,8 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RECIPE_FILENAME).write_text(recipe.to_yaml(), encoding="utf-8")
 
-    callback = EventCallback(on_event, should_stop)
+    # GRPO's loss sits near zero and moves both ways: only a NaN or infinite one means it went wrong.
+    callback = EventCallback(on_event, should_stop, DivergenceDetector(watch_rise=not recipe.reinforced))
     # In a distributed run (training_app/ml/distributed.py) rank 0 alone shows samples, saves the
     # adapter and checks the held-out rows; the others only train.
     main_process = is_main_process()
@@ -253,7 +259,7 @@ def train(
                 stopped=callback.stopped,
                 dropped_rows=data.dropped_rows,
                 best_step=best_step,
-                best_eval_loss=best_eval_loss,
+                best_eval_loss=None if recipe.reinforced else best_eval_loss,
                 early_stopped=early_stopped,
                 verdict=verdict,
             )
@@ -331,6 +337,8 @@ def _build_trainer(
     try:
         if recipe.preference:
             trainer = preference_trainer(model, recipe, data, tokenizer, callbacks, arguments)
+        elif recipe.reinforced:
+            trainer = grpo_trainer(model, recipe, data, tokenizer, callbacks, arguments)
         else:
             trainer = SFTTrainer(
                 model=model,
@@ -358,10 +366,12 @@ def _build_trainer(
 
 def _what_is_trained(recipe: Recipe, start_adapter_dir: str | Path | None) -> str:
     adapter = recipe.method.upper()
-    if not recipe.preference:
+    if recipe.objective == "sft":
         return adapter
     start = "on top of the supervised adapter" if start_adapter_dir else "from the base model"
     settings = {
+        "grpo": f"{recipe.generations} answers per question of up to {recipe.max_answer_tokens} tokens, "
+        f"reward '{recipe.reward}', beta {recipe.beta:g}",
         "dpo": f"{recipe.preference_loss} loss, beta {recipe.beta:g}",
         "orpo": f"lambda {recipe.beta:g}, no reference model",
         "simpo": f"beta {recipe.beta:g}, margin {recipe.simpo_gamma:g}, no reference model",
@@ -395,7 +405,8 @@ def _checkpoint_to_resume(path: str | Path | None) -> Path | None:
 
 
 def _log_data(log: Callable[[str, str], None], data: PreparedData, recipe: Recipe) -> None:
-    unit = "conversations" if not recipe.preference else "pairs" if recipe.paired else "rated answers"
+    units = {"sft": "conversations", "grpo": "questions", "kto": "rated answers"}
+    unit = units.get(recipe.objective, "pairs")
     message = f"{data.train_rows} training {unit}"
     if data.validation is not None:
         message += f" and {data.validation_rows} for validation"
@@ -417,7 +428,7 @@ def _log_data(log: Callable[[str, str], None], data: PreparedData, recipe: Recip
         "a rated answer, not a pair"
         if recipe.paired
         else f"no assistant reply remains once cut to {recipe.max_seq_len} tokens"
-        if not recipe.preference
+        if recipe.objective == "sft"
         else "no answer to learn from"
     )
     for name, count, lines in (

@@ -38,7 +38,7 @@ def verdict_rows(validation_path: str | Path | None, limit: int = VERDICT_ROWS) 
     return held_out_rows(validation_path, limit)
 
 
-def _squash(text: str) -> str:
+def squash(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     return "".join(ch for ch in text if ch.isalnum())
 
@@ -53,7 +53,7 @@ def _key_terms(text: str) -> set[str]:
     return words | pairs
 
 
-def _length_in_words(text: str) -> float:
+def length_in_words(text: str) -> float:
     """Words and numbers, a Chinese character counting as half a word."""
     text = unicodedata.normalize("NFKC", text)
     return len(_WORD.findall(_CJK.sub(" ", text))) + len(_NUMBER.findall(text)) + len(_CJK.findall(text)) / 2
@@ -76,11 +76,11 @@ def answer_matches(answer: str, reference: str) -> bool:
     A longer one must have every number it states in the answer and a share of its content words
     (30 % beside its numbers, which carry the fact; 60 % when it states none), whatever the wording.
     """
-    squashed_reference = _squash(reference)
+    squashed_reference = squash(reference)
     if not squashed_reference:
         return False
-    if _length_in_words(reference) <= SHORT_REFERENCE_WORDS:
-        return squashed_reference in _squash(answer)
+    if length_in_words(reference) <= SHORT_REFERENCE_WORDS:
+        return squashed_reference in squash(answer)
     reference_numbers = _numbers(reference)
     if not reference_numbers <= _numbers(answer):
         return False
