@@ -58,6 +58,16 @@ def test_rehearsal_adds_its_conversations_to_the_time(alice_client):
     assert rehearsed["time_seconds"] == pytest.approx(plain["time_seconds"] * 212_000 / 200_000, rel=0.01)
 
 
+def test_grpo_counts_each_answer_it_trains_on_and_says_writing_them_is_extra(alice_client):
+    _gpu_worker(24)
+    model = _model("Qwen/Qwen2.5-7B-Instruct")
+    plain = _estimate(alice_client, model, tokens=200_000, rows=400)
+    grpo = _estimate(alice_client, model, tokens=200_000, rows=400, objective="grpo", generations=8)
+    assert grpo["time_seconds"] == pytest.approx(plain["time_seconds"] * 8, rel=0.01)
+    assert "writes 8 answers to each question" in grpo["verdict"]
+    assert "writes" not in plain["verdict"]
+
+
 def test_it_refuses_a_launch_that_cannot_fit_and_says_what_would(alice_client, alice):
     _gpu_worker(24)
     _, _, version = dataset_with_version(alice)
