@@ -17,7 +17,12 @@ checkpoint, and by the base model, and an answer counts when it contains the fac
 - ``custom``: the guide's settings with ``--set name=value`` changes;
 - ``auto+rehearsal``: the automatic settings with ``rehearsal`` 0.5 (the base model's own answers to general
   questions mixed in, as the worker mixes them: ``training_app/ml/rehearsal.py``). ``--set rehearsal=0.5``
-  adds it to a custom recipe.
+  adds it to a custom recipe;
+- ``auto+grpo``: the automatic settings, then GRPO (``training_app/ml/reinforcement.py``) from the adapter
+  that run kept, on the same training questions: one pass, 4 answers per question of up to 64 tokens, the
+  reward ``facts`` (``--set reward=exact`` for label sets), a tenth of the supervised learning rate. The
+  line's ``right_*`` are the GRPO adapter's; ``sft`` holds the supervised adapter's right answers, so one
+  line compares the two on the same held-out questions.
 
 One line per run is appended to bench/out/recipe_outcomes.jsonl (wall time of training, the recipe,
 the steps, which checkpoint was kept, right answers of the kept adapter, the last checkpoint and the base,
@@ -62,7 +67,7 @@ def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path)
 
     if name == "guide":
         return Recipe(), "the guide's settings"
-    if name in ("auto", "auto+rehearsal"):
+    if name in ("auto", "auto+rehearsal", "auto+grpo"):
         from training_app.ml.auto_recipe import auto_recipe, dataset_shape
         from training_app.ml.rehearsal import SUGGESTED_SHARE
 
@@ -72,6 +77,19 @@ def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path)
             return choice.recipe.replace(rehearsal=SUGGESTED_SHARE), choice.reason + " With rehearsal."
         return choice.recipe, choice.reason
     return Recipe().replace(**changes), f"custom {changes}"
+
+
+def grpo_recipe(supervised, changes: dict):
+    """GRPO after the supervised run: one pass over its questions, 4 answers each (a batch of 8 answers is
+    2 questions), a tenth of its learning rate, answers up to 64 tokens."""
+    return supervised.replace(
+        objective="grpo",
+        num_epochs=1,
+        learning_rate=supervised.learning_rate / 10,
+        generations=4,
+        max_answer_tokens=64,
+        **{name: value for name, value in changes.items() if name in ("reward", "beta", "generations")},
+    )
 
 
 def with_rehearsal(train_path: Path, folder: Path, recipe):
@@ -142,6 +160,21 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
             recipe=recipe,
             on_event=on_event,
         )
+        supervised = None
+        if recipe_name == "auto+grpo":
+            supervised, supervised_recipe = result, recipe
+            recipe = grpo_recipe(supervised_recipe, changes)
+            grpo_started = time.monotonic()
+            result = train(
+                base_model_dir=DEMO_MODEL,
+                train_path=train_path,
+                validation_path=validation_path,
+                output_dir=folder / "grpo",
+                recipe=recipe,
+                on_event=on_event,
+                start_adapter_dir=supervised.adapter_dir,
+            )
+            grpo_seconds = time.monotonic() - grpo_started
         seconds = time.monotonic() - started
         verdict_seconds = seconds - ((verdict_started[0] - started) if verdict_started else seconds)
         tokenizer = AutoTokenizer.from_pretrained(DEMO_MODEL)
@@ -151,12 +184,16 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         kept = PeftModel.from_pretrained(base, result.adapter_dir)
         kept_right, answers = score(kept, tokenizer, tests)
         kept_skills, kept_said = general_skills(kept, tokenizer)
+        sft_right = None
+        if supervised is not None:
+            base = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32)
+            sft_right, _ = score(PeftModel.from_pretrained(base, supervised.adapter_dir), tokenizer, tests)
         last_right = None
         if result.checkpoints and result.best_step is not None and result.best_step != result.final_step:
             base = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32)
             last = PeftModel.from_pretrained(base, result.checkpoints[-1]["path"])
             last_right, _ = score(last, tokenizer, tests)
-    evals = [(e["step"], e["eval_loss"]) for e in events if e.get("type") == "eval"]
+    evals = [(e["step"], e.get("right_answers", e["eval_loss"])) for e in events if e.get("type") == "eval"]
     line = {
         "set": set_name,
         "recipe_name": recipe_name,
@@ -175,6 +212,14 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         "right_kept": kept_right,
         "right_last": last_right,
         "right_base": base_right,
+        # auto+grpo: the supervised adapter's right answers, GRPO's time, and its right-answer curves.
+        "sft": {
+            "right": sft_right,
+            "grpo_seconds": round(grpo_seconds, 1),
+            "right_answers": [e.get("right_answers") for e in events if e.get("type") == "metrics"],
+        }
+        if supervised is not None
+        else None,
         # The general skills check (48 everyday questions): did the run forget what the base knew?
         "general_skills": {
             "kept": sum(kept_skills),
@@ -214,7 +259,9 @@ def main() -> None:
                 f"{line['verdict']}) steps {line['final_step']:4} "
                 f"rehearsal {line['rehearsal_rows']} kept {line['best_step']} "
                 f"right {line['right_kept']}/{line['tests']} "
-                f"(last {line['right_last']}, base {line['right_base']}) "
+                f"(last {line['right_last']}, base {line['right_base']}"
+                + (f", supervised {line['sft']['right']}" if line["sft"] else "")
+                + ") "
                 f"general skills {line['general_skills']['kept']}/48 (base {line['general_skills']['base']}, "
                 f"lost {line['general_skills']['lost']}, gained {line['general_skills']['gained']}, "
                 f"same answers {line['general_skills']['same_as_base']}, "

@@ -126,7 +126,7 @@ def hyperparameters_of(recipe: Recipe, params: TrainParams | None = None) -> dic
         "n_epochs": recipe.num_epochs,
         "batch_size": recipe.effective_batch_size,
         "learning_rate_multiplier": round(recipe.learning_rate / reference, 6),
-        **({"beta": recipe.beta} if recipe.preference else {}),
+        **({"beta": recipe.beta} if recipe.objective != "sft" else {}),
     }
     if chosen:
         return values
@@ -135,8 +135,8 @@ def hyperparameters_of(recipe: Recipe, params: TrainParams | None = None) -> dic
 
 def method_of(recipe: Recipe, params: TrainParams | None = None) -> dict:
     """OpenAI's `method` of a job: its type and that type's hyperparameters. A job started in the web
-    page by a method OpenAI does not have (ORPO, SimPO, KTO) is listed under its own name."""
-    kind = recipe.objective if recipe.preference else "supervised"
+    page by a method OpenAI does not have (ORPO, SimPO, KTO, GRPO) is listed under its own name."""
+    kind = "supervised" if recipe.objective == "sft" else recipe.objective
     return {"type": kind, kind: {"hyperparameters": hyperparameters_of(recipe, params)}}
 
 
