@@ -135,13 +135,15 @@ class TrainingForm(forms.Form):
 
     @property
     def reinforcement_fields(self):
-        if "start_adapter" not in self.fields or self.preference_fields:
+        if "start_adapter" not in self.fields or "sft_version" in self.fields:
             return []
         return [self["start_adapter"]]
 
     @property
     def preference_fields(self):
-        return [self[name] for name in ("start_adapter", "sft_version") if name in self.fields]
+        if "sft_version" not in self.fields:  # a conversation version's form (its adapter is GRPO's)
+            return []
+        return [self[name] for name in ("start_adapter", "sft_version")]
 
     @property
     def main_fields(self):

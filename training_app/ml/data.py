@@ -64,6 +64,52 @@ class PreparedData:
     def validation_rows(self) -> int:
         return len(self.validation) if self.validation is not None else 0
 
+    @classmethod
+    def with_dropped(
+        cls,
+        train: Dataset,
+        validation: Dataset | None,
+        mask_method: str,
+        dropped: list[int],
+        validation_dropped: list[int],
+    ) -> PreparedData:
+        """Data whose rows that gave nothing are counted, the first of them named by their lines."""
+        return cls(
+            train=train,
+            validation=validation,
+            mask_method=mask_method,
+            dropped_train_rows=len(dropped),
+            dropped_validation_rows=len(validation_dropped),
+            dropped_train_lines=dropped[:DROPPED_LINES_KEPT],
+            dropped_validation_lines=validation_dropped[:DROPPED_LINES_KEPT],
+        )
+
+
+def load_records(
+    path: str | Path,
+    names: tuple[str, ...],
+    records_of: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    *,
+    limit: int | None = None,
+) -> tuple[Dataset, list[int]]:
+    """A canonical file's rows as the records ``records_of`` makes of each (columns ``names``), and the
+    source lines of the rows that made none."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingDataError(
+            f"The data file {path.name} is missing.", "Make the dataset version again, or pick another one."
+        )
+    columns: dict[str, list] = {name: [] for name in names}
+    unused: list[int] = []
+    for index, row in enumerate(itertools.islice(read_rows(path), limit)):
+        records = records_of(row)
+        if not records:
+            unused.append(int(row.get("source_line", index + 1)))
+        for record in records:
+            for name in names:
+                columns[name].append(record[name])
+    return Dataset.from_dict(columns), unused
+
 
 def load_conversations(path: str | Path, *, limit: int | None = None) -> Dataset:
     """Canonical JSONL as a Dataset with ``messages_json`` and ``source_line`` columns.

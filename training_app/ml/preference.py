@@ -11,13 +11,12 @@ The trainers themselves are in preference_trainers.py.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
-from training_app.ml.data import DROPPED_LINES_KEPT, PreparedData, clean_message, read_rows
+from training_app.ml.data import PreparedData, clean_message, load_records
 from training_app.ml.errors import TrainingDataError
 
 _PAIR_COLUMNS = ("prompt", "chosen", "rejected")
@@ -81,22 +80,8 @@ def load_preferences(
 ) -> tuple[Dataset, list[int]]:
     """A canonical file as trl's conversational pairs (`paired`) or rated answers, and the lines of the
     rows that gave none (a rated answer in a run that learns from pairs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingDataError(
-            f"The data file {path.name} is missing.", "Make the dataset version again, or pick another one."
-        )
     names = _PAIR_COLUMNS if paired else _RATED_COLUMNS
-    columns: dict[str, list] = {name: [] for name in names}
-    unused: list[int] = []
-    for index, row in enumerate(itertools.islice(read_rows(path), limit)):
-        records = _records(row, paired=paired)
-        if not records:
-            unused.append(int(row.get("source_line", index + 1)))
-        for record in records:
-            for name in names:
-                columns[name].append(record[name])
-    return Dataset.from_dict(columns), unused
+    return load_records(path, names, lambda row: _records(row, paired=paired), limit=limit)
 
 
 def prepare_preferences(
@@ -130,15 +115,7 @@ def prepare_preferences(
     if validation_path is not None:
         validation, validation_dropped = load_preferences(validation_path, paired=paired, limit=trial_rows)
         validation = validation if len(validation) else None
-    return PreparedData(
-        train=train,
-        validation=validation,
-        mask_method="trl_preference",
-        dropped_train_rows=len(dropped),
-        dropped_validation_rows=len(validation_dropped),
-        dropped_train_lines=dropped[:DROPPED_LINES_KEPT],
-        dropped_validation_lines=validation_dropped[:DROPPED_LINES_KEPT],
-    )
+    return PreparedData.with_dropped(train, validation, "trl_preference", dropped, validation_dropped)
 
 
 def load_start_adapter(model: Any, adapter_dir: str | Path) -> Any:

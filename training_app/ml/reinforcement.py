@@ -16,14 +16,13 @@ show the share of right answers, on training and on validation questions.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
 from training_app.ml.components import peft_config
-from training_app.ml.data import DROPPED_LINES_KEPT, PreparedData, read_rows
+from training_app.ml.data import PreparedData, load_records
 from training_app.ml.errors import TrainingDataError
 from training_app.ml.preference import prompt_and_answer
 from training_app.ml.recipe import Recipe
@@ -45,21 +44,12 @@ def question(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def load_questions(path: str | Path, *, limit: int | None = None) -> tuple[Dataset, list[int]]:
     """A canonical file as questions with reference answers, and the lines of the rows that gave none."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingDataError(
-            f"The data file {path.name} is missing.", "Make the dataset version again, or pick another one."
-        )
-    columns: dict[str, list] = {name: [] for name in _COLUMNS}
-    unused: list[int] = []
-    for index, row in enumerate(itertools.islice(read_rows(path), limit)):
-        record = question(row)
-        if record is None:
-            unused.append(int(row.get("source_line", index + 1)))
-            continue
-        for name in _COLUMNS:
-            columns[name].append(record[name])
-    return Dataset.from_dict(columns), unused
+    return load_records(path, _COLUMNS, _questions_of, limit=limit)
+
+
+def _questions_of(row: dict[str, Any]) -> list[dict[str, Any]]:
+    record = question(row)
+    return [record] if record is not None else []
 
 
 def prepare_questions(
@@ -78,15 +68,7 @@ def prepare_questions(
         limit = min(trial_rows or EVAL_QUESTIONS, EVAL_QUESTIONS)
         validation, validation_dropped = load_questions(validation_path, limit=limit)
         validation = validation if len(validation) else None
-    return PreparedData(
-        train=train,
-        validation=validation,
-        mask_method="trl_grpo",
-        dropped_train_rows=len(dropped),
-        dropped_validation_rows=len(validation_dropped),
-        dropped_train_lines=dropped[:DROPPED_LINES_KEPT],
-        dropped_validation_lines=validation_dropped[:DROPPED_LINES_KEPT],
-    )
+    return PreparedData.with_dropped(train, validation, "trl_grpo", dropped, validation_dropped)
 
 
 def grpo_config(recipe: Recipe, arguments: dict[str, Any]) -> Any:
