@@ -18,11 +18,12 @@ checkpoint, and by the base model, and an answer counts when it contains the fac
 - ``auto+rehearsal``: the automatic settings with ``rehearsal`` 0.5 (the base model's own answers to general
   questions mixed in, as the worker mixes them: ``training_app/ml/rehearsal.py``). ``--set rehearsal=0.5``
   adds it to a custom recipe;
-- ``auto+grpo``: the automatic settings, then GRPO (``training_app/ml/reinforcement.py``) from the adapter
-  that run kept, on the same training questions: one pass, 4 answers per question of up to 64 tokens, the
-  reward ``facts`` (``--set reward=exact`` for label sets), a tenth of the supervised learning rate. The
-  line's ``right_*`` are the GRPO adapter's; ``sft`` holds the supervised adapter's right answers, so one
-  line compares the two on the same held-out questions.
+- ``auto+grpo`` (and ``guide+grpo``): the automatic (or the guide's) settings, then GRPO
+  (``training_app/ml/reinforcement.py``) from the adapter that run kept, on the same training questions:
+  one pass, 4 answers per question of up to 64 tokens, the reward ``facts`` (``--set reward=exact`` for
+  label sets), a tenth of the supervised learning rate. The line's ``right_*`` are the GRPO adapter's;
+  ``sft`` holds the supervised adapter's right answers, so one line compares the two on the same
+  held-out questions.
 
 One line per run is appended to bench/out/recipe_outcomes.jsonl (wall time of training, the recipe,
 the steps, which checkpoint was kept, right answers of the kept adapter, the last checkpoint and the base,
@@ -65,6 +66,8 @@ def canonical_split(train_file: Path, folder: Path) -> tuple[Path, Path, list[di
 def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path):
     from training_app.ml.recipe import Recipe
 
+    if name == "guide+grpo":
+        return Recipe(), "the guide's settings, then GRPO"
     if name == "guide":
         return Recipe(), "the guide's settings"
     if name in ("auto", "auto+rehearsal", "auto+grpo"):
@@ -161,7 +164,7 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
             on_event=on_event,
         )
         supervised = None
-        if recipe_name == "auto+grpo":
+        if recipe_name.endswith("+grpo"):
             supervised, supervised_recipe = result, recipe
             recipe = grpo_recipe(supervised_recipe, changes)
             grpo_started = time.monotonic()

@@ -65,11 +65,12 @@ class MetricPayload(TypedDict):
     preference_accuracy: NotRequired[float | None]
     eval_preference_accuracy: NotRequired[float | None]
     eval_reward_margin: NotRequired[float | None]
-    # GRPO runs only: the answers' mean reward, the share of right ones, their mean length in tokens and the
-    # KL from the start; training batch, and the latest validation.
+    # GRPO runs only: the answers' mean reward, the share of right ones, their mean length in tokens, the
+    # KL from the start and the share of questions with nothing to learn; training batch, latest validation.
     reward: NotRequired[float | None]
     right_answers: NotRequired[float | None]
     answer_tokens: NotRequired[float | None]
     kl: NotRequired[float | None]
+    nothing_to_learn: NotRequired[float | None]  # questions whose answers all scored the same
     eval_right_answers: NotRequired[float | None]
     eval_reward: NotRequired[float | None]

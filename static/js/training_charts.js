@@ -15,7 +15,7 @@
     { id: "chart-rewards", title: "Rewards", series: [["reward_chosen", "chosen", "#2b8a3e"], ["reward_rejected", "rejected", "#c92a2a"], ["reward_margin", "margin", "#495057"], ["eval_reward_margin", "validation margin", "#e8590c"]] },
     { id: "chart-preference", title: "Preference accuracy", series: [["preference_accuracy", "training pairs", "#1864ab"], ["eval_preference_accuracy", "validation pairs", "#e8590c"]] },
     // GRPO runs: the share of right answers and the mean reward, and how long the answers are.
-    { id: "chart-right", title: "Right answers", series: [["right_answers", "training questions", "#2b8a3e"], ["eval_right_answers", "validation questions", "#e8590c"], ["reward", "reward", "#495057"]] },
+    { id: "chart-right", title: "Right answers", series: [["right_answers", "training questions", "#2b8a3e"], ["eval_right_answers", "validation questions", "#e8590c"], ["reward", "reward", "#495057"], ["nothing_to_learn", "questions with nothing to learn", "#adb5bd"]] },
     { id: "chart-answers", title: "Answer length (tokens)", series: [["answer_tokens", "mean length", "#7048e8"]] },
   ];
   const steps = [];

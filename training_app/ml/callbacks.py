@@ -62,6 +62,9 @@ REINFORCEMENT_METRICS = {
     "right_answers": "right_answers",
     "completions/mean_length": "answer_tokens",
     "kl": "kl",
+    # The share of questions whose answers all scored the same (all right or all wrong): GRPO learns nothing
+    # from those.
+    "frac_reward_zero_std": "nothing_to_learn",
 }
 
 
@@ -176,6 +179,8 @@ class EventCallback(TrainerCallback):
         # A GRPO run's on the validation questions: the share of right answers, and their mean reward.
         self.latest_eval_right: float | None = None
         self.latest_eval_reward: float | None = None
+        # A GRPO run's training steps: (share of questions with nothing to learn, share of right answers).
+        self.reinforcement_history: list[tuple[float | None, float | None]] = []
         # Tokens/s is measured over training time only: evaluations and saves restart the clock.
         self._interval_start = time.monotonic()
         self._interval_tokens = 0.0
@@ -225,6 +230,8 @@ class EventCallback(TrainerCallback):
             **preference_values(logs),
             **reinforcement_values(logs),
         }
+        if "nothing_to_learn" in event:
+            self.reinforcement_history.append((event["nothing_to_learn"], event["right_answers"]))
         reason = self.detector.update(float(logs["loss"]))
         if reason is not None and self.diverged is None:
             self.diverged = (state.global_step, reason)

@@ -29,6 +29,8 @@ from training_app.ml.recipe import Recipe
 from training_app.ml.rewards import RIGHT_ANSWERS_METRIC, reward_function
 
 EVAL_QUESTIONS = 24
+# Above this share of questions whose answers all scored the same, the run says why it learned little.
+NOTHING_TO_LEARN_WARNING = 0.5
 _COLUMNS = ("prompt", "reference")
 
 
@@ -69,6 +71,31 @@ def prepare_questions(
         validation, validation_dropped = load_questions(validation_path, limit=limit)
         validation = validation if len(validation) else None
     return PreparedData.with_dropped(train, validation, "trl_grpo", dropped, validation_dropped)
+
+
+def learning_signal_note(history: list[tuple[float | None, float | None]]) -> str | None:
+    """Why a GRPO run learned little, when most of its questions' answers all scored the same: all right
+    (nothing left to reinforce) or all wrong (nothing to reinforce yet). ``history``: per logged step, the
+    share of such questions and the share of right answers. None when the run had enough to learn from."""
+    shares = [share for share, _ in history if share is not None]
+    if not shares or sum(shares) / len(shares) < NOTHING_TO_LEARN_WARNING:
+        return None
+    rights = [right for _, right in history if right is not None]
+    right = sum(rights) / len(rights) if rights else 0.0
+    said = (
+        f"For {sum(shares) / len(shares):.0%} of the questions, every answer the model wrote scored the "
+        "same, so GRPO had nothing to learn from them: "
+    )
+    if right >= 0.5:
+        return said + (
+            f"it already answered them right ({right:.0%} of its answers were). Compare this adapter with "
+            "the one it started from before choosing; to go further, add questions it still gets wrong."
+        )
+    return said + (
+        f"they were wrong ({right:.0%} of its answers were right). GRPO only reinforces answers the model "
+        "sometimes gets right: train a supervised adapter on these conversations first and start GRPO "
+        "from it, or allow longer answers if they were cut off."
+    )
 
 
 def grpo_config(recipe: Recipe, arguments: dict[str, Any]) -> Any:

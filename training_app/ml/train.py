@@ -37,7 +37,7 @@ from training_app.ml.patches.trl import score_labelled_positions_only
 from training_app.ml.preference import load_start_adapter, prepare_preferences
 from training_app.ml.preference_trainers import preference_trainer
 from training_app.ml.recipe import Recipe
-from training_app.ml.reinforcement import grpo_trainer, prepare_questions
+from training_app.ml.reinforcement import grpo_trainer, learning_signal_note, prepare_questions
 from training_app.ml.run_outcome import (
     best_checkpoint,
     held_out_verdict,
@@ -231,6 +231,9 @@ def train(
                     f"{other_reason}.",
                 )
             log_outcome(log, trainer.state, best_step, best_eval_loss, early_stopped, recipe)
+            note = learning_signal_note(callback.reinforcement_history) if recipe.reinforced else None
+            if note and main_process:
+                log("warning", note)
             adapter_dir = output_dir / ADAPTER_DIRNAME
             if sharded:  # every process hands over its part of the adapter; rank 0 writes the same files
                 trainer.save_model(str(adapter_dir))

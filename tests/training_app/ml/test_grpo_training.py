@@ -14,7 +14,7 @@ import pytest
 from tests.training_app.ml.conftest import conversation, recorder, write_jsonl
 from training_app.ml.errors import TrainingDataError
 from training_app.ml.recipe import Recipe, RecipeError
-from training_app.ml.reinforcement import EVAL_QUESTIONS, prepare_questions, question
+from training_app.ml.reinforcement import EVAL_QUESTIONS, learning_signal_note, prepare_questions, question
 from training_app.ml.train import train
 
 GRPO_RECIPE = Recipe(
@@ -64,6 +64,7 @@ def test_every_step_and_evaluation_reports_the_right_answers_the_charts_draw(grp
     for event in metrics + evaluations:
         assert 0 <= event["right_answers"] <= 1 and 0 <= event["reward"] <= 1
         assert 0 < event["answer_tokens"] <= GRPO_RECIPE.max_answer_tokens
+        assert 0 <= event["nothing_to_learn"] <= 1
     # A step that is evaluated carries that evaluation's values, as the charts place them.
     assert metrics[1]["eval_right_answers"] == evaluations[0]["right_answers"]
     assert metrics[3]["eval_right_answers"] == evaluations[1]["right_answers"]
@@ -133,3 +134,17 @@ def test_the_recipe_wants_whole_groups_of_answers_per_step_and_no_rehearsal():
     assert Recipe(objective="grpo").reinforced and not Recipe(objective="grpo").preference
     with pytest.raises(RecipeError):
         Recipe(objective="grpo", reward="vibes")
+
+
+def test_a_run_with_little_to_learn_from_says_why_and_what_to_do():
+    # Most questions' answers all right: nothing left to reinforce.
+    solved = learning_signal_note([(1.0, 1.0), (0.5, 0.875), (1.0, 1.0)])
+    assert solved.startswith("For 83% of the questions, every answer the model wrote scored the same")
+    assert "it already answered them right (96% of its answers were)" in solved
+    # Most all wrong: a supervised adapter first.
+    unsolved = learning_signal_note([(1.0, 0.0), (0.75, 0.125)])
+    assert "they were wrong (6% of its answers were right)" in unsolved
+    assert "train a supervised adapter on these conversations first" in unsolved
+    # Enough questions with answers of different worth: nothing to say.
+    assert learning_signal_note([(0.25, 0.5), (0.5, 0.5)]) is None
+    assert learning_signal_note([]) is None
