@@ -312,12 +312,4 @@ def prepare_data(
             )
             if len(validation) == 0:
                 validation = None
-    return PreparedData(
-        train=train,
-        validation=validation,
-        mask_method=method,
-        dropped_train_rows=len(dropped),
-        dropped_validation_rows=len(validation_dropped),
-        dropped_train_lines=dropped[:DROPPED_LINES_KEPT],
-        dropped_validation_lines=validation_dropped[:DROPPED_LINES_KEPT],
-    )
+    return PreparedData.with_dropped(train, validation, method, dropped, validation_dropped)
