@@ -93,8 +93,8 @@ def learning_signal_note(history: list[tuple[float | None, float | None]]) -> st
         )
     return said + (
         f"they were wrong ({right:.0%} of its answers were right). GRPO only reinforces answers the model "
-        "sometimes gets right: train a supervised adapter on these conversations first and start GRPO "
-        "from it, or allow longer answers if they were cut off."
+        "sometimes gets right: start GRPO from a supervised adapter that knows these conversations better "
+        "(the automatic settings train one), or allow longer answers if they were cut off."
     )
 
 

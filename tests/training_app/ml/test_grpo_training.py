@@ -144,7 +144,7 @@ def test_a_run_with_little_to_learn_from_says_why_and_what_to_do():
     # Most all wrong: a supervised adapter first.
     unsolved = learning_signal_note([(1.0, 0.0), (0.75, 0.125)])
     assert "they were wrong (6% of its answers were right)" in unsolved
-    assert "train a supervised adapter on these conversations first" in unsolved
+    assert "start GRPO from a supervised adapter that knows these conversations better" in unsolved
     # Enough questions with answers of different worth: nothing to say.
     assert learning_signal_note([(0.25, 0.5), (0.5, 0.5)]) is None
     assert learning_signal_note([]) is None
