@@ -165,10 +165,13 @@ class EventCallback(TrainerCallback):
         on_event: EventSink,
         should_stop: Callable[[], bool],
         detector: DivergenceDetector | None = None,
+        *,
+        watch_rise: bool = True,
     ) -> None:
         self.on_event = on_event
         self.should_stop = should_stop
-        self.detector = detector or DivergenceDetector()
+        # watch_rise False: only a NaN or infinite loss is divergence (GRPO's loss sits near 0, either side).
+        self.detector = detector or DivergenceDetector(watch_rise=watch_rise)
         self.stopped = False
         self.diverged: tuple[int, str] | None = None  # (step, reason)
         self.checkpoints: list[dict[str, Any]] = []

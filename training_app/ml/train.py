@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lathe_common.cpu import fp32_attention
-from training_app.ml.callbacks import DivergenceDetector, EventCallback, EventSink, json_number
+from training_app.ml.callbacks import EventCallback, EventSink, json_number
 from training_app.ml.components import (
     check_model_dir,
     divergence_remedies,
@@ -164,7 +164,7 @@ def train(
     (output_dir / RECIPE_FILENAME).write_text(recipe.to_yaml(), encoding="utf-8")
 
     # GRPO's loss sits near zero and moves both ways: only a NaN or infinite one means it went wrong.
-    callback = EventCallback(on_event, should_stop, DivergenceDetector(watch_rise=not recipe.reinforced))
+    callback = EventCallback(on_event, should_stop, watch_rise=not recipe.reinforced)
     # In a distributed run (training_app/ml/distributed.py) rank 0 alone shows samples, saves the
     # adapter and checks the held-out rows; the others only train.
     main_process = is_main_process()

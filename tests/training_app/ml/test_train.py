@@ -107,7 +107,9 @@ def test_it_stops_a_diverging_run_with_the_guides_advice(
     # every log counts as rising and two in a row are enough.
     detector = callbacks.DivergenceDetector
     monkeypatch.setattr(
-        callbacks, "DivergenceDetector", lambda: detector(factor=0.5, min_rise=-1e9, patience=2)
+        callbacks,
+        "DivergenceDetector",
+        lambda **options: detector(factor=0.5, min_rise=-1e9, patience=2, **options),
     )
     with pytest.raises(TrainingDiverged) as caught:
         run_training(tiny_model_dir, canonical_files, tmp_path, TINY_RECIPE.replace(learning_rate=0.5))
