@@ -44,6 +44,25 @@ def recorder(events: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
     return on_event
 
 
+def train_recorded(
+    model_dir: Path, folder: Path, recipe: Recipe, train_rows: list[dict], validation_rows: list[dict] | None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Train on these rows (written to ``folder``) with the product's trainer; its result and its events."""
+    from training_app.ml.train import train
+
+    validation = write_jsonl(folder / "validation.jsonl", validation_rows) if validation_rows else None
+    events: list[dict[str, Any]] = []
+    result = train(
+        base_model_dir=model_dir,
+        train_path=write_jsonl(folder / "train.jsonl", train_rows),
+        validation_path=validation,
+        output_dir=folder / "out",
+        recipe=recipe,
+        on_event=recorder(events),
+    )
+    return result, events
+
+
 # Small enough for a quick test, with evaluation and a checkpoint every 2 steps.
 TINY_RECIPE = Recipe(
     lora_r=4,

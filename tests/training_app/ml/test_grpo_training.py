@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.training_app.ml.conftest import conversation, recorder, write_jsonl
+from tests.training_app.ml.conftest import conversation, train_recorded, write_jsonl
 from training_app.ml.errors import TrainingDataError
 from training_app.ml.recipe import Recipe, RecipeError
 from training_app.ml.reinforcement import EVAL_QUESTIONS, learning_signal_note, prepare_questions, question
-from training_app.ml.train import train
 
 GRPO_RECIPE = Recipe(
     objective="grpo",
@@ -37,22 +36,9 @@ NO_ANSWER = {"messages": [{"role": "user", "content": "Anyone there?"}], "source
 @pytest.fixture(scope="module")
 def grpo_run(tiny_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("grpo")
-    train_path = write_jsonl(
-        folder / "train.jsonl", [conversation(index) for index in range(8)] + [NO_ANSWER]
-    )
-    validation_path = write_jsonl(
-        folder / "validation.jsonl", [conversation(index) for index in range(40, 43)]
-    )
-    events: list[dict] = []
-    result = train(
-        base_model_dir=tiny_model_dir,
-        train_path=train_path,
-        validation_path=validation_path,
-        output_dir=folder / "out",
-        recipe=GRPO_RECIPE,
-        on_event=recorder(events),
-    )
-    return result, events
+    train_rows = [conversation(index) for index in range(8)] + [NO_ANSWER]
+    validation_rows = [conversation(index) for index in range(40, 43)]
+    return train_recorded(tiny_model_dir, folder, GRPO_RECIPE, train_rows, validation_rows)
 
 
 def test_every_step_and_evaluation_reports_the_right_answers_the_charts_draw(grpo_run):
@@ -90,16 +76,8 @@ def test_the_run_says_what_it_trains_and_keeps_the_best_by_right_answers(grpo_ru
 def test_the_steps_the_plan_announces_are_the_trainers(tiny_model_dir, tmp_path):
     # 6 questions, 2 answers each, 4 answers per step: 3 steps a pass, 2 passes.
     recipe = GRPO_RECIPE.replace(max_steps=None, num_epochs=2, eval_steps=None, save_steps=None)
-    train_path = write_jsonl(tmp_path / "train.jsonl", [conversation(index) for index in range(6)])
-    events: list[dict] = []
-    train(
-        base_model_dir=tiny_model_dir,
-        train_path=train_path,
-        validation_path=None,
-        output_dir=tmp_path / "out",
-        recipe=recipe.replace(keep_best=False),
-        on_event=recorder(events),
-    )
+    rows = [conversation(index) for index in range(6)]
+    _, events = train_recorded(tiny_model_dir, tmp_path, recipe.replace(keep_best=False), rows, None)
     assert recipe.total_steps(6) == 6
     assert [event["max_steps"] for event in events if event["type"] == "progress"][-1] == 6
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from tests.training_app.ml.conftest import conversation, recorder, write_jsonl
+from tests.training_app.ml.conftest import conversation, recorder, train_recorded, write_jsonl
 from training_app.ml.errors import TrainingDataError
 from training_app.ml.preference import preference_pair, rated_answers
 from training_app.ml.preference_trainers import kto_batch, kto_weights
@@ -50,18 +50,9 @@ def pair(index: int) -> dict:
 def dpo_run(tiny_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("dpo")
     rated = {**conversation(99), "label": True, "source_line": 17}  # a KTO row: not a pair, left out
-    train_path = write_jsonl(folder / "train.jsonl", [pair(index) for index in range(16)] + [rated])
-    validation_path = write_jsonl(folder / "validation.jsonl", [pair(index) for index in range(40, 48)])
-    events: list[dict] = []
-    result = train(
-        base_model_dir=tiny_model_dir,
-        train_path=train_path,
-        validation_path=validation_path,
-        output_dir=folder / "out",
-        recipe=DPO_RECIPE,
-        on_event=recorder(events),
-    )
-    return result, events
+    train_rows = [pair(index) for index in range(16)] + [rated]
+    validation_rows = [pair(index) for index in range(40, 48)]
+    return train_recorded(tiny_model_dir, folder, DPO_RECIPE, train_rows, validation_rows)
 
 
 def test_every_step_and_evaluation_reports_the_rewards_the_charts_draw(dpo_run):
