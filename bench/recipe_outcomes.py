@@ -19,11 +19,12 @@ checkpoint, and by the base model, and an answer counts when it contains the fac
   questions mixed in, as the worker mixes them: ``training_app/ml/rehearsal.py``). ``--set rehearsal=0.5``
   adds it to a custom recipe;
 - ``auto+grpo`` (and ``guide+grpo``): the automatic (or the guide's) settings, then GRPO
-  (``training_app/ml/reinforcement.py``) from the adapter that run kept, on the same training questions:
-  one pass, 4 answers per question of up to 64 tokens, the reward ``facts`` (``--set reward=exact`` for
-  label sets), a tenth of the supervised learning rate. The line's ``right_*`` are the GRPO adapter's;
-  ``sft`` holds the supervised adapter's right answers, so one line compares the two on the same
-  held-out questions.
+  (``training_app/ml/reinforcement.py``) from the adapter that run kept, on the same training questions,
+  with the product's automatic GRPO settings (``auto_recipe.grpo_after``: one pass, 4 answers per question
+  as long as the references need, the reward ``exact`` for label sets and ``facts`` otherwise, a tenth of the
+  supervised learning rate; section 22 ran them with answers of up to 64 tokens). The line's ``right_*``
+  are the GRPO adapter's; ``sft`` holds the supervised adapter's right answers, so one line compares the
+  two on the same held-out questions.
 
 One line per run is appended to bench/out/recipe_outcomes.jsonl (wall time of training, the recipe,
 the steps, which checkpoint was kept, right answers of the kept adapter, the last checkpoint and the base,
@@ -82,16 +83,16 @@ def recipe_for(name: str, changes: dict, train_path: Path, base_model_dir: Path)
     return Recipe().replace(**changes), f"custom {changes}"
 
 
-def grpo_recipe(supervised, changes: dict):
-    """GRPO after the supervised run: one pass over its questions, 4 answers each (a batch of 8 answers is
-    2 questions), a tenth of its learning rate, answers up to 64 tokens."""
-    return supervised.replace(
-        objective="grpo",
-        num_epochs=1,
-        learning_rate=supervised.learning_rate / 10,
-        generations=4,
-        max_answer_tokens=64,
-        **{name: value for name, value in changes.items() if name in ("reward", "beta", "generations")},
+def grpo_recipe(supervised, shape, changes: dict):
+    """GRPO after the supervised run, by the product's rule (``auto_recipe.grpo_after``: one pass over its
+    questions, 4 answers each, a tenth of its learning rate, answers as long as the references need, the
+    reward by the kind of answers); ``--set reward=``, ``beta=``, ``generations=``, ``max_answer_tokens=``
+    override it."""
+    from training_app.ml.auto_recipe import grpo_after
+
+    overrides = ("reward", "beta", "generations", "max_answer_tokens")
+    return grpo_after(supervised, shape).replace(
+        **{name: value for name, value in changes.items() if name in overrides}
     )
 
 
@@ -166,7 +167,9 @@ def run(set_name: str, recipe_name: str, changes: dict) -> dict:
         supervised = None
         if recipe_name.endswith("+grpo"):
             supervised, supervised_recipe = result, recipe
-            recipe = grpo_recipe(supervised_recipe, changes)
+            from training_app.ml.auto_recipe import dataset_shape
+
+            recipe = grpo_recipe(supervised_recipe, dataset_shape(train_path, DEMO_MODEL), changes)
             grpo_started = time.monotonic()
             result = train(
                 base_model_dir=DEMO_MODEL,

@@ -16,13 +16,19 @@ GUIDE_REASON = (
 
 
 def version_shape(version: DatasetVersion) -> DatasetShape:
-    tokens = (version.stats or {}).get("tokens") or {}
+    stats = version.stats or {}
+    tokens = stats.get("tokens") or {}
+    answers = stats.get("answers") or {}  # versions made before answers were counted have none
+    answer_tokens = answers.get("tokens") or {}
     return DatasetShape(
         rows=version.train_rows or version.rows or 1,
         mean_tokens=float(tokens.get("mean") or 0),
         max_tokens=int(tokens.get("max") or 0),
         pairs=version_holds_pairs(version),
         rated=version_row_format(version) == "kto",
+        answer_tokens_p95=int(answer_tokens.get("p95") or 0),
+        answer_tokens_max=int(answer_tokens.get("max") or 0),
+        distinct_answers=answers.get("distinct"),
     )
 
 
@@ -34,7 +40,8 @@ def recipe_auto_for(version: DatasetVersion, base_model: BaseModel, base: Recipe
 
 def recipe_reason(recipe: Recipe, version: DatasetVersion, base_model: BaseModel) -> str:
     """In plain words, where a job's settings come from: the automatic rule, the guide, or the user."""
-    automatic = recipe_auto_for(version, base_model)
+    # A GRPO run compares with the automatic GRPO settings, anything else with the supervised (pairs') ones.
+    automatic = recipe_auto_for(version, base_model, base=Recipe(objective=recipe.objective))
     if _same_settings(recipe, automatic.recipe):
         return "Automatic settings. " + automatic.reason
     if _same_settings(recipe, Recipe()):

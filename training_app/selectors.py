@@ -1,10 +1,13 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.urls import reverse
 
+from datasets_app.models import SUBJECT_VERSION, DatasetVersion
 from jobs.models import Checkpoint, Job
 from jobs.params import job_params
 from jobs.states import JobKind
 from lathe_common.web.storage import data_folder_bytes
+from models_app.models import Adapter
+from models_app.selectors import adapter_list_for_user
 from training_app.ml.rehearsal import MAX_SHARE, SUGGESTED_SHARE
 
 
@@ -38,3 +41,13 @@ def rehearsal_retry_share(job: Job) -> float | None:
     if recipe.preference or recipe.rehearsal >= MAX_SHARE:
         return None
     return min(MAX_SHARE, max(SUGGESTED_SHARE, 2 * recipe.rehearsal))
+
+
+def latest_adapter_trained_on(user: AbstractBaseUser, version: DatasetVersion) -> Adapter | None:
+    """The user's newest adapter trained on this version: where GRPO on its questions starts best."""
+    return (
+        adapter_list_for_user(user)
+        .filter(job__subject_type=SUBJECT_VERSION, job__subject_id=version.pk)
+        .order_by("-created_at", "-pk")
+        .first()
+    )

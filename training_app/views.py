@@ -27,6 +27,7 @@ from training_app.estimate import estimate_for_launch, launch_targets
 from training_app.forms import TrainingForm
 from training_app.ml.recipe import OBJECTIVE_NAMES, PREFERENCE_OBJECTIVES, Recipe, RecipeError
 from training_app.ml.sweep_space import search_space
+from training_app.selectors import latest_adapter_trained_on
 from training_app.services import (
     TrainingRefused,
     recipe_export,
@@ -57,15 +58,24 @@ def _form(
         )
     elif version is not None:
         form.add_reinforcement_start(adapters=adapter_list_for_user(request.user))
+        if initial_recipe is not None and initial_recipe.reinforced:
+            form.fields["start_adapter"].initial = latest_adapter_trained_on(request.user, version)
     return form
 
 
+SETTINGS_MODES = ("auto", "guide", "grpo")
+
+
 def _automatic(request: HttpRequest, version):
-    """("auto" or "guide", the automatic recipe or None, the recipe the form starts from)."""
-    settings_mode = "guide" if request.GET.get("settings") == "guide" else "auto"
+    """("auto", "guide" or "grpo", the automatic recipe or None, the recipe the form starts from).
+    "grpo" (the automatic GRPO settings) is offered on conversations, not on preference pairs."""
+    settings_mode = request.GET.get("settings")
+    if settings_mode not in SETTINGS_MODES or (settings_mode == "grpo" and version_holds_pairs(version)):
+        settings_mode = "auto"
     first_model = base_model_list_by_size(request.user).first()
-    automatic = recipe_auto_for(version, first_model) if first_model else None
-    initial = automatic.recipe if automatic and settings_mode == "auto" else Recipe()
+    objective = Recipe(objective="grpo") if settings_mode == "grpo" else None
+    automatic = recipe_auto_for(version, first_model, base=objective) if first_model else None
+    initial = automatic.recipe if automatic and settings_mode != "guide" else Recipe()
     return settings_mode, automatic, initial
 
 

@@ -46,6 +46,7 @@ def compute_stats(
     dedup, dedup_outcome = ExactDedupStep(normalise=True), RuleOutcome("exact_dedup", True, example_limit=0)
     messages = 0
     sides = PreferenceSides()
+    answers = FinalAnswers()
     chunk: list[CanonicalRow] = []
     bytes_read = flushed_at = 0
 
@@ -55,6 +56,7 @@ def compute_stats(
             turns[sum(1 for m in row["messages"] if m["role"] == "user")] += 1
             roles.update(m["role"] for m in row["messages"])
             sides.add(row)
+        answers.add(chunk, token_counter)
         if token_counter is not None:
             tokens.extend(conversation_tokens_many(token_counter, (row["messages"] for row in chunk)))
         dedup.apply(chunk, dedup_outcome)
@@ -99,6 +101,7 @@ def compute_stats(
         "token_length_histogram": histogram,
         "duplicates": dedup_outcome.removed,
         "preference": sides.summary(),
+        "answers": answers.summary(),
         "warnings": _warnings(rows, dedup_outcome.removed, over_limit) + sides.warnings(),
     }
 
@@ -118,11 +121,7 @@ class PreferenceSides:
 
     def add(self, row: CanonicalRow) -> None:
         if "rejected" in row:
-            chosen = 0  # the preferred answer: the assistant's messages after the prompt's last turn
-            for message in reversed(row["messages"]):
-                if message["role"] != "assistant":
-                    break
-                chosen += len(message["content"])
+            chosen = len(final_answer(row))  # the preferred answer
             rejected = sum(len(m["content"]) for m in row["rejected"])
             self.chosen.append(chosen)
             self.rejected.append(rejected)
@@ -154,6 +153,48 @@ class PreferenceSides:
         if self.rated and not 0 < self.rated_good < self.rated:
             return ["Every rated answer has the same label: rated answers (KTO) need both good and bad ones."]
         return []
+
+
+def final_answer(row: CanonicalRow) -> str:
+    """The answer a row ends with: its assistant messages after the last other turn (GRPO's reference,
+    a pair's preferred answer); "" when it ends with a question."""
+    parts = []
+    for message in reversed(row["messages"]):
+        if message["role"] != "assistant":
+            break
+        parts.append(message["content"])
+    return "\n".join(reversed(parts))
+
+
+# Answers are counted as distinct up to this many: enough to tell a set of labels from free answers.
+DISTINCT_ANSWERS_COUNTED = 1000
+
+
+class FinalAnswers:
+    """The rows' final answers: their lengths in tokens, and how many differ (a label set has few)."""
+
+    def __init__(self) -> None:
+        self.tokens = array("l")
+        self.rows = 0
+        self.seen: set[str] = set()
+
+    def add(self, rows: list[CanonicalRow], token_counter: TokenCounter | None) -> None:
+        texts = [text for text in map(final_answer, rows) if text]
+        self.rows += len(texts)
+        for text in texts:
+            if len(self.seen) < DISTINCT_ANSWERS_COUNTED:
+                self.seen.add(" ".join(text.casefold().split()))
+        if token_counter is not None:
+            self.tokens.extend(token_counter.count_many(texts))
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.rows:
+            return None
+        return {
+            "rows": self.rows,
+            "distinct": len(self.seen),  # at most DISTINCT_ANSWERS_COUNTED
+            "tokens": _summary(self.tokens) if self.tokens else None,
+        }
 
 
 def token_histogram(lengths: array | list[int]) -> dict[str, Any]:

@@ -20,9 +20,12 @@ def test_a_conversation_version_offers_grpo_from_ones_own_adapter_and_refuses_it
     live_site, browser_page, alice, bob
 ):
     model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="0.5B")
-    Adapter.objects.create(owner=alice, base_model=model, name="clinic-sft", path="/x", rank=8)
-    Adapter.objects.create(owner=bob, base_model=model, name="bobs-secret-sft", path="/x", rank=8)
     _, _, version = dataset_with_version(alice)
+    trained = Job.objects.create(
+        owner=alice, kind=JobKind.TRAIN, queue="gpu", subject_type="dataset_version", subject_id=version.pk
+    )
+    Adapter.objects.create(owner=alice, base_model=model, name="clinic-sft", path="/x", rank=8, job=trained)
+    Adapter.objects.create(owner=bob, base_model=model, name="bobs-secret-sft", path="/x", rank=8)
     jobs_before = Job.objects.count()
     page = browser_page
     log_in(page, live_site)
@@ -42,12 +45,20 @@ def test_a_conversation_version_offers_grpo_from_ones_own_adapter_and_refuses_it
     for field in ("reward", "generations", "max_answer_tokens"):
         assert page.locator(f"details #id_{field}").count() == 1
 
+    # One click fills in GRPO's automatic settings, from the adapter trained on these questions.
+    page.click("#use-grpo")
+    page.wait_for_selector("text=Automatic GRPO settings")
+    assert "questions: GRPO, one pass" in page.text_content("#auto-reason")
+    assert page.input_value("#id_objective") == "grpo"
+    assert float(page.input_value("#id_num_epochs")) == 1
+    assert page.locator("#id_start_adapter option:checked").text_content().strip() == "clinic-sft"
+
     page.select_option("#id_objective", "sft")
     page.select_option("#id_start_adapter", label="clinic-sft")
     page.click("#start-button")
     page.wait_for_selector("#reinforcement-start .errorlist")
     assert SUPERVISED_WITH_ADAPTER in page.text_content("#reinforcement-start .errorlist")
-    assert page.url.endswith(f"/train/new/{version.pk}/")
+    assert f"/train/new/{version.pk}/" in page.url
     assert Job.objects.count() == jobs_before
 
 

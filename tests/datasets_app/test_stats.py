@@ -77,3 +77,22 @@ def test_it_reports_progress_and_handles_an_empty_file(tmp_path):
     assert stats["rows"] == 0
     assert stats["chars"] == {"mean": 0.0, "p50": 0, "p95": 0, "max": 0}
     assert calls[-1] == (0, 0)
+
+
+def test_it_counts_the_final_answers_lengths_and_how_many_differ(tmp_path, demo_token_counter):
+    """What the automatic GRPO settings read: how long the answers to learn are, and whether they are a few
+    labels (a classification set) or free answers."""
+    labels = [chat(f"Ticket {i}: is it urgent?", "Urgent" if i % 3 else " urgent ") for i in range(12)]
+    labels += [chat(f"Ticket {i}: is it urgent?", "Routine") for i in range(12, 20)]
+    two_turns = [chat("A", "B", "Ticket 20: is it urgent?", "Routine")]
+    source = write_canonical(tmp_path / "labels.jsonl", labels + two_turns)
+
+    answers = compute_stats(source, token_counter=demo_token_counter)["answers"]
+
+    assert answers["rows"] == 21
+    assert answers["distinct"] == 2  # "Urgent" and " urgent " are one label; the last turn's answer counts
+    expected = demo_token_counter.count_many(["Urgent", " urgent ", "Routine"])
+    assert answers["tokens"]["max"] == max(expected)
+
+    free = compute_stats(write_canonical(tmp_path / "free.jsonl", _rows(30)))["answers"]
+    assert free["distinct"] == 30 and free["tokens"] is None  # no tokenizer: lengths are not counted

@@ -10,6 +10,7 @@ from jobs.models import Job, WorkerStatus
 from jobs.queues import QUEUE_DATA, QUEUE_GPU_ANY
 from models_app.models import Adapter, BaseModel
 from tests.datasets_app.factories import dataset_with_version
+from tests.jobs.test_preference_training_worker import preference_version
 from tests.jobs.test_training_launch import _recipe_form
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +66,69 @@ def test_a_job_records_where_its_settings_came_from(alice_client, alice):
     custom = Job.objects.filter(kind="train").exclude(pk=job.pk).get()
     assert custom.params["recipe_reason"].startswith("Your own settings:")
     assert "learning rate 0.0001 (automatic: 0.0005)" in custom.params["recipe_reason"]
+
+
+LABELS_STATS = {"rows": 100, "answers": {"rows": 100, "distinct": 3, "tokens": {"p95": 2, "max": 3}}}
+
+
+def _adapter_trained_on(owner, version, model, name: str) -> Adapter:
+    job = Job.objects.create(
+        owner=owner,
+        kind="train",
+        queue="gpu",
+        state="succeeded",
+        subject_type="dataset_version",
+        subject_id=version.pk,
+    )
+    return Adapter.objects.create(owner=owner, base_model=model, job=job, name=name, path="/nowhere")
+
+
+def test_the_automatic_grpo_settings_start_from_ones_newest_adapter_on_these_questions(
+    alice_client, alice, bob
+):
+    model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="Qwen2.5 0.5B")
+    _, _, version = dataset_with_version(alice, rows=100)
+    version.stats = LABELS_STATS
+    version.save(update_fields=["stats"])
+    _, _, other_version = dataset_with_version(alice)
+    _adapter_trained_on(alice, version, model, "first sft")
+    newest = _adapter_trained_on(alice, version, model, "second sft")
+    _adapter_trained_on(alice, other_version, model, "sft on other data")  # newer, but other questions
+    _adapter_trained_on(bob, version, model, "bob's sft")
+    url = reverse("training_new", args=[version.pk])
+    assert 'id="use-grpo"' in alice_client.get(url).content.decode()
+
+    response = alice_client.get(url, {"settings": "grpo"})
+    form = response.context["form"]
+    grpo_fields = ("objective", "num_epochs", "reward", "max_answer_tokens")
+    initial = {name: form[name].initial for name in grpo_fields}
+    assert initial == {"objective": "grpo", "num_epochs": 1, "reward": "exact", "max_answer_tokens": 32}
+    assert form["learning_rate"].initial == 5e-5
+    assert form["start_adapter"].initial == newest
+    page = response.content.decode()
+    assert "Automatic GRPO settings" in page and "3 different short answers" in page
+    assert 'id="use-auto"' in page and 'id="use-grpo"' not in page
+
+    values = {
+        name: field.initial
+        for name, field in form.fields.items()
+        if name not in ("base_model", "target", "start_adapter")
+    }
+    posted = {
+        k: ("on" if v is True else str(v)) for k, v in values.items() if v is not None and v is not False
+    }
+    alice_client.post(url, {"base_model": model.pk, "action": "start", "start_adapter": newest.pk, **posted})
+    job = Job.objects.filter(kind="train").exclude(state="succeeded").get()
+    assert job.params["recipe"]["objective"] == "grpo"
+    assert job.params["recipe_reason"].startswith("Automatic settings. 100 short questions: GRPO, one pass")
+
+
+def test_preference_pairs_are_not_offered_the_grpo_settings(alice_client, alice):
+    BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="Qwen2.5 0.5B")
+    version = preference_version(alice)
+    response = alice_client.get(reverse("training_new", args=[version.pk]), {"settings": "grpo"})
+    assert response.context["form"]["objective"].initial == "dpo"
+    assert 'id="use-grpo"' not in response.content.decode()
 
 
 def test_models_are_listed_smallest_first(alice_client, alice):

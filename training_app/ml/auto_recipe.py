@@ -36,6 +36,13 @@ SHORT_ROW_TOKENS = 512
 # DPO refines a model rather than teaching it: a learning rate 10x below supervised LoRA's, few passes (it
 # overfits the pairs quickly), and trl's beta 0.1 (alignment-handbook's and LLaMA-Factory's defaults).
 DPO_LEARNING_RATE, DPO_MAX_EPOCHS, DPO_BETA = 5e-5, 3, 0.1
+# GRPO sharpens a supervised adapter's answers: one pass over the questions at a tenth of the supervised
+# learning rate, 4 answers to each (bench/RESULTS.md section 22 measured these). Writing the answers is most
+# of its time, so they may be about twice as long as the references' 95th percentile (at least the longest).
+GRPO_EPOCHS, GRPO_LEARNING_RATE_SHARE, GRPO_GENERATIONS = 1, 0.1, 4
+GRPO_ANSWER_TOKENS_MIN, GRPO_ANSWER_TOKENS_MAX, GRPO_ANSWER_TOKENS_STEP = 32, 1024, 32
+# Answers that are a few distinct short labels (a classification set) are right only when they are the label.
+LABEL_SET_MAX_DISTINCT, LABEL_MAX_TOKENS = 50, 16
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,20 @@ class DatasetShape:
     max_tokens: int
     pairs: bool = False  # preference pairs (a better and a worse answer): DPO's data
     rated: bool = False  # answers rated good or bad one by one: KTO's data
+    answer_tokens_p95: int = 0  # the final answers' lengths (0: not counted, a version made before they were)
+    answer_tokens_max: int = 0
+    distinct_answers: int | None = None  # how many final answers differ (counted up to 1,000)
+
+    @property
+    def label_set(self) -> bool:
+        """The answers are a few short labels, each used by several rows (a classification set)."""
+        distinct = self.distinct_answers
+        return (
+            distinct is not None
+            and 0 < self.answer_tokens_p95 <= LABEL_MAX_TOKENS
+            and distinct <= LABEL_SET_MAX_DISTINCT
+            and 2 * distinct <= self.rows
+        )
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,8 @@ def auto_recipe(
         return _kto_choice(recipe, rows, size)
     if shape.pairs:
         return _dpo_choice(recipe, rows, size)
+    if base.objective == "grpo":
+        return _grpo_choice(recipe, shape, size)
     if small:
         why = (
             f"{rows:,} {size} rows: {epochs} passes over the data at learning rate {learning_rate:g} "
@@ -136,22 +159,72 @@ def auto_recipe(
 
 def dataset_shape(train_path: str | Path, base_model_dir: str | Path) -> DatasetShape:
     """The shape of a canonical JSONL file, counted with the model's chat template (for scripts)."""
+    import numpy as np
     import orjson
     from transformers import AutoTokenizer
 
+    from datasets_app.core.stats import final_answer
+
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir, local_files_only=True)
-    lengths = []
+    lengths, answer_lengths, answers = [], [], set()
     with open(train_path, "rb") as handle:
         for line in handle:
             if line.strip():
-                messages = orjson.loads(line)["messages"]
-                text = tokenizer.apply_chat_template(messages, tokenize=False)
+                row = orjson.loads(line)
+                text = tokenizer.apply_chat_template(row["messages"], tokenize=False)
                 lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+                answer = final_answer(row)
+                answer_lengths.append(len(tokenizer(answer, add_special_tokens=False)["input_ids"]))
+                answers.add(" ".join(answer.casefold().split()))
     return DatasetShape(
         rows=len(lengths),
         mean_tokens=sum(lengths) / max(1, len(lengths)),
         max_tokens=max(lengths, default=0),
+        answer_tokens_p95=int(np.percentile(answer_lengths, 95, method="nearest")) if answer_lengths else 0,
+        answer_tokens_max=max(answer_lengths, default=0),
+        distinct_answers=len(answers),
     )
+
+
+def grpo_answer_tokens(shape: DatasetShape, default: int) -> int:
+    """The longest answer GRPO lets the model write: twice the references' 95th percentile, at least the
+    longest reference, rounded up to 32 tokens, within 32..1,024; ``default`` when they were not counted."""
+    if not shape.answer_tokens_max:
+        return default
+    wanted = max(2 * shape.answer_tokens_p95, shape.answer_tokens_max)
+    rounded = math.ceil(wanted / GRPO_ANSWER_TOKENS_STEP) * GRPO_ANSWER_TOKENS_STEP
+    return max(GRPO_ANSWER_TOKENS_MIN, min(GRPO_ANSWER_TOKENS_MAX, rounded))
+
+
+def grpo_after(supervised: Recipe, shape: DatasetShape) -> Recipe:
+    """GRPO's settings after a supervised run with ``supervised`` on questions of this ``shape``: one pass
+    at a tenth of its learning rate, 4 answers each, as long as the references need, the reward by kind."""
+    return supervised.replace(
+        objective="grpo",
+        num_epochs=GRPO_EPOCHS,
+        learning_rate=supervised.learning_rate * GRPO_LEARNING_RATE_SHARE,
+        generations=GRPO_GENERATIONS,
+        max_answer_tokens=grpo_answer_tokens(shape, supervised.max_answer_tokens),
+        reward="exact" if shape.label_set else "facts",
+    )
+
+
+def _grpo_choice(recipe: Recipe, shape: DatasetShape, size: str) -> AutoChoice:
+    recipe = grpo_after(recipe, shape)
+    counted = (
+        f"{shape.distinct_answers} different short answers, so an answer is right only when it is the "
+        "reference (reward 'exact')"
+        if recipe.reward == "exact"
+        else "an answer is right when it carries the reference answer's facts (reward 'facts')"
+    )
+    reason = (
+        f"{shape.rows:,} {size} questions: GRPO, one pass at learning rate {recipe.learning_rate:g} (a "
+        f"tenth of the supervised one: it sharpens answers rather than teaching them), {GRPO_GENERATIONS} "
+        f"answers to each question of up to {recipe.max_answer_tokens} tokens; {counted}. It starts best "
+        "from a supervised adapter that gets these questions right some of the time. The validation "
+        "questions' right answers are checked through the run and the checkpoint with the most is kept."
+    )
+    return AutoChoice(recipe=recipe, reason=reason)
 
 
 def _dpo_choice(recipe: Recipe, rows: int, size: str) -> AutoChoice:

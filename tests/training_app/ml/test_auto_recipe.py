@@ -61,3 +61,57 @@ def test_keeping_the_best_checkpoint_needs_checkpoints_on_evaluations():
     assert Recipe(eval_steps=50, save_steps=100).cadence_problem() is None
     assert "multiple of eval_steps (20)" in Recipe(eval_steps=20, save_steps=30).cadence_problem()
     assert Recipe(eval_steps=20, save_steps=30, keep_best=False).cadence_problem() is None
+
+
+def _questions(**answers) -> DatasetShape:
+    return DatasetShape(rows=100, mean_tokens=80, max_tokens=150, **answers)
+
+
+def test_grpo_gets_one_gentle_pass_with_answers_as_long_as_the_references_need():
+    supervised = auto_recipe(_questions(), model_parameters=135e6).recipe
+    choice = auto_recipe(
+        _questions(answer_tokens_p95=30, answer_tokens_max=50, distinct_answers=100),
+        model_parameters=135e6,
+        base=Recipe(objective="grpo"),
+    )
+    recipe = choice.recipe
+    assert recipe.objective == "grpo" and recipe.reinforced
+    assert recipe.num_epochs == 1
+    assert recipe.learning_rate == supervised.learning_rate / 10
+    assert (recipe.generations, recipe.reward) == (4, "facts")
+    assert recipe.max_answer_tokens == 64  # twice the 95th percentile (60), rounded up to 32
+    assert recipe.effective_batch_size % recipe.generations == 0
+    assert Recipe.from_dict(recipe.to_dict()) == recipe  # a recipe the form and the worker accept
+    assert "100 short questions: GRPO, one pass at learning rate 5e-05" in choice.reason
+    assert "up to 64 tokens" in choice.reason and "reward 'facts'" in choice.reason
+
+
+def test_grpo_on_a_few_short_labels_counts_only_the_label_as_right():
+    grpo = Recipe(objective="grpo")
+    choice = auto_recipe(_questions(answer_tokens_p95=2, answer_tokens_max=3, distinct_answers=3), base=grpo)
+    assert choice.recipe.reward == "exact"
+    assert choice.recipe.max_answer_tokens == 32  # the shortest allowance
+    assert "3 different short answers" in choice.reason and "reward 'exact'" in choice.reason
+    # Short answers that all differ are facts, not labels.
+    facts = auto_recipe(_questions(answer_tokens_p95=2, answer_tokens_max=3, distinct_answers=90), base=grpo)
+    assert facts.recipe.reward == "facts"
+
+
+def test_grpo_answer_allowance_is_bounded_and_falls_back_when_answers_were_not_counted():
+    long_answers = _questions(answer_tokens_p95=900, answer_tokens_max=3000, distinct_answers=100)
+    assert auto_recipe(long_answers, base=Recipe(objective="grpo")).recipe.max_answer_tokens == 1024
+    uncounted = auto_recipe(_questions(), base=Recipe(objective="grpo")).recipe  # a version from before
+    assert (uncounted.max_answer_tokens, uncounted.reward) == (Recipe().max_answer_tokens, "facts")
+
+
+def test_every_data_size_gets_a_grpo_batch_its_answers_divide():
+    for rows in (20, 150, 800, 6000):
+        shape = DatasetShape(rows=rows, mean_tokens=300, max_tokens=900, answer_tokens_max=40)
+        recipe = auto_recipe(shape, base=Recipe(objective="grpo")).recipe
+        assert recipe.effective_batch_size % recipe.generations == 0, rows
+        Recipe.from_dict(recipe.to_dict())
+
+
+def test_preference_pairs_get_dpo_even_when_grpo_is_asked_for():
+    shape = DatasetShape(rows=100, mean_tokens=80, max_tokens=150, pairs=True)
+    assert auto_recipe(shape, base=Recipe(objective="grpo")).recipe.objective == "dpo"
