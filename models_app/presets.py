@@ -22,6 +22,8 @@ MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 # How an adapter is trained (the recipe's `method`, stored on the adapter), and which of them vLLM serves:
 # a QLoRA adapter is a LoRA adapter trained against a 4-bit base, and loads as one; IA3 has no vLLM form.
 ADAPTER_METHODS = ("lora", "qlora", "ia3")
+# How each is written in words (logs, forms).
+ADAPTER_METHOD_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "ia3": "IA³"}
 SERVABLE_ADAPTER_METHODS = ("lora", "qlora")
 LORA_TARGET_PRESETS: dict[str, tuple[str, ...]] = {
     "attention": ATTENTION_MODULES,

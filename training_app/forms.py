@@ -7,6 +7,7 @@ import dataclasses
 from django import forms
 
 from training_app.ml.recipe import (
+    ADAPTER_METHOD_NAMES,
     CHECKPOINTING_CHOICES,
     GPUS_CHOICES,
     METHODS,
@@ -37,7 +38,7 @@ CHOICES = {
     "objective": [(o, OBJECTIVE_LABELS[o]) for o in OBJECTIVES],
     "preference_loss": [(c, c) for c in PREFERENCE_LOSSES],
     "reward": [(r, REWARD_LABELS[r]) for r in REWARDS],
-    "method": [(m, {"lora": "LoRA", "qlora": "QLoRA (4-bit, GPU only)", "ia3": "IA³"}[m]) for m in METHODS],
+    "method": [(m, ADAPTER_METHOD_NAMES[m] + (" (4-bit, GPU only)" * (m == "qlora"))) for m in METHODS],
     "gradient_checkpointing": [(c, c) for c in CHECKPOINTING_CHOICES],
     "precision": [(c, c) for c in PRECISION_CHOICES],
     "report_to": [(c, c) for c in REPORT_TO_CHOICES],

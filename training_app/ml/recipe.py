@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from models_app.presets import (  # noqa: F401
+    ADAPTER_METHOD_NAMES,
     ADAPTER_METHODS,
     ATTENTION_MODULES,
     LORA_TARGET_PRESETS,

@@ -36,7 +36,7 @@ from training_app.ml.patches.peft import speed_up_lora_on_cpu
 from training_app.ml.patches.trl import score_labelled_positions_only
 from training_app.ml.preference import load_start_adapter, prepare_preferences
 from training_app.ml.preference_trainers import preference_trainer
-from training_app.ml.recipe import Recipe
+from training_app.ml.recipe import ADAPTER_METHOD_NAMES, Recipe
 from training_app.ml.reinforcement import grpo_trainer, learning_signal_note, prepare_questions
 from training_app.ml.run_outcome import (
     best_checkpoint,
@@ -368,7 +368,7 @@ def _build_trainer(
 
 
 def _what_is_trained(recipe: Recipe, start_adapter_dir: str | Path | None) -> str:
-    adapter = recipe.method.upper()
+    adapter = ADAPTER_METHOD_NAMES[recipe.method]
     if recipe.objective == "sft":
         return adapter
     start = "on top of the supervised adapter" if start_adapter_dir else "from the base model"
