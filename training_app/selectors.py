@@ -8,6 +8,7 @@ from jobs.states import JobKind
 from lathe_common.web.storage import data_folder_bytes
 from models_app.models import Adapter
 from models_app.selectors import adapter_list_for_user
+from training_app.ml.auto_recipe import start_adapter_note
 from training_app.ml.rehearsal import MAX_SHARE, SUGGESTED_SHARE
 
 
@@ -41,6 +42,17 @@ def rehearsal_retry_share(job: Job) -> float | None:
     if recipe.preference or recipe.rehearsal >= MAX_SHARE:
         return None
     return min(MAX_SHARE, max(SUGGESTED_SHARE, 2 * recipe.rehearsal))
+
+
+def grpo_start_notes(user: AbstractBaseUser) -> dict[str, str]:
+    """For each of the user's adapters whose run checked held-out answers: what that says of GRPO from it
+    (by adapter id, for the form's *Start from*)."""
+    notes = {}
+    for adapter in adapter_list_for_user(user).select_related("job")[:200]:
+        verdict = ((adapter.job.result or {}) if adapter.job else {}).get("verdict") or {}
+        if verdict.get("total"):
+            notes[str(adapter.pk)] = start_adapter_note(adapter.name, verdict["right"], verdict["total"])
+    return notes
 
 
 def latest_adapter_trained_on(user: AbstractBaseUser, version: DatasetVersion) -> Adapter | None:

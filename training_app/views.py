@@ -27,7 +27,7 @@ from training_app.estimate import estimate_for_launch, launch_targets
 from training_app.forms import TrainingForm
 from training_app.ml.recipe import OBJECTIVE_NAMES, PREFERENCE_OBJECTIVES, Recipe, RecipeError
 from training_app.ml.sweep_space import search_space
-from training_app.selectors import latest_adapter_trained_on
+from training_app.selectors import grpo_start_notes, latest_adapter_trained_on
 from training_app.services import (
     TrainingRefused,
     recipe_export,
@@ -80,6 +80,8 @@ def _automatic(request: HttpRequest, version):
 
 
 def _new_page(request, version, form, refusal, settings_mode, automatic, status: int = 200) -> HttpResponse:
+    notes = grpo_start_notes(request.user) if form.reinforcement_fields else {}
+    chosen = form["start_adapter"].value() if form.reinforcement_fields else None
     return render(
         request,
         "jobs/training_new.html",
@@ -90,6 +92,8 @@ def _new_page(request, version, form, refusal, settings_mode, automatic, status:
             "refusal": refusal,
             "settings_mode": settings_mode,
             "auto_reason": automatic.reason if automatic else "",
+            "grpo_start_notes": notes,
+            "grpo_start_note": notes.get(str(getattr(chosen, "pk", chosen) or "")),
         },
         status=status,
     )

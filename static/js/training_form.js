@@ -26,5 +26,14 @@
       .catch(() => { out.textContent = "The estimate is not available right now."; });
   }
   form.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(update, 250); });
+  // GRPO's Start from: what the chosen adapter's held-out verdict says about reinforcing it.
+  const notes = document.getElementById("grpo-start-notes");
+  const start = document.querySelector("#reinforcement-start select");
+  if (notes && start) {
+    const byAdapter = JSON.parse(notes.textContent);
+    start.addEventListener("change", () => {
+      document.getElementById("grpo-start-note").textContent = byAdapter[start.value] || "";
+    });
+  }
   update();
 })();

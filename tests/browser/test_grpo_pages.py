@@ -22,7 +22,12 @@ def test_a_conversation_version_offers_grpo_from_ones_own_adapter_and_refuses_it
     model = BaseModel.objects.create(hf_id="Qwen/Qwen2.5-0.5B-Instruct", display_name="0.5B")
     _, _, version = dataset_with_version(alice)
     trained = Job.objects.create(
-        owner=alice, kind=JobKind.TRAIN, queue="gpu", subject_type="dataset_version", subject_id=version.pk
+        owner=alice,
+        kind=JobKind.TRAIN,
+        queue="gpu",
+        subject_type="dataset_version",
+        subject_id=version.pk,
+        result={"verdict": {"right": 2, "total": 24, "base_right": 0}},
     )
     Adapter.objects.create(owner=alice, base_model=model, name="clinic-sft", path="/x", rank=8, job=trained)
     Adapter.objects.create(owner=bob, base_model=model, name="bobs-secret-sft", path="/x", rank=8)
@@ -52,6 +57,13 @@ def test_a_conversation_version_offers_grpo_from_ones_own_adapter_and_refuses_it
     assert page.input_value("#id_objective") == "grpo"
     assert float(page.input_value("#id_num_epochs")) == 1
     assert page.locator("#id_start_adapter option:checked").text_content().strip() == "clinic-sft"
+    # Before any GPU time, the adapter's held-out verdict says GRPO from it would find little to reinforce.
+    note = page.locator("#grpo-start-note")
+    assert "clinic-sft answered 2 of 24 held-out questions right" in note.text_content()
+    page.select_option("#id_start_adapter", label="A new adapter on the base model")
+    page.wait_for_function("document.getElementById('grpo-start-note').textContent === ''")
+    page.select_option("#id_start_adapter", label="clinic-sft")
+    assert "little to reinforce" in note.text_content()
 
     page.select_option("#id_objective", "sft")
     page.select_option("#id_start_adapter", label="clinic-sft")

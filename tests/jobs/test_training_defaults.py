@@ -71,7 +71,7 @@ def test_a_job_records_where_its_settings_came_from(alice_client, alice):
 LABELS_STATS = {"rows": 100, "answers": {"rows": 100, "distinct": 3, "tokens": {"p95": 2, "max": 3}}}
 
 
-def _adapter_trained_on(owner, version, model, name: str) -> Adapter:
+def _adapter_trained_on(owner, version, model, name: str, verdict: dict | None = None) -> Adapter:
     job = Job.objects.create(
         owner=owner,
         kind="train",
@@ -79,6 +79,7 @@ def _adapter_trained_on(owner, version, model, name: str) -> Adapter:
         state="succeeded",
         subject_type="dataset_version",
         subject_id=version.pk,
+        result={"verdict": verdict} if verdict else None,
     )
     return Adapter.objects.create(owner=owner, base_model=model, job=job, name=name, path="/nowhere")
 
@@ -92,9 +93,11 @@ def test_the_automatic_grpo_settings_start_from_ones_newest_adapter_on_these_que
     version.save(update_fields=["stats"])
     _, _, other_version = dataset_with_version(alice)
     _adapter_trained_on(alice, version, model, "first sft")
-    newest = _adapter_trained_on(alice, version, model, "second sft")
+    newest = _adapter_trained_on(
+        alice, version, model, "second sft", {"right": 2, "total": 24, "base_right": 0}
+    )
     _adapter_trained_on(alice, other_version, model, "sft on other data")  # newer, but other questions
-    _adapter_trained_on(bob, version, model, "bob's sft")
+    bobs = _adapter_trained_on(bob, version, model, "bob's sft", {"right": 9, "total": 10, "base_right": 0})
     url = reverse("training_new", args=[version.pk])
     assert 'id="use-grpo"' in alice_client.get(url).content.decode()
 
@@ -108,6 +111,10 @@ def test_the_automatic_grpo_settings_start_from_ones_newest_adapter_on_these_que
     page = response.content.decode()
     assert "Automatic GRPO settings" in page and "3 different short answers" in page
     assert 'id="use-auto"' in page and 'id="use-grpo"' not in page
+    # Before any GPU time: the chosen adapter rarely answered right, so GRPO would find little to reinforce.
+    assert "second sft answered 2 of 24 held-out questions right" in response.context["grpo_start_note"]
+    assert set(response.context["grpo_start_notes"]) == {str(newest.pk)}  # not Bob's, nor without a verdict
+    assert f'"{bobs.pk}"' not in page.split('id="grpo-start-notes"')[1].split("</script>")[0]
 
     values = {
         name: field.initial

@@ -259,3 +259,26 @@ def _kto_choice(recipe: Recipe, rows: int, size: str) -> AutoChoice:
         "above the bad ones'."
     )
     return AutoChoice(recipe=recipe, reason=reason)
+
+
+# Before GRPO: shares of held-out questions a start adapter answered right (its run's verdict, greedy) past
+# which GRPO is likely to find little to reinforce (bench/RESULTS.md section 22: 2 of 24 right left nothing).
+RARELY_RIGHT, NEARLY_ALWAYS_RIGHT = 0.2, 0.9
+
+
+def start_adapter_note(name: str, right: int, total: int) -> str:
+    """What a start adapter's held-out verdict says about GRPO from it, before any GPU time is spent."""
+    said = f"{name} answered {right} of {total} held-out questions right after its training. "
+    share = right / total if total else 0.0
+    if share < RARELY_RIGHT:
+        return said + (
+            "GRPO reinforces answers the model sometimes gets right, so from this adapter it will find "
+            "little to reinforce: train a supervised adapter that knows these questions better first (the "
+            "automatic settings), then start GRPO from it."
+        )
+    if share >= NEARLY_ALWAYS_RIGHT:
+        return said + (
+            "It already answers nearly all of them right, so GRPO has little left to sharpen: add questions "
+            "it still gets wrong, or keep this adapter."
+        )
+    return said + "It is right some of the time: GRPO has answers to reinforce."

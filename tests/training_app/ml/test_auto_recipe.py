@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training_app.ml.auto_recipe import DatasetShape, auto_recipe
+from training_app.ml.auto_recipe import DatasetShape, auto_recipe, start_adapter_note
 from training_app.ml.recipe import Recipe
 
 
@@ -115,3 +115,11 @@ def test_every_data_size_gets_a_grpo_batch_its_answers_divide():
 def test_preference_pairs_get_dpo_even_when_grpo_is_asked_for():
     shape = DatasetShape(rows=100, mean_tokens=80, max_tokens=150, pairs=True)
     assert auto_recipe(shape, base=Recipe(objective="grpo")).recipe.objective == "dpo"
+
+
+def test_a_start_adapters_held_out_verdict_says_whether_grpo_has_anything_to_reinforce():
+    rarely = start_adapter_note("clinic-sft", 2, 24)
+    assert rarely.startswith("clinic-sft answered 2 of 24 held-out questions right after its training.")
+    assert "little to reinforce" in rarely and "train a supervised adapter" in rarely
+    assert "little left to sharpen" in start_adapter_note("policy-sft", 19, 20)
+    assert "GRPO has answers to reinforce" in start_adapter_note("policy-sft", 14, 20)
