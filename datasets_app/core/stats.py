@@ -192,7 +192,8 @@ class FinalAnswers:
             return None
         return {
             "rows": self.rows,
-            "distinct": len(self.seen),  # at most DISTINCT_ANSWERS_COUNTED
+            "distinct": len(self.seen),
+            "distinct_capped": len(self.seen) >= DISTINCT_ANSWERS_COUNTED,  # counting stopped there
             "tokens": _summary(self.tokens) if self.tokens else None,
         }
 

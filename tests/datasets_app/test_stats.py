@@ -96,3 +96,18 @@ def test_it_counts_the_final_answers_lengths_and_how_many_differ(tmp_path, demo_
 
     free = compute_stats(write_canonical(tmp_path / "free.jsonl", _rows(30)))["answers"]
     assert free["distinct"] == 30 and free["tokens"] is None  # no tokenizer: lengths are not counted
+    assert not free["distinct_capped"]
+
+
+def test_the_version_page_shows_the_answers_how_many_differ_and_how_long(alice_client, alice):
+    from django.urls import reverse
+
+    from tests.datasets_app.factories import dataset_with_version
+
+    _, _, version = dataset_with_version(alice)
+    lengths = {"p50": 9, "p95": 14, "max": 30}
+    answers = {"rows": 20, "distinct": 1000, "distinct_capped": True, "tokens": lengths}
+    version.stats = {"rows": 20, "duplicates": 0, "answers": answers}
+    version.save()
+    page = alice_client.get(reverse("dataset_version_detail", args=[version.pk])).content.decode()
+    assert "1000 or more different · median 9 tokens · 95% under 14 · longest 30" in page
