@@ -25,6 +25,7 @@ from models_app.models import Adapter, BaseModel
 from models_app.weights import model_dir_for
 from training_app.cluster import cluster_run_for
 from training_app.folder_lock import training_folder_lock
+from training_app.ml.auto_recipe import start_adapter_note, start_adapter_outlook
 from training_app.ml.errors import (
     TrainingDataError,
     TrainingDiverged,
@@ -36,6 +37,7 @@ from training_app.ml.errors import (
 )
 from training_app.ml.recipe import Recipe
 from training_app.rehearsal import training_rows_with_rehearsal
+from training_app.selectors import adapter_verdict
 
 # What a metric event carries: the keys of MetricPayload, the one definition the charts draw from (its
 # optional keys, a preference run's rewards, only where the trainer reports them).
@@ -259,6 +261,19 @@ def _start_adapter_dir(job: Job) -> str | None:
     return adapter.path
 
 
+def _start_adapter_outlook_logged(job: Job, recipe: Recipe, reporter: JobReporter) -> None:
+    """GRPO from an adapter: what its held-out check says the run can reinforce (the form says it too)."""
+    adapter_id = job_params(job).start_adapter_id
+    if not recipe.reinforced or adapter_id is None:
+        return
+    adapter = Adapter.objects.filter(pk=adapter_id, owner=job.owner).select_related("job").first()
+    verdict = adapter_verdict(adapter) if adapter else None
+    if verdict:
+        right, total = verdict["right"], verdict["total"]
+        hopeful = start_adapter_outlook(right, total) == "sometimes"
+        reporter.log(start_adapter_note(adapter.name, right, total), "info" if hopeful else "warning")
+
+
 def _chained_dpo_start(job: Job, adapter: Adapter, reporter: JobReporter) -> Job | None:
     """ "SFT then DPO": queue the preference run from the adapter just made. A refusal now (the version
     deleted, a quota reached) leaves this job succeeded and says how to start the DPO run by hand."""
@@ -298,6 +313,7 @@ def run_training(job: Job, reporter: JobReporter) -> dict:
         training_folder_lock(output_dir, reporter),
     ):
         train_path = training_rows_with_rehearsal(inputs, recipe, output_dir, reporter)
+        _start_adapter_outlook_logged(job, recipe, reporter)
         reporter.stage(f"Training from checkpoint {Path(resume).name}" if resume else "Training")
         result = _train_on_leased_cards(
             processes=params.gpus or 1,

@@ -49,10 +49,16 @@ def grpo_start_notes(user: AbstractBaseUser) -> dict[str, str]:
     (by adapter id, for the form's *Start from*)."""
     notes = {}
     for adapter in adapter_list_for_user(user).select_related("job")[:200]:
-        verdict = ((adapter.job.result or {}) if adapter.job else {}).get("verdict") or {}
-        if verdict.get("total"):
+        verdict = adapter_verdict(adapter)
+        if verdict:
             notes[str(adapter.pk)] = start_adapter_note(adapter.name, verdict["right"], verdict["total"])
     return notes
+
+
+def adapter_verdict(adapter: Adapter) -> dict | None:
+    """The held-out check of the run that made the adapter ({"right", "total", ...}); None without one."""
+    verdict = ((adapter.job.result or {}) if adapter.job else {}).get("verdict") or {}
+    return verdict if verdict.get("total") else None
 
 
 def latest_adapter_trained_on(user: AbstractBaseUser, version: DatasetVersion) -> Adapter | None:

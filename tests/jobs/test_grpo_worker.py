@@ -78,6 +78,9 @@ def test_grpo_on_top_of_a_supervised_adapter_judges_its_answers_and_saves_an_ada
 ):
     version = question_version(alice, train=range(3, 7), validation=range(11, 12))
     start = make_adapter(alice)
+    none_right = {"verdict": {"right": 0, "total": 4}}  # its own run's held-out check
+    start.job = Job.objects.create(owner=alice, kind="train", queue="gpu", result=none_right)
+    start.save(update_fields=["job"])
     job = training_start(
         owner=alice, dataset_version=version, base_model=demo_base_model, recipe=GRPO, start_adapter=start
     )
@@ -105,6 +108,11 @@ def test_grpo_on_top_of_a_supervised_adapter_judges_its_answers_and_saves_an_ada
     said = next(line for line in logs if "by GRPO (" in line)
     assert "2 answers per question of up to 16 tokens, reward 'facts'" in said
     assert "on top of the supervised adapter" in said
+    # Before it trained, the log said what the start adapter's held-out check promised: little to reinforce.
+    outlook = [e.payload for e in job.events.filter(kind="log") if "right after its" in e.payload["message"]]
+    assert [entry["level"] for entry in outlook] == ["warning"]
+    assert "answered 0 of 4 held-out questions" in outlook[0]["message"]
+    assert "little to reinforce" in outlook[0]["message"]
     # The run went on from the supervised adapter: the first sample answers (greedy, to the validation
     # questions) open as its training data taught, which the demo model never does on its own.
     samples = job.events.filter(kind="samples").order_by("pk").first().payload["samples"]

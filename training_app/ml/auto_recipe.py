@@ -266,17 +266,25 @@ def _kto_choice(recipe: Recipe, rows: int, size: str) -> AutoChoice:
 RARELY_RIGHT, NEARLY_ALWAYS_RIGHT = 0.2, 0.9
 
 
+def start_adapter_outlook(right: int, total: int) -> str:
+    """ "rarely" or "nearly_always" right (GRPO will likely find little to learn), or "sometimes"."""
+    share = right / total if total else 0.0
+    if share < RARELY_RIGHT:
+        return "rarely"
+    return "nearly_always" if share >= NEARLY_ALWAYS_RIGHT else "sometimes"
+
+
 def start_adapter_note(name: str, right: int, total: int) -> str:
     """What a start adapter's held-out verdict says about GRPO from it, before any GPU time is spent."""
     said = f"{name} answered {right} of {total} held-out questions right after its training. "
-    share = right / total if total else 0.0
-    if share < RARELY_RIGHT:
+    outlook = start_adapter_outlook(right, total)
+    if outlook == "rarely":
         return said + (
             "GRPO reinforces answers the model sometimes gets right, so from this adapter it will find "
             "little to reinforce: train a supervised adapter that knows these questions better first (the "
             "automatic settings), then start GRPO from it."
         )
-    if share >= NEARLY_ALWAYS_RIGHT:
+    if outlook == "nearly_always":
         return said + (
             "It already answers nearly all of them right, so GRPO has little left to sharpen: add questions "
             "it still gets wrong, or keep this adapter."
