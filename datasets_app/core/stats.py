@@ -166,6 +166,11 @@ def final_answer(row: CanonicalRow) -> str:
     return "\n".join(reversed(parts))
 
 
+def answer_key(text: str) -> str:
+    """An answer as compared when counting distinct answers: case and spacing ignored."""
+    return " ".join(text.casefold().split())
+
+
 # Answers are counted as distinct up to this many: enough to tell a set of labels from free answers.
 DISTINCT_ANSWERS_COUNTED = 1000
 
@@ -183,7 +188,7 @@ class FinalAnswers:
         self.rows += len(texts)
         for text in texts:
             if len(self.seen) < DISTINCT_ANSWERS_COUNTED:
-                self.seen.add(" ".join(text.casefold().split()))
+                self.seen.add(answer_key(text))
         if token_counter is not None:
             self.tokens.extend(token_counter.count_many(texts))
 

@@ -163,7 +163,7 @@ def dataset_shape(train_path: str | Path, base_model_dir: str | Path) -> Dataset
     import orjson
     from transformers import AutoTokenizer
 
-    from datasets_app.core.stats import final_answer
+    from datasets_app.core.stats import answer_key, final_answer
 
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir, local_files_only=True)
     lengths, answer_lengths, answers = [], [], set()
@@ -175,7 +175,7 @@ def dataset_shape(train_path: str | Path, base_model_dir: str | Path) -> Dataset
                 lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
                 answer = final_answer(row)
                 answer_lengths.append(len(tokenizer(answer, add_special_tokens=False)["input_ids"]))
-                answers.add(" ".join(answer.casefold().split()))
+                answers.add(answer_key(answer))
     return DatasetShape(
         rows=len(lengths),
         mean_tokens=sum(lengths) / max(1, len(lengths)),
