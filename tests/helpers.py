@@ -30,3 +30,14 @@ def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:
         client.force_login(user)
         headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
     return headers
+
+
+async def websocket_replay(communicator, first_timeout: float = 60) -> list[dict]:
+    """All a page hears on connecting to a job's websocket: the snapshot first (slow on a busy machine, so
+    it is waited for), then the stored history, which follows at once; it ends at half a second of quiet."""
+    import json
+
+    messages = [json.loads(await communicator.receive_from(timeout=first_timeout))]
+    while not await communicator.receive_nothing(timeout=0.5):
+        messages.append(json.loads(await communicator.receive_from(timeout=5)))
+    return messages

@@ -1,7 +1,5 @@
 """A resumed run shows one curve: each step's metric once, in /v1 and in the page's replay."""
 
-import json
-
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
@@ -9,7 +7,7 @@ from channels.testing import WebsocketCommunicator
 from accounts.services import api_token_create
 from jobs.events import job_event_emit, job_steps_supersede
 from jobs.models import Job
-from tests.helpers import websocket_headers
+from tests.helpers import websocket_headers, websocket_replay
 from webapp.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,9 +50,7 @@ def test_the_page_replay_holds_each_step_once_and_a_live_page_hears_where_to_cut
         communicator = WebsocketCommunicator(application, f"/ws/jobs/{job.pk}/", headers=headers)
         connected, _ = await communicator.connect()
         assert connected
-        messages = []
-        while not await communicator.receive_nothing(timeout=0.5):
-            messages.append(json.loads(await communicator.receive_from(timeout=5)))
+        messages = await websocket_replay(communicator)
         await communicator.disconnect()
         return messages
 

@@ -16,7 +16,7 @@ from jobs.services import job_cancel
 from jobs.states import FINISHED_STATES, JobState
 from models_app.models import Adapter, BaseModel
 from tests import processes
-from tests.helpers import wait_until, websocket_headers
+from tests.helpers import wait_until, websocket_headers, websocket_replay
 from training_app.ml.recipe import Recipe
 from training_app.services import training_resume, training_start
 from webapp.asgi import application
@@ -87,9 +87,7 @@ def test_it_trains_streams_live_metrics_and_saves_the_adapter(alice, version, ti
     async def replay() -> list[dict]:
         communicator = _websocket(headers, job.pk)
         await communicator.connect()
-        history = []
-        while not await communicator.receive_nothing(timeout=0.5):
-            history.append(json.loads(await communicator.receive_from()))
+        history = await websocket_replay(communicator)
         await communicator.disconnect()
         return history
 
