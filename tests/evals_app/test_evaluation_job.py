@@ -135,23 +135,27 @@ def _pages_sort_and_export(evaluation, alice_client, bob_client) -> None:
 
 
 def test_it_starts_a_vllm_of_its_own_when_the_model_is_not_deployed_and_stops_it(
-    alice, demo_base_model, celery_worker
+    alice, make_adapter, celery_worker
 ):
-    """No Deploy first: the job runs vLLM for itself on the worker and leaves nothing running."""
+    """No Deploy first, the usual way right after training: the job runs vLLM for itself on the worker, loads
+    the adapter into it, asks it and its base, and leaves nothing running."""
     from evals_app.serving import evaluation_log_path
     from models_app.models import ModelServer
 
     conversations = [{**distinctive_conversation(50 + i), "source_line": i + 1} for i in range(3)]
     _, _, version = dataset_with_version(alice, conversations=conversations)
     evaluation = evaluation_start(
-        owner=alice, dataset_version=version, model=demo_base_model, settings={"max_tokens": 8}
+        owner=alice, dataset_version=version, adapter=make_adapter(alice), settings={"max_tokens": 8}
     )
-    assert not evaluation.compare_with_base  # a base model is its own baseline
     job = _finished(evaluation.job_id, timeout=600)
     assert job.state == JobState.SUCCEEDED, job.error
     evaluation.refresh_from_db()
-    assert evaluation.examples.count() == 3 and set(evaluation.scores) == {"tuned"}
-    assert all(example.answers["tuned"] for example in evaluation.examples.all())
+    examples = list(evaluation.examples.all())
+    assert len(examples) == 3 and set(evaluation.scores) == {"tuned", "base"}
+    assert all(example.answers["tuned"] and example.answers["base"] for example in examples)
+    # The adapter was loaded: only it says "Lathe".
+    assert any("Lathe" in example.answers["tuned"] for example in examples)
+    assert not any("Lathe" in example.answers["base"] for example in examples)
     messages = [event.payload.get("message", "") for event in job.events.filter(kind="log")]
     assert any(message.startswith("Starting vLLM for") for message in messages)
     assert any(message.startswith("Stopped the evaluation's vLLM server") for message in messages)

@@ -77,6 +77,13 @@ def test_it_starts_an_evaluation_job_with_the_chosen_settings(alice, alice_clien
     assert alice_client.get(f"/jobs/{evaluation.job_id}/").url == f"/evaluations/{evaluation.pk}/"
 
 
+def test_a_base_model_is_evaluated_as_its_own_baseline(alice, base_model):
+    _, _, version = dataset_with_version(alice, rows=4)
+    evaluation = evaluation_start(owner=alice, dataset_version=version, model=base_model)
+    assert evaluation.model == base_model and evaluation.adapter is None
+    assert not evaluation.compare_with_base
+
+
 def test_it_asks_for_the_whole_judge_or_none_of_it(alice, alice_client, adapter):
     _, _, version = dataset_with_version(alice, rows=4)
     response = alice_client.post(

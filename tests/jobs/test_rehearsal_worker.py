@@ -19,7 +19,9 @@ from training_app.ml.recipe import Recipe
 from training_app.runner import training_output_dir
 from training_app.services import training_start
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+# ml_heavy: its minute and a half goes to the base model's answers and two runs; the job rows and events it
+# writes, the lighter worker tests write on PostgreSQL too.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.ml_heavy]
 
 WITH_REHEARSAL = Recipe(
     lora_r=4, lora_alpha=8, grad_accum=1, max_steps=2, max_seq_len=128, learning_rate=1e-3, rehearsal=0.5
