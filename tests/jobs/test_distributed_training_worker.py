@@ -19,7 +19,7 @@ from tests.jobs.test_training_worker import QUICK, _finished, _metric_steps
 from training_app.runner import training_output_dir
 from training_app.services import training_resume, training_start
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.ml_heavy]
 
 TWO = QUICK.replace(grad_accum=2, gpus="2")
 

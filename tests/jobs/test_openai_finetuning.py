@@ -107,6 +107,7 @@ def test_it_fine_tunes_from_an_uploaded_file_like_openai(live_site, alice, tiny_
     assert checkpoints[0].fine_tuned_model_checkpoint.startswith(f"ft:{TINY}:demo:{created.id}:ckpt-step-")
 
 
+@pytest.mark.ml_heavy  # a whole training run; the job's rows are those the first test writes
 def test_auto_hyperparameters_are_chosen_from_the_data_and_explained(live_site, alice, tiny_base_model):
     client = openai_client(live_site, alice)
     training_file = _upload(client, chat_jsonl(20))
@@ -128,6 +129,7 @@ def test_auto_hyperparameters_are_chosen_from_the_data_and_explained(live_site, 
     assert verdict["summary"] + " " + verdict["next_step"] in messages
 
 
+@pytest.mark.ml_heavy  # a whole training run; the job's rows are those the first test writes
 def test_given_hyperparameters_are_kept_and_the_rest_chosen(live_site, alice, tiny_base_model):
     client = openai_client(live_site, alice)
     training_file = _upload(client, chat_jsonl(20))

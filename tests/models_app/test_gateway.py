@@ -12,7 +12,9 @@ from models_app.endpoints import endpoint_deploy, endpoint_undeploy
 from models_app.models import Endpoint, ServerState
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+# ml_heavy: its minutes are the session's vLLM start; the gateway's key, owner and limit checks on
+# PostgreSQL run against a stub server in test_gateway_limits.py and test_gateway_fastpath.py.
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.ml_heavy]
 
 PROMPT = [{"role": "user", "content": "What is 7 plus 7?"}]
 

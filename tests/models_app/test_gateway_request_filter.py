@@ -29,6 +29,7 @@ def refusal(response: httpx.Response) -> dict:
 
 
 @pytest.mark.worker
+@pytest.mark.ml_heavy  # the session's vLLM start (see test_gateway.py)
 @pytest.mark.django_db(transaction=True)
 def test_it_forwards_no_field_outside_the_allowlist(live_site, deployed, vllm_server):  # noqa: F811
     """`return_token_ids` changes vLLM's answer when sent to it directly; through the gateway it does not."""
@@ -56,6 +57,7 @@ def test_it_forwards_no_field_outside_the_allowlist(live_site, deployed, vllm_se
 
 
 @pytest.mark.worker
+@pytest.mark.ml_heavy  # the session's vLLM start (see test_gateway.py)
 @pytest.mark.django_db(transaction=True)
 def test_it_refuses_n_and_max_tokens_over_the_sites_limits(live_site, deployed):  # noqa: F811
     _, endpoint, _, key = deployed
@@ -84,6 +86,7 @@ def test_it_refuses_n_and_max_tokens_over_the_sites_limits(live_site, deployed):
 
 
 @pytest.mark.worker
+@pytest.mark.ml_heavy  # the session's vLLM start (see test_gateway.py)
 @pytest.mark.django_db(transaction=True)
 def test_it_refuses_media_in_messages(live_site, deployed, alice):  # noqa: F811
     _, endpoint, _, key = deployed
