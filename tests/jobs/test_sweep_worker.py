@@ -14,7 +14,9 @@ from tests.helpers import wait_until
 from tests.jobs.test_training_worker import QUICK, _finished
 from training_app.services import sweep_resume, sweep_start
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+# ml_heavy: its half minute trains three trials inside one job; that job's rows and events are those the
+# training worker tests write on PostgreSQL too.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.ml_heavy]
 
 
 def _trial_events(job: Job) -> list[dict]:
