@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
+from training_app.ml.auto_recipe import LORA_RANK
 
 SESSION_SECRET = secrets.token_urlsafe(16)
-SESSION_MAX_LORA_RANK = 16
+SESSION_MAX_LORA_RANK = LORA_RANK  # the automatic recipe's, which OpenAI API adapters have
 
 
 @dataclass
@@ -53,7 +54,7 @@ def vllm_server(demo_model_dir, logs_dir) -> SessionVllm:
         served_name=DEMO_MODEL_ID,
         port=free_port(),
         api_key=SESSION_SECRET,
-        # 16: the rank of the automatic recipe, which adapters made through the OpenAI API have. Not more:
+        # The automatic recipe's rank (16), which adapters made through the OpenAI API have. Not more:
         # vLLM on a CPU gathers every request's LoRA weights padded to this rank at each step, so its
         # answers slow down with it (48 exam questions with an r=8 adapter: 28 s at 8, 129-161 s at 64).
         max_lora_rank=SESSION_MAX_LORA_RANK,
