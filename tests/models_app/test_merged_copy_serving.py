@@ -99,6 +99,9 @@ def test_adapters_on_a_cpu_worker_are_merged_copies_the_second_on_a_warm_spare_a
         rank=8,
         suffix="softer",
     )
+    # The reference answers first: computed while the second copy's replacement spare starts, they would
+    # share the two cores with it, and undeploying stops that start once the copies have answered.
+    expected = {adapter.pk: peft_greedy(demo_model_dir, Path(adapter.path)) for adapter in (first, second)}
     with override_settings(LATHE_ADAPTER_SERVING="auto", LATHE_WARM_SPARE=True):
         endpoints = [endpoint_deploy(owner=alice, adapter=first)]
         wait_until(
@@ -135,9 +138,7 @@ def test_adapters_on_a_cpu_worker_are_merged_copies_the_second_on_a_warm_spare_a
     client = openai.OpenAI(base_url=f"{live_site}/v1", api_key=key, max_retries=0, timeout=120)
     assert {model.id for model in client.models.list()} == {first.served_name, second.served_name}
     for adapter in (first, second):
-        assert _answers(client, adapter.served_name) == peft_greedy(demo_model_dir, Path(adapter.path)), (
-            adapter.name
-        )
+        assert _answers(client, adapter.served_name) == expected[adapter.pk], adapter.name
     # A spare answers to no name a user can call: not its own, not the base's.
     for name in (f"spare-{spare.pk}", first.base_model.hf_id):
         with pytest.raises(openai.NotFoundError):
