@@ -65,16 +65,21 @@ def canonical_rows(count: int) -> list[dict]:
 
 
 def dataset_with_version(
-    owner, *, rows: int = 20, conversations: list[dict] | None = None
+    owner, *, rows: int = 20, conversations: list[dict] | None = None, validation: int | None = None
 ) -> tuple[Dataset, DatasetFile, DatasetVersion]:
     """A dataset with one checked file and one prepared version, without running jobs.
 
-    `conversations` (canonical rows) replace the generated ones; every row is also a validation row.
+    `conversations` (canonical rows) replace the generated ones; every row is also a validation row, or
+    only the first `validation` rows (a run's validation loss, samples and held-out check cost less).
     """
     dataset = Dataset.objects.create(owner=owner, name=f"{owner.username}'s data")
     if conversations is not None:
         rows = len(conversations)
-    key = store_rows(f"tests/{dataset.pk}/canonical.jsonl", conversations or canonical_rows(rows))
+    conversations = conversations or canonical_rows(rows)
+    key = store_rows(f"tests/{dataset.pk}/canonical.jsonl", conversations)
+    validation_key = key
+    if validation is not None:
+        validation_key = store_rows(f"tests/{dataset.pk}/validation.jsonl", conversations[:validation])
     errors_key = store_rows(f"tests/{dataset.pk}/errors.jsonl", [])
     blob, _ = Blob.objects.get_or_create(sha256=f"{dataset.pk:064d}", defaults={"size": 1, "key": key})
     dataset_file = DatasetFile.objects.create(
@@ -97,8 +102,8 @@ def dataset_with_version(
         rows=rows,
         train_key=key,
         train_rows=rows,
-        validation_rows=rows,
-        validation_key=key,
+        validation_rows=rows if validation is None else min(rows, validation),
+        validation_key=validation_key,
         ready=True,
         stats={"rows": rows},
     )

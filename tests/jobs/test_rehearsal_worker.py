@@ -24,7 +24,7 @@ from training_app.services import training_start
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.ml_heavy]
 
 WITH_REHEARSAL = Recipe(
-    lora_r=4, lora_alpha=8, grad_accum=1, max_steps=2, max_seq_len=128, learning_rate=1e-3, rehearsal=0.5
+    lora_r=4, lora_alpha=8, grad_accum=1, max_steps=1, max_seq_len=128, learning_rate=1e-3, rehearsal=0.5
 )
 
 
@@ -41,7 +41,7 @@ def _logs(job: Job) -> list[str]:
 
 
 def test_the_base_models_own_answers_join_the_run_and_are_written_once(alice, demo_base_model, celery_worker):
-    _, _, version = dataset_with_version(alice, rows=6)
+    _, _, version = dataset_with_version(alice, rows=6, validation=2)  # a held-out check of two answers
     cache = settings.DATA_DIR / "rehearsal" / f"{model_fingerprint(Path(demo_base_model.local_dir))}.jsonl"
     cache.unlink(missing_ok=True)  # the test data folder outlives a run: start with no answers
     job = _finished(
@@ -55,7 +55,7 @@ def test_the_base_models_own_answers_join_the_run_and_are_written_once(alice, de
     said = next(line for line in logs if line.startswith("Rehearsal: ") and "join the training" in line)
     added = int(re.match(r"Rehearsal: (\d+) of the base model's own answers", said).group(1))
     assert 1 <= added <= 3 and "the base model wrote 3 of them now" in said  # 6 rows × 0.5
-    assert f"{6 + added} training conversations and 6 for validation." in logs
+    assert f"{6 + added} training conversations and 2 for validation." in logs
     assert logs.index(said) < logs.index("Training")  # answered first, then trained
 
     mixed = [
@@ -69,7 +69,7 @@ def test_the_base_models_own_answers_join_the_run_and_are_written_once(alice, de
             owner=alice,
             dataset_version=version,
             base_model=demo_base_model,
-            recipe=WITH_REHEARSAL.replace(max_steps=1),
+            recipe=WITH_REHEARSAL,
         )
     )
     assert again.state == JobState.SUCCEEDED, again.error
